@@ -1,0 +1,311 @@
+"""Configuration: one pydantic model tree, loaded from a TOML file and overridden by the environment.
+
+Precedence, highest first: environment (`HEDGEBOT_` prefix, `__` between nested names, e.g.
+`HEDGEBOT_EXECUTION__MAX_SLIPPAGE_BPS=15`), the secrets file (dotenv format, same names), the TOML
+file, the defaults here. Secrets (API keys, passwords) are refused in the TOML file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "HEDGEBOT_"
+SECRET_FIELDS = frozenset({"api_key", "secret", "password", "passphrase", "command_secret"})
+
+
+class Section(BaseModel):
+    """Every section refuses unknown keys: a typo in a config file is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class AccountConfig(Section):
+    exchange: Literal["sim", "binanceusdm", "bybit", "okx", "deribit"] = "sim"
+    mode: Literal["paper", "testnet", "live"] = "paper"
+    api_key: SecretStr | None = None
+    secret: SecretStr | None = None
+    password: SecretStr | None = None
+    confirm_live: bool = Field(
+        default=False, description="must be true, with keys, before a live account sends orders"
+    )
+    ccxt_options: dict[str, Any] = Field(default_factory=dict)
+    urls: dict[str, str] = Field(
+        default_factory=dict, description="replacements for ccxt's urls['api'] entries"
+    )
+
+    @model_validator(mode="after")
+    def _live_needs_keys_and_confirmation(self) -> AccountConfig:
+        if self.mode == "live":
+            if self.exchange == "sim":
+                raise ValueError("mode 'live' is not possible on the simulated exchange")
+            if self.api_key is None or self.secret is None:
+                raise ValueError("mode 'live' needs api_key and secret (from the environment)")
+            if not self.confirm_live:
+                raise ValueError("mode 'live' needs confirm_live = true")
+        if self.mode == "testnet" and self.exchange != "sim" and self.api_key is None:
+            raise ValueError("mode 'testnet' needs api_key and secret (from the environment)")
+        return self
+
+
+class SimUnderlying(Section):
+    price: float = Field(gt=0, description="starting index price in USD")
+    vol: float = Field(default=0.6, gt=0, le=5, description="GBM volatility and option IV")
+    drift: float = Field(default=0.0, description="annual drift")
+    jump_intensity: float = Field(default=4.0, ge=0, description="jumps per year")
+    jump_mean: float = 0.0
+    jump_std: float = Field(default=0.03, ge=0)
+
+
+class SimConfig(Section):
+    seed: int = 1
+    speed: float = Field(default=1.0, gt=0, description="simulated seconds per real second")
+    tick_ms: int = Field(default=1000, gt=0, description="simulated ms between price updates")
+    latency_ms: int = Field(default=50, ge=0, description="simulated order round trip")
+    spread_bps: float = Field(default=2.0, ge=0)
+    depth_levels: int = Field(default=20, ge=1)
+    level_notional_usd: float = Field(default=250_000.0, gt=0, description="size of each level")
+    level_step_bps: float = Field(default=1.0, gt=0)
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0005
+    reject_rate: float = Field(default=0.0, ge=0, lt=1, description="random reject probability")
+    partial_fill_rate: float = Field(
+        default=0.0, ge=0, le=1, description="probability a fill comes in parts"
+    )
+    state_file: Path | None = Field(
+        default=None, description="persist the simulated exchange here so restarts resume it"
+    )
+    underlyings: dict[str, SimUnderlying] = Field(
+        default_factory=lambda: {"BTC": SimUnderlying(price=60_000.0)}
+    )
+
+
+class PositionConfig(Section):
+    """A starting position. On the simulated exchange it is opened at start; `symbol` names a
+    listed instrument, or the other fields describe one the simulator lists for the run."""
+
+    account: str = "sim"
+    symbol: str | None = None
+    underlying: str | None = None
+    kind: Literal["spot", "perp", "future", "option"] | None = None
+    settlement: Literal["linear", "inverse"] = "linear"
+    option_type: Literal["call", "put"] | None = None
+    strike: float | None = Field(default=None, gt=0)
+    expiry_days: float | None = Field(default=None, gt=0)
+    qty: float
+
+    @model_validator(mode="after")
+    def _symbol_or_description(self) -> PositionConfig:
+        if self.symbol is None and (self.underlying is None or self.kind is None):
+            raise ValueError("give either symbol, or underlying and kind")
+        if self.kind == "option" and (
+            self.option_type is None or self.strike is None or self.expiry_days is None
+        ):
+            raise ValueError("an option needs option_type, strike and expiry_days")
+        if self.kind == "future" and self.expiry_days is None:
+            raise ValueError("a future needs expiry_days")
+        return self
+
+
+class HedgeConfig(Section):
+    """How one underlying is hedged."""
+
+    account: str = "sim"
+    instrument: str = Field(description="symbol of the hedge instrument, e.g. BTC/USDT:USDT")
+    unit: Literal["coin", "usd"] = "coin"
+    target: float = 0.0
+    bias: float = Field(default=0.0, description="added to target, in `unit`")
+    band: float = Field(gt=0, description="half-width of the no-trade band around the target")
+    hedge_ratio: float = Field(default=1.0, gt=0, le=1, description="share of the gap to trade")
+    to: Literal["target", "edge"] = "target"
+    enabled: bool = True
+
+
+class ExecutionConfig(Section):
+    max_slippage_bps: float = Field(default=20.0, gt=0, le=1000)
+    max_fee_bps: float = Field(default=10.0, ge=0, description="refuse orders costlier than this")
+    order_timeout_s: float = Field(default=10.0, gt=0)
+    cancel_on_shutdown: bool = True
+    shutdown_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class RiskConfig(Section):
+    max_order_notional_usd: float = Field(default=1_000_000.0, gt=0)
+    max_order_contracts: float | None = Field(default=None, gt=0)
+
+
+class EngineConfig(Section):
+    hedge_view: Literal["usd", "coin"] = "usd"
+    rate: float = Field(default=0.0, description="risk-free rate for option greeks")
+    greeks_source: Literal["own", "venue", "both"] = "own"
+    greeks_divergence_tol: float = Field(default=0.05, gt=0)
+    stale_after_s: float = Field(default=15.0, gt=0, description="halt on data older than this")
+    reconcile_interval_s: float = Field(default=60.0, gt=0)
+    summary_interval_s: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    bot_id: str = Field(default="hedgebot", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    log: LogConfig = LogConfig()
+    engine: EngineConfig = EngineConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    risk: RiskConfig = RiskConfig()
+    sim: SimConfig = SimConfig()
+    accounts: dict[str, AccountConfig] = Field(default_factory=lambda: {"sim": AccountConfig()})
+    hedge: dict[str, HedgeConfig] = Field(default_factory=dict)
+    positions: list[PositionConfig] = Field(default_factory=list)
+
+    @field_validator("hedge")
+    @classmethod
+    def _underlyings_upper(cls, v: dict[str, HedgeConfig]) -> dict[str, HedgeConfig]:
+        for name in v:
+            if name != name.upper():
+                raise ValueError(f"underlying names are upper case: {name!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _accounts_exist(self) -> Settings:
+        for name, h in self.hedge.items():
+            if h.account not in self.accounts:
+                raise ValueError(f"hedge.{name}.account: no account named {h.account!r}")
+        for i, p in enumerate(self.positions):
+            if p.account not in self.accounts:
+                raise ValueError(f"positions.{i}.account: no account named {p.account!r}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (the parsed TOML, passed by load_settings) ranks below env and the secrets file.
+        return env_settings, dotenv_settings, init_settings
+
+
+class ConfigError(Exception):
+    """Every problem found in a config, each as (field path, bad value, rule)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.problems)} error(s)"]
+        for path, value, rule in self.problems:
+            lines.append(f"  {path}: {rule} (got {value})")
+        return "\n".join(lines)
+
+
+def _find_secrets(data: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in SECRET_FIELDS and value not in (None, ""):
+                found.append(sub)
+            found.extend(_find_secrets(value, sub))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found.extend(_find_secrets(value, f"{path}.{i}"))
+    return found
+
+
+def _show(value: Any, path: str) -> str:
+    if any(part.lower() in SECRET_FIELDS for part in path.split(".")):
+        return "'**********'"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def load_settings(
+    path: str | Path | None,
+    secrets_file: str | Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Load, validate and return the settings, or raise ConfigError listing every problem."""
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(source, [("<file>", repr(str(path)), "file not found")]) from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(source, [("<file>", "TOML", f"not valid TOML: {e}")]) from None
+    leaked = _find_secrets(data)
+    if leaked:
+        raise ConfigError(
+            source,
+            [
+                (p, "'**********'", "secrets are not allowed in the config file; use the "
+                 f"environment ({ENV_PREFIX}{p.upper().replace('.', '__')}) or a secrets file")
+                for p in leaked
+            ],
+        )
+    saved = dict(os.environ)
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        kwargs: dict[str, Any] = {}
+        if secrets_file is not None:
+            if not Path(secrets_file).is_file():
+                raise ConfigError(
+                    source, [("<secrets_file>", repr(str(secrets_file)), "file not found")]
+                )
+            kwargs["_env_file"] = str(secrets_file)
+        return Settings(**data, **kwargs)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            rule = err["msg"]
+            if err["type"] == "extra_forbidden":
+                rule = "unknown setting (check the spelling)"
+            problems.append((loc or "<root>", _show(err.get("input"), loc), rule))
+        raise ConfigError(source, problems) from None
+    finally:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def redacted_dump(settings: Settings) -> dict[str, Any]:
+    """The resolved settings as plain data, secrets masked (SecretStr dumps as '**********')."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,34 @@
+"""What an operator can ask of a running daemon. The engine implements it; the MQTT bridge and
+the CLI call it. Each call returns a JSON-able result or raises CommandError with a clear message."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class CommandError(Exception):
+    """A command that was understood but refused (bad value, wrong state)."""
+
+
+class Controller(Protocol):
+    def pause(self) -> dict[str, Any]: ...
+
+    def resume(self) -> dict[str, Any]: ...
+
+    def hedge_now(self, underlying: str | None) -> dict[str, Any]: ...
+
+    async def flatten(self, underlying: str | None) -> dict[str, Any]: ...
+
+    def set_setting(self, path: str, value: Any) -> dict[str, Any]:
+        """Change one setting live (dotted path, e.g. 'hedge.BTC.band'), validated exactly as
+        the config file is; raises CommandError naming the field, the value and the rule."""
+        ...
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file; a bad file keeps the running config and raises CommandError."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """The retained state document: delta per underlying, targets, bands, trading state,
+        mode per account, feed health, open orders."""
+        ...

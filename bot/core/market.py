@@ -1,0 +1,70 @@
+"""Market data as the core sees it: immutable snapshots with explicit timestamps (epoch ms)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: float
+    amount: float  # contracts
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    symbol: str
+    ts_ms: int
+    bids: tuple[BookLevel, ...]  # best first
+    asks: tuple[BookLevel, ...]  # best first
+
+    @property
+    def best_bid(self) -> float | None:
+        return self.bids[0].price if self.bids else None
+
+    @property
+    def best_ask(self) -> float | None:
+        return self.asks[0].price if self.asks else None
+
+    @property
+    def mid(self) -> float | None:
+        if not self.bids or not self.asks:
+            return None
+        return (self.bids[0].price + self.asks[0].price) / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """Top of book plus marks for one instrument.
+
+    `iv` is implied volatility as a fraction (0.61, never 61): venues normalise at their edge.
+    Venue greeks, when the venue publishes them, are in the core's units (coin delta per contract).
+    """
+
+    symbol: str
+    ts_ms: int
+    bid: float | None
+    ask: float | None
+    last: float | None = None
+    mark: float | None = None
+    index: float | None = None
+    iv: float | None = None
+    venue_delta: float | None = None
+
+    @property
+    def mid(self) -> float | None:
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2.0
+        return self.mark if self.mark is not None else self.last
+
+
+@dataclass(frozen=True, slots=True)
+class UnderlyingMarket:
+    """What the greeks need for one underlying at one time."""
+
+    underlying: str
+    ts_ms: int
+    index: float  # USD price of one coin
+    vol: float  # implied volatility as a fraction, used where an option has no IV of its own
+    rate: float = 0.0
+    option_iv: dict[str, float] = field(default_factory=dict)  # per option symbol, fraction

@@ -1,0 +1,113 @@
+"""Orders as values: what we intend, what we send, what the venue says back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @staticmethod
+    def of(qty: float) -> Side:
+        return Side.BUY if qty > 0 else Side.SELL
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"  # journaled, not yet sent
+    SENT = "sent"  # handed to the venue, no answer yet (ambiguous if it fails now)
+    OPEN = "open"  # acknowledged by the venue
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """One decision to trade. Its client_id is fixed once and reused by every retry."""
+
+    client_id: str
+    underlying: str
+    symbol: str
+    side: Side
+    amount: float  # contracts, > 0
+    reason: str
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What goes to the venue: a limit order (marketable or post-only)."""
+
+    client_id: str
+    symbol: str
+    side: Side
+    amount: float
+    price: float
+    post_only: bool = False
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    client_id: str
+    symbol: str
+    side: Side
+    amount: float  # contracts, > 0
+    price: float
+    fee: float  # in fee_currency
+    fee_currency: str
+    ts_ms: int
+    trade_id: str
+
+    @property
+    def signed_amount(self) -> float:
+        return self.amount * self.side.sign
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """The venue's view of one order at one time."""
+
+    client_id: str
+    symbol: str
+    side: Side
+    amount: float
+    filled: float
+    status: OrderStatus
+    ts_ms: int
+    price: float | None = None
+    average: float | None = None
+    venue_order_id: str | None = None
+    reason: str | None = None  # why rejected or cancelled, when known
+
+    @property
+    def remaining(self) -> float:
+        return 0.0 if self.status.is_terminal else max(self.amount - self.filled, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReport:
+    """A venue's (or an external source's) statement of a position, in contracts."""
+
+    symbol: str
+    qty: float
+    ts_ms: int
+    source: str = "venue"
