@@ -53,8 +53,14 @@ class AccountConfig(Section):
     )
     ccxt_options: dict[str, Any] = Field(default_factory=dict)
     urls: dict[str, str] = Field(
-        default_factory=dict, description="replacements for ccxt's urls['api'] entries"
+        default_factory=dict,
+        description="replacements for ccxt's urls['api'] entries; a dotted key reaches into a "
+        "nested entry (binanceusdm: 'ws.linear')",
     )
+    request_timeout_s: float = Field(default=10.0, gt=0, description="ccxt REST timeout")
+    read_attempts: int = Field(default=4, ge=1, le=20, description="tries per read, with backoff")
+    retry_base_s: float = Field(default=0.25, gt=0, description="first backoff; doubles per try")
+    retry_max_s: float = Field(default=5.0, gt=0, description="cap on one backoff")
 
     @model_validator(mode="after")
     def _live_needs_keys_and_confirmation(self) -> AccountConfig:
@@ -152,8 +158,72 @@ class ExecutionConfig(Section):
 
 
 class RiskConfig(Section):
+    """Pre-trade limits (bot/core/risk.py). A limit left at None is not checked."""
+
     max_order_notional_usd: float = Field(default=1_000_000.0, gt=0)
     max_order_contracts: float | None = Field(default=None, gt=0)
+    max_notional_per_hour_usd: float | None = Field(
+        default=None, gt=0, description="sent order notional in any rolling hour"
+    )
+    max_notional_per_day_usd: float | None = Field(
+        default=None, gt=0, description="sent order notional in any rolling 24 hours"
+    )
+    max_orders_per_minute: int | None = Field(
+        default=30, gt=0, description="orders sent in any rolling minute (storm guard)"
+    )
+    max_position_contracts: dict[str, float] = Field(
+        default_factory=dict,
+        description="max |position| per symbol, in contracts, in-flight orders included",
+    )
+    max_position_contracts_default: float | None = Field(
+        default=None, gt=0, description="max |position| for symbols not in max_position_contracts"
+    )
+    max_position_notional_usd: float | None = Field(
+        default=None, gt=0, description="max |position| per instrument in USD at the order price"
+    )
+    price_collar_bps: float = Field(
+        default=100.0, gt=0, le=10_000, description="max distance of a limit price from the mark"
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, description="consecutive venue rejects/errors that open the breaker"
+    )
+    breaker_cooldown_s: float | None = Field(
+        default=300.0, gt=0, description="breaker closes after this; None: operator reset only"
+    )
+    margin_ratio_warn: float | None = Field(
+        default=0.5, gt=0, description="maintenance margin / equity above which to warn"
+    )
+    margin_ratio_reduce: float | None = Field(
+        default=0.75, gt=0, description="... above which to trade reducing-only"
+    )
+    liquidation_distance_warn: float | None = Field(
+        default=0.15, gt=0, lt=1, description="|mark - liquidation| / mark below which to warn"
+    )
+    liquidation_distance_reduce: float | None = Field(
+        default=0.08, gt=0, lt=1, description="... below which to trade reducing-only"
+    )
+    initial_state: Literal["active", "reducing_only", "halted"] = "active"
+    halt_file: Path | None = Field(
+        default=None, description="kill switch: while this file exists, trading is halted"
+    )
+
+    @model_validator(mode="after")
+    def _reduce_beyond_warn(self) -> RiskConfig:
+        # The warn level must come first, and the gap between them is the hysteresis that keeps
+        # a margin-forced reducing_only state from flapping.
+        mr_w, mr_r = self.margin_ratio_warn, self.margin_ratio_reduce
+        if mr_w is not None and mr_r is not None and mr_r < mr_w:
+            raise ValueError("margin_ratio_reduce must be >= margin_ratio_warn")
+        ld_w, ld_r = self.liquidation_distance_warn, self.liquidation_distance_reduce
+        if ld_w is not None and ld_r is not None and ld_r > ld_w:
+            raise ValueError("liquidation_distance_reduce must be <= liquidation_distance_warn")
+        return self
+
+
+class JournalConfig(Section):
+    path: Path = Field(
+        default=Path("state/journal.sqlite"), description="SQLite journal (WAL mode)"
+    )
 
 
 class EngineConfig(Section):
@@ -164,6 +234,42 @@ class EngineConfig(Section):
     stale_after_s: float = Field(default=15.0, gt=0, description="halt on data older than this")
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     summary_interval_s: float = Field(default=60.0, gt=0)
+
+
+class MqttConfig(Section):
+    """The MQTT control plane and telemetry. The broker is never on the money path: when it is
+    down the daemon keeps hedging and the bridge keeps retrying quietly."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, description="from the environment only")
+    ca_file: Path | None = Field(default=None, description="CA bundle; setting it enables TLS")
+    cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
+    key_file: Path | None = None
+    tls_insecure: bool = Field(
+        default=False, description="skip the broker hostname check (test brokers only)"
+    )
+    topic_prefix: str = Field(default="hedgebot", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    command_secret: SecretStr | None = Field(
+        default=None, description="when set, every command needs a fresh ts and an HMAC sig"
+    )
+    command_max_age_s: float = Field(default=30.0, gt=0, le=3600)
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    event_queue_size: int = Field(default=10_000, ge=1)
+    state_interval_s: float = Field(default=5.0, gt=0)
+    max_payload_bytes: int = Field(default=65_536, ge=256)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
 
 
 class Settings(BaseSettings):
@@ -180,10 +286,12 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     execution: ExecutionConfig = ExecutionConfig()
     risk: RiskConfig = RiskConfig()
+    journal: JournalConfig = JournalConfig()
     sim: SimConfig = SimConfig()
     accounts: dict[str, AccountConfig] = Field(default_factory=lambda: {"sim": AccountConfig()})
     hedge: dict[str, HedgeConfig] = Field(default_factory=dict)
     positions: list[PositionConfig] = Field(default_factory=list)
+    mqtt: MqttConfig = MqttConfig()
 
     @field_validator("hedge")
     @classmethod
@@ -252,6 +360,52 @@ def _show(value: Any, path: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def problems_of(e: ValidationError) -> list[tuple[str, str, str]]:
+    """(field path, shown value, rule) for each error, secrets masked."""
+    problems = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        rule = err["msg"]
+        if err["type"] == "extra_forbidden":
+            rule = "unknown setting (check the spelling)"
+        problems.append((loc or "<root>", _show(err.get("input"), loc), rule))
+    return problems
+
+
+# Sections an operator may change while the daemon runs; the rest needs a restart.
+LIVE_SECTIONS = frozenset({"hedge", "execution", "risk", "engine", "log"})
+RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions")
+
+
+def with_setting(settings: Settings, path: str, value: Any) -> Settings:
+    """A copy of `settings` with one dotted setting changed, validated exactly as the file is.
+    Raises ConfigError naming the field, the value and the rule."""
+    parts = path.split(".")
+    source = f"set {path}"
+    if parts[0] not in LIVE_SECTIONS or len(parts) < 2:
+        raise ConfigError(
+            source,
+            [(path, _show(value, path), "not a setting that can change while running "
+              f"(live sections: {', '.join(sorted(LIVE_SECTIONS))})")],
+        )
+    if parts[-1].lower() in SECRET_FIELDS:
+        raise ConfigError(source, [(path, "'**********'", "secrets cannot be set live")])
+    data = settings.model_dump(mode="python")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(source, [(where, _show(value, path), "no such setting")])
+        node = node[part]
+    if not isinstance(node, dict) or parts[-1] not in node:
+        raise ConfigError(source, [(path, _show(value, path), "no such setting")])
+    node[parts[-1]] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(source, problems_of(e)) from None
+
+
 def load_settings(
     path: str | Path | None,
     secrets_file: str | Path | None = None,
@@ -292,14 +446,7 @@ def load_settings(
             kwargs["_env_file"] = str(secrets_file)
         return Settings(**data, **kwargs)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            rule = err["msg"]
-            if err["type"] == "extra_forbidden":
-                rule = "unknown setting (check the spelling)"
-            problems.append((loc or "<root>", _show(err.get("input"), loc), rule))
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, problems_of(e)) from None
     finally:
         if env is not None:
             os.environ.clear()

@@ -67,4 +67,5 @@ class UnderlyingMarket:
     index: float  # USD price of one coin
     vol: float  # implied volatility as a fraction, used where an option has no IV of its own
     rate: float = 0.0
-    option_iv: dict[str, float] = field(default_factory=dict)  # per option symbol, fraction
+    # implied volatility (fraction) per option line, keyed like the book's lines
+    option_iv: dict[tuple[str, str], float] = field(default_factory=dict)

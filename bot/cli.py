@@ -1,0 +1,72 @@
+"""Command line: `hedgebot run | check-config | ...`. Exit codes: 0 ok, 2 bad config or usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import logs
+from bot.config import ConfigError, load_settings, redacted_dump
+
+
+def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--config", "-c", type=Path, required=required, help="TOML config file")
+    p.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, args.secrets)
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
+        return 2
+    logs.configure(settings.log.level, args.log_format or settings.log.format)
+    from bot.daemon import run_daemon
+
+    try:
+        asyncio.run(run_daemon(settings, args.config, args.secrets, args.duration))
+    except ConfigError as e:  # a config that only the venue can judge (e.g. unlisted symbol)
+        print(e.render(), file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.path, args.secrets)
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
+        return 2
+    print(json.dumps(redacted_dump(settings), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hedgebot", description="Keeps a crypto portfolio's delta inside a band."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the hedging daemon")
+    _add_config_args(run)
+    run.add_argument("--duration", type=float, help="stop after this many seconds (daemon clock)")
+    run.add_argument("--log-format", choices=["auto", "json", "console"], default=None)
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and print it resolved")
+    check.add_argument("path", type=Path)
+    check.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Any = args.func
+    return int(func(args))

@@ -1,0 +1,95 @@
+"""The daemon: builds venues, clock, sinks and engine from the settings and runs until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.clock import Clock, ScaledClock, WallClock
+from bot.config import Settings
+from bot.engine import Engine
+from bot.events import EventBus, LogSink
+from bot.venues.base import Venue
+
+log = structlog.get_logger("hedgebot.daemon")
+
+
+def make_clock(settings: Settings) -> Clock:
+    """Simulated-only runs may go faster than real time; anything touching a real venue may not."""
+    if all(a.exchange == "sim" for a in settings.accounts.values()):
+        return ScaledClock(settings.sim.speed)
+    return WallClock()
+
+
+def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
+    from bot.venues.sim import SimVenue
+
+    venues: dict[str, Venue] = {}
+    for name, acc in settings.accounts.items():
+        positions = [p for p in settings.positions if p.account == name]
+        if acc.exchange == "sim":
+            venues[name] = SimVenue(name, settings.sim, positions, clock)
+        else:
+            from bot.venues.ccxt_venue import CcxtVenue
+
+            venues[name] = CcxtVenue(name, acc)
+    return venues
+
+
+async def run_daemon(
+    settings: Settings,
+    config_path: Path | None = None,
+    secrets_file: Path | None = None,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Run until SIGINT/SIGTERM or `duration_s` (of the daemon's clock); a second signal exits
+    at once without the clean shutdown."""
+    clock = make_clock(settings)
+    bus = EventBus(LogSink())
+    venues = make_venues(settings, clock)
+    engine = Engine(settings, venues, clock, bus, config_path, secrets_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = {"count": 0}
+
+    def on_signal(sig: signal.Signals) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            log.warning("daemon.forced_exit", signal=sig.name)
+            os._exit(130)
+        log.info("daemon.signal", signal=sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine))
+
+    async def stop_after(seconds: float) -> None:
+        await clock.sleep(seconds)
+        stop.set()
+
+    timer = asyncio.ensure_future(stop_after(duration_s)) if duration_s else None
+    log.info("daemon.starting", bot_id=settings.bot_id, accounts={
+        n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()})
+    try:
+        return await engine.run(stop)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+def _reload(engine: Engine) -> None:
+    try:
+        engine.reload()
+    except Exception as e:  # a bad file keeps the running config; reload() says why
+        log.warning("config.reload_failed", error=str(e))

@@ -1,0 +1,649 @@
+"""The engine: one asyncio loop from feeds to book to policy to planner to risk to executor.
+
+Streams only store the newest data and mark underlyings dirty; the decision loop then evaluates
+each dirty underlying once with the latest data, so a burst of ticks costs one decision
+(stale ticks are coalesced, never queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from bot.clock import Clock
+from bot.config import ConfigError, Settings, load_settings, with_setting
+from bot.control import CommandError
+from bot.core.book import Columns, Exposure, LineKey, exposure
+from bot.core.instruments import Instrument, Kind
+from bot.core.market import Ticker, UnderlyingMarket
+from bot.core.orders import Fill, OrderIntent, OrderUpdate, PositionReport, Side
+from bot.core.planner import plan
+from bot.core.policy import BandPolicy, HedgeDecision, decide
+from bot.events import Event, EventBus, EventKind
+from bot.execution.executor import Executor, OrderJournal
+from bot.execution.ledger import Ledger, TrackedOrder
+from bot.venues.base import Venue, VenueError, VenueNotSupported
+
+log = structlog.get_logger("hedgebot.engine")
+T = TypeVar("T")
+
+# A fill and the venue's position report can cross in flight; a venue position that disagrees
+# with ours is adopted only when no fill on that line is more recent than this.
+FILL_SETTLE_MS = 5_000
+
+
+def new_client_id() -> str:
+    # Alphanumeric and <= 32 chars: the strictest venue rule (OKX clOrdId).
+    return "hb" + uuid.uuid4().hex[:24]
+
+
+def policy_of(settings: Settings, underlying: str) -> BandPolicy:
+    h = settings.hedge[underlying]
+    return BandPolicy(
+        band=h.band, unit=h.unit, target=h.target, bias=h.bias, hedge_ratio=h.hedge_ratio, to=h.to
+    )
+
+
+@dataclass(slots=True)
+class FeedState:
+    last_ok_ms: int = 0
+    error: str | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        venues: Mapping[str, Venue],
+        clock: Clock,
+        bus: EventBus,
+        config_path: Path | None = None,
+        secrets_file: Path | None = None,
+        journal: OrderJournal | None = None,
+    ) -> None:
+        self.settings = settings
+        self.venues = dict(venues)
+        self.clock = clock
+        self.bus = bus
+        self.config_path = config_path
+        self.secrets_file = secrets_file
+        self.ledger = Ledger()
+        self.lines: dict[LineKey, Instrument] = {}
+        self.catalog: dict[LineKey, Instrument] = {}
+        self.columns: dict[str, Columns] = {}
+        self.tickers: dict[LineKey, Ticker] = {}
+        self.feeds: dict[tuple[str, str], FeedState] = {}
+        self.executor = Executor(
+            self.venues, self.catalog, self.ledger, bus, clock, settings.execution, journal
+        )
+        self.paused = False
+        self.halt_reasons: dict[str, str | None] = {}
+        self.last_decision: dict[str, HedgeDecision] = {}
+        self._force: set[str] = set()
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._reconcile_now = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watched: set[LineKey] = set()
+        self.executor.on_settled = self._on_settled
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for name, venue in self.venues.items():
+            acc = self.settings.accounts[name]
+            self._emit("state", "account.mode", account=name, exchange=acc.exchange, mode=acc.mode)
+            await venue.connect()
+            for symbol, ins in (await venue.load_instruments()).items():
+                self.catalog[(name, symbol)] = ins
+        for u, h in self.settings.hedge.items():
+            key = (h.account, h.instrument)
+            if key not in self.catalog:
+                raise ConfigError(
+                    "hedge", [(f"hedge.{u}.instrument", repr(h.instrument), "not listed by venue")]
+                )
+            if self.catalog[key].kind is Kind.OPTION or self.catalog[key].underlying != u:
+                raise ConfigError(
+                    "hedge",
+                    [(f"hedge.{u}.instrument", repr(h.instrument), f"not a delta-one {u} contract")],
+                )
+            self.lines[key] = self.catalog[key]
+        await self.reconcile(initial=True)
+        for name, venue in self.venues.items():
+            self._spawn(self._stream(name, "orders", venue.watch_orders, self._on_orders, False))
+            self._spawn(self._stream(name, "fills", venue.watch_fills, self._on_fills, False))
+            self._spawn(
+                self._stream(name, "positions", venue.watch_positions, self._on_positions, False)
+            )
+        self._spawn(self._reconcile_loop())
+        self._spawn(self._heartbeat())
+        self._emit("state", "engine.started", underlyings=sorted(self.settings.hedge))
+
+    async def run(self, stop: asyncio.Event) -> dict[str, Any]:
+        """Decide until `stop` is set; then shut down cleanly and return the summary."""
+        await self.start()
+        try:
+            while not stop.is_set():
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                dirty, self._dirty = self._dirty, set()
+                for u in sorted(dirty):
+                    self.evaluate(u)
+        finally:
+            summary = await self.shutdown()
+        return summary
+
+    async def shutdown(self) -> dict[str, Any]:
+        self._emit("state", "engine.stopping")
+        if self.settings.execution.cancel_on_shutdown:
+            await self.executor.cancel_all()
+        else:
+            await self.executor.close()
+        open_left = 0
+        for name, venue in self.venues.items():
+            try:
+                open_orders = await self._bounded(venue.fetch_open_orders())
+                open_left += sum(1 for o in open_orders if o.client_id in self.ledger.orders)
+            except (VenueError, TimeoutError) as e:
+                log.warning("shutdown.open_orders_unknown", account=name, error=repr(e))
+                open_left = -1
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.executor.close()
+        summary = self.summary(open_left)
+        self._emit("state", "daemon.summary", **summary)
+        for venue in self.venues.values():
+            try:
+                await venue.close()
+            except Exception as e:
+                log.warning("venue.close_failed", venue=venue.name, error=repr(e))
+        return summary
+
+    def summary(self, open_orders_left: int) -> dict[str, Any]:
+        deltas: dict[str, Any] = {}
+        for u in self.settings.hedge:
+            exp = self.exposure(u)
+            if exp is not None:
+                deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd}
+        orders = self.ledger.orders.values()
+        return {
+            "delta": deltas,
+            "orders_sent": self.executor.orders_sent,
+            "orders_refused": self.executor.orders_refused,
+            "orders_filled": sum(1 for o in orders if o.booked > 0),
+            "fills": self.ledger.fills_count,
+            "fees": dict(self.ledger.fees_paid),
+            "open_orders_left": open_orders_left,
+        }
+
+    # ---- streams ---------------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def _bounded(self, aw: Awaitable[T]) -> T:
+        return await asyncio.wait_for(aw, self.clock.to_real(self.settings.engine.stale_after_s))
+
+    async def _stream(
+        self,
+        account: str,
+        name: str,
+        watch: Callable[[], Awaitable[T]],
+        handle: Callable[[str, T], None],
+        quiet_is_stale: bool,
+    ) -> None:
+        """One supervised stream: bounded awaits, backoff with jitter, resubscribe on error."""
+        feed = self.feeds.setdefault((account, name), FeedState())
+        backoff = 0.5
+        while True:
+            try:
+                data = await self._bounded(watch())
+            except TimeoutError:
+                if quiet_is_stale:
+                    feed.error = "timeout"
+                    self._mark_all_dirty()
+                continue
+            except VenueNotSupported:
+                log.info("stream.not_supported", account=account, stream=name)
+                feed.error = None
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                feed.error = repr(e)
+                self._emit("alert", "stream.error", account=account, stream=name, error=repr(e))
+                self._mark_all_dirty()
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 30.0)
+                if name == "positions":
+                    self._reconcile_now.set()
+                continue
+            backoff = 0.5
+            if feed.error is not None:
+                self._emit("state", "stream.recovered", account=account, stream=name)
+                if name in ("orders", "fills", "positions"):
+                    self._reconcile_now.set()
+            feed.error = None
+            feed.last_ok_ms = self.clock.now_ms()
+            try:
+                handle(account, data)
+            except Exception as e:  # malformed data is logged and dropped, never fatal
+                log.exception("stream.handler_failed", account=account, stream=name, error=repr(e))
+
+    def _watch_ticker(self, key: LineKey) -> None:
+        if key in self._watched:
+            return
+        self._watched.add(key)
+        venue = self.venues[key[0]]
+        self._spawn(
+            self._stream(
+                key[0],
+                f"ticker:{key[1]}",
+                lambda: venue.watch_ticker(key[1]),
+                self._on_ticker,
+                True,
+            )
+        )
+
+    def _on_ticker(self, account: str, ticker: Ticker) -> None:
+        key = (account, ticker.symbol)
+        if key not in self.catalog:
+            return
+        self.tickers[key] = ticker
+        self._dirty.add(self.catalog[key].underlying)
+        self._wake.set()
+
+    def _on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
+        for update in updates:
+            self.executor.on_update(account, update)
+
+    def _on_fills(self, account: str, fills: Sequence[Fill]) -> None:
+        for fill in fills:
+            if self.executor.on_fill(account, fill):
+                key = (account, fill.symbol)
+                self._ensure_line(key)
+                if key in self.catalog:
+                    self._dirty.add(self.catalog[key].underlying)
+                    self._wake.set()
+
+    def _on_positions(self, account: str, reports: Sequence[PositionReport]) -> None:
+        # A streamed position is a hint, not the truth: position streams are known to lag and
+        # to report 0 spuriously. A disagreement triggers a REST reconciliation, which wins.
+        for r in reports:
+            key = (account, r.symbol)
+            if abs(self.ledger.positions.get(key, 0.0) - r.qty) > 1e-9:
+                self._emit("alert", "position.stream_disagrees", account=account,
+                           symbol=r.symbol, stream=r.qty, ours=self.ledger.positions.get(key, 0.0))
+                self._reconcile_now.set()
+
+    def _on_settled(self, order: TrackedOrder) -> None:
+        """Reports where a finished hedge left the delta, then lets the policy look again."""
+        underlying = order.intent.underlying
+        self._dirty.add(underlying)
+        self._wake.set()
+        exp = self.exposure(underlying) if underlying in self.settings.hedge else None
+        if exp is None or order.booked == 0:
+            return
+        pol = policy_of(self.settings, exp.underlying)
+        hedge = self.catalog[order.key]
+        lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
+        lot = lot_coin if pol.unit == "coin" else lot_coin * exp.price
+        delta = exp.delta_in(pol.unit)
+        goal = pol.target + pol.bias
+        self._emit("order", "hedge.settled", client_id=order.intent.client_id,
+                   underlying=exp.underlying, unit=pol.unit, delta=delta, target=goal,
+                   band=pol.band, lot=lot, inside_band=abs(delta - goal) <= pol.band + lot,
+                   in_flight_coin=exp.in_flight_coin)
+
+    # ---- reconciliation ---------------------------------------------------------------------
+
+    async def reconcile(self, initial: bool = False) -> None:
+        """Positions from REST; the venue wins wherever no order or recent fill is in flight."""
+        now = self.clock.now_ms()
+        for name, venue in self.venues.items():
+            try:
+                reports = await self._bounded(venue.fetch_positions())
+            except (VenueError, TimeoutError) as e:
+                self._emit("alert", "reconcile.failed", account=name, error=repr(e))
+                self.feeds.setdefault((name, "rest"), FeedState()).error = repr(e)
+                if initial:
+                    raise
+                continue
+            self.feeds.setdefault((name, "rest"), FeedState()).error = None
+            self.feeds[(name, "rest")].last_ok_ms = now
+            seen = {(name, r.symbol): r.qty for r in reports}
+            for key in set(seen) | {k for k in self.ledger.positions if k[0] == name}:
+                venue_qty = seen.get(key, 0.0)
+                ours = self.ledger.positions.get(key, 0.0)
+                if abs(venue_qty - ours) <= 1e-9:
+                    continue
+                busy = any(o.key == key for o in self.ledger.unsettled())
+                recent = now - self.ledger.last_fill_ms.get(key, 0) < FILL_SETTLE_MS
+                if not initial and (busy or recent):
+                    continue  # fills in flight: compare again next time
+                self.ledger.adopt_position(key, venue_qty)
+                if not initial:
+                    self._emit("alert", "reconcile.position_diff", account=name,
+                               symbol=key[1], venue=venue_qty, ours=ours)
+                self._ensure_line(key)
+        for u in self.settings.hedge:
+            self._dirty.add(u)
+        self._wake.set()
+
+    def _ensure_line(self, key: LineKey) -> None:
+        if key in self.lines or key not in self.catalog:
+            return
+        self.lines[key] = self.catalog[key]
+        self.columns.pop(self.catalog[key].underlying, None)
+
+    async def _reconcile_loop(self) -> None:
+        interval = self.settings.engine.reconcile_interval_s
+        while True:
+            try:
+                await asyncio.wait_for(self._reconcile_now.wait(), self.clock.to_real(interval))
+            except TimeoutError:
+                pass
+            self._reconcile_now.clear()
+            try:
+                await self.reconcile()
+            except Exception as e:
+                log.exception("reconcile.error", error=repr(e))
+
+    async def _heartbeat(self) -> None:
+        """Re-evaluates every second so staleness halts trading even when no data arrives."""
+        while True:
+            for key in self.lines:
+                self._watch_ticker(key)
+            await asyncio.sleep(1.0)
+            self._mark_all_dirty()
+
+    def _mark_all_dirty(self) -> None:
+        self._dirty.update(self.settings.hedge)
+        self._wake.set()
+
+    # ---- deciding ------------------------------------------------------------------------
+
+    def market(self, underlying: str) -> UnderlyingMarket | None:
+        h = self.settings.hedge[underlying]
+        ref = self.tickers.get((h.account, h.instrument))
+        if ref is None:
+            return None
+        index = ref.index if ref.index is not None else ref.mid
+        if index is None or index <= 0:
+            return None
+        ivs = {
+            k: t.iv
+            for k, t in self.tickers.items()
+            if t.iv is not None and k in self.lines and self.lines[k].underlying == underlying
+        }
+        return UnderlyingMarket(
+            underlying=underlying,
+            ts_ms=ref.ts_ms,
+            index=index,
+            vol=float("nan"),
+            rate=self.settings.engine.rate,
+            option_iv=ivs,
+        )
+
+    def exposure(self, underlying: str) -> Exposure | None:
+        mkt = self.market(underlying)
+        if mkt is None:
+            return None
+        cols = self.columns.get(underlying)
+        if cols is None:
+            cols = self.columns[underlying] = Columns.of(underlying, self.lines)
+        return exposure(
+            cols,
+            self.ledger.positions,
+            self.ledger.in_flight(),
+            mkt,
+            self.clock.now_ms(),
+            self.settings.engine.hedge_view,
+        )
+
+    def halt_reason(self, underlying: str) -> str | None:
+        if self.paused:
+            return "paused"
+        h = self.settings.hedge[underlying]
+        if not h.enabled:
+            return "disabled"
+        now = self.clock.now_ms()
+        stale_ms = self.settings.engine.stale_after_s * 1000
+        ref = self.tickers.get((h.account, h.instrument))
+        if ref is None:
+            return "no_market_data"
+        if now - ref.ts_ms > stale_ms:
+            return "stale_market_data"
+        for (account, stream), feed in self.feeds.items():
+            if account == h.account and feed.error is not None and not stream.startswith("ticker"):
+                return f"feed_down:{stream}"
+        for key, ins in self.lines.items():
+            if ins.underlying == underlying and ins.kind is Kind.OPTION:
+                t = self.tickers.get(key)
+                if t is None or t.iv is None:
+                    return "no_option_iv"
+        return None
+
+    def evaluate(self, underlying: str) -> HedgeDecision | None:
+        """One decision for one underlying; sends at most one intent."""
+        if underlying not in self.settings.hedge:
+            return None
+        reason = self.halt_reason(underlying)
+        self._note_halt(underlying, reason)
+        exp = self.exposure(underlying)
+        if exp is None:
+            return None
+        pol = policy_of(self.settings, underlying)
+        force = underlying in self._force
+        decision = decide(
+            pol,
+            exp,
+            order_in_flight=self.ledger.has_unsettled(underlying),
+            halted_reason=reason,
+            force=force,
+        )
+        prev = self.last_decision.get(underlying)
+        self.last_decision[underlying] = decision
+        if decision.trade or prev is None or prev.reason != decision.reason:
+            self._emit("decision", "hedge.decision", **decision.as_dict(),
+                       delta_coin=exp.delta_coin, gamma_coin=exp.gamma_coin)
+        if not decision.trade:
+            if force and decision.reason != "order_in_flight":
+                self._force.discard(underlying)
+            return decision
+        self._force.discard(underlying)
+        self._send(decision)
+        return decision
+
+    def _send(self, decision: HedgeDecision) -> None:
+        h = self.settings.hedge[decision.underlying]
+        key = (h.account, h.instrument)
+        hedge = self.catalog[key]
+        ticker = self.tickers[key]
+        position = self.ledger.positions.get(key, 0.0)
+        result = plan(decision, hedge, decision.price, new_client_id(), position)
+        if result.intent is None:
+            self._emit("decision", "hedge.skipped", underlying=decision.underlying,
+                       reason=result.reason, contracts=result.contracts)
+            return
+        self._submit(h.account, result.intent, ticker, hedge)
+
+    def _submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
+        verdict = self.pre_trade(intent, ticker, ins)
+        if verdict is not None:
+            rule, numbers = verdict
+            self._emit("reject", "risk.rejected", client_id=intent.client_id,
+                       underlying=intent.underlying, symbol=intent.symbol, rule=rule, **numbers)
+            return
+        self.executor.submit(account, intent, ticker)
+
+    def pre_trade(
+        self, intent: OrderIntent, ticker: Ticker, ins: Instrument
+    ) -> tuple[str, dict[str, float]] | None:
+        """None when the order passes, else (rule, numbers)."""
+        risk = self.settings.risk
+        price = ticker.mid or 0.0
+        notional = ins.notional_usd(intent.amount, price)
+        if notional > risk.max_order_notional_usd:
+            return "max_order_notional", {
+                "notional_usd": notional, "limit": risk.max_order_notional_usd,
+            }
+        if risk.max_order_contracts is not None and intent.amount > risk.max_order_contracts:
+            return "max_order_contracts", {
+                "amount": intent.amount, "limit": risk.max_order_contracts,
+            }
+        return None
+
+    def _note_halt(self, underlying: str, reason: str | None) -> None:
+        before = self.halt_reasons.get(underlying)
+        if before == reason:
+            return
+        self.halt_reasons[underlying] = reason
+        if reason is None:
+            self._emit("state", "trading.resumed", underlying=underlying)
+        elif reason != "paused":
+            self._emit("alert", "trading.halted", underlying=underlying, reason=reason)
+
+    # ---- Controller -------------------------------------------------------------------------
+
+    def pause(self) -> dict[str, Any]:
+        self.paused = True
+        self._emit("state", "control.paused")
+        self._mark_all_dirty()
+        return {"paused": True}
+
+    def resume(self) -> dict[str, Any]:
+        self.paused = False
+        self._emit("state", "control.resumed")
+        self._mark_all_dirty()
+        return {"paused": False}
+
+    def hedge_now(self, underlying: str | None) -> dict[str, Any]:
+        targets = self._underlyings(underlying)
+        self._force.update(targets)
+        self._dirty.update(targets)
+        self._wake.set()
+        return {"hedge_now": targets}
+
+    async def flatten(self, underlying: str | None) -> dict[str, Any]:
+        """Close the bot's hedge positions with reduce-only orders and pause, so the closed
+        hedges are not put back on. Options and spot the operator holds are left alone."""
+        targets = self._underlyings(underlying)
+        self.pause()
+        sent = []
+        for u in targets:
+            h = self.settings.hedge[u]
+            key = (h.account, h.instrument)
+            qty = self.ledger.positions.get(key, 0.0) + self.ledger.in_flight().get(key, 0.0)
+            ins, ticker = self.catalog[key], self.tickers.get(key)
+            amount = ins.round_amount(abs(qty))
+            if amount == 0.0 or ticker is None:
+                continue
+            intent = OrderIntent(new_client_id(), u, h.instrument, Side.of(-qty), amount,
+                                 "flatten", reduce_only=True)
+            self._submit(h.account, intent, ticker, ins)
+            sent.append({"underlying": u, "client_id": intent.client_id, "amount": amount})
+        return {"flatten": sent, "paused": True}
+
+    def set_setting(self, path: str, value: Any) -> dict[str, Any]:
+        try:
+            new = with_setting(self.settings, path, value)
+        except ConfigError as e:
+            raise CommandError(e.render()) from None
+        self._apply(new)
+        self._emit("state", "config.set", path=path, value=value)
+        return {"path": path, "value": value}
+
+    def reload(self) -> dict[str, Any]:
+        if self.config_path is None:
+            raise CommandError("the daemon was started without a config file")
+        try:
+            new = load_settings(self.config_path, self.secrets_file)
+        except ConfigError as e:
+            self._emit("alert", "config.reload_rejected", errors=e.render())
+            raise CommandError(e.render()) from None
+        ignored = [
+            s for s in ("bot_id", "accounts", "sim", "positions")
+            if getattr(new, s) != getattr(self.settings, s)
+        ]
+        if set(new.hedge) != set(self.settings.hedge) or any(
+            (new.hedge[u].account, new.hedge[u].instrument)
+            != (self.settings.hedge[u].account, self.settings.hedge[u].instrument)
+            for u in new.hedge
+        ):
+            raise CommandError("reload cannot add or remove underlyings or change hedge "
+                               "instruments; restart the daemon for that")
+        kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
+        self._apply(kept)
+        self._emit("state", "config.reloaded", needs_restart=ignored)
+        return {"reloaded": True, "needs_restart": ignored}
+
+    def _apply(self, new: Settings) -> None:
+        self.settings = new
+        self.executor.cfg = new.execution
+        self._mark_all_dirty()
+
+    def state(self) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        unders: dict[str, Any] = {}
+        for u, h in self.settings.hedge.items():
+            exp = self.exposure(u)
+            d = self.last_decision.get(u)
+            unders[u] = {
+                "delta_coin": exp.delta_coin if exp else None,
+                "delta_usd": exp.delta_usd if exp else None,
+                "gamma_coin": exp.gamma_coin if exp else None,
+                "in_flight_coin": exp.in_flight_coin if exp else None,
+                "price": exp.price if exp else None,
+                "unit": h.unit,
+                "target": h.target + h.bias,
+                "band": h.band,
+                "hedge_instrument": h.instrument,
+                "halted": self.halt_reasons.get(u),
+                "last_decision": d.reason if d else None,
+            }
+        return {
+            "bot_id": self.settings.bot_id,
+            "ts_ms": now,
+            "trading_state": "paused" if self.paused else "active",
+            "accounts": {
+                n: {"exchange": a.exchange, "mode": a.mode}
+                for n, a in self.settings.accounts.items()
+            },
+            "underlyings": unders,
+            "feeds": {
+                f"{a}:{s}": {"ok": f.error is None, "age_ms": now - f.last_ok_ms, "error": f.error}
+                for (a, s), f in self.feeds.items()
+            },
+            "open_orders": [
+                {"client_id": o.intent.client_id, "symbol": o.intent.symbol,
+                 "side": o.intent.side.value, "amount": o.intent.amount,
+                 "status": o.status.value, "filled": o.booked}
+                for o in self.ledger.unsettled()
+            ],
+        }
+
+    def _underlyings(self, underlying: str | None) -> list[str]:
+        if underlying is None:
+            return sorted(self.settings.hedge)
+        if underlying not in self.settings.hedge:
+            raise CommandError(f"unknown underlying {underlying!r}; hedged: "
+                               f"{', '.join(sorted(self.settings.hedge))}")
+        return [underlying]
+
+    def _emit(self, kind: EventKind, name: str, **data: Any) -> None:
+        self.bus.emit(Event(kind, name, self.clock.now_ms(), data))
