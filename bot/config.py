@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -245,7 +244,8 @@ class MqttConfig(Section):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = Field(default=None, description="from the environment only")
-    ca_file: Path | None = Field(default=None, description="CA bundle; setting it enables TLS")
+    tls: bool = Field(default=False, description="use TLS (system CAs unless ca_file is set)")
+    ca_file: Path | None = Field(default=None, description="CA bundle; implies tls")
     cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
     key_file: Path | None = None
     tls_insecure: bool = Field(
@@ -293,13 +293,29 @@ class Settings(BaseSettings):
     positions: list[PositionConfig] = Field(default_factory=list)
     mqtt: MqttConfig = MqttConfig()
 
-    @field_validator("hedge")
+    @model_validator(mode="before")
     @classmethod
-    def _underlyings_upper(cls, v: dict[str, HedgeConfig]) -> dict[str, HedgeConfig]:
-        for name in v:
-            if name != name.upper():
-                raise ValueError(f"underlying names are upper case: {name!r}")
-        return v
+    def _canonical_names(cls, data: Any) -> Any:
+        # Environment names are case-insensitive (HEDGEBOT_HEDGE__BTC__BAND arrives as
+        # hedge.btc.band), so names are made canonical after the sources are merged:
+        # underlyings upper case, account names lower case.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("hedge"), dict):
+            data["hedge"] = {
+                str(k).upper(): _lower_account(v) for k, v in data["hedge"].items()
+            }
+        if isinstance(data.get("accounts"), dict):
+            data["accounts"] = {str(k).lower(): v for k, v in data["accounts"].items()}
+        if isinstance(data.get("positions"), list):
+            data["positions"] = [_lower_account(p) for p in data["positions"]]
+        sim = data.get("sim")
+        if isinstance(sim, dict) and isinstance(sim.get("underlyings"), dict):
+            data["sim"] = {
+                **sim, "underlyings": {str(k).upper(): v for k, v in sim["underlyings"].items()}
+            }
+        return data
 
     @model_validator(mode="after")
     def _accounts_exist(self) -> Settings:
@@ -322,6 +338,29 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # init (the parsed TOML, passed by load_settings) ranks below env and the secrets file.
         return env_settings, dotenv_settings, init_settings
+
+
+def _lower_account(v: Any) -> Any:
+    if isinstance(v, dict) and isinstance(v.get("account"), str):
+        return {**v, "account": v["account"].lower()}
+    return v
+
+
+# Sub-trees whose keys belong to someone else (ccxt) and keep their case.
+_CASE_KEPT = frozenset({"ccxt_options", "urls"})
+
+
+def _lower_keys(data: Any) -> Any:
+    """Lower-case the keys of a TOML document so it merges with environment overrides, whose
+    names the environment source lower-cases."""
+    if isinstance(data, dict):
+        return {
+            str(k).lower(): (v if str(k).lower() in _CASE_KEPT else _lower_keys(v))
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_lower_keys(v) for v in data]
+    return data
 
 
 class ConfigError(Exception):
@@ -444,7 +483,7 @@ def load_settings(
                     source, [("<secrets_file>", repr(str(secrets_file)), "file not found")]
                 )
             kwargs["_env_file"] = str(secrets_file)
-        return Settings(**data, **kwargs)
+        return Settings(**_lower_keys(data), **kwargs)
     except ValidationError as e:
         raise ConfigError(source, problems_of(e)) from None
     finally:

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from bot.core.greeks import black_scholes, year_fraction
+from bot.core.greeks import black_scholes, year_fractions
 from bot.core.instruments import Instrument, Kind, OptionType
 from bot.core.market import UnderlyingMarket
 
@@ -104,7 +104,7 @@ def line_greeks(
         delta = np.where(cols.is_spot, 0.0, delta)
     opt = cols.is_option
     if opt.any():
-        t = np.array([year_fraction(int(e), now_ms) for e in cols.expiry_ms[opt]])
+        t = year_fractions(cols.expiry_ms[opt], now_ms)
         iv = np.array(
             [market.option_iv.get(k, market.vol) for k, o in zip(cols.keys, opt, strict=True) if o]
         )

@@ -1,0 +1,100 @@
+"""`hedgebot check-config` through the real entry point (a subprocess running `python -m bot`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def check(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", str(path)],
+        capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=60,
+    )
+
+
+def test_every_example_config_is_valid() -> None:
+    configs = sorted((ROOT / "config").glob("*.toml"))
+    assert configs, "no example configs"
+    for path in configs:
+        r = check(path, {"HEDGEBOT_ACCOUNTS__DERIBIT__API_KEY": "k",
+                         "HEDGEBOT_ACCOUNTS__DERIBIT__SECRET": "s",
+                         "HEDGEBOT_ACCOUNTS__BINANCE__API_KEY": "k",
+                         "HEDGEBOT_ACCOUNTS__BINANCE__SECRET": "s"})
+        assert r.returncode == 0, (path, r.stderr)
+        assert json.loads(r.stdout)["bot_id"]
+
+
+def test_env_overrides_file_and_secrets_are_masked(tmp_path: Path) -> None:
+    r = check(ROOT / "config" / "paper.toml", {
+        "HEDGEBOT_HEDGE__BTC__BAND": "0.25",
+        "HEDGEBOT_ACCOUNTS__SIM__API_KEY": "supersecretkey",
+    })
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["hedge"]["BTC"]["band"] == 0.25
+    assert data["hedge"]["BTC"]["instrument"] == "BTC/USDT:USDT"  # the rest of the file kept
+    assert data["accounts"]["sim"]["api_key"] == "**********"
+    assert "supersecretkey" not in r.stdout + r.stderr
+
+
+def broken(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return check(path)
+
+
+def test_bad_value_names_field_value_and_rule(tmp_path: Path) -> None:
+    r = broken(tmp_path, """
+[execution]
+max_slippage_bps = -3
+[hedge.BTC]
+instrument = "BTC/USDT:USDT"
+band = 0.5
+hedge_ratio = 2
+""")
+    assert r.returncode == 2
+    assert "execution.max_slippage_bps" in r.stderr and "-3" in r.stderr
+    assert "greater than 0" in r.stderr
+    assert "hedge.BTC.hedge_ratio" in r.stderr and "less than or equal to 1" in r.stderr
+    assert "2 error(s)" in r.stderr  # every error, not only the first
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    r = broken(tmp_path, "[execution]\nmax_slipage_bps = 5\n")
+    assert r.returncode == 2
+    assert "execution.max_slipage_bps" in r.stderr and "unknown setting" in r.stderr
+
+
+def test_secret_in_file_is_refused_and_not_echoed(tmp_path: Path) -> None:
+    r = broken(tmp_path, '[accounts.x]\nexchange = "deribit"\napi_key = "AKIAsecret"\n')
+    assert r.returncode == 2
+    assert "accounts.x.api_key" in r.stderr and "HEDGEBOT_ACCOUNTS__X__API_KEY" in r.stderr
+    assert "AKIAsecret" not in r.stderr + r.stdout
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    r = broken(tmp_path, "[execution\n")
+    assert r.returncode == 2 and "not valid TOML" in r.stderr
+    r = check(tmp_path / "nope.toml")
+    assert r.returncode == 2 and "file not found" in r.stderr
+
+
+def test_live_mode_needs_confirmation(tmp_path: Path) -> None:
+    path = tmp_path / "live.toml"
+    path.write_text('[accounts.d]\nexchange = "deribit"\nmode = "live"\n')
+    r = check(path, {"HEDGEBOT_ACCOUNTS__D__API_KEY": "k", "HEDGEBOT_ACCOUNTS__D__SECRET": "s"})
+    assert r.returncode == 2
+    assert "accounts.d" in r.stderr and "confirm_live" in r.stderr
+
+
+def test_hedge_must_name_an_existing_account(tmp_path: Path) -> None:
+    r = broken(tmp_path, '[hedge.BTC]\naccount = "nope"\ninstrument = "X"\nband = 1\n')
+    assert r.returncode == 2 and "hedge.BTC.account" in r.stderr

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.core.orders import Fill, OrderIntent, OrderStatus, OrderUpdate, Side
+from bot.execution.ledger import Ledger
+
+
+def intent(cid: str = "c1", amount: float = 2.0, side: Side = Side.SELL) -> OrderIntent:
+    return OrderIntent(cid, "BTC", "BTC/USDT:USDT", side, amount, "outside_band")
+
+
+def update(status: OrderStatus, filled: float, cid: str = "c1") -> OrderUpdate:
+    return OrderUpdate(cid, "BTC/USDT:USDT", Side.SELL, 2.0, filled, status, 1)
+
+
+def fill(tid: str, amount: float, cid: str = "c1") -> Fill:
+    return Fill(cid, "BTC/USDT:USDT", Side.SELL, amount, 50_000, 0.5, "USDT", 1, tid)
+
+
+KEY = ("acc", "BTC/USDT:USDT")
+
+
+def test_order_counts_in_flight_from_creation_to_settlement() -> None:
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    assert led.in_flight() == {KEY: -2.0}
+    led.book_fill("acc", fill("t1", 0.5))
+    assert led.in_flight() == {KEY: pytest.approx(-1.5)}
+    assert led.positions[KEY] == pytest.approx(-0.5)
+
+
+def test_filled_update_before_fill_keeps_the_exposure_in_flight() -> None:
+    # The venue says "filled" before the fill stream delivers: the fill must still count.
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    led.apply_update(update(OrderStatus.FILLED, 2.0))
+    assert led.in_flight() == {KEY: -2.0}
+    assert led.has_unsettled("BTC")
+    led.book_fill("acc", fill("t1", 2.0))
+    assert led.in_flight() == {}
+    assert not led.has_unsettled("BTC")
+    assert led.positions[KEY] == -2.0
+
+
+def test_cancelled_partial_only_counts_what_filled() -> None:
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    led.apply_update(update(OrderStatus.CANCELLED, 0.5))
+    assert led.in_flight() == {KEY: -0.5}
+    led.book_fill("acc", fill("t1", 0.5))
+    assert led.in_flight() == {} and led.positions[KEY] == -0.5
+
+
+def test_fills_are_booked_once() -> None:
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    assert led.book_fill("acc", fill("t1", 1.0))
+    assert not led.book_fill("acc", fill("t1", 1.0))
+    assert led.positions[KEY] == -1.0 and led.fills_count == 1
+
+
+def test_late_non_terminal_update_does_not_reopen_an_order() -> None:
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    led.apply_update(update(OrderStatus.REJECTED, 0.0))
+    led.apply_update(update(OrderStatus.OPEN, 0.0))
+    assert led.orders["c1"].status is OrderStatus.REJECTED
+    assert led.in_flight() == {}
+
+
+def test_a_client_id_is_used_once() -> None:
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    with pytest.raises(ValueError):
+        led.open("acc", intent(), None, 0)
+
+
+def test_unknown_updates_are_reported_as_none() -> None:
+    assert Ledger().apply_update(update(OrderStatus.OPEN, 0.0, cid="other")) is None
