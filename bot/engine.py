@@ -8,6 +8,7 @@ each dirty underlying once with the latest data, so a burst of ticks costs one d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -20,12 +21,14 @@ import structlog
 from bot.clock import Clock
 from bot.config import ConfigError, Settings, load_settings, with_setting
 from bot.control import CommandError
+from bot.core import risk
 from bot.core.book import Columns, Exposure, LineKey, exposure
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import Ticker, UnderlyingMarket
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, PositionReport, Side
 from bot.core.planner import plan
 from bot.core.policy import BandPolicy, HedgeDecision, decide
+from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
@@ -93,6 +96,9 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._watched: set[LineKey] = set()
         self.executor.on_settled = self._on_settled
+        self.executor.on_outcome = self._on_outcome
+        self.risk_limits = risk.RiskLimits.from_config(settings.risk)
+        self.risk_state = risk.initial_state(settings.risk.initial_state)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -112,7 +118,13 @@ class Engine:
             if self.catalog[key].kind is Kind.OPTION or self.catalog[key].underlying != u:
                 raise ConfigError(
                     "hedge",
-                    [(f"hedge.{u}.instrument", repr(h.instrument), f"not a delta-one {u} contract")],
+                    [
+                        (
+                            f"hedge.{u}.instrument",
+                            repr(h.instrument),
+                            f"not a delta-one {u} contract",
+                        )
+                    ],
                 )
             self.lines[key] = self.catalog[key]
         await self.reconcile(initial=True)
@@ -286,8 +298,14 @@ class Engine:
         for r in reports:
             key = (account, r.symbol)
             if abs(self.ledger.positions.get(key, 0.0) - r.qty) > 1e-9:
-                self._emit("alert", "position.stream_disagrees", account=account,
-                           symbol=r.symbol, stream=r.qty, ours=self.ledger.positions.get(key, 0.0))
+                self._emit(
+                    "alert",
+                    "position.stream_disagrees",
+                    account=account,
+                    symbol=r.symbol,
+                    stream=r.qty,
+                    ours=self.ledger.positions.get(key, 0.0),
+                )
                 self._reconcile_now.set()
 
     def _on_settled(self, order: TrackedOrder) -> None:
@@ -304,10 +322,19 @@ class Engine:
         lot = lot_coin if pol.unit == "coin" else lot_coin * exp.price
         delta = exp.delta_in(pol.unit)
         goal = pol.target + pol.bias
-        self._emit("order", "hedge.settled", client_id=order.intent.client_id,
-                   underlying=exp.underlying, unit=pol.unit, delta=delta, target=goal,
-                   band=pol.band, lot=lot, inside_band=abs(delta - goal) <= pol.band + lot,
-                   in_flight_coin=exp.in_flight_coin)
+        self._emit(
+            "order",
+            "hedge.settled",
+            client_id=order.intent.client_id,
+            underlying=exp.underlying,
+            unit=pol.unit,
+            delta=delta,
+            target=goal,
+            band=pol.band,
+            lot=lot,
+            inside_band=abs(delta - goal) <= pol.band + lot,
+            in_flight_coin=exp.in_flight_coin,
+        )
 
     # ---- reconciliation ---------------------------------------------------------------------
 
@@ -337,8 +364,14 @@ class Engine:
                     continue  # fills in flight: compare again next time
                 self.ledger.adopt_position(key, venue_qty)
                 if not initial:
-                    self._emit("alert", "reconcile.position_diff", account=name,
-                               symbol=key[1], venue=venue_qty, ours=ours)
+                    self._emit(
+                        "alert",
+                        "reconcile.position_diff",
+                        account=name,
+                        symbol=key[1],
+                        venue=venue_qty,
+                        ours=ours,
+                    )
                 self._ensure_line(key)
         for u in self.settings.hedge:
             self._dirty.add(u)
@@ -353,10 +386,8 @@ class Engine:
     async def _reconcile_loop(self) -> None:
         interval = self.settings.engine.reconcile_interval_s
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reconcile_now.wait(), self.clock.to_real(interval))
-            except TimeoutError:
-                pass
             self._reconcile_now.clear()
             try:
                 await self.reconcile()
@@ -368,6 +399,7 @@ class Engine:
         while True:
             for key in self.lines:
                 self._watch_ticker(key)
+            self._check_kill_file()
             await asyncio.sleep(1.0)
             self._mark_all_dirty()
 
@@ -418,6 +450,8 @@ class Engine:
     def halt_reason(self, underlying: str) -> str | None:
         if self.paused:
             return "paused"
+        if self.risk_state.trading_state is risk.TradingState.HALTED:
+            return f"halted:{self.risk_state.state_reason}"
         h = self.settings.hedge[underlying]
         if not h.enabled:
             return "disabled"
@@ -459,8 +493,13 @@ class Engine:
         prev = self.last_decision.get(underlying)
         self.last_decision[underlying] = decision
         if decision.trade or prev is None or prev.reason != decision.reason:
-            self._emit("decision", "hedge.decision", **decision.as_dict(),
-                       delta_coin=exp.delta_coin, gamma_coin=exp.gamma_coin)
+            self._emit(
+                "decision",
+                "hedge.decision",
+                **decision.as_dict(),
+                delta_coin=exp.delta_coin,
+                gamma_coin=exp.gamma_coin,
+            )
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
                 self._force.discard(underlying)
@@ -477,36 +516,101 @@ class Engine:
         position = self.ledger.positions.get(key, 0.0)
         result = plan(decision, hedge, decision.price, new_client_id(), position)
         if result.intent is None:
-            self._emit("decision", "hedge.skipped", underlying=decision.underlying,
-                       reason=result.reason, contracts=result.contracts)
+            self._emit(
+                "decision",
+                "hedge.skipped",
+                underlying=decision.underlying,
+                reason=result.reason,
+                contracts=result.contracts,
+            )
             return
         self._submit(h.account, result.intent, ticker, hedge)
 
     def _submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
-        verdict = self.pre_trade(intent, ticker, ins)
-        if verdict is not None:
-            rule, numbers = verdict
-            self._emit("reject", "risk.rejected", client_id=intent.client_id,
-                       underlying=intent.underlying, symbol=intent.symbol, rule=rule, **numbers)
+        """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
+        price = self.executor.limit_price(account, intent, ticker)
+        key = (account, intent.symbol)
+        buy = sell = 0.0
+        for o in self.ledger.unsettled():
+            if o.key == key:
+                rest = max(o.expected_fill - o.booked, 0.0)
+                if o.intent.side is Side.BUY:
+                    buy += rest
+                else:
+                    sell += rest
+        check = OrderCheck(
+            symbol=intent.symbol,
+            side=intent.side,
+            amount=intent.amount,
+            price=price if price is not None else 0.0,
+            notional_usd=ins.notional_usd(intent.amount, price or 0.0),
+            mark=ticker.mark if ticker.mark is not None else (ticker.index or ticker.mid),
+            position_before=self.ledger.positions.get(key, 0.0),
+            in_flight_buy=buy,
+            in_flight_sell=sell,
+        )
+        now = self.clock.now_ms()
+        verdict = risk.check_order(check, self.risk_limits, self.risk_state, now)
+        if not verdict.approved:
+            self._emit(
+                "reject",
+                "risk.rejected",
+                client_id=intent.client_id,
+                underlying=intent.underlying,
+                symbol=intent.symbol,
+                side=intent.side.value,
+                amount=intent.amount,
+                **verdict.as_dict(),
+            )
             return
-        self.executor.submit(account, intent, ticker)
+        if self.executor.submit(account, intent, ticker) is not None:
+            self.risk_state = risk.record_sent(self.risk_state, now, check.notional_usd)
 
-    def pre_trade(
-        self, intent: OrderIntent, ticker: Ticker, ins: Instrument
-    ) -> tuple[str, dict[str, float]] | None:
-        """None when the order passes, else (rule, numbers)."""
-        risk = self.settings.risk
-        price = ticker.mid or 0.0
-        notional = ins.notional_usd(intent.amount, price)
-        if notional > risk.max_order_notional_usd:
-            return "max_order_notional", {
-                "notional_usd": notional, "limit": risk.max_order_notional_usd,
-            }
-        if risk.max_order_contracts is not None and intent.amount > risk.max_order_contracts:
-            return "max_order_contracts", {
-                "amount": intent.amount, "limit": risk.max_order_contracts,
-            }
-        return None
+    def _on_outcome(self, order: TrackedOrder, accepted: bool) -> None:
+        """Feeds the circuit breaker: venue rejects and send errors count, acceptances reset."""
+        now = self.clock.now_ms()
+        was_open = self.risk_state.breaker_open
+        if accepted:
+            self.risk_state = risk.record_success(self.risk_state)
+        else:
+            self.risk_state = risk.record_failure(self.risk_state, self.risk_limits, now)
+        if self.risk_state.breaker_open and not was_open:
+            self._emit(
+                "alert",
+                "risk.breaker_open",
+                failures=self.risk_state.consecutive_failures,
+                until_ms=self.risk_state.breaker_open_until_ms,
+            )
+
+    def set_trading_state(self, state: str, reason: str) -> dict[str, Any]:
+        """active | reducing_only | halted, from an operator, the kill file or the margin watch."""
+        try:
+            target = risk.TradingState(state)
+        except ValueError:
+            raise CommandError(
+                f"trading state must be one of {[t.value for t in risk.TradingState]}, "
+                f"got {state!r}"
+            ) from None
+        before = self.risk_state.trading_state
+        self.risk_state = risk.set_trading_state(self.risk_state, target, reason)
+        if before is not target:
+            self._emit(
+                "state", "trading.state", state=target.value, before=before.value, reason=reason
+            )
+        self._mark_all_dirty()
+        return {"trading_state": target.value, "reason": reason}
+
+    def _check_kill_file(self) -> None:
+        path = self.settings.risk.halt_file
+        halted = self.risk_state.trading_state is risk.TradingState.HALTED
+        if path is not None and path.exists() and not halted:
+            self.set_trading_state("halted", "kill_file")
+        elif (
+            halted
+            and self.risk_state.state_reason == "kill_file"
+            and (path is None or not path.exists())
+        ):
+            self.set_trading_state("active", "kill_file_removed")
 
     def _note_halt(self, underlying: str, reason: str | None) -> None:
         before = self.halt_reasons.get(underlying)
@@ -553,8 +657,9 @@ class Engine:
             amount = ins.round_amount(abs(qty))
             if amount == 0.0 or ticker is None:
                 continue
-            intent = OrderIntent(new_client_id(), u, h.instrument, Side.of(-qty), amount,
-                                 "flatten", reduce_only=True)
+            intent = OrderIntent(
+                new_client_id(), u, h.instrument, Side.of(-qty), amount, "flatten", reduce_only=True
+            )
             self._submit(h.account, intent, ticker, ins)
             sent.append({"underlying": u, "client_id": intent.client_id, "amount": amount})
         return {"flatten": sent, "paused": True}
@@ -577,7 +682,8 @@ class Engine:
             self._emit("alert", "config.reload_rejected", errors=e.render())
             raise CommandError(e.render()) from None
         ignored = [
-            s for s in ("bot_id", "accounts", "sim", "positions")
+            s
+            for s in ("bot_id", "accounts", "sim", "positions")
             if getattr(new, s) != getattr(self.settings, s)
         ]
         if set(new.hedge) != set(self.settings.hedge) or any(
@@ -585,8 +691,10 @@ class Engine:
             != (self.settings.hedge[u].account, self.settings.hedge[u].instrument)
             for u in new.hedge
         ):
-            raise CommandError("reload cannot add or remove underlyings or change hedge "
-                               "instruments; restart the daemon for that")
+            raise CommandError(
+                "reload cannot add or remove underlyings or change hedge "
+                "instruments; restart the daemon for that"
+            )
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
         self._apply(kept)
         self._emit("state", "config.reloaded", needs_restart=ignored)
@@ -595,6 +703,7 @@ class Engine:
     def _apply(self, new: Settings) -> None:
         self.settings = new
         self.executor.cfg = new.execution
+        self.risk_limits = risk.RiskLimits.from_config(new.risk)
         self._mark_all_dirty()
 
     def state(self) -> dict[str, Any]:
@@ -619,7 +728,10 @@ class Engine:
         return {
             "bot_id": self.settings.bot_id,
             "ts_ms": now,
-            "trading_state": "paused" if self.paused else "active",
+            "trading_state": self.risk_state.trading_state.value,
+            "trading_state_reason": self.risk_state.state_reason,
+            "paused": self.paused,
+            "breaker_open": self.risk_state.breaker_open,
             "accounts": {
                 n: {"exchange": a.exchange, "mode": a.mode}
                 for n, a in self.settings.accounts.items()
@@ -630,9 +742,14 @@ class Engine:
                 for (a, s), f in self.feeds.items()
             },
             "open_orders": [
-                {"client_id": o.intent.client_id, "symbol": o.intent.symbol,
-                 "side": o.intent.side.value, "amount": o.intent.amount,
-                 "status": o.status.value, "filled": o.booked}
+                {
+                    "client_id": o.intent.client_id,
+                    "symbol": o.intent.symbol,
+                    "side": o.intent.side.value,
+                    "amount": o.intent.amount,
+                    "status": o.status.value,
+                    "filled": o.booked,
+                }
                 for o in self.ledger.unsettled()
             ],
         }
@@ -641,8 +758,10 @@ class Engine:
         if underlying is None:
             return sorted(self.settings.hedge)
         if underlying not in self.settings.hedge:
-            raise CommandError(f"unknown underlying {underlying!r}; hedged: "
-                               f"{', '.join(sorted(self.settings.hedge))}")
+            raise CommandError(
+                f"unknown underlying {underlying!r}; hedged: "
+                f"{', '.join(sorted(self.settings.hedge))}"
+            )
         return [underlying]
 
     def _emit(self, kind: EventKind, name: str, **data: Any) -> None:

@@ -72,6 +72,7 @@ class Executor:
         self._changed: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_settled: Callable[[TrackedOrder], None] | None = None
+        self.on_outcome: Callable[[TrackedOrder, bool], None] | None = None
         self.orders_sent = 0
         self.orders_refused = 0
 
@@ -80,8 +81,14 @@ class Executor:
     def on_update(self, account: str, update: OrderUpdate) -> None:
         order = self.ledger.apply_update(update)
         if order is None:
-            self._emit("alert", "order.unknown", account=account, client_id=update.client_id,
-                       symbol=update.symbol, status=update.status.value)
+            self._emit(
+                "alert",
+                "order.unknown",
+                account=account,
+                client_id=update.client_id,
+                symbol=update.symbol,
+                status=update.status.value,
+            )
             return
         if self.journal is not None:
             self.journal.record_order_update(update)
@@ -92,27 +99,43 @@ class Executor:
             self.journal.record_fill(fill)
         booked = self.ledger.book_fill(account, fill)
         if booked:
-            self._emit("fill", "order.fill", account=account, client_id=fill.client_id,
-                       symbol=fill.symbol, side=fill.side.value, amount=fill.amount,
-                       price=fill.price, fee=fill.fee, fee_currency=fill.fee_currency,
-                       trade_id=fill.trade_id)
+            self._emit(
+                "fill",
+                "order.fill",
+                account=account,
+                client_id=fill.client_id,
+                symbol=fill.symbol,
+                side=fill.side.value,
+                amount=fill.amount,
+                price=fill.price,
+                fee=fill.fee,
+                fee_currency=fill.fee_currency,
+                trade_id=fill.trade_id,
+            )
             self._wake(fill.client_id)
         return booked
 
     # ---- submitting ---------------------------------------------------------------------------
 
+    def limit_price(self, account: str, intent: OrderIntent, ticker: Ticker) -> float | None:
+        mid = ticker.mid
+        if mid is None or mid <= 0:
+            return None
+        ins = self.instruments[(account, intent.symbol)]
+        return marketable_limit(intent.side, mid, self.cfg.max_slippage_bps, ins)
+
     def submit(self, account: str, intent: OrderIntent, ticker: Ticker) -> TrackedOrder | None:
         """Guard, price and register the intent, then work it in a task. None when refused."""
         ins = self.instruments[(account, intent.symbol)]
         mid = ticker.mid
-        if mid is None or mid <= 0:
+        price = self.limit_price(account, intent, ticker)
+        if mid is None or price is None:
             self._refuse(intent, "no_mid", symbol=intent.symbol)
             return None
         fee_bps = ins.taker_fee * 10_000.0
         if fee_bps > self.cfg.max_fee_bps:
             self._refuse(intent, "fee_cap", fee_bps=fee_bps, max_fee_bps=self.cfg.max_fee_bps)
             return None
-        price = marketable_limit(intent.side, mid, self.cfg.max_slippage_bps, ins)
         request = OrderRequest(
             client_id=intent.client_id,
             symbol=intent.symbol,
@@ -136,10 +159,20 @@ class Executor:
         assert request is not None
         venue = self.venues[order.account]
         cid = intent.client_id
-        self._emit("order", "order.sent", account=order.account, client_id=cid,
-                   underlying=intent.underlying, symbol=intent.symbol, side=intent.side.value,
-                   amount=intent.amount, price=request.price, mid=mid,
-                   max_slippage_bps=self.cfg.max_slippage_bps, reduce_only=request.reduce_only)
+        self._emit(
+            "order",
+            "order.sent",
+            account=order.account,
+            client_id=cid,
+            underlying=intent.underlying,
+            symbol=intent.symbol,
+            side=intent.side.value,
+            amount=intent.amount,
+            price=request.price,
+            mid=mid,
+            max_slippage_bps=self.cfg.max_slippage_bps,
+            reduce_only=request.reduce_only,
+        )
         self.orders_sent += 1
         order.status = OrderStatus.SENT
         try:
@@ -148,12 +181,15 @@ class Executor:
                     venue.create_order(request), self.clock.to_real(self.cfg.order_timeout_s)
                 )
                 self.on_update(order.account, update)
+                self._outcome(order, update.status is not OrderStatus.REJECTED)
             except VenueRejected as e:
                 self._finish(order, OrderStatus.REJECTED, str(e))
+                self._outcome(order, False)
                 return
             except (VenueAmbiguous, VenueTransient, TimeoutError) as e:
                 self._emit("alert", "order.ambiguous", client_id=cid, error=repr(e))
                 await self._resolve(order)
+            self._outcome(order, order.status is not OrderStatus.REJECTED)
             await self._await_terminal(order)
             await self._await_booked(order)
             if order.settled and self.on_settled is not None:
@@ -164,8 +200,15 @@ class Executor:
             log.exception("order.work_failed", client_id=cid, error=repr(e))
         finally:
             self._changed.pop(cid, None)
-            self._emit("order", "order.done", client_id=cid, symbol=intent.symbol,
-                       status=order.status.value, filled=order.booked, reason=order.reason)
+            self._emit(
+                "order",
+                "order.done",
+                client_id=cid,
+                symbol=intent.symbol,
+                status=order.status.value,
+                filled=order.booked,
+                reason=order.reason,
+            )
 
     async def _resolve(self, order: TrackedOrder) -> None:
         """Find out by client id whether an ambiguous create reached the venue."""
@@ -189,7 +232,7 @@ class Executor:
             if self.clock.now_ms() >= deadline:
                 # The venue has not seen it after a full timeout: it never arrived. The order
                 # stays in the ledger as rejected, so a late fill for it is still booked.
-                self._finish(order, OrderStatus.REJECTED, "not found at venue after ambiguous create")
+                self._finish(order, OrderStatus.REJECTED, "not found after ambiguous create")
                 return
             await self.clock.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -243,11 +286,11 @@ class Executor:
             self.on_update(order.account, found)
 
     async def _wait_for(
-        self, order: TrackedOrder, check: Callable[[], bool], timeout: float
+        self, order: TrackedOrder, check: Callable[[], bool], wait_s: float
     ) -> bool:
         event = self._changed.get(order.intent.client_id)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + wait_s
         while not check():
             remaining = deadline - loop.time()
             if remaining <= 0 or event is None:
@@ -260,8 +303,13 @@ class Executor:
     def _finish(self, order: TrackedOrder, status: OrderStatus, reason: str) -> None:
         self.ledger.mark(order.intent.client_id, status, self.clock.now_ms(), reason)
         if status is OrderStatus.REJECTED:
-            self._emit("reject", "order.rejected", client_id=order.intent.client_id,
-                       symbol=order.intent.symbol, reason=reason)
+            self._emit(
+                "reject",
+                "order.rejected",
+                client_id=order.intent.client_id,
+                symbol=order.intent.symbol,
+                reason=reason,
+            )
         if self.journal is not None:
             self.journal.record_order_update(
                 OrderUpdate(
@@ -276,10 +324,21 @@ class Executor:
                 )
             )
 
+    def _outcome(self, order: TrackedOrder, accepted: bool) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(order, accepted)
+
     def _refuse(self, intent: OrderIntent, rule: str, **numbers: object) -> None:
         self.orders_refused += 1
-        self._emit("reject", "order.refused", client_id=intent.client_id,
-                   underlying=intent.underlying, symbol=intent.symbol, rule=rule, **numbers)
+        self._emit(
+            "reject",
+            "order.refused",
+            client_id=intent.client_id,
+            underlying=intent.underlying,
+            symbol=intent.symbol,
+            rule=rule,
+            **numbers,
+        )
 
     # ---- shutdown -------------------------------------------------------------------------
 
@@ -297,8 +356,7 @@ class Executor:
                 if update is not None:
                     self.on_update(order.account, update)
             except (VenueError, TimeoutError) as e:
-                log.warning("order.cancel_failed", client_id=order.intent.client_id,
-                            error=repr(e))
+                log.warning("order.cancel_failed", client_id=order.intent.client_id, error=repr(e))
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
@@ -321,4 +379,3 @@ class Executor:
 
     def _emit(self, kind: EventKind, name: str, **data: object) -> None:
         self.bus.emit(Event(kind, name, self.clock.now_ms(), data))
-

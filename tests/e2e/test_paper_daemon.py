@@ -1,0 +1,100 @@
+"""The daemon end to end on the simulated exchange, through `python -m bot run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import named, run_bot
+
+CONFIG = """
+bot_id = "e2e"
+[engine]
+hedge_view = "usd"
+stale_after_s = 30
+[execution]
+max_slippage_bps = 15
+max_fee_bps = 10
+order_timeout_s = 5
+[risk]
+max_order_notional_usd = 2_000_000
+max_order_contracts = 40
+max_orders_per_minute = 60
+[sim]
+seed = {seed}
+speed = 200.0
+tick_ms = 1000
+latency_ms = 100
+partial_fill_rate = 0.3
+reject_rate = 0.05
+[sim.underlyings.BTC]
+price = 60_000.0
+vol = 1.2
+jump_intensity = 200.0
+jump_std = 0.01
+[accounts.sim]
+exchange = "sim"
+[[positions]]
+underlying = "BTC"
+kind = "option"
+settlement = "inverse"
+option_type = "call"
+strike = 60_000
+expiry_days = 2
+qty = -30
+[[positions]]
+underlying = "BTC"
+kind = "option"
+settlement = "linear"
+option_type = "put"
+strike = 60_000
+expiry_days = 2
+qty = -30
+[[positions]]
+underlying = "BTC"
+kind = "spot"
+qty = 4
+[hedge.BTC]
+account = "sim"
+instrument = "BTC/USDT:USDT"
+unit = "coin"
+band = 0.4
+"""
+
+
+def test_daemon_keeps_delta_in_band_and_respects_guards(tmp_path: Path) -> None:
+    cfg = tmp_path / "e2e.toml"
+    cfg.write_text(CONFIG.format(seed=11))
+    code, events, stderr = run_bot(
+        ["run", "--config", str(cfg), "--duration", "600", "--log-format", "json"], timeout=180
+    )
+    assert code == 0, stderr
+
+    decisions = named(events, "hedge.decision")
+    assert len(decisions) >= 10
+
+    sent = {e["client_id"]: e for e in named(events, "order.sent")}
+    settled = named(events, "hedge.settled")
+    assert len(settled) >= 5, "the market should have pushed delta out of the band repeatedly"
+    for s in settled:
+        # after each completed hedge the delta is back inside the band (within one lot)
+        assert s["inside_band"], s
+        assert abs(s["delta"] - s["target"]) <= s["band"] + s["lot"] + 1e-9
+
+    for o in sent.values():
+        assert o["amount"] <= 40, o  # size guard
+        cap = o["mid"] * o["max_slippage_bps"] / 10_000
+        assert abs(o["price"] - o["mid"]) <= cap + 0.1, o  # limit inside the slippage cap
+    for f in named(events, "order.fill"):
+        o = sent[f["client_id"]]
+        worse = (f["price"] - o["mid"]) * (1 if o["side"] == "buy" else -1)
+        assert worse <= o["mid"] * o["max_slippage_bps"] / 10_000 + 0.1, (f, o)
+
+    # one client id per intent: no id was sent twice
+    assert len(sent) == len(named(events, "order.sent"))
+
+    summary = named(events, "daemon.summary")
+    assert len(summary) == 1
+    assert summary[0]["open_orders_left"] == 0
+    assert summary[0]["orders_sent"] == len(sent)
+    assert summary[0]["fills"] == len(named(events, "order.fill"))
+    assert abs(summary[0]["delta"]["BTC"]["delta_coin"]) < 5

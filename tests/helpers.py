@@ -1,0 +1,46 @@
+"""Helpers for tests that drive the real entry point (`python -m bot ...`) in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    env.update(extra)
+    return env
+
+
+def run_bot(
+    args: list[str], timeout: float = 120, env: dict[str, str] | None = None
+) -> tuple[int, list[dict[str, Any]], str]:
+    """Run `python -m bot ARGS` to completion; returns (exit code, JSON log events, stderr)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env or clean_env(),
+        timeout=timeout,
+    )
+    return r.returncode, parse_events(r.stdout), r.stderr
+
+
+def parse_events(text: str) -> list[dict[str, Any]]:
+    events = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
+
+
+def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("event") == name]
