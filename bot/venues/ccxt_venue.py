@@ -1,0 +1,403 @@
+"""A real exchange behind the Venue interface, through ccxt.pro (async REST + websockets).
+
+Modes (AccountConfig.mode):
+- paper: public market data only, no keys; order calls raise VenueNotSupported (the simulated
+  exchange fills paper orders against this venue's books).
+- testnet: the exchange's test system: `set_sandbox_mode(True)`, except Binance USD-M, whose
+  sandbox refuses private calls: `enable_demo_trading(True)` there.
+- live: real orders; the config has already insisted on keys and `confirm_live`.
+
+URL overrides from the config replace entries of `exchange.urls['api']` after the mode has
+picked its URL set, so a proxy (or the test emulator) wins over both live and test URLs.
+
+Reads are retried here with exponential backoff and jitter on VenueTransient; creates are never
+retried here (a retry must reuse the client id and is the executor's decision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.pro
+import structlog
+
+from bot.config import AccountConfig
+from bot.core.instruments import Instrument
+from bot.core.market import OrderBook, Ticker
+from bot.core.orders import Fill, OrderRequest, OrderUpdate, PositionReport
+from bot.venues import ccxt_convert as convert
+from bot.venues.base import (
+    VenueError,
+    VenueNotSupported,
+    VenueRejected,
+    VenueTransient,
+)
+from bot.venues.ccxt_markets import instruments_from_markets
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+# Exchanges whose ccxt client takes our client order id under another name.
+_CLIENT_ID_PARAM = {"deribit": "label"}
+# Exchanges whose sandbox refuses private calls: they have a demo system instead.
+_DEMO_INSTEAD_OF_SANDBOX = frozenset({"binanceusdm"})
+BOOK_DEPTH = 20
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def apply_url_overrides(urls_api: dict[str, Any], overrides: Mapping[str, str]) -> None:
+    """Replace entries of ccxt's `urls['api']`. A dotted key reaches into a nested entry
+    ("ws.linear" on Binance, whose ws URLs are a dict per market type)."""
+    for key, url in overrides.items():
+        node = urls_api
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                raise ValueError(f"urls override {key!r}: no nested entry {part!r}")
+            node = child
+        if leaf not in node:
+            raise ValueError(f"urls override {key!r}: ccxt has no such api url")
+        node[leaf] = url
+
+
+def build_exchange(config: AccountConfig) -> Any:
+    """A configured ccxt.pro exchange object (not yet connected)."""
+    cls = getattr(ccxt.pro, config.exchange, None)
+    if cls is None:
+        raise VenueNotSupported(f"ccxt.pro has no exchange {config.exchange!r}")
+    params: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": int(config.request_timeout_s * 1000),
+        "options": dict(config.ccxt_options),
+    }
+    if config.mode != "paper":
+        for field in ("api_key", "secret", "password"):
+            secret = getattr(config, field)
+            if secret is not None:
+                params["apiKey" if field == "api_key" else field] = secret.get_secret_value()
+    exchange = cls(params)
+    if config.mode == "testnet":
+        if config.exchange in _DEMO_INSTEAD_OF_SANDBOX:
+            exchange.enable_demo_trading(True)
+        else:
+            exchange.set_sandbox_mode(True)
+    apply_url_overrides(exchange.urls["api"], config.urls)
+    return exchange
+
+
+class CcxtVenue:
+    """One exchange account. `exchange` may be injected (tests); otherwise built from config."""
+
+    def __init__(
+        self,
+        name: str,
+        config: AccountConfig,
+        *,
+        exchange: Any | None = None,
+        clock: Callable[[], int] = _now_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.exchange: Any = exchange if exchange is not None else build_exchange(config)
+        self.exchange_id: str = str(self.exchange.id)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._instruments: dict[str, Instrument] = {}
+        # venue order id -> our client id, for payloads that do not echo the client id.
+        self._client_ids: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    async def connect(self) -> None:
+        log_fn = log.warning if self.mode == "live" else log.info
+        log_fn(
+            "venue.connect",
+            account=self.name,
+            exchange=self.exchange_id,
+            mode=self.mode,
+            live_orders=self.mode == "live",
+        )
+        await self.load_instruments()
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    async def load_instruments(self) -> Mapping[str, Instrument]:
+        markets = await self._read("load_markets", self.exchange.load_markets)
+        self._instruments = instruments_from_markets(
+            markets.values(), int(self.exchange.precisionMode), self.exchange_id
+        )
+        return dict(self._instruments)
+
+    def has(self, feature: str) -> bool:
+        return bool(self.exchange.has.get(feature))
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _read(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Call a read, retrying VenueTransient with exponential backoff and full jitter."""
+        attempts = self.config.read_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await fn(*args)
+            except Exception as e:  # ccxt raises its own tree; classify() maps it
+                err = convert.classify(e)
+                if not isinstance(err, VenueTransient) or attempt == attempts:
+                    raise err from e
+                cap = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** (attempt - 1))
+                delay = cap / 2 + self._rng.uniform(0, cap / 2)
+                log.warning(
+                    "venue.retry",
+                    account=self.name,
+                    call=what,
+                    attempt=attempt,
+                    delay_s=round(delay, 3),
+                    error=str(err),
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _stream(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A watch call: errors classified, never retried here (the caller resubscribes by
+        calling again, which is also what makes ccxt reconnect a dropped socket)."""
+        try:
+            return await fn(*args)
+        except Exception as e:
+            raise convert.classify(e) from e
+
+    def _require(self, feature: str) -> None:
+        if not self.has(feature):
+            raise VenueNotSupported(f"{self.exchange_id} has no {feature}")
+
+    def _require_trading(self) -> None:
+        if self.mode == "paper":
+            raise VenueNotSupported(f"{self.name}: paper accounts send no orders to the venue")
+
+    def _remember(self, update: OrderUpdate | None) -> OrderUpdate | None:
+        if update is not None and update.venue_order_id:
+            self._client_ids[update.venue_order_id] = update.client_id
+        return update
+
+    def _order(self, raw: Mapping[str, Any], client_id: str | None = None) -> OrderUpdate | None:
+        cid = client_id or convert.client_id_of(raw) or self._client_ids.get(str(raw.get("id")))
+        return self._remember(convert.order_update(raw, self._clock(), cid))
+
+    def _fill(self, raw: Mapping[str, Any]) -> Fill | None:
+        cid = convert.client_id_of(raw) or self._client_ids.get(str(raw.get("order")))
+        return convert.fill(raw, self._clock(), cid)
+
+    def _ticker(self, raw: Mapping[str, Any]) -> Ticker:
+        instrument = self._instruments.get(str(raw.get("symbol")))
+        return convert.ticker(raw, self._clock(), instrument, self.exchange_id)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def watch_ticker(self, symbol: str) -> Ticker:
+        if self.exchange_id in ("binanceusdm", "binance"):
+            # Binance's ticker stream is a 24h statistic; the top of book is bookTicker.
+            tickers = await self._stream(self.exchange.watch_bids_asks, [symbol])
+            return self._ticker(tickers[symbol])
+        return self._ticker(await self._stream(self.exchange.watch_ticker, symbol))
+
+    async def watch_order_book(self, symbol: str) -> OrderBook:
+        book = await self._stream(self.exchange.watch_order_book, symbol)
+        # Copy now: the cached book is mutated in place by the next message.
+        return convert.order_book(book, self._clock(), BOOK_DEPTH)
+
+    async def watch_orders(self) -> Sequence[OrderUpdate]:
+        self._require("watchOrders")
+        raws = await self._stream(self.exchange.watch_orders)
+        return [u for u in (self._order(r) for r in list(raws)) if u is not None]
+
+    async def watch_fills(self) -> Sequence[Fill]:
+        self._require("watchMyTrades")
+        raws = await self._stream(self.exchange.watch_my_trades)
+        return [f for f in (self._fill(r) for r in list(raws)) if f is not None]
+
+    async def watch_positions(self) -> Sequence[PositionReport]:
+        self._require("watchPositions")
+        raws = await self._stream(self.exchange.watch_positions)
+        return convert.positions(list(raws), self._clock(), source=f"{self.name}:stream")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def fetch_ticker(self, symbol: str) -> Ticker:
+        return self._ticker(await self._read("fetch_ticker", self.exchange.fetch_ticker, symbol))
+
+    async def fetch_order_book(self, symbol: str) -> OrderBook:
+        book = await self._read(
+            "fetch_order_book", self.exchange.fetch_order_book, symbol, BOOK_DEPTH
+        )
+        return convert.order_book(book, self._clock(), BOOK_DEPTH)
+
+    async def fetch_positions(self) -> Sequence[PositionReport]:
+        self._require("fetchPositions")
+        raws = await self._read("fetch_positions", self.exchange.fetch_positions)
+        return convert.positions(raws, self._clock(), source=f"{self.name}:rest")
+
+    async def fetch_balances(self) -> Mapping[str, float]:
+        return convert.balances(await self._read("fetch_balance", self.exchange.fetch_balance))
+
+    async def fetch_open_orders(self) -> Sequence[OrderUpdate]:
+        raws = await self._read("fetch_open_orders", self._fetch_open_orders_raw, None)
+        return [u for u in (self._order(r) for r in raws) if u is not None]
+
+    async def _fetch_open_orders_raw(self, symbol: str | None) -> list[dict[str, Any]]:
+        ex = self.exchange
+        if symbol is None and ex.id == "deribit":
+            # Deribit lists open orders per currency; ccxt needs a symbol or a currency.
+            out: list[dict[str, Any]] = []
+            for currency in self._settle_currencies():
+                out.extend(await ex.fetch_open_orders(None, None, None, {"currency": currency}))
+            return out
+        if symbol is None and ex.id in ("binanceusdm", "binance"):
+            ex.options.setdefault("warnOnFetchOpenOrdersWithoutSymbol", False)
+        return list(await ex.fetch_open_orders(symbol))
+
+    def _settle_currencies(self) -> list[str]:
+        currencies = {
+            str(m.get("settleId") or m.get("baseId"))
+            for m in (self.exchange.markets or {}).values()
+            if m.get("symbol") in self._instruments
+        }
+        return sorted(currencies)
+
+    async def fetch_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
+        raw = await self._read("fetch_order", self._find_order_raw, client_id, symbol)
+        return self._order(raw, client_id) if raw is not None else None
+
+    async def _find_order_raw(self, client_id: str, symbol: str) -> dict[str, Any] | None:
+        """The venue's record of the order with this client id, or None if it has none."""
+        ex = self.exchange
+        if ex.id == "deribit":
+            market = ex.market(symbol)
+            response = await ex.privateGetGetOrderStateByLabel(
+                {"currency": market["settleId"], "label": client_id}
+            )
+            orders = [
+                o
+                for o in ex.parse_orders(response.get("result") or [], market)
+                if o.get("symbol") == symbol
+            ]
+            # Deribit does not enforce unique labels: the newest wins, and more than one is a
+            # duplicate worth shouting about.
+            if len(orders) > 1:
+                log.error(
+                    "venue.duplicate_label", account=self.name, client_id=client_id, n=len(orders)
+                )
+            return max(orders, key=lambda o: o.get("timestamp") or 0) if orders else None
+        if ex.id in ("binanceusdm", "binance", "okx"):
+            try:
+                raw: dict[str, Any] = await ex.fetch_order(
+                    None, symbol, {"clientOrderId": client_id}
+                )
+                return raw
+            except ccxt.OrderNotFound:
+                return None
+        for fetch in (ex.fetch_open_orders, ex.fetch_closed_orders):
+            for raw in await fetch(symbol):
+                if convert.client_id_of(raw) == client_id:
+                    found: dict[str, Any] = raw
+                    return found
+        return None
+
+    async def fetch_fills(self, client_id: str, symbol: str) -> Sequence[Fill]:
+        order = await self.fetch_order(client_id, symbol)
+        if order is None or order.venue_order_id is None:
+            return []
+        raws = await self._read("fetch_my_trades", self.exchange.fetch_my_trades, symbol)
+        mine = [r for r in raws if str(r.get("order")) == order.venue_order_id]
+        return [f for f in (convert.fill(r, self._clock(), client_id) for r in mine) if f]
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def _order_params(self, request: OrderRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            _CLIENT_ID_PARAM.get(self.exchange_id, "clientOrderId"): request.client_id
+        }
+        if request.reduce_only:
+            params["reduceOnly"] = True
+        if request.post_only:
+            params["postOnly"] = True
+        return params
+
+    async def create_order(self, request: OrderRequest) -> OrderUpdate:
+        self._require_trading()
+        ex = self.exchange
+        try:
+            # Both helpers truncate/round to the market's steps; a zero amount is InvalidOrder.
+            amount = float(ex.amount_to_precision(request.symbol, request.amount))
+            price = float(ex.price_to_precision(request.symbol, request.price))
+        except Exception as e:
+            raise convert.classify(e) from e
+        log.info(
+            "venue.create_order",
+            account=self.name,
+            client_id=request.client_id,
+            symbol=request.symbol,
+            side=str(request.side),
+            amount=amount,
+            price=price,
+            reduce_only=request.reduce_only,
+        )
+        try:
+            raw = await ex.create_order(
+                request.symbol,
+                "limit",
+                str(request.side),
+                amount,
+                price,
+                self._order_params(request),
+            )
+        except Exception as e:
+            err = convert.classify(e, creating=True)
+            log.warning(
+                "venue.create_failed",
+                account=self.name,
+                client_id=request.client_id,
+                kind=type(err).__name__,
+                error=str(err),
+            )
+            raise err from e
+        merged = {"symbol": request.symbol, "side": str(request.side), "amount": amount}
+        merged.update({k: v for k, v in raw.items() if v is not None})
+        update = self._order(merged, request.client_id)
+        if update is None:  # pragma: no cover - ccxt always returns side and symbol
+            raise VenueRejected(f"{self.name}: unreadable create response")
+        return update
+
+    async def cancel_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
+        self._require_trading()
+        order = await self.fetch_order(client_id, symbol)
+        if order is None or order.status.is_terminal:
+            return order
+        try:
+            raw = await self._read(
+                "cancel_order", self.exchange.cancel_order, order.venue_order_id, symbol
+            )
+        except VenueRejected:
+            # Filled or cancelled between our look-up and the cancel: report what it became.
+            return await self.fetch_order(client_id, symbol)
+        update = self._order(raw, client_id)
+        if update is None or not update.status.is_terminal:
+            # Some venues answer a cancel with a bare acknowledgement: read the final state.
+            return await self.fetch_order(client_id, symbol)
+        return update
+
+
+__all__ = ["CcxtVenue", "VenueError", "apply_url_overrides", "build_exchange"]
