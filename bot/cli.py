@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", type=Path)
     check.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
     check.set_defaults(func=cmd_check_config)
+
+    from bot.io import journal_cli
+
+    journal_cli.register(sub)
     return parser
 
 

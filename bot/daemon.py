@@ -15,6 +15,7 @@ from bot.clock import Clock, ScaledClock, WallClock
 from bot.config import Settings
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
+from bot.io.journal import Journal
 from bot.venues.base import Venue
 
 log = structlog.get_logger("hedgebot.daemon")
@@ -51,9 +52,11 @@ async def run_daemon(
     """Run until SIGINT/SIGTERM or `duration_s` (of the daemon's clock); a second signal exits
     at once without the clean shutdown."""
     clock = make_clock(settings)
-    bus = EventBus(LogSink())
+    settings.journal.path.parent.mkdir(parents=True, exist_ok=True)
+    journal = Journal(settings.journal.path)
+    bus = EventBus(LogSink(), journal)
     venues = make_venues(settings, clock)
-    engine = Engine(settings, venues, clock, bus, config_path, secrets_file)
+    engine = Engine(settings, venues, clock, bus, config_path, secrets_file, journal)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = {"count": 0}
@@ -76,13 +79,17 @@ async def run_daemon(
         stop.set()
 
     timer = asyncio.ensure_future(stop_after(duration_s)) if duration_s else None
-    log.info("daemon.starting", bot_id=settings.bot_id, accounts={
-        n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()})
+    log.info(
+        "daemon.starting",
+        bot_id=settings.bot_id,
+        accounts={n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()},
+    )
     try:
         return await engine.run(stop)
     finally:
         if timer is not None:
             timer.cancel()
+        journal.close()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)

@@ -24,14 +24,15 @@ from bot.control import CommandError
 from bot.core import risk
 from bot.core.book import Columns, Exposure, LineKey, exposure
 from bot.core.instruments import Instrument, Kind
-from bot.core.market import Ticker, UnderlyingMarket
+from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, PositionReport, Side
 from bot.core.planner import plan
 from bot.core.policy import BandPolicy, HedgeDecision, decide
 from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
-from bot.execution.executor import Executor, OrderJournal
+from bot.execution.executor import Executor
 from bot.execution.ledger import Ledger, TrackedOrder
+from bot.io.journal import Journal
 from bot.venues.base import Venue, VenueError, VenueNotSupported
 
 log = structlog.get_logger("hedgebot.engine")
@@ -69,19 +70,21 @@ class Engine:
         bus: EventBus,
         config_path: Path | None = None,
         secrets_file: Path | None = None,
-        journal: OrderJournal | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.settings = settings
         self.venues = dict(venues)
         self.clock = clock
         self.bus = bus
         self.config_path = config_path
+        self.journal = journal
         self.secrets_file = secrets_file
         self.ledger = Ledger()
         self.lines: dict[LineKey, Instrument] = {}
         self.catalog: dict[LineKey, Instrument] = {}
         self.columns: dict[str, Columns] = {}
         self.tickers: dict[LineKey, Ticker] = {}
+        self.books: dict[LineKey, OrderBook] = {}
         self.feeds: dict[tuple[str, str], FeedState] = {}
         self.executor = Executor(
             self.venues, self.catalog, self.ledger, bus, clock, settings.execution, journal
@@ -127,6 +130,7 @@ class Engine:
                     ],
                 )
             self.lines[key] = self.catalog[key]
+            self._watch_book(key)
         await self.reconcile(initial=True)
         for name, venue in self.venues.items():
             self._spawn(self._stream(name, "orders", venue.watch_orders, self._on_orders, False))
@@ -270,6 +274,21 @@ class Engine:
                 True,
             )
         )
+
+    def _watch_book(self, key: LineKey) -> None:
+        venue = self.venues[key[0]]
+        self._spawn(
+            self._stream(
+                key[0],
+                f"book:{key[1]}",
+                lambda: venue.watch_order_book(key[1]),
+                self._on_book,
+                True,
+            )
+        )
+
+    def _on_book(self, account: str, book: OrderBook) -> None:
+        self.books[(account, book.symbol)] = book
 
     def _on_ticker(self, account: str, ticker: Ticker) -> None:
         key = (account, ticker.symbol)
@@ -563,7 +582,7 @@ class Engine:
                 **verdict.as_dict(),
             )
             return
-        if self.executor.submit(account, intent, ticker) is not None:
+        if self.executor.submit(account, intent, ticker, self.books.get(key)) is not None:
             self.risk_state = risk.record_sent(self.risk_state, now, check.notional_usd)
 
     def _on_outcome(self, order: TrackedOrder, accepted: bool) -> None:

@@ -20,7 +20,7 @@ import structlog
 from bot.clock import Clock
 from bot.config import ExecutionConfig
 from bot.core.instruments import Instrument
-from bot.core.market import Ticker
+from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event, EventBus, EventKind
 from bot.execution.ledger import Ledger, TrackedOrder
@@ -39,6 +39,8 @@ class OrderJournal(Protocol):
     """What the executor writes to the journal, before and after each step."""
 
     def record_intent(self, intent: OrderIntent, ts_ms: int) -> None: ...
+
+    def mark_sent(self, request: OrderRequest, ts_ms: int) -> None: ...
 
     def record_order_update(self, update: OrderUpdate) -> None: ...
 
@@ -124,8 +126,11 @@ class Executor:
         ins = self.instruments[(account, intent.symbol)]
         return marketable_limit(intent.side, mid, self.cfg.max_slippage_bps, ins)
 
-    def submit(self, account: str, intent: OrderIntent, ticker: Ticker) -> TrackedOrder | None:
-        """Guard, price and register the intent, then work it in a task. None when refused."""
+    def submit(
+        self, account: str, intent: OrderIntent, ticker: Ticker, book: OrderBook | None = None
+    ) -> TrackedOrder | None:
+        """Guard, price and register the intent, then work it in a task. None when refused.
+        `book` is the latest order book of the instrument, when the engine has one."""
         ins = self.instruments[(account, intent.symbol)]
         mid = ticker.mid
         price = self.limit_price(account, intent, ticker)
@@ -175,6 +180,8 @@ class Executor:
         )
         self.orders_sent += 1
         order.status = OrderStatus.SENT
+        if self.journal is not None:
+            self.journal.mark_sent(request, self.clock.now_ms())
         try:
             try:
                 update = await asyncio.wait_for(

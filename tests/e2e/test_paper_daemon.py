@@ -8,6 +8,8 @@ from tests.helpers import named, run_bot
 
 CONFIG = """
 bot_id = "e2e"
+[journal]
+path = "{journal}"
 [engine]
 hedge_view = "usd"
 stale_after_s = 30
@@ -63,7 +65,7 @@ band = 0.4
 
 def test_daemon_keeps_delta_in_band_and_respects_guards(tmp_path: Path) -> None:
     cfg = tmp_path / "e2e.toml"
-    cfg.write_text(CONFIG.format(seed=11))
+    cfg.write_text(CONFIG.format(seed=11, journal=tmp_path / "journal.sqlite"))
     code, events, stderr = run_bot(
         ["run", "--config", str(cfg), "--duration", "600", "--log-format", "json"], timeout=180
     )
