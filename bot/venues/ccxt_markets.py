@@ -75,6 +75,10 @@ def instrument_from_market(
     kind = _KINDS.get(str(mtype))
     if not symbol or kind is None:
         raise UnmappableMarket(f"{symbol}: market type {mtype!r} is not traded by the core")
+    if kind is not Kind.SPOT and ":" not in str(symbol):
+        # ccxt names every standard derivative BASE/QUOTE:SETTLE; combos and spreads keep the
+        # exchange id as symbol (Deribit's BTC-FS-27JUN25_PERP) and are not hedge instruments.
+        raise UnmappableMarket(f"{symbol}: not a single-leg derivative")
     base = market.get("base")
     if not base:
         raise UnmappableMarket(f"{symbol}: no base currency")
