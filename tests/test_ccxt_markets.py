@@ -61,9 +61,9 @@ async def _markets(exchange_id: str, responses: dict[str, Any], options: dict[st
         await exchange.close()
 
 
-async def _instruments(exchange_id: str, responses: dict[str, Any], **options: Any) -> dict[
-    str, Instrument
-]:
+async def _instruments(
+    exchange_id: str, responses: dict[str, Any], **options: Any
+) -> dict[str, Instrument]:
     markets, mode = await _markets(exchange_id, responses, options)
     return instruments_from_markets(markets, mode, exchange_id)
 

@@ -5,6 +5,7 @@ ORDER_TRADE_UPDATE and ACCOUNT_UPDATE."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +19,10 @@ _CODES = {
     "bad_amount": (-4003, "Quantity less than or equal to zero."),
     "duplicate": (-4116, "ClientOrderId is duplicated."),
     "reduce_only": (-2022, "ReduceOnly Order is rejected."),
-    "post_only": (-5022, "Due to the order could not be executed as maker, the Post Only order "
-                  "will be rejected."),
+    "post_only": (
+        -5022,
+        "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+    ),
     "not_found": (-2013, "Order does not exist."),
     "not_open": (-2011, "Unknown order sent."),
 }
@@ -28,10 +31,28 @@ _STATUS = {"open": "NEW", "filled": "FILLED", "cancelled": "CANCELED", "rejected
 
 def default_markets() -> list[Market]:
     return [
-        Market("BTCUSDT", "BTC", "USDT", "USDT", tick=0.1, step=0.001, min_amount=0.001,
-               mark=60000.0, index=60000.0),
-        Market("ETHUSDT", "ETH", "USDT", "USDT", tick=0.01, step=0.001, min_amount=0.001,
-               mark=3000.0, index=3000.0),
+        Market(
+            "BTCUSDT",
+            "BTC",
+            "USDT",
+            "USDT",
+            tick=0.1,
+            step=0.001,
+            min_amount=0.001,
+            mark=60000.0,
+            index=60000.0,
+        ),
+        Market(
+            "ETHUSDT",
+            "ETH",
+            "USDT",
+            "USDT",
+            tick=0.01,
+            step=0.001,
+            min_amount=0.001,
+            mark=3000.0,
+            index=3000.0,
+        ),
     ]
 
 
@@ -49,9 +70,12 @@ class BinanceEmulator(BaseEmulator):
         """AccountConfig.urls pointing ccxt's binanceusdm (demo mode or live) at the emulator."""
         fapi = f"{self.base_url}/fapi"
         return {
-            "fapiPublic": f"{fapi}/v1", "fapiPublicV2": f"{fapi}/v2",
-            "fapiPublicV3": f"{fapi}/v3", "fapiPrivate": f"{fapi}/v1",
-            "fapiPrivateV2": f"{fapi}/v2", "fapiPrivateV3": f"{fapi}/v3",
+            "fapiPublic": f"{fapi}/v1",
+            "fapiPublicV2": f"{fapi}/v2",
+            "fapiPublicV3": f"{fapi}/v3",
+            "fapiPrivate": f"{fapi}/v1",
+            "fapiPrivateV2": f"{fapi}/v2",
+            "fapiPrivateV3": f"{fapi}/v3",
             "ws.linear": f"{self.ws_base}/ws",
         }
 
@@ -64,29 +88,66 @@ class BinanceEmulator(BaseEmulator):
 
     def _symbol_info(self, m: Market) -> dict[str, Any]:
         return {
-            "symbol": m.id, "pair": m.id, "contractType": "PERPETUAL",
-            "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
-            "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
-            "baseAsset": m.base, "quoteAsset": m.quote, "marginAsset": m.settle,
-            "pricePrecision": _decimals(m.tick), "quantityPrecision": _decimals(m.step),
-            "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
-            "underlyingSubType": ["PoW"], "settlePlan": 0, "triggerProtect": "0.0500",
-            "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+            "symbol": m.id,
+            "pair": m.id,
+            "contractType": "PERPETUAL",
+            "deliveryDate": 4133404800000,
+            "onboardDate": 1569398400000,
+            "status": "TRADING",
+            "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000",
+            "baseAsset": m.base,
+            "quoteAsset": m.quote,
+            "marginAsset": m.settle,
+            "pricePrecision": _decimals(m.tick),
+            "quantityPrecision": _decimals(m.step),
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "underlyingType": "COIN",
+            "underlyingSubType": ["PoW"],
+            "settlePlan": 0,
+            "triggerProtect": "0.0500",
+            "liquidationFee": "0.012500",
+            "marketTakeBound": "0.05",
+            "maxMoveOrderLimit": 10000,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "4529764",
-                 "tickSize": str(m.tick)},
-                {"filterType": "LOT_SIZE", "stepSize": str(m.step), "maxQty": "1000",
-                 "minQty": str(m.min_amount)},
-                {"filterType": "MARKET_LOT_SIZE", "stepSize": str(m.step), "maxQty": "120",
-                 "minQty": str(m.min_amount)},
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": "0.10",
+                    "maxPrice": "4529764",
+                    "tickSize": str(m.tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "stepSize": str(m.step),
+                    "maxQty": "1000",
+                    "minQty": str(m.min_amount),
+                },
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "stepSize": str(m.step),
+                    "maxQty": "120",
+                    "minQty": str(m.min_amount),
+                },
                 {"filterType": "MAX_NUM_ORDERS", "limit": 200},
                 {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
                 {"filterType": "MIN_NOTIONAL", "notional": "100"},
-                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
-                 "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+                {
+                    "filterType": "PERCENT_PRICE",
+                    "multiplierUp": "1.0500",
+                    "multiplierDown": "0.9500",
+                    "multiplierDecimal": "4",
+                },
             ],
-            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
-                           "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+            "orderTypes": [
+                "LIMIT",
+                "MARKET",
+                "STOP",
+                "STOP_MARKET",
+                "TAKE_PROFIT",
+                "TAKE_PROFIT_MARKET",
+                "TRAILING_STOP_MARKET",
+            ],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
             "permissionSets": ["GRID", "COPY"],
         }
@@ -94,30 +155,62 @@ class BinanceEmulator(BaseEmulator):
     def _book_ticker(self, m: Market) -> dict[str, Any]:
         bid = self.state.best(m.id, "bids") or (0.0, 0.0)
         ask = self.state.best(m.id, "asks") or (0.0, 0.0)
-        return {"symbol": m.id, "bidPrice": str(bid[0]), "bidQty": str(bid[1]),
-                "askPrice": str(ask[0]), "askQty": str(ask[1]), "time": now_ms(),
-                "lastUpdateId": self.update_ids.get(m.id, 1)}
+        return {
+            "symbol": m.id,
+            "bidPrice": str(bid[0]),
+            "bidQty": str(bid[1]),
+            "askPrice": str(ask[0]),
+            "askQty": str(ask[1]),
+            "time": now_ms(),
+            "lastUpdateId": self.update_ids.get(m.id, 1),
+        }
 
     def _order(self, o: Order) -> dict[str, Any]:
         return {
-            "orderId": int(o.id), "symbol": o.symbol, "status": _STATUS[o.status],
-            "clientOrderId": o.client_id, "price": str(o.price), "avgPrice": str(o.average),
-            "origQty": str(o.amount), "executedQty": str(o.filled), "cumQty": str(o.filled),
-            "cumQuote": str(o.cost), "timeInForce": "GTX" if o.post_only else "GTC",
-            "type": "LIMIT", "reduceOnly": o.reduce_only, "closePosition": False,
-            "side": o.side.upper(), "positionSide": "BOTH", "stopPrice": "0",
-            "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "LIMIT",
-            "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0,
-            "updateTime": o.updated_ms, "time": o.created_ms,
+            "orderId": int(o.id),
+            "symbol": o.symbol,
+            "status": _STATUS[o.status],
+            "clientOrderId": o.client_id,
+            "price": str(o.price),
+            "avgPrice": str(o.average),
+            "origQty": str(o.amount),
+            "executedQty": str(o.filled),
+            "cumQty": str(o.filled),
+            "cumQuote": str(o.cost),
+            "timeInForce": "GTX" if o.post_only else "GTC",
+            "type": "LIMIT",
+            "reduceOnly": o.reduce_only,
+            "closePosition": False,
+            "side": o.side.upper(),
+            "positionSide": "BOTH",
+            "stopPrice": "0",
+            "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": "LIMIT",
+            "priceMatch": "NONE",
+            "selfTradePreventionMode": "NONE",
+            "goodTillDate": 0,
+            "updateTime": o.updated_ms,
+            "time": o.created_ms,
         }
 
     def _user_trade(self, t: Trade) -> dict[str, Any]:
         o = t.order
         return {
-            "buyer": o.side == "buy", "commission": str(t.fee), "commissionAsset": t.fee_currency,
-            "id": int(t.id[1:]), "maker": t.maker, "orderId": int(o.id), "price": str(t.price),
-            "qty": str(t.amount), "quoteQty": str(t.amount * t.price), "realizedPnl": "0",
-            "side": o.side.upper(), "positionSide": "BOTH", "symbol": o.symbol, "time": t.ts,
+            "buyer": o.side == "buy",
+            "commission": str(t.fee),
+            "commissionAsset": t.fee_currency,
+            "id": int(t.id[1:]),
+            "maker": t.maker,
+            "orderId": int(o.id),
+            "price": str(t.price),
+            "qty": str(t.amount),
+            "quoteQty": str(t.amount * t.price),
+            "realizedPnl": "0",
+            "side": o.side.upper(),
+            "positionSide": "BOTH",
+            "symbol": o.symbol,
+            "time": t.ts,
         }
 
     def _position_risk(self, symbol: str) -> dict[str, Any]:
@@ -125,24 +218,51 @@ class BinanceEmulator(BaseEmulator):
         pos = self.state.positions.get(symbol)
         qty = pos.qty if pos else 0.0
         return {
-            "symbol": symbol, "positionSide": "BOTH", "positionAmt": str(qty),
-            "entryPrice": str(pos.entry if pos else 0.0), "breakEvenPrice": "0.0",
-            "markPrice": str(m.mark), "unRealizedProfit": "0.0", "liquidationPrice": "0",
-            "isolatedMargin": "0", "notional": str(qty * m.mark), "marginAsset": m.settle,
-            "isolatedWallet": "0", "initialMargin": "0", "maintMargin": "0",
-            "positionInitialMargin": "0", "openOrderInitialMargin": "0", "adl": 0,
-            "bidNotional": "0", "askNotional": "0", "updateTime": now_ms(),
-            "leverage": "20", "marginType": "cross", "isolated": False,
+            "symbol": symbol,
+            "positionSide": "BOTH",
+            "positionAmt": str(qty),
+            "entryPrice": str(pos.entry if pos else 0.0),
+            "breakEvenPrice": "0.0",
+            "markPrice": str(m.mark),
+            "unRealizedProfit": "0.0",
+            "liquidationPrice": "0",
+            "isolatedMargin": "0",
+            "notional": str(qty * m.mark),
+            "marginAsset": m.settle,
+            "isolatedWallet": "0",
+            "initialMargin": "0",
+            "maintMargin": "0",
+            "positionInitialMargin": "0",
+            "openOrderInitialMargin": "0",
+            "adl": 0,
+            "bidNotional": "0",
+            "askNotional": "0",
+            "updateTime": now_ms(),
+            "leverage": "20",
+            "marginType": "cross",
+            "isolated": False,
             "maxNotionalValue": "1000000",
         }
 
     def _assets(self) -> list[dict[str, Any]]:
         return [
-            {"asset": a, "walletBalance": str(b), "unrealizedProfit": "0", "marginBalance": str(b),
-             "maintMargin": "0", "initialMargin": "0", "positionInitialMargin": "0",
-             "openOrderInitialMargin": "0", "crossWalletBalance": str(b), "crossUnPnl": "0",
-             "availableBalance": str(b), "maxWithdrawAmount": str(b), "marginAvailable": True,
-             "updateTime": now_ms(), "balance": str(b)}
+            {
+                "asset": a,
+                "walletBalance": str(b),
+                "unrealizedProfit": "0",
+                "marginBalance": str(b),
+                "maintMargin": "0",
+                "initialMargin": "0",
+                "positionInitialMargin": "0",
+                "openOrderInitialMargin": "0",
+                "crossWalletBalance": str(b),
+                "crossUnPnl": "0",
+                "availableBalance": str(b),
+                "maxWithdrawAmount": str(b),
+                "marginAvailable": True,
+                "updateTime": now_ms(),
+                "balance": str(b),
+            }
             for a, b in self.state.balances.items()
         ]
 
@@ -155,10 +275,8 @@ class BinanceEmulator(BaseEmulator):
             params.update(dict(await request.post()))
         if path == "POST v1/order" and self.faults.hang_creates > 0:
             self.faults.hang_creates -= 1
-            try:
+            with contextlib.suppress(RejectError):
                 self.call(path, params)
-            except RejectError:
-                pass
             await self.hang()
         try:
             return web.json_response(self.call(path, params))
@@ -168,15 +286,20 @@ class BinanceEmulator(BaseEmulator):
         except KeyError as e:
             return web.json_response({"code": -1000, "msg": f"not emulated: {e}"}, status=404)
 
-    def call(self, path: str, p: dict[str, Any]) -> Any:  # noqa: C901 - a dispatch table
+    def call(self, path: str, p: dict[str, Any]) -> Any:
         st = self.state
         version, _, name = path.partition("/")
         if name == "time":
             return {"serverTime": now_ms()}
         if name == "exchangeInfo":
-            return {"timezone": "UTC", "serverTime": now_ms(), "rateLimits": [],
-                    "exchangeFilters": [], "assets": [],
-                    "symbols": [self._symbol_info(m) for m in st.markets.values()]}
+            return {
+                "timezone": "UTC",
+                "serverTime": now_ms(),
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "assets": [],
+                "symbols": [self._symbol_info(m) for m in st.markets.values()],
+            }
         if name == "ticker/bookTicker":
             if "symbol" in p:
                 return self._book_ticker(self._market(p["symbol"]))
@@ -184,29 +307,65 @@ class BinanceEmulator(BaseEmulator):
         if name == "ticker/24hr":
             m = self._market(p["symbol"])
             bt = self._book_ticker(m)
-            return {"symbol": m.id, "lastPrice": str(m.mark), "openPrice": str(m.mark),
-                    "highPrice": str(m.mark), "lowPrice": str(m.mark), "volume": "1000",
-                    "quoteVolume": "1", "priceChange": "0", "priceChangePercent": "0",
-                    "weightedAvgPrice": str(m.mark), "lastQty": "1", "openTime": now_ms(),
-                    "closeTime": now_ms(), "firstId": 1, "lastId": 2, "count": 2,
-                    "bidPrice": bt["bidPrice"], "askPrice": bt["askPrice"]}
+            return {
+                "symbol": m.id,
+                "lastPrice": str(m.mark),
+                "openPrice": str(m.mark),
+                "highPrice": str(m.mark),
+                "lowPrice": str(m.mark),
+                "volume": "1000",
+                "quoteVolume": "1",
+                "priceChange": "0",
+                "priceChangePercent": "0",
+                "weightedAvgPrice": str(m.mark),
+                "lastQty": "1",
+                "openTime": now_ms(),
+                "closeTime": now_ms(),
+                "firstId": 1,
+                "lastId": 2,
+                "count": 2,
+                "bidPrice": bt["bidPrice"],
+                "askPrice": bt["askPrice"],
+            }
         if name == "premiumIndex":
             m = self._market(p["symbol"])
-            return {"symbol": m.id, "markPrice": str(m.mark), "indexPrice": str(m.index),
-                    "estimatedSettlePrice": str(m.index), "lastFundingRate": "0.0001",
-                    "interestRate": "0.0001", "nextFundingTime": now_ms() + 3600_000,
-                    "time": now_ms()}
+            return {
+                "symbol": m.id,
+                "markPrice": str(m.mark),
+                "indexPrice": str(m.index),
+                "estimatedSettlePrice": str(m.index),
+                "lastFundingRate": "0.0001",
+                "interestRate": "0.0001",
+                "nextFundingTime": now_ms() + 3600_000,
+                "time": now_ms(),
+            }
         if name == "depth":
             m = self._market(p["symbol"])
             limit = int(p.get("limit", 20))
-            return {"lastUpdateId": self.update_ids.get(m.id, 1), "E": now_ms(),
-                    "T": now_ms(),
-                    "bids": [[str(a), str(b)] for a, b in st.levels(m.id, "bids", limit)],
-                    "asks": [[str(a), str(b)] for a, b in st.levels(m.id, "asks", limit)]}
+            return {
+                "lastUpdateId": self.update_ids.get(m.id, 1),
+                "E": now_ms(),
+                "T": now_ms(),
+                "bids": [[str(a), str(b)] for a, b in st.levels(m.id, "bids", limit)],
+                "asks": [[str(a), str(b)] for a, b in st.levels(m.id, "asks", limit)],
+            }
         if name == "leverageBracket":
-            return [{"symbol": s, "brackets": [
-                {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0,
-                 "maintMarginRatio": 0.004, "cum": 0.0}]} for s in st.markets]
+            return [
+                {
+                    "symbol": s,
+                    "brackets": [
+                        {
+                            "bracket": 1,
+                            "initialLeverage": 125,
+                            "notionalCap": 50000,
+                            "notionalFloor": 0,
+                            "maintMarginRatio": 0.004,
+                            "cum": 0.0,
+                        }
+                    ],
+                }
+                for s in st.markets
+            ]
         if name == "positionRisk":
             rows = [self._position_risk(s) for s in st.markets]
             if version == "v3":  # v3 lists open positions only
@@ -214,11 +373,17 @@ class BinanceEmulator(BaseEmulator):
             return rows
         if name == "account":
             total = sum(st.balances.values())
-            return {"totalWalletBalance": str(total), "totalMarginBalance": str(total),
-                    "availableBalance": str(total), "totalUnrealizedProfit": "0",
-                    "totalInitialMargin": "0", "totalMaintMargin": "0",
-                    "maxWithdrawAmount": str(total), "assets": self._assets(),
-                    "positions": [self._position_risk(s) for s in st.markets]}
+            return {
+                "totalWalletBalance": str(total),
+                "totalMarginBalance": str(total),
+                "availableBalance": str(total),
+                "totalUnrealizedProfit": "0",
+                "totalInitialMargin": "0",
+                "totalMaintMargin": "0",
+                "maxWithdrawAmount": str(total),
+                "assets": self._assets(),
+                "positions": [self._position_risk(s) for s in st.markets],
+            }
         if name == "balance":
             return [{"accountAlias": "emu", **a} for a in self._assets()]
         if name == "listenKey":
@@ -226,21 +391,30 @@ class BinanceEmulator(BaseEmulator):
         if name == "order":
             return self._order_call(path.split()[0], p)
         if name == "openOrders":
-            return [self._order(o) for o in st.orders.values()
-                    if o.status == "open" and p.get("symbol", o.symbol) == o.symbol]
+            return [
+                self._order(o)
+                for o in st.orders.values()
+                if o.status == "open" and p.get("symbol", o.symbol) == o.symbol
+            ]
         if name == "allOrders":
             return [self._order(o) for o in st.orders.values() if o.symbol == p.get("symbol")]
         if name == "userTrades":
-            return [self._user_trade(t) for t in st.trades
-                    if t.order.symbol == p.get("symbol", t.order.symbol)]
+            return [
+                self._user_trade(t)
+                for t in st.trades
+                if t.order.symbol == p.get("symbol", t.order.symbol)
+            ]
         raise KeyError(path)
 
     def _order_call(self, method: str, p: dict[str, Any]) -> Any:
         st = self.state
         if method == "POST":
             order = st.place(
-                self._market(p["symbol"]).id, p["side"].lower(), float(p["quantity"]),
-                float(p["price"]), p.get("newClientOrderId") or st.next_id("auto-"),
+                self._market(p["symbol"]).id,
+                p["side"].lower(),
+                float(p["quantity"]),
+                float(p["price"]),
+                p.get("newClientOrderId") or st.next_id("auto-"),
                 reduce_only=str(p.get("reduceOnly")).lower() == "true",
                 post_only=p.get("timeInForce") == "GTX",
             )
@@ -290,9 +464,19 @@ class BinanceEmulator(BaseEmulator):
             ts = now_ms()
             if channel.startswith("bookTicker"):
                 bt = self._book_ticker(m)
-                conn.send({"e": "bookTicker", "u": bt["lastUpdateId"], "s": m.id, "E": ts,
-                           "T": ts, "b": bt["bidPrice"], "B": bt["bidQty"],
-                           "a": bt["askPrice"], "A": bt["askQty"]})
+                conn.send(
+                    {
+                        "e": "bookTicker",
+                        "u": bt["lastUpdateId"],
+                        "s": m.id,
+                        "E": ts,
+                        "T": ts,
+                        "b": bt["bidPrice"],
+                        "B": bt["bidQty"],
+                        "a": bt["askPrice"],
+                        "A": bt["askQty"],
+                    }
+                )
             elif channel.startswith("depth"):
                 # Diff depth: absolute amounts, 0 deletes; ids chain through `pu`.
                 if m.id not in bumped:
@@ -300,22 +484,63 @@ class BinanceEmulator(BaseEmulator):
                 prev = self.update_ids.get(m.id, 1)
                 self.update_ids[m.id] = prev + 1
                 changes = {
-                    side: [[str(p), str(a)] for p, a in
-                           book_diff(conn, stream, side, self.state.levels(m.id, side, 1000))]
+                    side: [
+                        [str(p), str(a)]
+                        for p, a in book_diff(
+                            conn, stream, side, self.state.levels(m.id, side, 1000)
+                        )
+                    ]
                     for side in ("bids", "asks")
                 }
-                conn.send({"e": "depthUpdate", "E": ts, "T": ts, "s": m.id, "U": prev + 1,
-                           "u": prev + 1, "pu": prev, "b": changes["bids"],
-                           "a": changes["asks"]})
+                conn.send(
+                    {
+                        "e": "depthUpdate",
+                        "E": ts,
+                        "T": ts,
+                        "s": m.id,
+                        "U": prev + 1,
+                        "u": prev + 1,
+                        "pu": prev,
+                        "b": changes["bids"],
+                        "a": changes["asks"],
+                    }
+                )
             elif channel.startswith("markPrice"):
-                conn.send({"e": "markPriceUpdate", "E": ts, "s": m.id, "p": str(m.mark),
-                           "i": str(m.index), "P": str(m.index), "r": "0.0001",
-                           "T": ts + 3600_000})
+                conn.send(
+                    {
+                        "e": "markPriceUpdate",
+                        "E": ts,
+                        "s": m.id,
+                        "p": str(m.mark),
+                        "i": str(m.index),
+                        "P": str(m.index),
+                        "r": "0.0001",
+                        "T": ts + 3600_000,
+                    }
+                )
             elif channel == "ticker":
-                conn.send({"e": "24hrTicker", "E": ts, "s": m.id, "p": "0", "P": "0",
-                           "w": str(m.mark), "c": str(m.mark), "Q": "1", "o": str(m.mark),
-                           "h": str(m.mark), "l": str(m.mark), "v": "1000", "q": "1",
-                           "O": ts, "C": ts, "F": 1, "L": 2, "n": 2})
+                conn.send(
+                    {
+                        "e": "24hrTicker",
+                        "E": ts,
+                        "s": m.id,
+                        "p": "0",
+                        "P": "0",
+                        "w": str(m.mark),
+                        "c": str(m.mark),
+                        "Q": "1",
+                        "o": str(m.mark),
+                        "h": str(m.mark),
+                        "l": str(m.mark),
+                        "v": "1000",
+                        "q": "1",
+                        "O": ts,
+                        "C": ts,
+                        "F": 1,
+                        "L": 2,
+                        "n": 2,
+                    }
+                )
 
     def on_event(self, event: str, payload: Any) -> None:
         private = [c for c in self.connections if c.listen_key]
@@ -324,11 +549,14 @@ class BinanceEmulator(BaseEmulator):
         ts = now_ms()
         msg: dict[str, Any] | None = None
         if event == "order":
-            msg = {"e": "ORDER_TRADE_UPDATE", "E": ts, "T": ts,
-                   "o": self._ws_order(payload, None)}
+            msg = {"e": "ORDER_TRADE_UPDATE", "E": ts, "T": ts, "o": self._ws_order(payload, None)}
         elif event == "trade":
-            msg = {"e": "ORDER_TRADE_UPDATE", "E": ts, "T": ts,
-                   "o": self._ws_order(payload.order, payload)}
+            msg = {
+                "e": "ORDER_TRADE_UPDATE",
+                "E": ts,
+                "T": ts,
+                "o": self._ws_order(payload.order, payload),
+            }
         elif event == "position":
             msg = self._account_update(payload, ts)
         if msg is not None:
@@ -337,18 +565,39 @@ class BinanceEmulator(BaseEmulator):
 
     def _ws_order(self, o: Order, t: Trade | None) -> dict[str, Any]:
         return {
-            "s": o.symbol, "c": o.client_id, "S": o.side.upper(), "o": "LIMIT",
-            "f": "GTX" if o.post_only else "GTC", "q": str(o.amount), "p": str(o.price),
-            "ap": str(o.average), "sp": "0",
+            "s": o.symbol,
+            "c": o.client_id,
+            "S": o.side.upper(),
+            "o": "LIMIT",
+            "f": "GTX" if o.post_only else "GTC",
+            "q": str(o.amount),
+            "p": str(o.price),
+            "ap": str(o.average),
+            "sp": "0",
             "x": "TRADE" if t else ("CANCELED" if o.status == "cancelled" else "NEW"),
-            "X": _STATUS[o.status] if not (o.status == "open" and o.filled) else
-            "PARTIALLY_FILLED",
-            "i": int(o.id), "l": str(t.amount if t else 0), "z": str(o.filled),
-            "L": str(t.price if t else 0), "N": t.fee_currency if t else "USDT",
-            "n": str(t.fee if t else 0), "T": t.ts if t else o.updated_ms,
-            "t": int(t.id[1:]) if t else 0, "b": "0", "a": "0", "m": bool(t and t.maker),
-            "R": o.reduce_only, "wt": "CONTRACT_PRICE", "ot": "LIMIT", "ps": "BOTH",
-            "cp": False, "rp": "0", "pP": False, "si": 0, "ss": 0, "V": "NONE", "pm": "NONE",
+            "X": _STATUS[o.status] if not (o.status == "open" and o.filled) else "PARTIALLY_FILLED",
+            "i": int(o.id),
+            "l": str(t.amount if t else 0),
+            "z": str(o.filled),
+            "L": str(t.price if t else 0),
+            "N": t.fee_currency if t else "USDT",
+            "n": str(t.fee if t else 0),
+            "T": t.ts if t else o.updated_ms,
+            "t": int(t.id[1:]) if t else 0,
+            "b": "0",
+            "a": "0",
+            "m": bool(t and t.maker),
+            "R": o.reduce_only,
+            "wt": "CONTRACT_PRICE",
+            "ot": "LIMIT",
+            "ps": "BOTH",
+            "cp": False,
+            "rp": "0",
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "NONE",
+            "pm": "NONE",
             "gtd": 0,
         }
 
@@ -358,12 +607,25 @@ class BinanceEmulator(BaseEmulator):
         m = self.state.markets[symbol]
         balance = self.state.balances.get(m.settle, 0.0)
         return {
-            "e": "ACCOUNT_UPDATE", "E": ts, "T": ts,
+            "e": "ACCOUNT_UPDATE",
+            "E": ts,
+            "T": ts,
             "a": {
                 "m": "ORDER",
                 "B": [{"a": m.settle, "wb": str(balance), "cw": str(balance), "bc": "0"}],
-                "P": [{"s": symbol, "pa": str(qty), "ep": str(pos.entry if pos else 0.0),
-                       "bep": "0", "cr": "0", "up": "0", "mt": "cross", "iw": "0",
-                       "ps": "BOTH", "ma": m.settle}],
+                "P": [
+                    {
+                        "s": symbol,
+                        "pa": str(qty),
+                        "ep": str(pos.entry if pos else 0.0),
+                        "bep": "0",
+                        "cr": "0",
+                        "up": "0",
+                        "mt": "cross",
+                        "iw": "0",
+                        "ps": "BOTH",
+                        "ma": m.settle,
+                    }
+                ],
             },
         }

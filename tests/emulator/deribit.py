@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -26,19 +27,54 @@ def default_markets() -> list[Market]:
     expiry = 1893456000000  # 2030-01-01
     return [
         Market(
-            "BTC-PERPETUAL", "BTC", "USD", "BTC", inverse=True, contract_size=10.0,
-            tick=0.5, step=10.0, min_amount=10.0, taker_fee=0.0005, maker_fee=0.0,
-            mark=60000.0, index=60000.0,
+            "BTC-PERPETUAL",
+            "BTC",
+            "USD",
+            "BTC",
+            inverse=True,
+            contract_size=10.0,
+            tick=0.5,
+            step=10.0,
+            min_amount=10.0,
+            taker_fee=0.0005,
+            maker_fee=0.0,
+            mark=60000.0,
+            index=60000.0,
         ),
         Market(
-            "BTC-1JAN30", "BTC", "USD", "BTC", inverse=True, contract_size=10.0, tick=2.5,
-            step=10.0, min_amount=10.0, expiry_ms=expiry, mark=61000.0, index=60000.0,
+            "BTC-1JAN30",
+            "BTC",
+            "USD",
+            "BTC",
+            inverse=True,
+            contract_size=10.0,
+            tick=2.5,
+            step=10.0,
+            min_amount=10.0,
+            expiry_ms=expiry,
+            mark=61000.0,
+            index=60000.0,
         ),
         Market(
-            "BTC-1JAN30-60000-C", "BTC", "USD", "BTC", inverse=True, kind="option",
-            contract_size=1.0, tick=0.0005, step=0.1, min_amount=0.1, taker_fee=0.0003,
-            maker_fee=0.0003, expiry_ms=expiry, strike=60000.0, option_type="call",
-            mark=0.2, index=60000.0, iv=0.6127, delta=0.62,
+            "BTC-1JAN30-60000-C",
+            "BTC",
+            "USD",
+            "BTC",
+            inverse=True,
+            kind="option",
+            contract_size=1.0,
+            tick=0.0005,
+            step=0.1,
+            min_amount=0.1,
+            taker_fee=0.0003,
+            maker_fee=0.0003,
+            expiry_ms=expiry,
+            strike=60000.0,
+            option_type="call",
+            mark=0.2,
+            index=60000.0,
+            iv=0.6127,
+            delta=0.62,
         ),
     ]
 
@@ -112,8 +148,13 @@ class DeribitEmulator(BaseEmulator):
                 mark_iv=round((m.iv or 0.0) * 100, 4),
                 bid_iv=0.0,
                 ask_iv=0.0,
-                greeks={"delta": m.delta, "gamma": 0.00002, "vega": 60.0, "theta": -40.0,
-                        "rho": 10.0},
+                greeks={
+                    "delta": m.delta,
+                    "gamma": 0.00002,
+                    "vega": 60.0,
+                    "theta": -40.0,
+                    "rho": 10.0,
+                },
             )
         else:
             out.update(current_funding=0.0, funding_8h=0.0)
@@ -200,34 +241,47 @@ class DeribitEmulator(BaseEmulator):
         params = dict(request.query)
         if method in ("private/buy", "private/sell") and self.faults.hang_creates > 0:
             self.faults.hang_creates -= 1
-            try:
+            with contextlib.suppress(RejectError):
                 self.call(method, params)  # the venue takes the order ...
-            except RejectError:
-                pass
             await self.hang()  # ... and the answer never comes back
         try:
             result = self.call(method, params)
         except RejectError as e:
             code, name = _CODES.get(e.code, (10000, "error"))
-            body = {"jsonrpc": "2.0", "error": {"code": code, "message": name,
-                                                "data": {"reason": e.message}}}
+            body = {
+                "jsonrpc": "2.0",
+                "error": {"code": code, "message": name, "data": {"reason": e.message}},
+            }
             return web.json_response(body, status=400)
         except KeyError as e:
             body = {"jsonrpc": "2.0", "error": {"code": -32601, "message": f"Method not found {e}"}}
             return web.json_response(body, status=400)
         return web.json_response(
-            {"jsonrpc": "2.0", "result": result, "usIn": 0, "usOut": 0, "usDiff": 0,
-             "testnet": True}
+            {
+                "jsonrpc": "2.0",
+                "result": result,
+                "usIn": 0,
+                "usOut": 0,
+                "usDiff": 0,
+                "testnet": True,
+            }
         )
 
-    def call(self, method: str, p: dict[str, Any]) -> Any:  # noqa: C901 - a dispatch table
+    def call(self, method: str, p: dict[str, Any]) -> Any:
         st = self.state
         markets = st.markets
         if method == "public/get_currencies":
             return [
-                {"currency": c, "currency_long": c, "coin_type": "BITCOIN", "fee_precision": 4,
-                 "min_confirmations": 1, "min_withdrawal_fee": 0.0001, "withdrawal_fee": 0.0001,
-                 "withdrawal_priorities": []}
+                {
+                    "currency": c,
+                    "currency_long": c,
+                    "coin_type": "BITCOIN",
+                    "fee_precision": 4,
+                    "min_confirmations": 1,
+                    "min_withdrawal_fee": 0.0001,
+                    "withdrawal_fee": 0.0001,
+                    "withdrawal_priorities": [],
+                }
                 for c in sorted({m.settle for m in markets.values()})
             ]
         if method == "public/get_instruments":
@@ -262,9 +316,16 @@ class DeribitEmulator(BaseEmulator):
             ]
         if method in ("private/get_account_summaries", "private/get_account_summary"):
             summaries = [
-                {"currency": c, "balance": b, "equity": b, "available_funds": b,
-                 "margin_balance": b, "maintenance_margin": 0.0, "initial_margin": 0.0,
-                 "delta_total": 0.0}
+                {
+                    "currency": c,
+                    "balance": b,
+                    "equity": b,
+                    "available_funds": b,
+                    "margin_balance": b,
+                    "maintenance_margin": 0.0,
+                    "initial_margin": 0.0,
+                    "delta_total": 0.0,
+                }
                 for c, b in st.balances.items()
             ]
             if method == "private/get_account_summary":
@@ -274,10 +335,14 @@ class DeribitEmulator(BaseEmulator):
             side = method.split("/")[1]
             # Deribit does not enforce unique labels (design notes): neither does the emulator.
             order = st.place(
-                self._market(p["instrument_name"]).id, side, float(p["amount"]),
-                float(p["price"]), p.get("label", ""),
+                self._market(p["instrument_name"]).id,
+                side,
+                float(p["amount"]),
+                float(p["price"]),
+                p.get("label", ""),
                 reduce_only=p.get("reduce_only") == "true",
-                post_only=p.get("post_only") == "true", unique_client_id=False,
+                post_only=p.get("post_only") == "true",
+                unique_client_id=False,
             )
             trades = [self._trade(t) for t in st.trades if t.order is order]
             return {"order": self._order(order), "trades": trades}
@@ -290,23 +355,33 @@ class DeribitEmulator(BaseEmulator):
             return self._order(order)
         if method == "private/get_order_state_by_label":
             return [
-                self._order(o) for o in st.find_by_client_id(p["label"])
+                self._order(o)
+                for o in st.find_by_client_id(p["label"])
                 if markets[o.symbol].settle == p.get("currency", markets[o.symbol].settle)
             ]
-        if method in ("private/get_open_orders_by_currency", "private/get_open_orders",
-                      "private/get_open_orders_by_instrument"):
+        if method in (
+            "private/get_open_orders_by_currency",
+            "private/get_open_orders",
+            "private/get_open_orders_by_instrument",
+        ):
             return [
-                self._order(o) for o in st.orders.values()
+                self._order(o)
+                for o in st.orders.values()
                 if o.status == "open" and self._selected(o.symbol, p)
             ]
-        if method in ("private/get_order_history_by_currency",
-                      "private/get_order_history_by_instrument"):
+        if method in (
+            "private/get_order_history_by_currency",
+            "private/get_order_history_by_instrument",
+        ):
             return [
-                self._order(o) for o in st.orders.values()
+                self._order(o)
+                for o in st.orders.values()
                 if o.status != "open" and self._selected(o.symbol, p)
             ]
-        if method in ("private/get_user_trades_by_currency",
-                      "private/get_user_trades_by_instrument"):
+        if method in (
+            "private/get_user_trades_by_currency",
+            "private/get_user_trades_by_instrument",
+        ):
             trades = [self._trade(t) for t in st.trades if self._selected(t.order.symbol, p)]
             return {"trades": trades, "has_more": False}
         if method == "private/get_user_trades_by_order":
@@ -325,9 +400,13 @@ class DeribitEmulator(BaseEmulator):
         return m
 
     def _auth(self) -> dict[str, Any]:
-        return {"access_token": "emulator-token", "expires_in": 31536000,
-                "refresh_token": "emulator-refresh", "scope": "connection mainaccount",
-                "token_type": "bearer"}
+        return {
+            "access_token": "emulator-token",
+            "expires_in": 31536000,
+            "refresh_token": "emulator-refresh",
+            "scope": "connection mainaccount",
+            "token_type": "bearer",
+        }
 
     # -- websocket --------------------------------------------------------------------------
 
@@ -362,13 +441,19 @@ class DeribitEmulator(BaseEmulator):
                 sides = {
                     side: [
                         ["new" if first else ("delete" if a == 0 else "change"), p, a]
-                        for p, a in book_diff(conn, channel, side,
-                                              self.state.levels(parts[1], side))
+                        for p, a in book_diff(
+                            conn, channel, side, self.state.levels(parts[1], side)
+                        )
                     ]
                     for side in ("bids", "asks")
                 }
-                data = {"type": "snapshot" if first else "change", "timestamp": now_ms(),
-                        "instrument_name": parts[1], "change_id": now_ms(), **sides}
+                data = {
+                    "type": "snapshot" if first else "change",
+                    "timestamp": now_ms(),
+                    "instrument_name": parts[1],
+                    "change_id": now_ms(),
+                    **sides,
+                }
                 conn.send(_notification(channel, data))
 
     def on_event(self, event: str, payload: Any) -> None:
@@ -381,5 +466,8 @@ class DeribitEmulator(BaseEmulator):
 
 
 def _notification(channel: str, data: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "method": "subscription",
-            "params": {"channel": channel, "data": data}}
+    return {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {"channel": channel, "data": data},
+    }

@@ -111,7 +111,9 @@ class BaseEmulator:
             await asyncio.wait_for(self._release.wait(), 120)
 
     @web.middleware
-    async def _faults_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _faults_middleware(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
         is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
         if not is_ws:
             self.state.requests.append(f"{request.method} {request.path}")
