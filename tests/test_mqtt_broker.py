@@ -45,6 +45,9 @@ class Broker:
 
     def write_conf(self) -> None:
         body = self.extra_conf or "allow_anonymous true\n"
+        if os.geteuid() == 0 and "\nuser " not in f"\n{body}":
+            # As root mosquitto drops to user "mosquitto", who cannot use pytest's 0700 tmp dir.
+            body += "user root\n"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\n{body}")
 
     def start(self) -> None:
@@ -63,9 +66,14 @@ class Broker:
             time.sleep(0.05)
         raise RuntimeError("mosquitto did not start listening")
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
+        """Kill the broker (as a crash would), or with `graceful` let it save its persistence
+        file and close connections first."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            if graceful:
+                self.proc.terminate()
+            else:
+                self.proc.kill()
             self.proc.wait(5)
         self.proc = None
 
@@ -144,9 +152,6 @@ def secured_broker(tmp_path: Path) -> Iterator[Broker]:
     ]
     assert "allow_anonymous false" in kept
     extra = "\n".join(kept) + f"\npassword_file {passwd}\nacl_file {acl}\n"
-    if os.geteuid() == 0:
-        # As root mosquitto drops to user "mosquitto", who cannot read pytest's 0700 tmp dir.
-        extra += "user root\n"
     broker = Broker(tmp_path, extra_conf=extra)
     broker.start()
     try:

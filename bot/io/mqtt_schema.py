@@ -1,0 +1,264 @@
+"""Pydantic models for every MQTT payload, in and out.
+
+Topics (prefix `hedgebot` by default, one subtree per bot):
+
+    <prefix>/<bot_id>/status         retained "online" / "offline" (plain text; last will)
+    <prefix>/<bot_id>/state          retained StateMessage
+    <prefix>/<bot_id>/events         EventMessage, one per message
+    <prefix>/<bot_id>/cmd            CommandIn (from the operator)
+    <prefix>/<bot_id>/cmd/reply      CommandReply, exactly one per command that has an id
+    <prefix>/<bot_id>/positions/in   ExternalPositionIn
+
+Inbound models forbid unknown keys: a typo in a command is an error, never a silently ignored
+field. Outbound models allow extra keys so the engine can add detail without a schema change here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+CommandName = Literal["pause", "resume", "hedge-now", "flatten", "set", "reload", "status"]
+COMMAND_NAMES: tuple[str, ...] = (
+    "pause",
+    "resume",
+    "hedge-now",
+    "flatten",
+    "set",
+    "reload",
+    "status",
+)
+
+# Ids are echoed in replies and logged: keep them short and printable.
+CommandId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Underlying = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")]
+HexSig = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+class NoArgs(_In):
+    pass
+
+
+class HedgeNowArgs(_In):
+    underlying: Underlying | None = Field(default=None, description="one underlying; None: all")
+
+
+class FlattenArgs(_In):
+    underlying: Underlying | None = Field(default=None, description="one underlying; None: all")
+    confirm: Literal[True, "FLATTEN"] = Field(
+        description='must be JSON true or the string "FLATTEN"'
+    )
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _exactly_true_or_flatten(cls, v: Any) -> Any:
+        # Pydantic's Literal[True] also takes 1 and 1.0; flattening a book is too costly to
+        # trigger on anything but the exact values an operator has to type on purpose.
+        if v is True or v == "FLATTEN":
+            return v
+        raise ValueError('confirm must be true or "FLATTEN"')
+
+
+class SetArgs(_In):
+    path: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="dotted settings path, e.g. hedge.BTC.band",
+    )
+    value: Any = Field(description="new value, validated exactly like the config file")
+
+
+class _CommandBase(_In):
+    id: CommandId
+    ts: int | None = Field(
+        default=None, ge=0, description="epoch ms when sent; required when a secret is set"
+    )
+    sig: HexSig | None = Field(
+        default=None,
+        description="hex HMAC-SHA256 of the canonical JSON of the command without sig",
+    )
+
+
+class PauseCommand(_CommandBase):
+    cmd: Literal["pause"]
+    args: NoArgs = NoArgs()
+
+
+class ResumeCommand(_CommandBase):
+    cmd: Literal["resume"]
+    args: NoArgs = NoArgs()
+
+
+class HedgeNowCommand(_CommandBase):
+    cmd: Literal["hedge-now"]
+    args: HedgeNowArgs = HedgeNowArgs()
+
+
+class FlattenCommand(_CommandBase):
+    cmd: Literal["flatten"]
+    args: FlattenArgs
+
+
+class SetCommand(_CommandBase):
+    cmd: Literal["set"]
+    args: SetArgs
+
+
+class ReloadCommand(_CommandBase):
+    cmd: Literal["reload"]
+    args: NoArgs = NoArgs()
+
+
+class StatusCommand(_CommandBase):
+    cmd: Literal["status"]
+    args: NoArgs = NoArgs()
+
+
+Command = Annotated[
+    PauseCommand
+    | ResumeCommand
+    | HedgeNowCommand
+    | FlattenCommand
+    | SetCommand
+    | ReloadCommand
+    | StatusCommand,
+    Field(discriminator="cmd"),
+]
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+def parse_command(data: Any) -> Command:
+    """Validate a decoded JSON value as a command; raises pydantic.ValidationError."""
+    return COMMAND_ADAPTER.validate_python(data)
+
+
+class CommandReply(_Out):
+    id: str | int
+    ok: bool
+    cmd: str | None = Field(default=None, description="the command, when it could be read")
+    result: Any = Field(default=None, description="present when ok")
+    error: str | None = Field(default=None, description="present when not ok")
+    ts_ms: int
+
+
+# --- external positions -------------------------------------------------------------------------
+
+
+class ExternalPositionIn(_In):
+    """A position held outside the bot's venues (OTC, another exchange), counted in the book
+    until it expires. A newer message for the same (source, symbol) replaces the older one;
+    qty 0 removes it."""
+
+    source: str = Field(min_length=1, max_length=64, description="who holds it, e.g. otc-desk")
+    symbol: str = Field(min_length=1, max_length=128)
+    underlying: Underlying
+    qty: float = Field(description="signed quantity in the instrument's units")
+    delta_coin: float | None = Field(
+        default=None, description="signed delta in coin; None: computed from the instrument"
+    )
+    expires_at_ms: int | None = Field(default=None, gt=0)
+    ttl_s: float | None = Field(default=None, gt=0, le=366 * 86_400)
+
+    @field_validator("qty", "delta_coin")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> ExternalPositionIn:
+        if (self.expires_at_ms is None) == (self.ttl_s is None):
+            raise ValueError("give exactly one of expires_at_ms and ttl_s")
+        return self
+
+
+# --- outbound telemetry -------------------------------------------------------------------------
+
+
+class UnderlyingState(_Out):
+    delta_coin: float | None = None
+    delta_usd: float | None = None
+    target: float | None = None
+    band: float | None = None
+    unit: Literal["coin", "usd"] | None = None
+    index_price: float | None = None
+
+
+class FeedState(_Out):
+    ok: bool
+    age_ms: int | None = None
+
+
+class AccountState(_Out):
+    exchange: str | None = None
+    mode: str | None = None
+
+
+class MqttTelemetry(_Out):
+    connected: bool
+    reconnects: int
+    events_dropped: int
+    events_queued: int
+    commands_rejected: int
+
+
+class StateMessage(_Out):
+    """The retained state document. The engine's Controller.state() provides everything but
+    bot_id, ts_ms and mqtt, which the bridge adds."""
+
+    bot_id: str
+    ts_ms: int
+    mode: str | None = Field(default=None, description="paper | testnet | live | mixed")
+    trading_state: str | None = Field(default=None, description="e.g. active, paused, halted")
+    accounts: dict[str, AccountState] = Field(default_factory=dict)
+    underlyings: dict[str, UnderlyingState] = Field(default_factory=dict)
+    feeds: dict[str, FeedState] = Field(default_factory=dict)
+    open_orders: int | list[Any] | None = None
+    mqtt: MqttTelemetry | None = None
+
+
+class EventMessage(_Out):
+    """One Event (bot.events.Event.as_dict()) plus the bot id; data keys are flattened in."""
+
+    bot_id: str
+    kind: Literal["decision", "order", "fill", "reject", "alert", "state", "command"]
+    event: str
+    ts_ms: int
+
+
+STATUS_ONLINE = "online"
+STATUS_OFFLINE = "offline"
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every payload, keyed by topic suffix, for the README."""
+    return {
+        "cmd": COMMAND_ADAPTER.json_schema(),
+        "cmd/reply": CommandReply.model_json_schema(),
+        "positions/in": ExternalPositionIn.model_json_schema(),
+        "state": StateMessage.model_json_schema(),
+        "events": EventMessage.model_json_schema(),
+        "status": {"type": "string", "enum": [STATUS_ONLINE, STATUS_OFFLINE]},
+    }
