@@ -422,7 +422,20 @@ async def test_controller_crash_is_an_error_reply(
         rep = await op.call({"id": "x", "cmd": "reload"})
         assert not rep["ok"] and rep["error"] == "internal error: ZeroDivisionError: oops"
         assert (await op.call({"id": "y", "cmd": "pause"}))["ok"]
-    assert not r.task.done()
+
+        def cyclic() -> dict[str, Any]:
+            d: dict[str, Any] = {}
+            d["self"] = d
+            return d
+
+        r.controller.resume = cyclic  # type: ignore[method-assign]
+        r.controller.state = cyclic  # type: ignore[method-assign]
+        rep = await op.call({"id": "z", "cmd": "resume"})
+        assert not rep["ok"] and "not serializable" in rep["error"]
+        r.bridge.emit(Event("alert", "cyclic", 1, cyclic()))
+        await asyncio.sleep(0.3)  # state publishing fails quietly too
+        assert (await op.call({"id": "w", "cmd": "hedge-now"}))["ok"]
+    assert not r.task.done() and r.bridge.connected
 
 
 def _hostile_payloads(now_ms: int) -> tuple[list[tuple[bytes, dict[str, Any]]], dict[str, int]]:

@@ -241,7 +241,8 @@ class MqttBridge:
 
     def emit(self, event: Event) -> None:
         """EventSink: queue the event for publishing. Never blocks, never raises; when the queue
-        is full the oldest event is dropped and counted."""
+        is full the oldest event is dropped and counted. Call it from the event loop's thread
+        (as the engine's EventBus does); it is not thread-safe."""
         try:
             payload = dumps({"bot_id": self._bot_id, **event.as_dict()})
         except Exception as e:  # a sink must not raise into the engine
@@ -465,8 +466,14 @@ class MqttBridge:
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         doc = self._state_doc()
-        if doc is not None:
-            await self._publish(client, self.topics.state, dumps(doc), retain=True)
+        if doc is None:
+            return
+        try:
+            payload = dumps(doc)
+        except Exception as e:  # e.g. a cycle: skip this one rather than end the session
+            log.error("mqtt.state_unserializable", error=repr(e))
+            return
+        await self._publish(client, self.topics.state, payload, retain=True)
 
     def _queue_reply(
         self,
@@ -484,7 +491,14 @@ class MqttBridge:
         while len(self._replies) >= _REPLY_QUEUE_MAX:
             self._replies.popleft()
             self.replies_dropped += 1
-        self._replies.append(dumps(body))
+        try:
+            payload = dumps(body)
+        except Exception as e:  # the reply is owed even when the result cannot be encoded
+            log.error("mqtt.reply_unserializable", id=cmd_id, error=repr(e))
+            body.pop("result", None)
+            body.update(ok=False, error=f"result not serializable: {type(e).__name__}")
+            payload = dumps(body)
+        self._replies.append(payload)
         self._wake.set()
 
     # --- inbound ----------------------------------------------------------------------------

@@ -262,3 +262,9 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "events": EventMessage.model_json_schema(),
         "status": {"type": "string", "enum": [STATUS_ONLINE, STATUS_OFFLINE]},
     }
+
+
+if __name__ == "__main__":  # `python -m bot.io.mqtt_schema` prints them for the README
+    import json
+
+    print(json.dumps(json_schemas(), indent=2))
