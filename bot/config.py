@@ -148,12 +148,88 @@ class HedgeConfig(Section):
     enabled: bool = True
 
 
+ExecutionMode = Literal["taker", "maker_first", "twap"]
+
+
+class InstrumentExecution(Section):
+    """Per-instrument overrides of the execution defaults; a key left unset keeps the default."""
+
+    mode: ExecutionMode | None = None
+    max_slippage_bps: float | None = Field(default=None, gt=0, le=1000)
+    on_slippage: Literal["shrink", "refuse"] | None = None
+    max_cost_bps: float | None = Field(default=None, gt=0)
+    cost_risk_ratio: float | None = Field(default=None, gt=0)
+    twap_depth_fraction: float | None = Field(default=None, gt=0, le=10)
+
+
 class ExecutionConfig(Section):
-    max_slippage_bps: float = Field(default=20.0, gt=0, le=1000)
+    """How approved intents are worked (bot/execution/executor.py).
+
+    Cost rule (fee guard): an order is skipped when its expected cost (fee + slippage of the
+    book walk, in USD) exceeds `max_cost_bps` of its notional, or exceeds `cost_risk_ratio` times
+    the risk it removes: |delta removed in USD| x `cost_sigma` x sqrt(`cost_horizon_s` in years),
+    the one-sigma move of the unhedged delta over the horizon.
+    """
+
+    mode: ExecutionMode = Field(
+        default="taker", description="taker | maker_first | twap; override per symbol below"
+    )
+    max_slippage_bps: float = Field(
+        default=20.0, gt=0, le=1000, description="max expected average fill price from mid"
+    )
+    on_slippage: Literal["shrink", "refuse"] = Field(
+        default="shrink", description="when the walk exceeds the cap: send what fits, or nothing"
+    )
+    allow_no_book: bool = Field(
+        default=False,
+        description="with no fresh book, send a limit capped at mid +/- max_slippage_bps "
+        "(False: refuse, never send blind)",
+    )
+    book_max_age_s: float = Field(default=5.0, gt=0, description="older books count as none")
     max_fee_bps: float = Field(default=10.0, ge=0, description="refuse orders costlier than this")
+    max_cost_bps: float | None = Field(
+        default=30.0, gt=0, description="skip orders whose fee + slippage exceeds this"
+    )
+    cost_risk_ratio: float | None = Field(
+        default=1.0, gt=0, description="skip orders costing more than this x the risk removed"
+    )
+    cost_sigma: float = Field(default=0.6, gt=0, le=10, description="annual vol for the rule")
+    cost_horizon_s: float = Field(default=3600.0, gt=0, description="horizon of the risk removed")
+    maker_reprices: int = Field(default=3, ge=0, le=100, description="post-only re-prices")
+    maker_reprice_s: float = Field(default=2.0, gt=0, description="wait per post-only order")
+    maker_timeout_s: float = Field(default=10.0, gt=0, description="then fall back to taker")
+    twap_depth_fraction: float = Field(
+        default=0.25, gt=0, le=10, description="slice orders above this x visible depth"
+    )
+    twap_duration_s: float = Field(default=60.0, gt=0, description="spread the slices over this")
+    twap_max_slices: int = Field(default=10, ge=2, le=1000)
     order_timeout_s: float = Field(default=10.0, gt=0)
     cancel_on_shutdown: bool = True
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    recover_open_orders: Literal["cancel", "keep"] = Field(
+        default="cancel",
+        description="orders found open at the venue after a restart: cancel them (their fills "
+        "are then final before positions are read) or keep working them",
+    )
+    client_id_prefix: str = Field(
+        default="hb", pattern=r"^[A-Za-z0-9]{1,8}$", description="our orders' client id prefix"
+    )
+    instruments: dict[str, InstrumentExecution] = Field(
+        default_factory=dict, description="overrides by hedge symbol (case-insensitive)"
+    )
+
+    def for_symbol(self, symbol: str) -> ExecutionConfig:
+        """These settings with the symbol's overrides applied. Keys are matched
+        case-insensitively because config keys are lower-cased on load."""
+        over = self.instruments.get(symbol)
+        if over is None:
+            over = next(
+                (v for k, v in self.instruments.items() if k.lower() == symbol.lower()), None
+            )
+        if over is None:
+            return self
+        changes = {k: v for k, v in over.model_dump().items() if v is not None}
+        return self.model_copy(update=changes) if changes else self
 
 
 class RiskConfig(Section):

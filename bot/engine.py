@@ -26,10 +26,11 @@ from bot.core.book import Columns, Exposure, LineKey, exposure
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, PositionReport, Side
-from bot.core.planner import plan
+from bot.core.planner import contracts_for, plan
 from bot.core.policy import BandPolicy, HedgeDecision, decide
 from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
+from bot.execution import recovery
 from bot.execution.executor import Executor
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.io.journal import Journal
@@ -100,6 +101,8 @@ class Engine:
         self._watched: set[LineKey] = set()
         self.executor.on_settled = self._on_settled
         self.executor.on_outcome = self._on_outcome
+        self.executor.books = self.books
+        self.executor.gap_of = self.hedge_gap
         self.risk_limits = risk.RiskLimits.from_config(settings.risk)
         self.risk_state = risk.initial_state(settings.risk.initial_state)
 
@@ -131,7 +134,14 @@ class Engine:
                 )
             self.lines[key] = self.catalog[key]
             self._watch_book(key)
+        # Before any decision: settle what the journal says was in flight (recovery books its
+        # fills once); the initial reconciliation then adopts the venue's positions.
+        if self.journal is not None:
+            await recovery.recover(
+                self.executor, self.journal, self.catalog, self._hedge_account, self._emit
+            )
         await self.reconcile(initial=True)
+        await recovery.report_unknown_orders(self.venues, self.executor, self.journal, self._emit)
         for name, venue in self.venues.items():
             self._spawn(self._stream(name, "orders", venue.watch_orders, self._on_orders, False))
             self._spawn(self._stream(name, "fills", venue.watch_fills, self._on_fills, False))
@@ -327,6 +337,22 @@ class Engine:
                 )
                 self._reconcile_now.set()
 
+    def _hedge_account(self, underlying: str) -> str | None:
+        h = self.settings.hedge.get(underlying)
+        return h.account if h is not None else None
+
+    def hedge_gap(self, underlying: str) -> float | None:
+        """Signed hedge contracts that would bring the underlying to its target, counting every
+        in-flight order; the executor re-checks it before each TWAP slice."""
+        exp = self.exposure(underlying) if underlying in self.settings.hedge else None
+        if exp is None:
+            return None
+        pol = policy_of(self.settings, underlying)
+        h = self.settings.hedge[underlying]
+        gap = pol.target + pol.bias - exp.delta_in(pol.unit)
+        gap_coin = gap if pol.unit == "coin" else gap / exp.price
+        return contracts_for(gap_coin, self.catalog[(h.account, h.instrument)], exp.price)
+
     def _on_settled(self, order: TrackedOrder) -> None:
         """Reports where a finished hedge left the delta, then lets the policy look again."""
         underlying = order.intent.underlying
@@ -410,6 +436,9 @@ class Engine:
             self._reconcile_now.clear()
             try:
                 await self.reconcile()
+                await recovery.report_unknown_orders(
+                    self.venues, self.executor, self.journal, self._emit
+                )
             except Exception as e:
                 log.exception("reconcile.error", error=repr(e))
 

@@ -1,19 +1,40 @@
 """The executor: works one approved intent on its venue until every fill is booked.
 
+Modes, per hedge instrument (`execution.mode`, overridden in `execution.instruments`):
+- taker: one marketable limit priced from a walk of the live book. When the expected average
+  price is worse than `max_slippage_bps` from mid the order is shrunk to what fits or refused
+  (`on_slippage`); with no fresh book it is refused unless `allow_no_book` permits a limit
+  capped at mid. Never sent blind.
+- maker_first: post-only at the touch, re-priced up to `maker_reprices` times or
+  `maker_timeout_s`, then the rest goes as a taker order within the slippage cap.
+- twap: an order above `twap_depth_fraction` of the visible depth is sliced over
+  `twap_duration_s`; before each slice the engine's gap for the underlying is read again and the
+  slicing stops early once the drift is gone.
+
+Every order, slice or re-price, has its own client id: the intent's id for a single taker order,
+the intent's id plus a suffix (m1, m2, ..., t, s1, s2, ...) for the children of a maker_first or
+twap intent. Each child is journaled as an intent before it is sent; a retry reuses its id.
+While a parent works, its unsent rest stays in the ledger as a reservation (an order with no
+request), so delta counts the whole intent in flight and the policy does not decide again on
+the same drift between slices.
+
 Money-safety rules it keeps (design.md):
 - one intent, one client id; the create is never re-sent: an ambiguous create (timeout, network
   error) is resolved by looking the order up by client id;
 - the order is in the ledger (and so in delta) before it is sent, and stays until settled;
-- every wait is bounded: an order still open after `order_timeout_s` is cancelled, and fills the
+- every wait is bounded: an order still open after its timeout is cancelled, and fills the
   fill stream has not delivered are fetched from the venue.
+- the expected cost (fee + slippage) is checked before each send (bot/execution/pricing.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from typing import Protocol
+import dataclasses
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import structlog
 
@@ -23,6 +44,7 @@ from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event, EventBus, EventKind
+from bot.execution import pricing
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.venues.base import (
     Venue,
@@ -33,6 +55,58 @@ from bot.venues.base import (
 )
 
 log = structlog.get_logger("hedgebot.executor")
+
+LineKey = tuple[str, str]
+# Signed contracts of the hedge instrument that would bring the underlying to its target,
+# counting every in-flight order (reservations included); None when unknown (no market).
+GapFn = Callable[[str], float | None]
+
+# The order lifecycle. Updates may skip states (an ack can already say "filled") but never go
+# back; a terminal state is final. Anything else is a venue/stream inconsistency: ignored by the
+# ledger and reported.
+TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.CREATED: frozenset(
+        {
+            OrderStatus.SENT,
+            OrderStatus.OPEN,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.SENT: frozenset(
+        {
+            OrderStatus.OPEN,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.OPEN: frozenset(
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+
+def can_transition(before: OrderStatus, after: OrderStatus) -> bool:
+    """True when `after` is a legal next state of `before` (staying put is always legal)."""
+    return before is after or after in TRANSITIONS[before]
 
 
 class OrderJournal(Protocol):
@@ -53,6 +127,24 @@ def marketable_limit(side: Side, mid: float, max_slippage_bps: float, ins: Instr
     return ins.round_price(cap, up=side is Side.SELL)
 
 
+@dataclass(frozen=True, slots=True)
+class TakerPlan:
+    amount: float
+    price: float
+    mid: float
+    walk: pricing.Walk | None  # None when priced from the mid without a book
+    cost: pricing.Cost
+
+
+class Refusal(Exception):
+    """A guard refused an order: `rule` and the numbers that broke it."""
+
+    def __init__(self, rule: str, numbers: Mapping[str, object]) -> None:
+        super().__init__(rule)
+        self.rule = rule
+        self.numbers = dict(numbers)
+
+
 class Executor:
     def __init__(
         self,
@@ -63,6 +155,8 @@ class Executor:
         clock: Clock,
         cfg: ExecutionConfig,
         journal: OrderJournal | None = None,
+        books: Mapping[LineKey, OrderBook] | None = None,
+        gap_of: GapFn | None = None,
     ) -> None:
         self.venues = venues
         self.instruments = instruments
@@ -71,8 +165,13 @@ class Executor:
         self.clock = clock
         self.cfg = cfg
         self.journal = journal
+        # The engine's live books, read again before each re-price and slice.
+        self.books: Mapping[LineKey, OrderBook] = books if books is not None else {}
+        self.gap_of = gap_of
         self._changed: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.reported_unknown: set[str] = set()  # unknown venue orders already alerted on
         self.on_settled: Callable[[TrackedOrder], None] | None = None
         self.on_outcome: Callable[[TrackedOrder, bool], None] | None = None
         self.orders_sent = 0
@@ -81,7 +180,7 @@ class Executor:
     # ---- inputs from the venue streams -------------------------------------------------------
 
     def on_update(self, account: str, update: OrderUpdate) -> None:
-        order = self.ledger.apply_update(update)
+        order = self.ledger.orders.get(update.client_id)
         if order is None:
             self._emit(
                 "alert",
@@ -92,8 +191,28 @@ class Executor:
                 status=update.status.value,
             )
             return
+        before = order.status
+        if not can_transition(before, update.status):
+            # Late or duplicate news (a stream update after the REST answer): the ledger keeps
+            # the later state. Fill progress in it is still taken.
+            log.debug(
+                "order.transition_ignored",
+                client_id=update.client_id,
+                before=before.value,
+                after=update.status.value,
+            )
+        self.ledger.apply_update(update)
         if self.journal is not None:
             self.journal.record_order_update(update)
+        if order.status is not before:
+            self._emit(
+                "order",
+                "order.status",
+                client_id=update.client_id,
+                before=before.value,
+                status=order.status.value,
+                filled=order.venue_filled,
+            )
         self._wake(update.client_id)
 
     def on_fill(self, account: str, fill: Fill) -> bool:
@@ -117,36 +236,164 @@ class Executor:
             self._wake(fill.client_id)
         return booked
 
-    # ---- submitting ---------------------------------------------------------------------------
+    # ---- pricing ------------------------------------------------------------------------------
 
     def limit_price(self, account: str, intent: OrderIntent, ticker: Ticker) -> float | None:
+        """The mid-capped limit: the worst price any order for this intent may be sent at,
+        which is what the risk gate's collar and notional are checked with."""
         mid = ticker.mid
         if mid is None or mid <= 0:
             return None
         ins = self.instruments[(account, intent.symbol)]
-        return marketable_limit(intent.side, mid, self.cfg.max_slippage_bps, ins)
+        cfg = self.cfg.for_symbol(intent.symbol)
+        return marketable_limit(intent.side, mid, cfg.max_slippage_bps, ins)
+
+    def fresh_book(self, key: LineKey, book: OrderBook | None = None) -> OrderBook | None:
+        """The given (or latest) book if it is recent enough to price from, else None."""
+        book = book if book is not None else self.books.get(key)
+        if book is None or book.mid is None:
+            return None
+        cfg = self.cfg.for_symbol(key[1])
+        if self.clock.now_ms() - book.ts_ms > cfg.book_max_age_s * 1000:
+            return None
+        return book
+
+    def plan_taker(
+        self,
+        account: str,
+        symbol: str,
+        side: Side,
+        amount: float,
+        book: OrderBook | None,
+        ticker_mid: float | None,
+    ) -> TakerPlan:
+        """Price and size one taker order, or raise Refusal with the rule and numbers."""
+        cfg = self.cfg.for_symbol(symbol)
+        ins = self.instruments[(account, symbol)]
+        cap = cfg.max_slippage_bps
+        walk: pricing.Walk | None = None
+        if book is None:
+            if not cfg.allow_no_book or ticker_mid is None or ticker_mid <= 0:
+                raise Refusal("no_book", {"allow_no_book": cfg.allow_no_book})
+            mid = ticker_mid
+            price = marketable_limit(side, mid, cap, ins)
+            slip = cap  # unknown depth: assume the worst the limit allows
+        else:
+            full = pricing.walk_book(book, side, amount)
+            assert full is not None  # fresh books have a mid
+            mid = full.mid
+            walk = full
+            if not full.complete or full.slippage_bps > cap:
+                fit = pricing.fit_slippage(book, side, amount, cap, ins.amount_step)
+                assert fit is not None
+                numbers = {
+                    "requested": amount,
+                    "fits": fit.amount,
+                    "depth": full.depth,
+                    "slippage_bps": full.slippage_bps,
+                    "max_slippage_bps": cap,
+                    "mid": mid,
+                }
+                if cfg.on_slippage == "refuse":
+                    raise Refusal("max_slippage", numbers)
+                if fit.amount < max(ins.min_amount, ins.amount_step) - 1e-12:
+                    raise Refusal("max_slippage", {**numbers, "on_slippage": "shrink"})
+                walk = fit
+            assert walk.worst_price is not None and walk.avg_price is not None
+            # The limit is the last level the walk needs: the order takes exactly those levels
+            # if the book is unchanged and never anything beyond them if it moved.
+            price = ins.round_price(walk.worst_price, up=side is Side.BUY)
+            slip = walk.slippage_bps
+            amount = walk.amount
+        notional = ins.notional_usd(amount, mid)
+        cost = pricing.expected_cost(
+            notional,
+            ins.taker_fee,
+            slip,
+            notional,  # a delta-one contract removes its own notional of delta
+            cfg.cost_sigma,
+            cfg.cost_horizon_s,
+        )
+        refused = pricing.cost_refusal(cost, cfg.max_cost_bps, cfg.cost_risk_ratio)
+        if refused is not None:
+            raise Refusal(refused[0], refused[1])
+        return TakerPlan(amount, price, mid, walk, cost)
+
+    # ---- submitting ---------------------------------------------------------------------------
 
     def submit(
         self, account: str, intent: OrderIntent, ticker: Ticker, book: OrderBook | None = None
     ) -> TrackedOrder | None:
         """Guard, price and register the intent, then work it in a task. None when refused.
         `book` is the latest order book of the instrument, when the engine has one."""
-        ins = self.instruments[(account, intent.symbol)]
-        mid = ticker.mid
-        price = self.limit_price(account, intent, ticker)
-        if mid is None or price is None:
+        if self._stopping:
+            self._refuse(intent, "shutting_down")
+            return None
+        key = (account, intent.symbol)
+        ins = self.instruments[key]
+        cfg = self.cfg.for_symbol(intent.symbol)
+        fee_bps = ins.taker_fee * 10_000.0
+        if fee_bps > cfg.max_fee_bps:
+            self._refuse(intent, "fee_cap", fee_bps=fee_bps, max_fee_bps=cfg.max_fee_bps)
+            return None
+        live = self.fresh_book(key, book)
+        if ticker.mid is None and live is None:
             self._refuse(intent, "no_mid", symbol=intent.symbol)
             return None
-        fee_bps = ins.taker_fee * 10_000.0
-        if fee_bps > self.cfg.max_fee_bps:
-            self._refuse(intent, "fee_cap", fee_bps=fee_bps, max_fee_bps=self.cfg.max_fee_bps)
+        mode = cfg.mode
+        if live is None and mode != "taker":
+            mode = "taker"  # maker and twap need depth; the taker path decides on no book
+        if mode == "twap" and live is not None:
+            full = pricing.walk_book(live, intent.side, intent.amount)
+            assert full is not None
+            slices = pricing.twap_slices(
+                intent.amount,
+                full.depth,
+                cfg.twap_depth_fraction,
+                cfg.twap_max_slices,
+                ins.amount_step,
+            )
+            if slices > 1:
+                return self._start_parent(account, intent, "twap", slices, live)
+            mode = "taker"
+        if mode == "maker_first":
+            assert live is not None
+            return self._start_parent(account, intent, "maker_first", 0, live)
+        try:
+            plan = self.plan_taker(
+                account, intent.symbol, intent.side, intent.amount, live, ticker.mid
+            )
+        except Refusal as r:
+            self._refuse(intent, r.rule, **r.numbers)
             return None
+        if plan.amount < intent.amount - 1e-12:
+            self._emit(
+                "order",
+                "order.shrunk",
+                client_id=intent.client_id,
+                underlying=intent.underlying,
+                symbol=intent.symbol,
+                requested=intent.amount,
+                amount=plan.amount,
+                max_slippage_bps=cfg.max_slippage_bps,
+                slippage_bps=plan.walk.slippage_bps if plan.walk else None,
+            )
+            intent = dataclasses.replace(intent, amount=plan.amount)
+        order = self._open(account, intent, plan.price)
+        self._spawn(self._work_single(order, plan), intent.client_id)
+        return order
+
+    def _open(
+        self, account: str, intent: OrderIntent, price: float, post_only: bool = False
+    ) -> TrackedOrder:
+        """Journal the intent and put its order in the ledger, before anything is sent."""
         request = OrderRequest(
             client_id=intent.client_id,
             symbol=intent.symbol,
             side=intent.side,
             amount=intent.amount,
             price=price,
+            post_only=post_only,
             reduce_only=intent.reduce_only,
         )
         now = self.clock.now_ms()
@@ -154,12 +401,34 @@ class Executor:
             self.journal.record_intent(intent, now)  # before anything can reach the venue
         order = self.ledger.open(account, intent, request, now)
         self._changed[intent.client_id] = asyncio.Event()
-        task = asyncio.create_task(self._work(order, mid), name=f"order-{intent.client_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         return order
 
-    async def _work(self, order: TrackedOrder, mid: float) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=f"order-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _work_single(self, order: TrackedOrder, plan: TakerPlan) -> None:
+        try:
+            await self._place(order, plan.mid, self.cfg.order_timeout_s, cost=plan.cost)
+            if order.settled and self.on_settled is not None:
+                self.on_settled(order)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # never let one order's surprise kill the daemon
+            log.exception("order.work_failed", client_id=order.intent.client_id, error=repr(e))
+
+    async def _place(
+        self,
+        order: TrackedOrder,
+        mid: float,
+        wait_s: float,
+        *,
+        cost: pricing.Cost | None = None,
+        report_outcome: bool = True,
+    ) -> None:
+        """Send one registered order and follow it until it is settled (or a bounded wait
+        gave up, which leaves it in flight and alerts)."""
         intent, request = order.intent, order.request
         assert request is not None
         venue = self.venues[order.account]
@@ -174,9 +443,11 @@ class Executor:
             side=intent.side.value,
             amount=intent.amount,
             price=request.price,
+            post_only=request.post_only,
             mid=mid,
-            max_slippage_bps=self.cfg.max_slippage_bps,
+            max_slippage_bps=self.cfg.for_symbol(intent.symbol).max_slippage_bps,
             reduce_only=request.reduce_only,
+            **({"expected_" + k: v for k, v in cost.as_dict().items()} if cost else {}),
         )
         self.orders_sent += 1
         order.status = OrderStatus.SENT
@@ -188,23 +459,18 @@ class Executor:
                     venue.create_order(request), self.clock.to_real(self.cfg.order_timeout_s)
                 )
                 self.on_update(order.account, update)
-                self._outcome(order, update.status is not OrderStatus.REJECTED)
             except VenueRejected as e:
                 self._finish(order, OrderStatus.REJECTED, str(e))
-                self._outcome(order, False)
+                if report_outcome:
+                    self._outcome(order, False)
                 return
             except (VenueAmbiguous, VenueTransient, TimeoutError) as e:
                 self._emit("alert", "order.ambiguous", client_id=cid, error=repr(e))
                 await self._resolve(order)
-            self._outcome(order, order.status is not OrderStatus.REJECTED)
-            await self._await_terminal(order)
+            if report_outcome:
+                self._outcome(order, order.status is not OrderStatus.REJECTED)
+            await self._await_terminal(order, self.clock.to_real(wait_s))
             await self._await_booked(order)
-            if order.settled and self.on_settled is not None:
-                self.on_settled(order)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # never let one order's surprise kill the daemon
-            log.exception("order.work_failed", client_id=cid, error=repr(e))
         finally:
             self._changed.pop(cid, None)
             self._emit(
@@ -218,11 +484,15 @@ class Executor:
             )
 
     async def _resolve(self, order: TrackedOrder) -> None:
-        """Find out by client id whether an ambiguous create reached the venue."""
+        """Find out by client id whether an ambiguous create reached the venue. Only the venue
+        answering "never seen" after a full timeout marks it rejected; while lookups fail the
+        order stays in flight (it may have filled) and the lookups go on, slower."""
         venue = self.venues[order.account]
         cid, symbol = order.intent.client_id, order.intent.symbol
         deadline = self.clock.now_ms() + int(self.cfg.order_timeout_s * 1000)
         delay = 0.2
+        answered_none = False
+        alerted = False
         while True:
             try:
                 found = await asyncio.wait_for(
@@ -230,29 +500,34 @@ class Executor:
                 )
             except (VenueError, TimeoutError) as e:
                 log.warning("order.lookup_failed", client_id=cid, error=repr(e))
-                found = None
             else:
                 if found is not None:
                     self._emit("order", "order.resolved", client_id=cid, status=found.status.value)
                     self.on_update(order.account, found)
                     return
+                answered_none = True
             if self.clock.now_ms() >= deadline:
-                # The venue has not seen it after a full timeout: it never arrived. The order
-                # stays in the ledger as rejected, so a late fill for it is still booked.
-                self._finish(order, OrderStatus.REJECTED, "not found after ambiguous create")
-                return
+                if answered_none:
+                    # The venue has not seen it after a full timeout: it never arrived. The
+                    # order stays in the ledger as rejected, so a late fill is still booked.
+                    self._finish(order, OrderStatus.REJECTED, "not found after ambiguous create")
+                    return
+                if not alerted:
+                    self._emit("alert", "order.unresolved", client_id=cid, symbol=symbol)
+                    alerted = True
             await self.clock.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 5.0)
 
-    async def _await_terminal(self, order: TrackedOrder) -> None:
-        timeout = self.clock.to_real(self.cfg.order_timeout_s)
-        if await self._wait_for(order, lambda: order.status.is_terminal, timeout):
+    async def _await_terminal(self, order: TrackedOrder, wait_real_s: float) -> None:
+        """Wait `wait_real_s` (real seconds) for a final state, then cancel and read it."""
+        if await self._wait_for(order, lambda: order.status.is_terminal, wait_real_s):
             return
         venue = self.venues[order.account]
         cid, symbol = order.intent.client_id, order.intent.symbol
+        bound = self.clock.to_real(self.cfg.order_timeout_s)
         # Still working after the timeout: cancel what rests, then read the final state.
         try:
-            update = await asyncio.wait_for(venue.cancel_order(cid, symbol), timeout)
+            update = await asyncio.wait_for(venue.cancel_order(cid, symbol), bound)
             if update is not None:
                 self.on_update(order.account, update)
         except (VenueError, TimeoutError) as e:
@@ -260,7 +535,7 @@ class Executor:
         if not order.status.is_terminal:
             await self._refresh(order)
         if not order.status.is_terminal:
-            await self._wait_for(order, lambda: order.status.is_terminal, timeout)
+            await self._wait_for(order, lambda: order.status.is_terminal, bound)
         if not order.status.is_terminal:
             self._emit("alert", "order.stuck", client_id=cid, status=order.status.value)
 
@@ -268,10 +543,15 @@ class Executor:
         timeout = self.clock.to_real(self.cfg.order_timeout_s)
         if await self._wait_for(order, lambda: order.settled, timeout / 2):
             return
+        await self.fetch_fills(order)
+
+    async def fetch_fills(self, order: TrackedOrder) -> None:
+        """Book the fills the venue has for this order (each trade id once)."""
         venue = self.venues[order.account]
         try:
             fills = await asyncio.wait_for(
-                venue.fetch_fills(order.intent.client_id, order.intent.symbol), timeout
+                venue.fetch_fills(order.intent.client_id, order.intent.symbol),
+                self.clock.to_real(self.cfg.order_timeout_s),
             )
         except (VenueError, TimeoutError) as e:
             log.warning("order.fetch_fills_failed", client_id=order.intent.client_id, error=repr(e))
@@ -307,6 +587,222 @@ class Executor:
                 await asyncio.wait_for(event.wait(), remaining)
         return True
 
+    # ---- parents: maker_first and twap ---------------------------------------------------------
+
+    def _start_parent(
+        self, account: str, intent: OrderIntent, mode: str, slices: int, book: OrderBook
+    ) -> TrackedOrder:
+        """Register the whole intent as a reservation in the ledger (no request, nothing sent),
+        then work it in children."""
+        parent = self.ledger.open(account, intent, None, self.clock.now_ms())
+        self._emit(
+            "order",
+            "order.parent",
+            client_id=intent.client_id,
+            underlying=intent.underlying,
+            symbol=intent.symbol,
+            side=intent.side.value,
+            amount=intent.amount,
+            mode=mode,
+            slices=slices,
+            depth=sum(lv.amount for lv in (book.asks if intent.side is Side.BUY else book.bids)),
+        )
+        work = (
+            self._work_maker(parent) if mode == "maker_first" else self._work_twap(parent, slices)
+        )
+        self._spawn(work, intent.client_id)
+        return parent
+
+    def _child(
+        self, parent: TrackedOrder, suffix: str, amount: float, price: float, post_only: bool
+    ) -> TrackedOrder:
+        """Move `amount` from the parent's reservation into a new child order, in one step so
+        the in-flight total never dips."""
+        intent = dataclasses.replace(
+            parent.intent, client_id=parent.intent.client_id + suffix, amount=amount
+        )
+        child = self._open(parent.account, intent, price, post_only=post_only)
+        self._reserve(parent, parent.intent.amount - amount)
+        return child
+
+    @staticmethod
+    def _reserve(parent: TrackedOrder, amount: float) -> None:
+        parent.intent = dataclasses.replace(parent.intent, amount=max(round(amount, 12), 0.0))
+
+    def _end_parent(self, parent: TrackedOrder, filled: float, reason: str) -> None:
+        """Release the reservation and report the outcome as one settled order."""
+        self._reserve(parent, filled)
+        parent.venue_filled = parent.booked = filled
+        self.ledger.mark(
+            parent.intent.client_id,
+            OrderStatus.FILLED if filled > 0 else OrderStatus.CANCELLED,
+            self.clock.now_ms(),
+            reason,
+        )
+        self._emit(
+            "order",
+            "order.parent_done",
+            client_id=parent.intent.client_id,
+            symbol=parent.intent.symbol,
+            filled=filled,
+            reason=reason,
+        )
+        try:
+            if self.on_settled is not None:  # filled or not, the policy looks again
+                self.on_settled(parent)
+        finally:
+            # The reservation was never a venue order: drop it, so counts of orders stay true.
+            self.ledger.orders.pop(parent.intent.client_id, None)
+
+    async def _work_maker(self, parent: TrackedOrder) -> None:
+        intent = parent.intent
+        key = parent.key
+        ins = self.instruments[key]
+        cfg = self.cfg.for_symbol(intent.symbol)
+        lot = max(ins.min_amount, ins.amount_step)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.clock.to_real(cfg.maker_timeout_s)
+        filled = 0.0
+        reason = "filled"
+        try:
+            for n in range(1, cfg.maker_reprices + 2):
+                rest = ins.round_amount(parent.intent.amount)
+                if rest < lot or self._stopping or loop.time() >= deadline:
+                    break
+                book = self.fresh_book(key)
+                touch = pricing.touch_price(book, intent.side) if book else None
+                if book is None or touch is None:
+                    break
+                child = self._child(parent, f"m{n}", rest, touch, post_only=True)
+                wait = min(cfg.maker_reprice_s, max(deadline - loop.time(), 0.0) * self._speed())
+                # Post-only rejects (the touch moved and it would cross) are normal for a maker:
+                # they do not feed the circuit breaker.
+                await self._place(child, book.mid or touch, wait, report_outcome=False)
+                filled += child.booked
+                if not child.settled:
+                    reason = "child_unsettled"  # still in flight on its own: stop here
+                    break
+                # What the child did not fill goes back to the reservation for the next try.
+                self._reserve(parent, parent.intent.amount + rest - child.venue_filled)
+            rest = ins.round_amount(parent.intent.amount)
+            if reason == "child_unsettled":
+                pass
+            elif rest >= lot and not self._stopping:
+                book = self.fresh_book(key)
+                try:
+                    plan = self.plan_taker(
+                        parent.account,
+                        intent.symbol,
+                        intent.side,
+                        rest,
+                        book,
+                        book.mid if book else None,
+                    )
+                except Refusal as r:
+                    self._refuse(intent, r.rule, stage="maker_fallback", **r.numbers)
+                    reason = f"fallback_refused:{r.rule}"
+                else:
+                    self._emit(
+                        "order",
+                        "order.maker_fallback",
+                        client_id=intent.client_id,
+                        amount=plan.amount,
+                        rest=rest,
+                    )
+                    child = self._child(parent, "t", plan.amount, plan.price, post_only=False)
+                    await self._place(child, plan.mid, cfg.order_timeout_s, cost=plan.cost)
+                    filled += child.booked
+            elif rest >= lot:
+                reason = "stopping"
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("order.work_failed", client_id=intent.client_id, error=repr(e))
+            reason = "error"
+        self._end_parent(parent, filled, reason)
+
+    async def _work_twap(self, parent: TrackedOrder, slices: int) -> None:
+        intent = parent.intent
+        key = parent.key
+        ins = self.instruments[key]
+        cfg = self.cfg.for_symbol(intent.symbol)
+        lot = max(ins.min_amount, ins.amount_step)
+        per = ins.round_amount(intent.amount / slices)
+        interval = cfg.twap_duration_s / slices
+        filled = 0.0
+        reason = "done"
+        try:
+            for i in range(1, slices + 1):
+                if self._stopping:
+                    reason = "stopping"
+                    break
+                if i > 1:
+                    await self.clock.sleep(interval)
+                    if self._stopping:
+                        reason = "stopping"
+                        break
+                rest = ins.round_amount(parent.intent.amount)
+                need = self._need(parent, rest)
+                if need is not None and need < lot:
+                    self._emit(
+                        "order",
+                        "twap.stopped",
+                        client_id=intent.client_id,
+                        slice=i,
+                        slices=slices,
+                        need=need,
+                        rest=rest,
+                        filled=filled,
+                        reason="drift_gone",
+                    )
+                    reason = "drift_gone"
+                    break
+                amount = rest if i == slices else min(per, rest)
+                if need is not None:
+                    amount = min(amount, ins.round_amount(need))
+                if amount < lot:
+                    break
+                book = self.fresh_book(key)
+                try:
+                    plan = self.plan_taker(
+                        parent.account,
+                        intent.symbol,
+                        intent.side,
+                        amount,
+                        book,
+                        book.mid if book else None,
+                    )
+                except Refusal as r:
+                    self._refuse(intent, r.rule, stage="twap_slice", slice=i, **r.numbers)
+                    reason = f"slice_refused:{r.rule}"
+                    break
+                child = self._child(parent, f"s{i}", plan.amount, plan.price, post_only=False)
+                await self._place(child, plan.mid, cfg.order_timeout_s, cost=plan.cost)
+                filled += child.booked
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("order.work_failed", client_id=intent.client_id, error=repr(e))
+            reason = "error"
+        self._end_parent(parent, filled, reason)
+
+    def _need(self, parent: TrackedOrder, rest: float) -> float | None:
+        """Contracts the drift still asks for on the parent's side, not counting the parent's own
+        unsent rest (which delta counts as in flight); None when the engine cannot say."""
+        if self.gap_of is None:
+            return None
+        gap = self.gap_of(parent.intent.underlying)
+        if gap is None:
+            return None
+        return (gap + parent.intent.side.sign * rest) * parent.intent.side.sign
+
+    def _speed(self) -> float:
+        # Real seconds -> clock seconds, for deadlines kept on the loop's (real) time.
+        real = self.clock.to_real(1.0)
+        return 1.0 / real if real > 0 else 1.0
+
+    # ---- outcomes ---------------------------------------------------------------------------
+
     def _finish(self, order: TrackedOrder, status: OrderStatus, reason: str) -> None:
         self.ledger.mark(order.intent.client_id, status, self.clock.now_ms(), reason)
         if status is OrderStatus.REJECTED:
@@ -330,6 +826,7 @@ class Executor:
                     reason=reason,
                 )
             )
+        self._wake(order.intent.client_id)
 
     def _outcome(self, order: TrackedOrder, accepted: bool) -> None:
         if self.on_outcome is not None:
@@ -343,17 +840,42 @@ class Executor:
             client_id=intent.client_id,
             underlying=intent.underlying,
             symbol=intent.symbol,
+            side=intent.side.value,
+            amount=intent.amount,
             rule=rule,
             **numbers,
         )
 
+    # ---- adopting orders found after a restart ------------------------------------------------
+
+    def adopt(self, order: TrackedOrder) -> None:
+        """Keep working an order recovered from the journal that is still open at the venue:
+        wait (bounded), cancel on timeout, book its fills, then let the policy look again."""
+        self._changed[order.intent.client_id] = asyncio.Event()
+        self._spawn(self._work_adopted(order), order.intent.client_id)
+
+    async def _work_adopted(self, order: TrackedOrder) -> None:
+        try:
+            await self._await_terminal(order, self.clock.to_real(self.cfg.order_timeout_s))
+            await self._await_booked(order)
+            if order.settled and self.on_settled is not None:
+                self.on_settled(order)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("order.work_failed", client_id=order.intent.client_id, error=repr(e))
+        finally:
+            self._changed.pop(order.intent.client_id, None)
+
     # ---- shutdown -------------------------------------------------------------------------
 
     async def cancel_all(self) -> None:
-        """Cancel every order that is still working and wait (bounded) for the outcome."""
+        """Stop starting new children, cancel every order still working and wait (bounded)
+        for the outcome."""
+        self._stopping = True
         timeout = self.clock.to_real(self.cfg.shutdown_timeout_s)
         for order in list(self.ledger.unsettled()):
-            if order.status.is_terminal:
+            if order.status.is_terminal or order.request is None:
                 continue
             venue = self.venues[order.account]
             try:
@@ -368,6 +890,7 @@ class Executor:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
     async def close(self) -> None:
+        self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
