@@ -99,6 +99,13 @@ class SimConfig(Section):
     partial_fill_rate: float = Field(
         default=0.0, ge=0, le=1, description="probability a fill comes in parts"
     )
+    option_spread_bps: float = Field(
+        default=50.0, ge=0, description="option bid/ask spread, in bps of the option's mark"
+    )
+    balances: dict[str, float] = Field(
+        default_factory=lambda: {"USDT": 1_000_000.0, "USDC": 1_000_000.0},
+        description="starting cash and coin balances by currency (USDT, USDC, BTC, ...)",
+    )
     state_file: Path | None = Field(
         default=None, description="persist the simulated exchange here so restarts resume it"
     )
