@@ -120,8 +120,12 @@ class SimVenue:
                 log.exception("sim.tick_failed", account=self.name)
 
     def tick(self) -> None:
-        """Advance the exchange to the clock's now and wake the watchers."""
-        changes = self.exchange.tick(self._clock.now_ms())
+        """Advance the exchange to the clock's now and wake the watchers (a no-op when the
+        clock has not moved since the last tick)."""
+        now = self._clock.now_ms()
+        if now <= self.exchange.now_ms:
+            return
+        changes = self.exchange.tick(now)
         self._tick_no += 1
         self._publish(changes)
         self._save(force=bool(changes))
