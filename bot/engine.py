@@ -34,6 +34,7 @@ from bot.execution import recovery
 from bot.execution.executor import Executor
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.io.journal import Journal
+from bot.tasks import cancel_all
 from bot.venues.base import Venue, VenueError, VenueNotSupported
 
 log = structlog.get_logger("hedgebot.engine")
@@ -97,7 +98,8 @@ class Engine:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._reconcile_now = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Future[None]] = []
+        self._closing = False
         self._watched: set[LineKey] = set()
         self.executor.on_settled = self._on_settled
         self.executor.on_outcome = self._on_outcome
@@ -186,9 +188,8 @@ class Engine:
             except (VenueError, TimeoutError) as e:
                 log.warning("shutdown.open_orders_unknown", account=name, error=repr(e))
                 open_left = -1
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closing = True
+        await cancel_all(self._tasks)
         await self.executor.close()
         summary = self.summary(open_left)
         self._emit("state", "daemon.summary", **summary)
@@ -235,7 +236,7 @@ class Engine:
         """One supervised stream: bounded awaits, backoff with jitter, resubscribe on error."""
         feed = self.feeds.setdefault((account, name), FeedState())
         backoff = 0.5
-        while True:
+        while not self._closing:
             try:
                 data = await self._bounded(watch())
             except TimeoutError:
@@ -430,7 +431,7 @@ class Engine:
 
     async def _reconcile_loop(self) -> None:
         interval = self.settings.engine.reconcile_interval_s
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reconcile_now.wait(), self.clock.to_real(interval))
             self._reconcile_now.clear()
@@ -444,7 +445,7 @@ class Engine:
 
     async def _heartbeat(self) -> None:
         """Re-evaluates every second so staleness halts trading even when no data arrives."""
-        while True:
+        while not self._closing:
             for key in self.lines:
                 self._watch_ticker(key)
             self._check_kill_file()
