@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ T = TypeVar("T")
 # A fill and the venue's position report can cross in flight; a venue position that disagrees
 # with ours is adopted only when no fill on that line is more recent than this.
 FILL_SETTLE_MS = 5_000
+
+
+def wall_ms() -> int:
+    """External positions expire in real time, whatever the engine's (maybe simulated) clock."""
+    return time.time_ns() // 1_000_000
 
 
 def new_client_id() -> str:
@@ -92,6 +98,8 @@ class Engine:
             self.venues, self.catalog, self.ledger, bus, clock, settings.execution, journal
         )
         self.paused = False
+        # (source, symbol) -> (underlying, qty, delta_coin or None, expires_at wall ms)
+        self.external: dict[tuple[str, str], tuple[str, float, float | None, int]] = {}
         self.halt_reasons: dict[str, str | None] = {}
         self.last_decision: dict[str, HedgeDecision] = {}
         self._force: set[str] = set()
@@ -272,7 +280,7 @@ class Engine:
                 log.exception("stream.handler_failed", account=account, stream=name, error=repr(e))
 
     def _watch_ticker(self, key: LineKey) -> None:
-        if key in self._watched:
+        if key in self._watched or key[0] not in self.venues:
             return
         self._watched.add(key)
         venue = self.venues[key[0]]
@@ -466,11 +474,11 @@ class Engine:
         index = ref.index if ref.index is not None else ref.mid
         if index is None or index <= 0:
             return None
-        ivs = {
-            k: t.iv
-            for k, t in self.tickers.items()
-            if t.iv is not None and k in self.lines and self.lines[k].underlying == underlying
-        }
+        ivs = {}
+        for k, ins in self.lines.items():
+            t = self._ticker_for(k)
+            if ins.underlying == underlying and t is not None and t.iv is not None:
+                ivs[k] = t.iv
         return UnderlyingMarket(
             underlying=underlying,
             ts_ms=ref.ts_ms,
@@ -480,6 +488,13 @@ class Engine:
             option_iv=ivs,
         )
 
+    def _ticker_for(self, key: LineKey) -> Ticker | None:
+        """A line's ticker; lines held outside our venues use a venue's ticker of the symbol."""
+        t = self.tickers.get(key)
+        if t is not None or key[0] in self.venues:
+            return t
+        return next((t for (a, s), t in self.tickers.items() if s == key[1]), None)
+
     def exposure(self, underlying: str) -> Exposure | None:
         mkt = self.market(underlying)
         if mkt is None:
@@ -487,14 +502,85 @@ class Engine:
         cols = self.columns.get(underlying)
         if cols is None:
             cols = self.columns[underlying] = Columns.of(underlying, self.lines)
+        positions = dict(self.ledger.positions)
+        external = 0.0
+        for (source, symbol), (u, qty, delta, _) in self._live_external().items():
+            if u != underlying:
+                continue
+            if delta is not None:
+                external += delta
+            else:
+                # a listed instrument held elsewhere: valued like ours, on its own line
+                key = (f"external:{source}", symbol)
+                positions[key] = positions.get(key, 0.0) + qty
         return exposure(
             cols,
-            self.ledger.positions,
+            positions,
             self.ledger.in_flight(),
             mkt,
             self.clock.now_ms(),
             self.settings.engine.hedge_view,
+            external,
         )
+
+    def _live_external(self) -> dict[tuple[str, str], tuple[str, float, float | None, int]]:
+        now = wall_ms()
+        expired = [k for k, v in self.external.items() if v[3] <= now]
+        for k in expired:
+            u = self.external.pop(k)[0]
+            self._emit("state", "external.expired", source=k[0], symbol=k[1], underlying=u)
+            self._dirty.add(u)
+        return self.external
+
+    def set_external_position(
+        self,
+        source: str,
+        symbol: str,
+        underlying: str,
+        qty: float,
+        delta_coin: float | None,
+        expires_at_ms: int,
+    ) -> dict[str, Any]:
+        """Count a position held outside the bot's venues until it expires (wall-clock ms).
+        Without `delta_coin` the symbol must be an instrument a configured venue lists, so it
+        can be valued like our own; qty 0 removes it."""
+        key = (source, symbol)
+        if underlying not in self.settings.hedge:
+            raise CommandError(f"underlying {underlying!r} is not hedged by this bot")
+        if qty == 0 and (delta_coin is None or delta_coin == 0):
+            self.external.pop(key, None)
+        else:
+            if delta_coin is None:
+                listed = [
+                    (acc, i)
+                    for (acc, sym), i in self.catalog.items()
+                    if sym == symbol and acc in self.venues
+                ]
+                if not listed:
+                    raise CommandError(
+                        f"symbol {symbol!r} is not listed by any venue; send delta_coin instead"
+                    )
+                account, ins = listed[0]
+                if ins.underlying != underlying:
+                    raise CommandError(f"{symbol!r} is a {ins.underlying} instrument")
+                # the venue's own line is watched for the market data that values the position
+                self.lines.setdefault((account, symbol), ins)
+                self.lines.setdefault((f"external:{source}", symbol), ins)
+                self.columns.pop(underlying, None)
+            self.external[key] = (underlying, qty, delta_coin, expires_at_ms)
+        self._emit(
+            "state",
+            "external.position",
+            source=source,
+            symbol=symbol,
+            underlying=underlying,
+            qty=qty,
+            delta_coin=delta_coin,
+            expires_at_ms=expires_at_ms,
+        )
+        self._dirty.add(underlying)
+        self._wake.set()
+        return {"external": len(self.external)}
 
     def halt_reason(self, underlying: str) -> str | None:
         if self.paused:
@@ -516,7 +602,7 @@ class Engine:
                 return f"feed_down:{stream}"
         for key, ins in self.lines.items():
             if ins.underlying == underlying and ins.kind is Kind.OPTION:
-                t = self.tickers.get(key)
+                t = self._ticker_for(key)
                 if t is None or t.iv is None:
                     return "no_option_iv"
         return None
@@ -681,6 +767,8 @@ class Engine:
 
     def resume(self) -> dict[str, Any]:
         self.paused = False
+        # (source, symbol) -> (underlying, qty, delta_coin or None, expires_at wall ms)
+        self.external: dict[tuple[str, str], tuple[str, float, float | None, int]] = {}
         self._emit("state", "control.resumed")
         self._mark_all_dirty()
         return {"paused": False}

@@ -129,14 +129,16 @@ def exposure(
     market: UnderlyingMarket,
     now_ms: int,
     view: HedgeView,
+    external_delta_coin: float = 0.0,
 ) -> Exposure:
     """Aggregate greeks of one underlying. In-flight orders count as if filled: an order that
-    may fill is exposure until it is known not to."""
+    may fill is exposure until it is known not to. `external_delta_coin` is delta held
+    elsewhere (OTC, other venues) that the operator reports in coin."""
     g = line_greeks(cols, market, now_ms, view)
     held = cols.quantities(positions)
     pending = cols.quantities(in_flight)
     qty = held + pending
-    delta_coin = float(qty @ g.delta)
+    delta_coin = float(qty @ g.delta) + external_delta_coin
     return Exposure(
         underlying=cols.underlying,
         ts_ms=market.ts_ms,
