@@ -16,7 +16,11 @@ def check(path: Path, env: dict[str, str] | None = None) -> subprocess.Completed
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "bot", "check-config", str(path)],
-        capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=full_env,
+        timeout=60,
     )
 
 
@@ -24,19 +28,27 @@ def test_every_example_config_is_valid() -> None:
     configs = sorted((ROOT / "config").glob("*.toml"))
     assert configs, "no example configs"
     for path in configs:
-        r = check(path, {"HEDGEBOT_ACCOUNTS__DERIBIT__API_KEY": "k",
-                         "HEDGEBOT_ACCOUNTS__DERIBIT__SECRET": "s",
-                         "HEDGEBOT_ACCOUNTS__BINANCE__API_KEY": "k",
-                         "HEDGEBOT_ACCOUNTS__BINANCE__SECRET": "s"})
+        r = check(
+            path,
+            {
+                "HEDGEBOT_ACCOUNTS__DERIBIT__API_KEY": "k",
+                "HEDGEBOT_ACCOUNTS__DERIBIT__SECRET": "s",
+                "HEDGEBOT_ACCOUNTS__BINANCE__API_KEY": "k",
+                "HEDGEBOT_ACCOUNTS__BINANCE__SECRET": "s",
+            },
+        )
         assert r.returncode == 0, (path, r.stderr)
         assert json.loads(r.stdout)["bot_id"]
 
 
 def test_env_overrides_file_and_secrets_are_masked(tmp_path: Path) -> None:
-    r = check(ROOT / "config" / "paper.toml", {
-        "HEDGEBOT_HEDGE__BTC__BAND": "0.25",
-        "HEDGEBOT_ACCOUNTS__SIM__API_KEY": "supersecretkey",
-    })
+    r = check(
+        ROOT / "config" / "paper.toml",
+        {
+            "HEDGEBOT_HEDGE__BTC__BAND": "0.25",
+            "HEDGEBOT_ACCOUNTS__SIM__API_KEY": "supersecretkey",
+        },
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["hedge"]["BTC"]["band"] == 0.25
@@ -52,14 +64,17 @@ def broken(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_bad_value_names_field_value_and_rule(tmp_path: Path) -> None:
-    r = broken(tmp_path, """
+    r = broken(
+        tmp_path,
+        """
 [execution]
 max_slippage_bps = -3
 [hedge.BTC]
 instrument = "BTC/USDT:USDT"
 band = 0.5
 hedge_ratio = 2
-""")
+""",
+    )
     assert r.returncode == 2
     assert "execution.max_slippage_bps" in r.stderr and "-3" in r.stderr
     assert "greater than 0" in r.stderr

@@ -106,12 +106,10 @@ def test_plan_drops_orders_below_minimums(linear_perp: Instrument) -> None:
     pol = BandPolicy(band=0.0001)
     tiny = decide(pol, exp(0.0005), order_in_flight=False)
     assert plan(tiny, linear_perp, 50_000, "c").reason == "below_lot"
-    big_min = Instrument("X/USDT:USDT", "BTC", linear_perp.kind, amount_step=0.001,
-                         min_amount=0.01)
+    big_min = Instrument("X/USDT:USDT", "BTC", linear_perp.kind, amount_step=0.001, min_amount=0.01)
     small = decide(pol, exp(0.005), order_in_flight=False)
     assert plan(small, big_min, 50_000, "c").reason == "below_min_amount"
-    min_cost = Instrument("Y/USDT:USDT", "BTC", linear_perp.kind, amount_step=0.001,
-                          min_cost=500.0)
+    min_cost = Instrument("Y/USDT:USDT", "BTC", linear_perp.kind, amount_step=0.001, min_cost=500.0)
     assert plan(small, min_cost, 50_000, "c").reason == "below_min_cost"
 
 
