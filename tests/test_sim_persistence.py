@@ -102,8 +102,8 @@ async def test_round_trip_close_and_reopen(tmp_path: Path) -> None:
     await venue.close()
     assert saved_clock_ms(path) == clock.ms
 
-    # Started later with a different wall clock and no positions in the config: the saved
-    # exchange wins, starting positions are not opened twice.
+    # A new process with the same config: the saved exchange wins, and the starting positions
+    # are not opened a second time.
     reopened = SimVenue("sim", config(path), POSITIONS, ManualClock(clock.ms), run_market=False)
     await reopened.connect()
     assert await snapshot(reopened) == before
@@ -221,3 +221,25 @@ async def test_survives_sigkill(tmp_path: Path) -> None:
     assert resting is not None and resting.status is OrderStatus.OPEN
     assert [p.qty for p in await venue.fetch_positions()] == [0.2]
     assert leftovers(tmp_path) == []
+
+
+async def test_restart_on_a_clock_behind_the_state_ticks_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "sim.json"
+    clock = ManualClock()
+    venue = SimVenue("sim", config(path), [], clock, run_market=False)
+    await venue.connect()
+    clock.ms += 3_600_000
+    venue.tick()
+    await venue.create_order(OrderRequest("a", PERP, Side.BUY, 0.5, 70_000.0))
+    price = venue.exchange.market.prices["BTC"]
+    await venue.close()
+
+    behind = ManualClock(T0 + 1000)  # e.g. a scaled clock restarted at wall time
+    restarted = SimVenue("sim", config(path), [], behind, run_market=False)
+    await restarted.connect()
+    assert restarted.exchange.market.prices["BTC"] == price
+    assert (await restarted.fetch_ticker(PERP)).ts_ms == T0 + 1000
+    assert await restarted.fetch_order("a", PERP) is not None
+    behind.ms += 1000
+    restarted.tick()
+    assert (await restarted.fetch_ticker(PERP)).ts_ms == T0 + 2000

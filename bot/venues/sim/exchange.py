@@ -217,6 +217,13 @@ class SimExchange:
                 changes.extend(self._match_resting(order, now_ms))
         return changes
 
+    def rebase(self, now_ms: int) -> None:
+        """Move the market's time back to `now_ms`, prices unchanged: for a restart on a clock
+        that is behind the saved state, so the market ticks at once instead of waiting for the
+        clock to catch up. Order and fill timestamps are left as they were."""
+        self.market = MarketState(ts_ms=now_ms, prices=dict(self.market.prices))
+        self._reprice()
+
     def ticker(self, symbol: str) -> Ticker:
         inst = self.instruments[symbol]
         fair = self.fairs[symbol]

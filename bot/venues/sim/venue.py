@@ -83,12 +83,12 @@ class SimVenue:
                 orders=len(self.exchange.orders),
                 fills=len(self.exchange.fills),
             )
-            if self._clock.now_ms() < self.exchange.now_ms:
-                log.warning(
-                    "sim.clock_behind_state",
-                    clock_ms=self._clock.now_ms(),
-                    state_ms=self.exchange.now_ms,
-                )
+            now = self._clock.now_ms()
+            if now < self.exchange.now_ms:
+                # A scaled clock restarted at wall time lags the simulated time it saved; start
+                # the clock at saved_clock_ms() to keep timestamps monotone across restarts.
+                log.warning("sim.clock_behind_state", clock_ms=now, state_ms=self.exchange.now_ms)
+                self.exchange.rebase(now)
         self._save(force=True)
         if self._run_market and self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"sim-market-{self.name}")
