@@ -17,6 +17,7 @@ from bot.engine import Engine
 from bot.events import EventBus, LogSink
 from bot.io.journal import Journal
 from bot.venues.base import Venue
+from bot.venues.sim import saved_clock_ms
 
 log = structlog.get_logger("hedgebot.daemon")
 
@@ -24,7 +25,11 @@ log = structlog.get_logger("hedgebot.daemon")
 def make_clock(settings: Settings) -> Clock:
     """Simulated-only runs may go faster than real time; anything touching a real venue may not."""
     if all(a.exchange == "sim" for a in settings.accounts.values()):
-        return ScaledClock(settings.sim.speed)
+        # A persisted simulated exchange resumes at its own saved time, not the wall time:
+        # at speed > 1 simulated time is ahead of the wall clock.
+        state = settings.sim.state_file
+        start = saved_clock_ms(state) if state is not None and state.exists() else None
+        return ScaledClock(settings.sim.speed, start_ms=start)
     return WallClock()
 
 
