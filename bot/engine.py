@@ -453,12 +453,23 @@ class Engine:
 
     async def _heartbeat(self) -> None:
         """Re-evaluates every second so staleness halts trading even when no data arrives."""
+        last_summary = self.clock.now_ms()
         while not self._closing:
-            for key in self.lines:
+            for key in list(self.lines):
                 self._watch_ticker(key)
             self._check_kill_file()
             await asyncio.sleep(1.0)
             self._mark_all_dirty()
+            now = self.clock.now_ms()
+            if now - last_summary >= self.settings.engine.summary_interval_s * 1000:
+                last_summary = now
+                self._emit(
+                    "state",
+                    "daemon.status",
+                    **self.summary(
+                        sum(1 for o in self.ledger.unsettled() if not o.status.is_terminal)
+                    ),
+                )
 
     def _mark_all_dirty(self) -> None:
         self._dirty.update(self.settings.hedge)
