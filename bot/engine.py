@@ -778,8 +778,6 @@ class Engine:
 
     def resume(self) -> dict[str, Any]:
         self.paused = False
-        # (source, symbol) -> (underlying, qty, delta_coin or None, expires_at wall ms)
-        self.external: dict[tuple[str, str], tuple[str, float, float | None, int]] = {}
         self._emit("state", "control.resumed")
         self._mark_all_dirty()
         return {"paused": False}
