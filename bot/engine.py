@@ -44,6 +44,9 @@ T = TypeVar("T")
 # A fill and the venue's position report can cross in flight; a venue position that disagrees
 # with ours is adopted only when no fill on that line is more recent than this.
 FILL_SETTLE_MS = 5_000
+# A venue position that has not caught up with our fills is not adopted; after this long the
+# account stops trading until it does (see Engine._lagging_read).
+POSITION_LAG_MAX_MS = 300_000
 
 
 def wall_ms() -> int:
@@ -113,6 +116,8 @@ class Engine:
         self.executor.on_outcome = self._on_outcome
         self.executor.books = self.books
         self.executor.gap_of = self.hedge_gap
+        self._agreed_position: dict[LineKey, float] = {}  # venue == ours last time, per line
+        self._lagging_since: dict[LineKey, int] = {}  # lines whose venue read lags our fills
         self.risk_limits = risk.RiskLimits.from_config(settings.risk)
         self.risk_state = risk.initial_state(settings.risk.initial_state)
 
@@ -411,12 +416,16 @@ class Engine:
                 venue_qty = seen.get(key, 0.0)
                 ours = self.ledger.positions.get(key, 0.0)
                 if abs(venue_qty - ours) <= 1e-9:
+                    self._position_agrees(key, venue_qty)
                     continue
                 busy = any(o.key == key for o in self.ledger.unsettled())
                 recent = now - self.ledger.last_fill_ms.get(key, 0) < FILL_SETTLE_MS
                 if not initial and (busy or recent):
                     continue  # fills in flight: compare again next time
+                if not initial and self._lagging_read(key, venue_qty, ours, now):
+                    continue
                 self.ledger.adopt_position(key, venue_qty)
+                self._position_agrees(key, venue_qty)
                 if not initial:
                     self._emit(
                         "alert",
@@ -430,6 +439,47 @@ class Engine:
         for u in self.settings.hedge:
             self._dirty.add(u)
         self._wake.set()
+
+    def _position_agrees(self, key: LineKey, qty: float) -> None:
+        self._agreed_position[key] = qty
+        if self._lagging_since.pop(key, None) is not None:
+            self._emit("state", "position.caught_up", account=key[0], symbol=key[1], qty=qty)
+            if not any(k[0] == key[0] for k in self._lagging_since):
+                self.feeds.pop((key[0], "positions_lag"), None)
+
+    def _lagging_read(self, key: LineKey, venue_qty: float, ours: float, now: int) -> bool:
+        """A venue position between the last one it agreed with us on and ours is a read that
+        has not caught up with our own fills (position reads are known to lag, some report 0
+        for a while): adopting it would hedge the same drift a second time. Ours is kept; if
+        the read still lags after POSITION_LAG_MAX_MS the account stops trading (a stale feed)
+        instead of trusting either view."""
+        # A line the venue never reported held nothing as far as it said (venues omit zeros).
+        base = self._agreed_position.get(key, 0.0)
+        if not min(base, ours) - 1e-9 <= venue_qty <= max(base, ours) + 1e-9:
+            return False
+        first = self._lagging_since.setdefault(key, now)
+        if first == now:
+            self._emit(
+                "alert",
+                "position.lagging",
+                account=key[0],
+                symbol=key[1],
+                venue=venue_qty,
+                ours=ours,
+                agreed=base,
+            )
+        if now - first > POSITION_LAG_MAX_MS:
+            feed = self.feeds.setdefault((key[0], "positions_lag"), FeedState())
+            if feed.error is None:
+                feed.error = f"venue position of {key[1]} lags our fills"
+                self._emit(
+                    "alert",
+                    "position.lag_halt",
+                    account=key[0],
+                    symbol=key[1],
+                    lagging_ms=now - first,
+                )
+        return True
 
     def _ensure_line(self, key: LineKey) -> None:
         if key in self.lines or key not in self.catalog:

@@ -46,6 +46,7 @@ from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderU
 from bot.events import Event, EventBus, EventKind
 from bot.execution import pricing
 from bot.execution.ledger import Ledger, TrackedOrder
+from bot.tasks import cancel_all
 from bot.venues.base import (
     Venue,
     VenueAmbiguous,
@@ -168,6 +169,7 @@ class Executor:
         # The engine's live books, read again before each re-price and slice.
         self.books: Mapping[LineKey, OrderBook] = books if books is not None else {}
         self.gap_of = gap_of
+        self._seen_books: dict[LineKey, OrderBook] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -250,8 +252,13 @@ class Executor:
 
     def fresh_book(self, key: LineKey, book: OrderBook | None = None) -> OrderBook | None:
         """The given (or latest) book if it is recent enough to price from, else None."""
-        book = book if book is not None else self.books.get(key)
-        if book is None or book.mid is None:
+        # The newest of: the caller's book, the engine's live book, the last one seen here.
+        candidates = [b for b in (book, self.books.get(key), self._seen_books.get(key)) if b]
+        if not candidates:
+            return None
+        book = max(candidates, key=lambda b: b.ts_ms)
+        self._seen_books[key] = book
+        if book.mid is None:
             return None
         cfg = self.cfg.for_symbol(key[1])
         if self.clock.now_ms() - book.ts_ms > cfg.book_max_age_s * 1000:
@@ -891,10 +898,7 @@ class Executor:
 
     async def close(self) -> None:
         self._stopping = True
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(list(self._tasks))
 
     @property
     def busy(self) -> bool:
