@@ -4,6 +4,7 @@ each mode, the lifecycle, and restart recovery."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,8 @@ class Rig:
         loop = asyncio.get_running_loop()
         end = loop.time() + limit_s
         while self.ex.busy and loop.time() < end:
-            await asyncio.sleep(0.02)
+            # A parent's children are tasks too: wait again until none is left.
+            await asyncio.wait(set(self.ex._tasks), timeout=end - loop.time())
         assert not self.ex.busy, "executor still busy"
 
 
@@ -163,7 +165,7 @@ async def test_taker_order_walks_through_the_lifecycle(make_rig: Any) -> None:
     statuses = [(e["before"], e["status"]) for e in rig.sink.named("order.status")]
     assert statuses[0][0] == "sent" and statuses[-1][1] == "filled"
     events = rig.journal.order_events("hbtest1")
-    assert [e["status"] for e in events][0] == "sent"
+    assert events[0]["status"] == "sent"
     assert rig.journal.order("hbtest1")["status"] == "filled"  # type: ignore[index]
     sent = rig.sink.named("order.sent")[0]
     assert sent["expected_cost_bps"] > 0 and sent["expected_fee_usd"] > 0
@@ -259,8 +261,10 @@ async def test_fee_cap(make_rig: Any) -> None:
 
 async def test_per_instrument_override(make_rig: Any) -> None:
     rig = await make_rig(
-        {"max_slippage_bps": 50.0, "instruments": {PERP.lower(): {"on_slippage": "refuse",
-                                                                   "max_slippage_bps": 2.0}}}
+        {
+            "max_slippage_bps": 50.0,
+            "instruments": {PERP.lower(): {"on_slippage": "refuse", "max_slippage_bps": 2.0}},
+        }
     )
     assert rig.submit(rig.intent(5.0)) is None
     assert rig.sink.named("order.refused")[0]["max_slippage_bps"] == 2.0
@@ -304,8 +308,12 @@ async def test_maker_first_reprices_then_falls_back_to_taker(make_rig: Any) -> N
 async def test_maker_first_fills_as_maker_when_the_market_comes(make_rig: Any) -> None:
     # A volatile market trades through the resting order: no taker fallback needed.
     rig = await make_rig(
-        {"mode": "maker_first", "maker_reprices": 20, "maker_reprice_s": 3.0,
-         "maker_timeout_s": 120.0},
+        {
+            "mode": "maker_first",
+            "maker_reprices": 20,
+            "maker_reprice_s": 3.0,
+            "maker_timeout_s": 120.0,
+        },
         underlyings={"BTC": SimUnderlying(price=60_000.0, vol=3.0, jump_intensity=0.0)},
     )
     assert rig.submit(rig.intent(1.0)) is not None
@@ -320,9 +328,7 @@ async def test_maker_first_fills_as_maker_when_the_market_comes(make_rig: Any) -
 
 
 async def test_twap_slices_large_orders(make_rig: Any) -> None:
-    rig = await make_rig(
-        {"mode": "twap", "twap_depth_fraction": 0.11, "twap_duration_s": 8.0}
-    )
+    rig = await make_rig({"mode": "twap", "twap_depth_fraction": 0.11, "twap_duration_s": 8.0})
     # 20 levels of ~1 BTC visible: slices of at most 2.2 BTC -> 8 BTC in 4 slices.
     parent = rig.submit(rig.intent(8.0))
     assert parent is not None
@@ -332,14 +338,12 @@ async def test_twap_slices_large_orders(make_rig: Any) -> None:
     assert [s["client_id"] for s in sent] == [f"hbtest1s{i}" for i in range(1, 5)]
     assert [s["amount"] for s in sent] == [2.0, 2.0, 2.0, 2.0]
     ts = [e.ts_ms for e in rig.sink.events if e.name == "order.sent"]
-    assert all(b - a >= 1500 for a, b in zip(ts, ts[1:], strict=False))  # spread over time
+    assert all(b - a >= 1500 for a, b in itertools.pairwise(ts))  # spread over time
     assert rig.ledger.positions[("sim", PERP)] == pytest.approx(8.0)
 
 
 async def test_twap_stops_early_when_the_drift_is_gone(make_rig: Any) -> None:
-    rig = await make_rig(
-        {"mode": "twap", "twap_depth_fraction": 0.11, "twap_duration_s": 8.0}
-    )
+    rig = await make_rig({"mode": "twap", "twap_depth_fraction": 0.11, "twap_duration_s": 8.0})
     key = ("sim", PERP)
     wanted = {"contracts": 8.0}
 
@@ -414,8 +418,9 @@ async def test_recovery_settles_in_flight_intents_once(make_rig: Any, tmp_path: 
     # 3. resting at the venue (post-only, below the touch)
     rest = mk("hbrest", 1.0)
     journal.record_intent(rest, now)
-    req3 = OrderRequest("hbrest", PERP, Side.BUY, 1.0, round((ticker.bid or 0) * 0.99, 1),
-                        post_only=True)
+    req3 = OrderRequest(
+        "hbrest", PERP, Side.BUY, 1.0, round((ticker.bid or 0) * 0.99, 1), post_only=True
+    )
     journal.mark_sent(req3, now)
     await venue.create_order(req3)
     # 4. an order with our prefix nobody journaled
@@ -463,12 +468,14 @@ async def test_recovery_keep_mode_works_the_order(make_rig: Any) -> None:
     ticker = venue.exchange.ticker(PERP)
     intent = OrderIntent("hbkeep", "BTC", PERP, Side.BUY, 1.0, "test")
     journal.record_intent(intent, now)
-    req = OrderRequest("hbkeep", PERP, Side.BUY, 1.0, round((ticker.bid or 0) * 0.99, 1),
-                       post_only=True)
+    req = OrderRequest(
+        "hbkeep", PERP, Side.BUY, 1.0, round((ticker.bid or 0) * 0.99, 1), post_only=True
+    )
     journal.mark_sent(req, now)
     await venue.create_order(req)
-    rep = await recovery.recover(rig.ex, journal, rig.ex.instruments, lambda u: "sim",
-                                 lambda *a, **k: None)
+    rep = await recovery.recover(
+        rig.ex, journal, rig.ex.instruments, lambda u: "sim", lambda *a, **k: None
+    )
     assert rep.kept == ["hbkeep"]
     # Kept: in flight (counts in delta) until the executor's bounded wait cancels it.
     assert rig.ledger.in_flight()[("sim", PERP)] == pytest.approx(1.0)

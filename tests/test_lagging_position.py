@@ -91,8 +91,15 @@ async def test_lagging_position_read_never_hedges_the_same_drift_twice(tmp_path:
             "underlyings": {"BTC": {"price": 60_000.0, "vol": 0.0001, "jump_intensity": 0.0}},
         },
         positions=[
-            {"underlying": "BTC", "kind": "option", "settlement": "linear",
-             "option_type": "call", "strike": 60_000, "expiry_days": 30, "qty": -10}
+            {
+                "underlying": "BTC",
+                "kind": "option",
+                "settlement": "linear",
+                "option_type": "call",
+                "strike": 60_000,
+                "expiry_days": 30,
+                "qty": -10,
+            }
         ],
         hedge={"BTC": {"account": "sim", "instrument": PERP, "unit": "coin", "band": 0.3}},
     )

@@ -95,9 +95,7 @@ def test_fit_is_zero_when_the_touch_is_beyond_the_cap() -> None:
     assert w.amount == 0.0 and w.avg_price is None
 
 
-levels = st.lists(
-    st.tuples(st.floats(0.1, 50.0), st.floats(0.01, 5.0)), min_size=1, max_size=8
-)
+levels = st.lists(st.tuples(st.floats(0.1, 50.0), st.floats(0.01, 5.0)), min_size=1, max_size=8)
 
 
 @given(levels, st.floats(0.01, 30.0), st.floats(0.5, 100.0))

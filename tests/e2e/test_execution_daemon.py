@@ -105,7 +105,11 @@ class Daemon:
         if duration is not None:
             args += ["--duration", str(duration)]
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            args,
+            cwd=ROOT,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         self.events: list[dict[str, Any]] = []
@@ -189,7 +193,11 @@ def test_halt_cli_creates_and_clears_the_halt_file(tmp_path: Path) -> None:
     halt = tmp_path / "HALT"
     r = subprocess.run(
         [sys.executable, "-m", "bot", "halt", "--config", str(cfg), "--reason", "drill"],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr
     assert halt.exists() and json.loads(halt.read_text())["reason"] == "drill"
@@ -205,7 +213,11 @@ def test_halt_cli_creates_and_clears_the_halt_file(tmp_path: Path) -> None:
 
     r = subprocess.run(
         [sys.executable, "-m", "bot", "halt", "--config", str(cfg), "--clear"],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0 and not halt.exists() and "cleared" in r.stdout
 
@@ -216,7 +228,11 @@ def test_halt_cli_without_halt_file_exits_2(tmp_path: Path) -> None:
     cfg.write_text(text)
     r = subprocess.run(
         [sys.executable, "-m", "bot", "halt", "--config", str(cfg)],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2
     assert "halt_file is not set" in r.stderr
