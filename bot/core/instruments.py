@@ -51,9 +51,8 @@ class Instrument:
             raise ValueError(f"{self.symbol}: contract_size must be > 0")
         if self.amount_step <= 0 or self.price_step <= 0:
             raise ValueError(f"{self.symbol}: amount_step and price_step must be > 0")
-        if self.kind is Kind.OPTION:
-            if self.strike is None or self.expiry_ms is None or self.option_type is None:
-                raise ValueError(f"{self.symbol}: an option needs strike, expiry and option_type")
+        if self.kind is Kind.OPTION and None in (self.strike, self.expiry_ms, self.option_type):
+            raise ValueError(f"{self.symbol}: an option needs strike, expiry and option_type")
         if self.kind is Kind.FUTURE and self.expiry_ms is None:
             raise ValueError(f"{self.symbol}: a dated future needs an expiry")
         if self.kind is Kind.SPOT and self.settlement is Settlement.INVERSE:
