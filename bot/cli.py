@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.io import journal_cli
 
     journal_cli.register(sub)
+    from bot.io import fleet
+
+    fleet.register(sub)
     from bot.execution import halt_cli
 
     halt_cli.register(sub)

@@ -1,5 +1,6 @@
 """What an operator can ask of a running daemon. The engine implements it; the MQTT bridge and
-the CLI call it. Each call returns a JSON-able result or raises CommandError with a clear message."""
+the CLI call it. Each call returns a JSON-able result or raises CommandError with a clear
+message."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ class Controller(Protocol):
     def set_setting(self, path: str, value: Any) -> dict[str, Any]:
         """Change one setting live (dotted path, e.g. 'hedge.BTC.band'), validated exactly as
         the config file is; raises CommandError naming the field, the value and the rule."""
+        ...
+
+    def set_trading_state(self, state: str, reason: str) -> dict[str, Any]:
+        """active | reducing_only | halted (the kill switch); raises CommandError on any other."""
         ...
 
     def reload(self) -> dict[str, Any]:

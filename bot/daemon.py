@@ -16,6 +16,9 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
 from bot.io.journal import Journal
+from bot.io.mqtt import MqttBridge
+from bot.io.mqtt_schema import ExternalPositionIn
+from bot.tasks import cancel_all
 from bot.venues.base import Venue
 from bot.venues.sim import saved_clock_ms
 
@@ -89,15 +92,58 @@ async def run_daemon(
         bot_id=settings.bot_id,
         accounts={n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()},
     )
+    bridge, bridge_task = start_mqtt(settings, engine, bus)
     try:
         return await engine.run(stop)
     finally:
         if timer is not None:
             timer.cancel()
+        if bridge is not None and bridge_task is not None:
+            # After the engine's summary, so the final events and state go out before `offline`.
+            await stop_mqtt(bridge, bridge_task)
         journal.close()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+
+
+def start_mqtt(
+    settings: Settings, engine: Engine, bus: EventBus
+) -> tuple[MqttBridge | None, asyncio.Task[None] | None]:
+    """The MQTT bridge as one more event sink plus its own network task. It is off the money
+    path: it connects in the background, and the engine never waits for the broker."""
+    if not settings.mqtt.enabled:
+        return None, None
+
+    def on_position(p: ExternalPositionIn) -> None:
+        # The bridge resolves ttl_s to expires_at_ms on receipt; a CommandError (unknown
+        # underlying or symbol) propagates and the bridge turns it into a rejection event.
+        assert p.expires_at_ms is not None
+        engine.set_external_position(
+            p.source, p.symbol, p.underlying, p.qty, p.delta_coin, p.expires_at_ms
+        )
+
+    bridge = MqttBridge(
+        settings.mqtt, settings.bot_id, engine, on_external_position=on_position, events=bus
+    )
+    bus.add(bridge)
+    task = asyncio.create_task(bridge.run(), name="mqtt-bridge")
+    log.info(
+        "mqtt.enabled",
+        host=settings.mqtt.host,
+        port=settings.mqtt.port,
+        topics=f"{settings.mqtt.topic_prefix}/{settings.bot_id}/#",
+        signed_commands=settings.mqtt.command_secret is not None,
+    )
+    return bridge, task
+
+
+async def stop_mqtt(bridge: MqttBridge, task: asyncio.Task[None]) -> None:
+    try:
+        await bridge.close()
+    except Exception as e:  # telemetry must not turn a clean shutdown into a failed one
+        log.warning("mqtt.close_failed", error=repr(e))
+    await cancel_all([task])
 
 
 def _reload(engine: Engine) -> None:

@@ -921,12 +921,21 @@ class Engine:
                 "halted": self.halt_reasons.get(u),
                 "last_decision": d.reason if d else None,
             }
+        trading = self.risk_state.trading_state
+        modes = {a.mode for a in self.settings.accounts.values()}
         return {
             "bot_id": self.settings.bot_id,
             "ts_ms": now,
-            "trading_state": self.risk_state.trading_state.value,
+            "mode": modes.pop() if len(modes) == 1 else "mixed",
+            # One word for the fleet table: a halt outranks a pause, which outranks the rest.
+            "trading_state": (
+                "paused"
+                if self.paused and trading is not risk.TradingState.HALTED
+                else trading.value
+            ),
             "trading_state_reason": self.risk_state.state_reason,
             "paused": self.paused,
+            "external_positions": len(self.external),
             "breaker_open": self.risk_state.breaker_open,
             "accounts": {
                 n: {"exchange": a.exchange, "mode": a.mode}

@@ -86,6 +86,11 @@ class FakeController:
         self.calls.append(("reload",))
         return {"reloaded": True}
 
+    def set_trading_state(self, state: str, reason: str) -> dict[str, Any]:
+        self.calls.append(("trading_state", state, reason))
+        self.trading_state = state
+        return {"trading_state": state, "reason": reason}
+
     def state(self) -> dict[str, Any]:
         return {
             "mode": "paper",

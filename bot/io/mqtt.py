@@ -35,16 +35,19 @@ from bot.control import CommandError, Controller
 from bot.events import Event, EventSink
 from bot.io.command_auth import AuthError, ReplayCache, verify
 from bot.io.mqtt_schema import (
+    COMMAND_NAMES,
     STATUS_OFFLINE,
     STATUS_ONLINE,
     Command,
     ExternalPositionIn,
     FlattenCommand,
+    HaltCommand,
     HedgeNowCommand,
     PauseCommand,
     ReloadCommand,
     ResumeCommand,
     SetCommand,
+    SetTradingStateCommand,
     StatusCommand,
     parse_command,
 )
@@ -61,7 +64,13 @@ _INCOMING_QUEUE_MAX = 10_000
 _PUBLISH_TIMEOUT_S = 10.0
 _OFFLINE_TIMEOUT_S = 2.0
 # Commands that change what the state document shows: publish it right after them.
-_STATE_CHANGING = frozenset({"pause", "resume", "hedge-now", "flatten", "set", "reload"})
+_STATE_CHANGING = frozenset(
+    {"pause", "resume", "hedge-now", "flatten", "set", "reload", "halt", "set-trading-state"}
+)
+# Events that change the state document (trading state, settings, external positions, feeds)
+# are followed by a state publish, so an operator sees a halt at once, not at the next interval.
+_STATE_EVENT_KINDS = frozenset({"state"})
+_STATE_ALERTS = frozenset({"trading.halted", "risk.breaker_open", "stream.error"})
 
 ExternalPositionCallback = Callable[[ExternalPositionIn], None]
 
@@ -150,15 +159,7 @@ def _describe_validation(e: ValidationError) -> str:
     for err in e.errors()[:5]:
         loc = [str(p) for p in err["loc"]]
         # Discriminated unions put the tag (the cmd name) first; it adds nothing for the reader.
-        if loc and loc[0] in {
-            "pause",
-            "resume",
-            "hedge-now",
-            "flatten",
-            "set",
-            "reload",
-            "status",
-        }:
+        if loc and loc[0] in COMMAND_NAMES:
             loc = loc[1:]
         where = ".".join(loc)
         parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
@@ -166,6 +167,12 @@ def _describe_validation(e: ValidationError) -> str:
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
+
+
+def _operator_reason(reason: str | None) -> str:
+    # "operator" marks a state an operator set, as "kill_file" marks the file's: the kill file
+    # only lifts a halt it caused, never one set by command.
+    return "operator" if not reason else f"operator: {reason}"
 
 
 class _Reject(Exception):
@@ -214,6 +221,8 @@ class MqttBridge:
         self._events: deque[bytes] = deque()
         self._replies: deque[bytes] = deque()
         self._wake = asyncio.Event()
+        # Set by the sender when nothing is left to publish; close() waits on it to flush.
+        self._idle = asyncio.Event()
         self._state_requested = False
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
@@ -249,10 +258,13 @@ class MqttBridge:
             log.error("mqtt.event_unserializable", event_name=event.name, error=repr(e))
             return
         self._enqueue_event(payload)
+        if event.kind in _STATE_EVENT_KINDS or event.name in _STATE_ALERTS:
+            self.request_state()
 
     def request_state(self) -> None:
         """Publish the state document as soon as connected (e.g. after a trading state change)."""
         self._state_requested = True
+        self._idle.clear()
         self._wake.set()
 
     def telemetry(self) -> dict[str, Any]:
@@ -269,6 +281,7 @@ class MqttBridge:
             self._events.popleft()
             self.events_dropped += 1
         self._events.append(payload)
+        self._idle.clear()
         self._wake.set()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -303,8 +316,14 @@ class MqttBridge:
             self._running = False
             self._done.set()
 
-    async def close(self, wait_s: float = 5.0) -> None:
-        """Publish retained `offline` (a clean disconnect suppresses the last will) and stop."""
+    async def close(self, wait_s: float = 5.0, flush_s: float = 3.0) -> None:
+        """Flush what is queued (replies, events, a final state) for up to `flush_s` while
+        connected, then publish retained `offline` (a clean disconnect suppresses the last will)
+        and stop. With the broker down nothing is waited for: the will already says offline."""
+        self.request_state()
+        if self._running and self._connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), flush_s)
         self._stop.set()
         if self._running:
             with contextlib.suppress(TimeoutError):
@@ -433,6 +452,8 @@ class MqttBridge:
                     raise
                 continue
             self._wake.clear()
+            if not self._replies and not self._state_requested:
+                self._idle.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_state - loop.time()))
 
@@ -499,6 +520,7 @@ class MqttBridge:
             body.update(ok=False, error=f"result not serializable: {type(e).__name__}")
             payload = dumps(body)
         self._replies.append(payload)
+        self._idle.clear()
         self._wake.set()
 
     # --- inbound ----------------------------------------------------------------------------
@@ -605,6 +627,12 @@ class MqttBridge:
                 result = c.reload()
             elif isinstance(command, StatusCommand):
                 result = self._state_doc()
+            elif isinstance(command, HaltCommand):
+                result = c.set_trading_state("halted", _operator_reason(command.args.reason))
+            elif isinstance(command, SetTradingStateCommand):
+                result = c.set_trading_state(
+                    command.args.state, _operator_reason(command.args.reason)
+                )
             else:  # pragma: no cover - the union is exhaustive
                 raise CommandError(f"unknown command {command.cmd!r}")
         except Exception as e:
@@ -688,6 +716,18 @@ class MqttBridge:
             return
         try:
             self._on_position(pos)
+        except CommandError as e:  # understood but refused (unknown underlying or symbol)
+            log.warning(
+                "mqtt.position_rejected", source=pos.source, symbol=pos.symbol, reason=str(e)
+            )
+            self._emit(
+                Event(
+                    "reject",
+                    "position.rejected",
+                    now,
+                    {"source": pos.source, "symbol": pos.symbol, "reason": str(e)},
+                )
+            )
         except Exception as e:
             log.error("mqtt.position_callback_failed", error=repr(e))
             self._emit(Event("alert", "position.callback_failed", now, {"error": repr(e)}))

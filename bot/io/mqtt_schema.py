@@ -9,6 +9,14 @@ Topics (prefix `hedgebot` by default, one subtree per bot):
     <prefix>/<bot_id>/cmd/reply      CommandReply, exactly one per command that has an id
     <prefix>/<bot_id>/positions/in   ExternalPositionIn
 
+Commands (`{"id": ..., "cmd": ..., "args": {...}}`, plus `ts` and `sig` when a command secret is
+set): pause, resume, hedge-now {underlying?}, flatten {underlying?, confirm}, set {path, value},
+reload, status, halt {reason?} and set-trading-state {state, reason?}. `pause` stops deciding
+until `resume`; `halt` is the kill switch (trading state `halted`: the risk gate refuses every
+order) and stays until `set-trading-state` with state `active` (or `reducing_only`, which lets
+only orders that shrink a position through). The halt reason recorded is "operator" (or
+"operator: <reason>").
+
 Inbound models forbid unknown keys: a typo in a command is an error, never a silently ignored
 field. Outbound models allow extra keys so the engine can add detail without a schema change here.
 """
@@ -16,7 +24,7 @@ field. Outbound models allow extra keys so the engine can add detail without a s
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,8 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-CommandName = Literal["pause", "resume", "hedge-now", "flatten", "set", "reload", "status"]
-COMMAND_NAMES: tuple[str, ...] = (
+CommandName = Literal[
     "pause",
     "resume",
     "hedge-now",
@@ -36,7 +43,10 @@ COMMAND_NAMES: tuple[str, ...] = (
     "set",
     "reload",
     "status",
-)
+    "halt",
+    "set-trading-state",
+]
+COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
 
 # Ids are echoed in replies and logged: keep them short and printable.
 CommandId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -89,6 +99,19 @@ class SetArgs(_In):
     value: Any = Field(description="new value, validated exactly like the config file")
 
 
+# Printable and short: it ends up in the risk state, the journal and every halted decision.
+Reason = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$")]
+
+
+class HaltArgs(_In):
+    reason: Reason | None = Field(default=None, description="why, recorded with the halt")
+
+
+class SetTradingStateArgs(_In):
+    state: Literal["active", "reducing_only", "halted"]
+    reason: Reason | None = Field(default=None, description="why, recorded with the change")
+
+
 class _CommandBase(_In):
     id: CommandId
     ts: int | None = Field(
@@ -135,6 +158,18 @@ class StatusCommand(_CommandBase):
     args: NoArgs = NoArgs()
 
 
+class HaltCommand(_CommandBase):
+    """The kill switch: trading state `halted` until set-trading-state says otherwise."""
+
+    cmd: Literal["halt"]
+    args: HaltArgs = HaltArgs()
+
+
+class SetTradingStateCommand(_CommandBase):
+    cmd: Literal["set-trading-state"]
+    args: SetTradingStateArgs
+
+
 Command = Annotated[
     PauseCommand
     | ResumeCommand
@@ -142,7 +177,9 @@ Command = Annotated[
     | FlattenCommand
     | SetCommand
     | ReloadCommand
-    | StatusCommand,
+    | StatusCommand
+    | HaltCommand
+    | SetTradingStateCommand,
     Field(discriminator="cmd"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -198,22 +235,37 @@ class ExternalPositionIn(_In):
 
 
 class UnderlyingState(_Out):
-    delta_coin: float | None = None
+    delta_coin: float | None = Field(default=None, description="net delta in coin, in flight in")
     delta_usd: float | None = None
-    target: float | None = None
-    band: float | None = None
+    gamma_coin: float | None = None
+    in_flight_coin: float | None = Field(default=None, description="delta of unsettled orders")
+    price: float | None = Field(default=None, description="index (or mid) the delta is priced at")
+    target: float | None = Field(default=None, description="target + bias, in `unit`")
+    band: float | None = Field(default=None, description="half-width around target, in `unit`")
     unit: Literal["coin", "usd"] | None = None
-    index_price: float | None = None
+    hedge_instrument: str | None = None
+    halted: str | None = Field(default=None, description="why it does not trade now, if so")
+    last_decision: str | None = None
 
 
 class FeedState(_Out):
     ok: bool
     age_ms: int | None = None
+    error: str | None = None
 
 
 class AccountState(_Out):
     exchange: str | None = None
     mode: str | None = None
+
+
+class OpenOrder(_Out):
+    client_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    amount: float
+    status: str
+    filled: float = 0.0
 
 
 class MqttTelemetry(_Out):
@@ -231,11 +283,18 @@ class StateMessage(_Out):
     bot_id: str
     ts_ms: int
     mode: str | None = Field(default=None, description="paper | testnet | live | mixed")
-    trading_state: str | None = Field(default=None, description="e.g. active, paused, halted")
+    trading_state: str | None = Field(
+        default=None,
+        description="active | reducing_only | halted (risk gate), or paused (by command)",
+    )
+    trading_state_reason: str | None = None
+    paused: bool | None = None
+    breaker_open: bool | None = None
     accounts: dict[str, AccountState] = Field(default_factory=dict)
     underlyings: dict[str, UnderlyingState] = Field(default_factory=dict)
     feeds: dict[str, FeedState] = Field(default_factory=dict)
-    open_orders: int | list[Any] | None = None
+    external_positions: int | None = Field(default=None, description="live external positions")
+    open_orders: int | list[OpenOrder] | None = None
     mqtt: MqttTelemetry | None = None
 
 
