@@ -373,6 +373,48 @@ async def test_each_command_dispatched_and_replied(
         await until(lambda: len([e for e in op.events if e["event"] == "command.done"]) == 9)
 
 
+async def test_halt_and_set_trading_state(
+    mqtt_broker: Broker, start_bridge: Callable[..., Awaitable[Running]]
+) -> None:
+    async with Operator(mqtt_broker) as op:
+        r = await start_bridge()
+        rep = await op.call({"id": "h1", "cmd": "halt"})
+        assert rep["ok"] and rep["result"] == {"trading_state": "halted", "reason": "operator"}
+        rep = await op.call({"id": "h2", "cmd": "halt", "args": {"reason": "venue down"}})
+        assert rep["ok"] and rep["result"]["reason"] == "operator: venue down"
+        # the state published right after shows the halt
+        await until(lambda: any(s["trading_state"] == "halted" for s in op.states), 3, "state")
+        rep = await op.call({"id": "h3", "cmd": "set-trading-state", "args": {"state": "x"}})
+        assert not rep["ok"] and "state" in rep["error"]
+        rep = await op.call(
+            {"id": "h4", "cmd": "set-trading-state", "args": {"state": "reducing_only"}}
+        )
+        assert rep["ok"] and rep["result"]["trading_state"] == "reducing_only"
+        assert r.controller.calls == [
+            ("trading_state", "halted", "operator"),
+            ("trading_state", "halted", "operator: venue down"),
+            ("trading_state", "reducing_only", "operator"),
+        ]
+
+
+async def test_close_flushes_queued_events_and_state_before_offline(
+    mqtt_broker: Broker, start_bridge: Callable[..., Awaitable[Running]]
+) -> None:
+    async with Operator(mqtt_broker) as op:
+        r = await start_bridge(state_interval_s=60)
+        await until(lambda: len(op.states) >= 1, 5, "first state")
+        r.controller.trading_state = "stopped"
+        for i in range(300):
+            r.bridge.emit(Event("state", "final", 1_000 + i, {"seq": i}))
+        await r.bridge.close()
+        await asyncio.wait_for(r.task, 5)
+        await until(lambda: len([e for e in op.events if e["event"] == "final"]) == 300, 5)
+        await until(lambda: op.states[-1]["trading_state"] == "stopped", 5, "final state")
+    assert await read_retained(mqtt_broker.host, mqtt_broker.port, f"hedgebot/{BOT}/status") == (
+        b"offline"
+    )
+
+
 async def test_flatten_does_not_block_other_commands(
     mqtt_broker: Broker, start_bridge: Callable[..., Awaitable[Running]]
 ) -> None:
@@ -586,6 +628,24 @@ async def test_retained_command_refused_on_subscribe(
 
 
 # --- external positions -------------------------------------------------------------------------
+
+
+async def test_refused_external_position_is_a_rejection(
+    mqtt_broker: Broker, start_bridge: Callable[..., Awaitable[Running]]
+) -> None:
+    async with Operator(mqtt_broker) as op:
+        r = await start_bridge()
+
+        def refuse(p: ExternalPositionIn) -> None:
+            raise CommandError(f"underlying {p.underlying!r} is not hedged by this bot")
+
+        r.bridge._on_position = refuse
+        pos = {"source": "otc", "symbol": "X", "underlying": "DOGE", "qty": 1, "ttl_s": 60}
+        await op.send(pos, topic="positions/in")
+        await until(lambda: any(e["event"] == "position.rejected" for e in op.events), 5)
+        (e,) = [e for e in op.events if e["event"] == "position.rejected"]
+        assert e["kind"] == "reject" and e["source"] == "otc" and "DOGE" in e["reason"]
+        assert not any(e["event"] == "position.callback_failed" for e in op.events)
 
 
 async def test_external_positions_handed_over(

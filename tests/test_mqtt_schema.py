@@ -38,6 +38,10 @@ SIG = "a" * 64
         {"id": "1", "cmd": "set", "args": {"path": "risk.max_order_contracts", "value": None}},
         {"id": "1", "cmd": "reload"},
         {"id": "op-7:2026", "cmd": "status", "ts": 1_767_225_600_000, "sig": SIG},
+        {"id": "1", "cmd": "halt"},
+        {"id": "1", "cmd": "halt", "args": {"reason": "venue incident #42"}},
+        {"id": "1", "cmd": "set-trading-state", "args": {"state": "reducing_only"}},
+        {"id": "1", "cmd": "set-trading-state", "args": {"state": "active", "reason": "ok"}},
     ],
 )
 def test_valid_commands(doc: dict[str, Any]) -> None:
@@ -80,6 +84,13 @@ def test_command_types_and_defaults() -> None:
         ({"id": "1", "cmd": "pause", "ts": -1}, "ts"),
         ({"id": "1", "cmd": "pause", "sig": "xyz"}, "sig"),
         ({"id": "1", "cmd": "pause", "sig": "a" * 63}, "sig"),
+        ({"id": "1", "cmd": "halt", "args": {"reason": ""}}, "reason"),
+        ({"id": "1", "cmd": "halt", "args": {"reason": "x" * 201}}, "reason"),
+        ({"id": "1", "cmd": "halt", "args": {"reason": "a\nb"}}, "reason"),
+        ({"id": "1", "cmd": "halt", "args": {"state": "active"}}, "state"),
+        ({"id": "1", "cmd": "set-trading-state"}, "args"),
+        ({"id": "1", "cmd": "set-trading-state", "args": {"state": "paused"}}, "state"),
+        ({"id": "1", "cmd": "set-trading-state", "args": {"state": "HALTED"}}, "state"),
     ],
 )
 def test_invalid_commands(doc: dict[str, Any], where: str) -> None:
