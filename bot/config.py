@@ -1,4 +1,4 @@
-"""Configuration: one pydantic model tree, loaded from a TOML file and overridden by the environment.
+"""Configuration: one pydantic model tree, loaded from TOML and overridden by the environment.
 
 Precedence, highest first: environment (`HEDGEBOT_` prefix, `__` between nested names, e.g.
 `HEDGEBOT_EXECUTION__MAX_SLIPPAGE_BPS=15`), the secrets file (dotenv format, same names), the TOML
@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveFloat,
     SecretStr,
     ValidationError,
     model_validator,
@@ -60,6 +61,10 @@ class AccountConfig(Section):
     read_attempts: int = Field(default=4, ge=1, le=20, description="tries per read, with backoff")
     retry_base_s: float = Field(default=0.25, gt=0, description="first backoff; doubles per try")
     retry_max_s: float = Field(default=5.0, gt=0, description="cap on one backoff")
+    paper_balances: dict[str, float] = Field(
+        default_factory=dict,
+        description="paper mode on a real exchange: starting balances by currency",
+    )
 
     @model_validator(mode="after")
     def _live_needs_keys_and_confirmation(self) -> AccountConfig:
@@ -308,12 +313,40 @@ class JournalConfig(Section):
     )
 
 
+StreamKind = Literal["ticker", "book", "positions_poll"]
+
+
 class EngineConfig(Section):
     hedge_view: Literal["usd", "coin"] = "usd"
     rate: float = Field(default=0.0, description="risk-free rate for option greeks")
-    greeks_source: Literal["own", "venue", "both"] = "own"
-    greeks_divergence_tol: float = Field(default=0.05, gt=0)
+    greeks_source: Literal["own", "venue", "both"] = Field(
+        default="own",
+        description="option delta from our Black-Scholes (own), from the venue's ticker "
+        "(venue), or own with an alert when the two diverge (both)",
+    )
+    greeks_divergence_tol: float = Field(
+        default=0.05,
+        gt=0,
+        description="relative: alert when |own - venue| > tol x max(|own|, |venue|) of an "
+        "underlying's total option delta (and above greeks_divergence_min_coin)",
+    )
+    greeks_divergence_min_coin: float = Field(
+        default=0.01, ge=0, description="absolute floor in coin, so tiny books do not alert"
+    )
     stale_after_s: float = Field(default=15.0, gt=0, description="halt on data older than this")
+    stale_after_by_stream: dict[StreamKind, PositiveFloat] = Field(
+        default_factory=dict,
+        description="per stream kind (ticker, book, positions_poll) limit in seconds; a kind "
+        "left out uses stale_after_s",
+    )
+    position_poll_s: float = Field(
+        default=5.0, gt=0, description="REST position poll where the venue has no stream"
+    )
+    position_confirm_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="after one of our fills, a position stream silent this long is dead",
+    )
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     summary_interval_s: float = Field(default=60.0, gt=0)
 
@@ -386,9 +419,7 @@ class Settings(BaseSettings):
             return data
         data = dict(data)
         if isinstance(data.get("hedge"), dict):
-            data["hedge"] = {
-                str(k).upper(): _lower_account(v) for k, v in data["hedge"].items()
-            }
+            data["hedge"] = {str(k).upper(): _lower_account(v) for k, v in data["hedge"].items()}
         if isinstance(data.get("accounts"), dict):
             data["accounts"] = {str(k).lower(): v for k, v in data["accounts"].items()}
         if isinstance(data.get("positions"), list):
@@ -396,7 +427,8 @@ class Settings(BaseSettings):
         sim = data.get("sim")
         if isinstance(sim, dict) and isinstance(sim.get("underlyings"), dict):
             data["sim"] = {
-                **sim, "underlyings": {str(k).upper(): v for k, v in sim["underlyings"].items()}
+                **sim,
+                "underlyings": {str(k).upper(): v for k, v in sim["underlyings"].items()},
             }
         return data
 
@@ -507,8 +539,14 @@ def with_setting(settings: Settings, path: str, value: Any) -> Settings:
     if parts[0] not in LIVE_SECTIONS or len(parts) < 2:
         raise ConfigError(
             source,
-            [(path, _show(value, path), "not a setting that can change while running "
-              f"(live sections: {', '.join(sorted(LIVE_SECTIONS))})")],
+            [
+                (
+                    path,
+                    _show(value, path),
+                    "not a setting that can change while running "
+                    f"(live sections: {', '.join(sorted(LIVE_SECTIONS))})",
+                )
+            ],
         )
     if parts[-1].lower() in SECRET_FIELDS:
         raise ConfigError(source, [(path, "'**********'", "secrets cannot be set live")])
@@ -549,8 +587,12 @@ def load_settings(
         raise ConfigError(
             source,
             [
-                (p, "'**********'", "secrets are not allowed in the config file; use the "
-                 f"environment ({ENV_PREFIX}{p.upper().replace('.', '__')}) or a secrets file")
+                (
+                    p,
+                    "'**********'",
+                    "secrets are not allowed in the config file; use the "
+                    f"environment ({ENV_PREFIX}{p.upper().replace('.', '__')}) or a secrets file",
+                )
                 for p in leaked
             ],
         )

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock, ScaledClock, WallClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
 from bot.io.journal import Journal
@@ -37,6 +37,12 @@ def make_clock(settings: Settings) -> Clock:
 
 
 def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
+    """One venue per account, by exchange and mode:
+    - exchange "sim": the simulated exchange (its own synthetic market), starting positions opened;
+    - a real exchange in mode "paper": PaperVenue, live public data from a keyless CcxtVenue and
+      fills simulated by the simulated exchange's matching code, starting positions opened;
+    - "testnet" / "live": CcxtVenue, the exchange's own test system or real orders. Starting
+      positions in the config are refused there: the exchange holds the real ones."""
     from bot.venues.sim import SimVenue
 
     venues: dict[str, Venue] = {}
@@ -44,9 +50,33 @@ def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
         positions = [p for p in settings.positions if p.account == name]
         if acc.exchange == "sim":
             venues[name] = SimVenue(name, settings.sim, positions, clock)
-        else:
-            from bot.venues.ccxt_venue import CcxtVenue
+            continue
+        from bot.venues.ccxt_venue import CcxtVenue
 
+        if acc.mode == "paper":
+            from bot.venues.paper import PaperVenue
+
+            venues[name] = PaperVenue(
+                name,
+                CcxtVenue(name, acc),
+                positions,
+                acc.paper_balances,
+                clock,
+                book_max_age_s=settings.execution.book_max_age_s,
+            )
+        elif positions:
+            raise ConfigError(
+                "positions",
+                [
+                    (
+                        f"positions[account={name}]",
+                        str(len(positions)),
+                        f"starting positions are for sim and paper accounts; {name!r} is "
+                        f"{acc.mode} on {acc.exchange}, whose positions come from the exchange",
+                    )
+                ],
+            )
+        else:
             venues[name] = CcxtVenue(name, acc)
     return venues
 

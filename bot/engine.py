@@ -13,20 +13,20 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
 from bot.clock import Clock
-from bot.config import ConfigError, Settings, load_settings, with_setting
+from bot.config import ConfigError, Settings, StreamKind, load_settings, with_setting
 from bot.control import CommandError
 from bot.core import risk
-from bot.core.book import Columns, Exposure, LineKey, exposure
+from bot.core.book import Columns, Exposure, LineKey, exposure, line_greeks
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
-from bot.core.orders import Fill, OrderIntent, OrderUpdate, PositionReport, Side
+from bot.core.orders import Fill, OrderIntent, OrderStatus, OrderUpdate, PositionReport, Side
 from bot.core.planner import contracts_for, plan
 from bot.core.policy import BandPolicy, HedgeDecision, decide
 from bot.core.risk import OrderCheck
@@ -47,6 +47,16 @@ FILL_SETTLE_MS = 5_000
 # A venue position that has not caught up with our fills is not adopted; after this long the
 # account stops trading until it does (see Engine._lagging_read).
 POSITION_LAG_MAX_MS = 300_000
+# A position message up to this long before the fill message still confirms the fill.
+POSITION_RACE_MS = 2_000
+# Seconds a quiet account stream's watch must neither fail nor answer to count as resubscribed.
+RESUBSCRIBED_S = 2.0
+# Streams that speak all the time, so that quiet is staleness (config: stale_after_by_stream).
+_STALE_KINDS: dict[str, StreamKind] = {
+    "ticker": "ticker",
+    "book": "book",
+    "positions_poll": "positions_poll",
+}
 
 
 def wall_ms() -> int:
@@ -70,6 +80,7 @@ def policy_of(settings: Settings, underlying: str) -> BandPolicy:
 class FeedState:
     last_ok_ms: int = 0
     error: str | None = None
+    since_ms: int = 0  # when the stream was started: its age counts from here until data comes
 
 
 class Engine:
@@ -112,6 +123,17 @@ class Engine:
         self._tasks: list[asyncio.Future[None]] = []
         self._closing = False
         self._watched: set[LineKey] = set()
+        # Position-stream liveness (see _check_position_streams): account -> clock ms of the
+        # first fill still waiting for its position message; last fill time seen per line;
+        # when each silent stream was last reset.
+        self._awaiting_position: dict[str, int] = {}
+        self._fill_marks: dict[LineKey, int] = {}
+        self._silent_reset_ms: dict[str, int] = {}
+        self.balances: dict[str, dict[str, float]] = {}  # account -> REST balances
+        self._fills_at_balance: dict[str, int] = {}  # ledger fill count at the last read
+        self._greeks_diverged: dict[str, bool] = {}
+        self._last_option_deltas: dict[str, tuple[float, float]] = {}  # own, venue (coin)
+        self._unreconciled: set[str] = set()  # accounts that must pass a REST reconcile first
         self.executor.on_settled = self._on_settled
         self.executor.on_outcome = self._on_outcome
         self.executor.books = self.books
@@ -126,7 +148,16 @@ class Engine:
     async def start(self) -> None:
         for name, venue in self.venues.items():
             acc = self.settings.accounts[name]
-            self._emit("state", "account.mode", account=name, exchange=acc.exchange, mode=acc.mode)
+            # Loud on purpose: a live account sends real orders. Alerts log at warning level.
+            self._emit(
+                "alert" if acc.mode == "live" else "state",
+                "account.mode",
+                account=name,
+                exchange=acc.exchange,
+                mode=acc.mode,
+                real_orders=acc.mode == "live",
+                venue=type(venue).__name__,
+            )
             await venue.connect()
             for symbol, ins in (await venue.load_instruments()).items():
                 self.catalog[(name, symbol)] = ins
@@ -245,21 +276,37 @@ class Engine:
         watch: Callable[[], Awaitable[T]],
         handle: Callable[[str, T], None],
         quiet_is_stale: bool,
+        timeout_s: float | None = None,
     ) -> None:
-        """One supervised stream: bounded awaits, backoff with jitter, resubscribe on error."""
+        """One supervised stream: bounded awaits, backoff with jitter, resubscribe on error.
+        `timeout_s` (clock seconds) bounds each await; by default engine.stale_after_s."""
         feed = self.feeds.setdefault((account, name), FeedState())
+        feed.since_ms = self.clock.now_ms()
+        limit = self.clock.to_real(timeout_s or self.settings.engine.stale_after_s)
         backoff = 0.5
         while not self._closing:
+            # After an error a quiet stream is probed with a short bound: see below.
+            probing = feed.error is not None and not quiet_is_stale
             try:
-                data = await self._bounded(watch())
+                data = await asyncio.wait_for(
+                    watch(), min(limit, RESUBSCRIBED_S) if probing else limit
+                )
             except TimeoutError:
                 if quiet_is_stale:
                     feed.error = "timeout"
                     self._mark_all_dirty()
+                elif probing:
+                    # An account stream (orders, fills, positions) is quiet while nothing
+                    # happens, so after a reconnect no data may ever come to prove it back. A
+                    # watch that neither fails nor answers for RESUBSCRIBED_S has connected and
+                    # subscribed (ccxt fails a connect or a subscribe at once): it is back.
+                    self._stream_recovered(account, name, feed)
                 continue
             except VenueNotSupported:
                 log.info("stream.not_supported", account=account, stream=name)
-                feed.error = None
+                self.feeds.pop((account, name), None)
+                if name == "positions":
+                    self._poll_positions(account)
                 return
             except asyncio.CancelledError:
                 raise
@@ -274,15 +321,19 @@ class Engine:
                 continue
             backoff = 0.5
             if feed.error is not None:
-                self._emit("state", "stream.recovered", account=account, stream=name)
-                if name in ("orders", "fills", "positions"):
-                    self._reconcile_now.set()
-            feed.error = None
+                self._stream_recovered(account, name, feed)
             feed.last_ok_ms = self.clock.now_ms()
             try:
                 handle(account, data)
             except Exception as e:  # malformed data is logged and dropped, never fatal
                 log.exception("stream.handler_failed", account=account, stream=name, error=repr(e))
+
+    def _stream_recovered(self, account: str, name: str, feed: FeedState) -> None:
+        feed.error = None
+        self._emit("state", "stream.recovered", account=account, stream=name)
+        if name in ("orders", "fills", "positions"):
+            self._reconcile_now.set()  # after every reconnect: the REST view wins
+        self._mark_all_dirty()
 
     def _watch_ticker(self, key: LineKey) -> None:
         if key in self._watched or key[0] not in self.venues:
@@ -296,6 +347,7 @@ class Engine:
                 lambda: venue.watch_ticker(key[1]),
                 self._on_ticker,
                 True,
+                self._stale_limit_s("ticker"),
             )
         )
 
@@ -308,6 +360,7 @@ class Engine:
                 lambda: venue.watch_order_book(key[1]),
                 self._on_book,
                 True,
+                self._stale_limit_s("book"),
             )
         )
 
@@ -338,6 +391,7 @@ class Engine:
     def _on_positions(self, account: str, reports: Sequence[PositionReport]) -> None:
         # A streamed position is a hint, not the truth: position streams are known to lag and
         # to report 0 spuriously. A disagreement triggers a REST reconciliation, which wins.
+        self._position_heard(account)
         for r in reports:
             key = (account, r.symbol)
             if abs(self.ledger.positions.get(key, 0.0) - r.qty) > 1e-9:
@@ -436,6 +490,10 @@ class Engine:
                         ours=ours,
                     )
                 self._ensure_line(key)
+            if not initial:
+                await self._reconcile_orders(name, venue)
+            await self._reconcile_balances(name, venue)
+            self._unreconciled.discard(name)
         for u in self.settings.hedge:
             self._dirty.add(u)
         self._wake.set()
@@ -508,6 +566,7 @@ class Engine:
             for key in list(self.lines):
                 self._watch_ticker(key)
             self._check_kill_file()
+            self._check_position_streams()
             await asyncio.sleep(1.0)
             self._mark_all_dirty()
             now = self.clock.now_ms()
@@ -524,6 +583,244 @@ class Engine:
     def _mark_all_dirty(self) -> None:
         self._dirty.update(self.settings.hedge)
         self._wake.set()
+
+    # ---- stream health ----------------------------------------------------------------------
+    #
+    # Every stream is one supervised `_stream` task. Market streams (ticker, book) and the
+    # position poll are expected to speak all the time: quiet beyond their kind's limit
+    # (engine.stale_after_by_stream, default stale_after_s) is staleness. Account streams
+    # (orders, fills, positions) are quiet whenever nothing happens, so quiet alone proves
+    # nothing; a position stream is checked at the one moment it must speak: after one of our
+    # fills changed a position, the venue pushes that position. A fill (booked by any path:
+    # stream, REST lookup, recovery) with no position message within engine.position_confirm_s
+    # declares the stream silent: the underlyings depending on the account halt, REST
+    # reconciles at once, and the venue's sockets are reset (again every few confirm periods)
+    # in case the session is stuck. The halt lifts when the stream speaks again and a REST
+    # reconcile has passed after that. Venues without a position stream are polled instead.
+
+    def _stale_limit_s(self, kind: StreamKind) -> float:
+        eng = self.settings.engine
+        return eng.stale_after_by_stream.get(kind, eng.stale_after_s)
+
+    def _poll_positions(self, account: str) -> None:
+        """REST positions every engine.position_poll_s where the venue has no position stream
+        (Deribit: has['watchPositions'] is false), supervised like a stream: a failed or late
+        poll marks the feed down and halts the underlyings depending on the account."""
+        venue = self.venues[account]
+        interval = self.settings.engine.position_poll_s
+
+        async def poll() -> Sequence[PositionReport]:
+            await self.clock.sleep(interval)
+            return await venue.fetch_positions()
+
+        log.info("stream.polling", account=account, stream="positions", interval_s=interval)
+        self._spawn(
+            self._stream(
+                account,
+                "positions_poll",
+                poll,
+                self._on_positions,
+                True,
+                interval + self._stale_limit_s("positions_poll"),
+            )
+        )
+
+    def _note_fill(self, account: str, fill_ts_ms: int) -> None:
+        feed = self.feeds.get((account, "positions"))
+        if feed is None or fill_ts_ms < feed.since_ms:
+            return  # no position stream here (polled), or a fill from before it started
+        if feed.last_ok_ms >= fill_ts_ms - POSITION_RACE_MS:
+            return  # the position message already came (it may beat the fill message)
+        since = self._awaiting_position.get(account)
+        self._awaiting_position[account] = fill_ts_ms if since is None else min(since, fill_ts_ms)
+
+    def _position_heard(self, account: str) -> None:
+        self._awaiting_position.pop(account, None)
+        if self._silent_reset_ms.pop(account, None) is not None:
+            self._emit("state", "stream.recovered", account=account, stream="positions")
+            # The stream missed what happened while silent: trade again only after REST.
+            self._unreconciled.add(account)
+            self._reconcile_now.set()
+
+    def _position_silent(self, account: str, now: int) -> bool:
+        since = self._awaiting_position.get(account)
+        return since is not None and now - since > self.settings.engine.position_confirm_s * 1000
+
+    def _check_position_streams(self) -> None:
+        """Called every heartbeat: notes new fills, declares silent position streams."""
+        for key, ts in list(self.ledger.last_fill_ms.items()):
+            if self._fill_marks.get(key) != ts:
+                self._fill_marks[key] = ts
+                self._note_fill(key[0], ts)
+        now = self.clock.now_ms()
+        retry_ms = 3 * self.settings.engine.position_confirm_s * 1000
+        for account in list(self._awaiting_position):
+            if not self._position_silent(account, now):
+                continue
+            last = self._silent_reset_ms.get(account)
+            if last is not None and now - last < retry_ms:
+                continue
+            self._silent_reset_ms[account] = now
+            self._emit(
+                "alert",
+                "stream.silent",
+                account=account,
+                stream="positions",
+                waiting_since_ms=self._awaiting_position[account],
+                first=last is None,
+            )
+            self._reconcile_now.set()
+            reset = getattr(self.venues[account], "reset_streams", None)
+            if callable(reset):
+                reset()
+            self._mark_all_dirty()
+
+    def _accounts_of(self, underlying: str) -> set[str]:
+        """Accounts an underlying depends on: where it is hedged, and where its lines are held."""
+        accounts = {self.settings.hedge[underlying].account}
+        accounts.update(a for (a, _), i in self.lines.items() if i.underlying == underlying)
+        return accounts & set(self.venues)
+
+    def _feed_problem(self, underlying: str, now: int) -> str | None:
+        accounts = self._accounts_of(underlying)
+        for (account, stream), feed in self.feeds.items():
+            if account not in accounts:
+                continue
+            kind, _, symbol = stream.partition(":")
+            if symbol:
+                ins = self.catalog.get((account, symbol))
+                if ins is None or ins.underlying != underlying:
+                    continue  # another underlying's market data
+            if feed.error is not None and kind != "ticker":
+                return f"feed_down:{account}:{stream}"
+            stale_kind = _STALE_KINDS.get(kind)
+            if stale_kind is not None:
+                limit = self._stale_limit_s(stale_kind)
+                if stale_kind == "positions_poll":
+                    limit += self.settings.engine.position_poll_s
+                if now - max(feed.last_ok_ms, feed.since_ms) > limit * 1000:
+                    return f"stale:{account}:{stream}"
+        for account in sorted(accounts):
+            if self._position_silent(account, now):
+                return f"silent:{account}:positions"
+            if account in self._unreconciled:
+                return f"reconciling:{account}"
+        return None
+
+    # ---- venue greeks -------------------------------------------------------------------------
+
+    def _held(self, key: LineKey) -> bool:
+        return abs(self.ledger.positions.get(key, 0.0)) > 1e-12 or any(
+            (f"external:{src}", sym) == key for (src, sym) in self.external
+        )
+
+    def _option_deltas(
+        self, cols: Columns, positions: Mapping[LineKey, float], mkt: UnderlyingMarket
+    ) -> tuple[float, float]:
+        """(own, venue) option delta in coin over the underlying's option lines. A line whose
+        ticker has no venue delta counts its own delta on both sides (halt_reason refuses to
+        trade on `venue` greeks with one missing)."""
+        g = line_greeks(cols, mkt, self.clock.now_ms(), self.settings.engine.hedge_view)
+        own = venue = 0.0
+        for i, key in enumerate(cols.keys):
+            qty = positions.get(key, 0.0)
+            if not cols.is_option[i] or qty == 0.0:
+                continue
+            mine = qty * float(g.delta[i])
+            t = self._ticker_for(key)
+            own += mine
+            venue += qty * t.venue_delta if t is not None and t.venue_delta is not None else mine
+        return own, venue
+
+    def _check_greeks(self, underlying: str) -> None:
+        """greeks_source = both: trade on our own greeks, alert when the venue's differ by more
+        than greeks_divergence_tol relative to the larger of the two totals and more than
+        greeks_divergence_min_coin (so a near-empty book does not alert on noise). Relative,
+        because the acceptable model difference grows with the position; one alert per
+        crossing, and a state event when they agree again."""
+        deltas = self._last_option_deltas.get(underlying)
+        if deltas is None:
+            return
+        own, venue = deltas
+        eng = self.settings.engine
+        gap = abs(own - venue)
+        diverged = gap > eng.greeks_divergence_tol * max(abs(own), abs(venue)) and (
+            gap > eng.greeks_divergence_min_coin
+        )
+        if diverged == self._greeks_diverged.get(underlying, False):
+            return
+        self._greeks_diverged[underlying] = diverged
+        self._emit(
+            "alert" if diverged else "state",
+            "greeks.diverged" if diverged else "greeks.agree",
+            underlying=underlying,
+            own_delta_coin=own,
+            venue_delta_coin=venue,
+            tol=eng.greeks_divergence_tol,
+        )
+
+    # ---- REST reconciliation of orders and balances ------------------------------------------
+
+    async def _reconcile_orders(self, name: str, venue: Venue) -> None:
+        """Orders we hold open that the venue no longer lists open: the venue's final state is
+        read by client id and wins (fed to the executor as any update would be)."""
+        try:
+            listed = {o.client_id for o in await self._bounded(venue.fetch_open_orders())}
+        except (VenueError, TimeoutError) as e:
+            self._emit("alert", "reconcile.failed", account=name, what="orders", error=repr(e))
+            return
+        now = self.clock.now_ms()
+        for order in list(self.ledger.unsettled()):
+            if order.account != name or order.intent.client_id in listed:
+                continue
+            if order.status not in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+                continue  # not acknowledged yet, or terminal and waiting for its fills
+            if now - order.updated_ms < FILL_SETTLE_MS:
+                continue  # just changed: the listing may predate it
+            try:
+                update = await self._bounded(
+                    venue.fetch_order(order.intent.client_id, order.intent.symbol)
+                )
+            except (VenueError, TimeoutError) as e:
+                log.warning(
+                    "reconcile.order_lookup_failed", client_id=order.intent.client_id, error=repr(e)
+                )
+                continue
+            if update is None or not update.status.is_terminal:
+                continue
+            self._emit(
+                "alert",
+                "reconcile.order_diff",
+                account=name,
+                client_id=order.intent.client_id,
+                ours=order.status.value,
+                venue=update.status.value,
+                filled=update.filled,
+            )
+            self.executor.on_update(name, update)
+
+    async def _reconcile_balances(self, name: str, venue: Venue) -> None:
+        """Balances by REST (the engine has no balance stream: REST is the only view). A change
+        with none of our fills since the last read is logged: funding, transfers, fees of
+        someone else's trades, liquidations."""
+        try:
+            balances = dict(await self._bounded(venue.fetch_balances()))
+        except (VenueError, TimeoutError) as e:
+            self._emit("alert", "reconcile.failed", account=name, what="balances", error=repr(e))
+            return
+        before = self.balances.get(name)
+        fills = self.ledger.fills_count
+        if before is not None and self._fills_at_balance.get(name) == fills:
+            changed = {
+                c: {"before": before.get(c, 0.0), "venue": balances.get(c, 0.0)}
+                for c in sorted(set(before) | set(balances))
+                if abs(before.get(c, 0.0) - balances.get(c, 0.0))
+                > 1e-9 * max(1.0, abs(before.get(c, 0.0)))
+            }
+            if changed:
+                self._emit("state", "reconcile.balance_diff", account=name, changes=changed)
+        self.balances[name] = balances
+        self._fills_at_balance[name] = fills
 
     # ---- deciding ------------------------------------------------------------------------
 
@@ -574,7 +871,7 @@ class Engine:
                 # a listed instrument held elsewhere: valued like ours, on its own line
                 key = (f"external:{source}", symbol)
                 positions[key] = positions.get(key, 0.0) + qty
-        return exposure(
+        exp = exposure(
             cols,
             positions,
             self.ledger.in_flight(),
@@ -583,6 +880,19 @@ class Engine:
             self.settings.engine.hedge_view,
             external,
         )
+        if self.settings.engine.greeks_source == "own" or not cols.is_option.any():
+            return exp
+        own, venue = self._option_deltas(cols, positions, mkt)
+        self._last_option_deltas[underlying] = (own, venue)
+        if self.settings.engine.greeks_source == "venue":
+            # Only the options' delta changes source; delta-one lines are exact either way.
+            shift = venue - own
+            exp = replace(
+                exp,
+                delta_coin=exp.delta_coin + shift,
+                delta_usd=(exp.delta_coin + shift) * exp.price,
+            )
+        return exp
 
     def _live_external(self) -> dict[tuple[str, str], tuple[str, float, float | None, int]]:
         now = wall_ms()
@@ -658,14 +968,17 @@ class Engine:
             return "no_market_data"
         if now - ref.ts_ms > stale_ms:
             return "stale_market_data"
-        for (account, stream), feed in self.feeds.items():
-            if account == h.account and feed.error is not None and not stream.startswith("ticker"):
-                return f"feed_down:{stream}"
+        feeds = self._feed_problem(underlying, now)
+        if feeds is not None:
+            return feeds
+        venue_greeks = self.settings.engine.greeks_source == "venue"
         for key, ins in self.lines.items():
             if ins.underlying == underlying and ins.kind is Kind.OPTION:
                 t = self._ticker_for(key)
                 if t is None or t.iv is None:
                     return "no_option_iv"
+                if venue_greeks and t.venue_delta is None and self._held(key):
+                    return "no_venue_delta"
         return None
 
     def evaluate(self, underlying: str) -> HedgeDecision | None:
@@ -677,6 +990,8 @@ class Engine:
         exp = self.exposure(underlying)
         if exp is None:
             return None
+        if self.settings.engine.greeks_source == "both":
+            self._check_greeks(underlying)
         pol = policy_of(self.settings, underlying)
         force = underlying in self._force
         decision = decide(

@@ -147,6 +147,17 @@ class CcxtVenue:
     def has(self, feature: str) -> bool:
         return bool(self.exchange.has.get(feature))
 
+    def reset_streams(self) -> int:
+        """Fail every open websocket as a network error would: pending watches are rejected
+        with NetworkError (never cancelled, which would look like our own shutdown) and the
+        next watch opens a fresh connection and resubscribes. For a stream that went silent
+        while its socket still answers pings. Returns how many sockets were reset."""
+        clients = list((getattr(self.exchange, "clients", None) or {}).values())
+        for client in clients:
+            client.on_error(ccxt.NetworkError(f"{self.name}: stream reset by hedgebot"))
+        log.warning("venue.streams_reset", account=self.name, sockets=len(clients))
+        return len(clients)
+
     # -- plumbing --------------------------------------------------------------------------
 
     async def _read(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

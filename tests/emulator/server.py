@@ -151,7 +151,7 @@ class BaseEmulator:
         return ws
 
     def _on_event(self, event: str, payload: Any) -> None:
-        if self.faults.mute_streams:
+        if self.faults.mute_streams or (self.faults.mute_positions and event == "position"):
             return
         self.on_event(event, payload)
 

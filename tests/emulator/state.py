@@ -87,6 +87,8 @@ class Faults:
     http_errors: list[int] = field(default_factory=list)  # statuses for the next requests
     hang_creates: int = 0  # accept the next N creates, never answer them
     mute_streams: bool = False  # sockets stay open, nothing is sent
+    # the position stream alone goes silent (orders and trades still flow, market data too)
+    mute_positions: bool = False
     stream_position: dict[str, float] = field(default_factory=dict)  # lie on the stream only
 
     def fail_next(self, status: int, n: int = 1) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import BookLevel, OrderBook
-from bot.core.orders import Side
+from bot.core.orders import OrderRequest, Side
 
 OPTION_FEE_CAP = 0.125  # option fees are capped at 12.5% of the premium (as on Deribit)
 
@@ -147,3 +147,29 @@ def fee(inst: Instrument, amount: float, price: float, index: float, rate: float
     if inst.is_inverse:
         return rate * size / price
     return rate * size * price
+
+
+def order_problem(
+    inst: Instrument, r: OrderRequest, book: OrderBook, held: float, index: float
+) -> str | None:
+    """Why a venue would refuse this order, or None. Shared by the simulated exchange and the
+    paper venue (bot/venues/paper.py), so both refuse exactly what the other refuses.
+    `held` is the signed position in the instrument, `index` the underlying's USD price."""
+    if not (math.isfinite(r.amount) and r.amount > 0) or not on_step(r.amount, inst.amount_step):
+        return "amount is not a multiple of the amount step"
+    if r.amount < inst.min_amount - 1e-12:
+        return "amount below the minimum"
+    if not (math.isfinite(r.price) and r.price > 0):
+        return "invalid price"
+    if not on_step(r.price, inst.price_step):
+        return "price is not a multiple of the price step"
+    if inst.min_cost > 0 and inst.notional_usd(r.amount, index) < inst.min_cost:
+        return "order value below the minimum"
+    if r.reduce_only:
+        if held * r.side.sign >= 0:
+            return "reduce-only order would increase the position"
+        if r.amount > abs(held) + 1e-12:
+            return "reduce-only amount exceeds the position"
+    if r.post_only and would_cross(book, r.side, r.price):
+        return "post-only order would cross"
+    return None

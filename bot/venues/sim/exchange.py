@@ -8,7 +8,6 @@ the other draws rejects and partial fills, so order flow never changes the price
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -312,28 +311,8 @@ class SimExchange:
             return "unknown symbol"
         if r.symbol in self.expired:
             return "instrument expired"
-        if not (math.isfinite(r.amount) and r.amount > 0) or not bk.on_step(
-            r.amount, inst.amount_step
-        ):
-            return "amount is not a multiple of the amount step"
-        if r.amount < inst.min_amount - 1e-12:
-            return "amount below the minimum"
-        if not (math.isfinite(r.price) and r.price > 0):
-            return "invalid price"
-        if not bk.on_step(r.price, inst.price_step):
-            return "price is not a multiple of the price step"
         index = self.market.prices[inst.underlying]
-        if inst.min_cost > 0 and inst.notional_usd(r.amount, index) < inst.min_cost:
-            return "order value below the minimum"
-        if r.reduce_only:
-            held = self.ledger.qty(r.symbol)
-            if held * r.side.sign >= 0:
-                return "reduce-only order would increase the position"
-            if r.amount > abs(held) + 1e-12:
-                return "reduce-only amount exceeds the position"
-        if r.post_only and bk.would_cross(self.books[r.symbol], r.side, r.price):
-            return "post-only order would cross"
-        return None
+        return bk.order_problem(inst, r, self.books[r.symbol], self.ledger.qty(r.symbol), index)
 
     def cancel(self, client_id: str, now_ms: int) -> tuple[SimOrder | None, Changes]:
         """Cancel an open order; undelivered parts of a partial fill are dropped with it."""
