@@ -83,7 +83,8 @@ class PaperVenue:
         self._start_positions = list(positions)
         self._clock = clock
         self._book_max_age_ms = int(book_max_age_s * 1000)
-        self.ledger = Ledger(balances=dict(balances))
+        # Currencies upper case, however the config or environment spelled them.
+        self.ledger = Ledger(balances={c.upper(): v for c, v in balances.items()})
         self.instruments: dict[str, Instrument] = {}
         self.orders: dict[str, SimOrder] = {}  # by client id
         self.fills_by_order: dict[str, list[Fill]] = {}
