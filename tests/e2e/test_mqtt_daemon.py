@@ -513,11 +513,15 @@ def test_each_command_changes_behaviour_and_replies(
         r = operator.call("set-trading-state", {"state": "active"})
         assert r["ok"] and r["result"] == {"trading_state": "active", "reason": "operator"}
         operator.state_after(now_ms(), lambda s: s["trading_state"] == "active")
+        forced = len([e for e in d.named("hedge.decision") if e["reason"] == "hedge_now"])
         r = operator.call("hedge-now")
         assert r["ok"]
-        d.wait_event(
-            "hedge.decision",
-            lambda e: e["reason"] == "hedge_now" and e["trade"],
+        wait_until(
+            lambda: (
+                len([e for e in d.named("hedge.decision") if e["reason"] == "hedge_now"]) > forced
+            ),
+            60,
+            "trading again after the halt is lifted",
         )
 
         # flatten: refused without the confirmation, then closes the hedge and pauses
@@ -525,6 +529,8 @@ def test_each_command_changes_behaviour_and_replies(
         assert not r["ok"] and "confirm" in r["error"]
         r = operator.call("flatten", {"underlying": "BTC", "confirm": 1})
         assert not r["ok"] and "confirm" in r["error"]
+        # Paused first, so no new hedge starts between reading the position and flattening.
+        assert operator.call("pause")["ok"]
         idle(operator, now_ms())
         position = abs(_hedge_position(d))
         assert position > 0.5, "the book is short calls: the bot holds a long hedge"
@@ -855,4 +861,27 @@ def test_external_positions_change_the_hedge_until_they_expire(
     finally:
         d.kill()
     assert code == 0, d.stderr
+    no_traceback(d)
+
+
+# --- no broker at all ---------------------------------------------------------------------------
+
+
+def test_no_broker_hedges_anyway_and_stops_promptly(tmp_path: Path) -> None:
+    from tests.test_mqtt_broker import free_port
+
+    cfg = write_config(tmp_path, free_port())  # nothing listens there
+    d = start_daemon(cfg)
+    try:
+        d.wait_event("mqtt.disconnected")
+        d.wait_event("hedge.settled")
+        t0 = time.monotonic()
+        code = d.stop()
+        # Shutdown does not wait for a broker that is not there.
+        assert time.monotonic() - t0 < 30
+    finally:
+        d.kill()
+    assert code == 0, d.stderr
+    assert len(d.named("daemon.summary")) == 1
+    assert not d.named("mqtt.connected")
     no_traceback(d)
