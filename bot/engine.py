@@ -81,6 +81,9 @@ class FeedState:
     last_ok_ms: int = 0
     error: str | None = None
     since_ms: int = 0  # when the stream was started: its age counts from here until data comes
+    # Since when a watch has been waiting without error or data (quiet timeouts keep it): a
+    # watch waiting RESUBSCRIBED_S is subscribed, so messages from then on reach us.
+    watching_since_ms: int | None = None
 
 
 class Engine:
@@ -287,6 +290,8 @@ class Engine:
         while not self._closing:
             # After an error a quiet stream is probed with a short bound: see below.
             probing = feed.error is not None and not quiet_is_stale
+            if feed.watching_since_ms is None:
+                feed.watching_since_ms = self.clock.now_ms()
             try:
                 data = await asyncio.wait_for(
                     watch(), min(limit, RESUBSCRIBED_S) if probing else limit
@@ -312,6 +317,7 @@ class Engine:
                 raise
             except Exception as e:
                 feed.error = repr(e)
+                feed.watching_since_ms = None
                 self._emit("alert", "stream.error", account=account, stream=name, error=repr(e))
                 self._mark_all_dirty()
                 await asyncio.sleep(backoff * (0.5 + random.random()))
@@ -323,6 +329,7 @@ class Engine:
             if feed.error is not None:
                 self._stream_recovered(account, name, feed)
             feed.last_ok_ms = self.clock.now_ms()
+            feed.watching_since_ms = None
             try:
                 handle(account, data)
             except Exception as e:  # malformed data is logged and dropped, never fatal
@@ -627,8 +634,12 @@ class Engine:
 
     def _note_fill(self, account: str, fill_ts_ms: int) -> None:
         feed = self.feeds.get((account, "positions"))
-        if feed is None or fill_ts_ms < feed.since_ms:
-            return  # no position stream here (polled), or a fill from before it started
+        if feed is None or feed.watching_since_ms is None:
+            return  # no position stream here (polled), or it is reconnecting
+        if fill_ts_ms < feed.watching_since_ms + RESUBSCRIBED_S * 1000:
+            # The fill may predate the subscription (ccxt connects inside the first watch,
+            # and a message with no watch waiting is not kept): nothing to expect from it.
+            return
         if feed.last_ok_ms >= fill_ts_ms - POSITION_RACE_MS:
             return  # the position message already came (it may beat the fill message)
         since = self._awaiting_position.get(account)
