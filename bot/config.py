@@ -421,15 +421,14 @@ class Settings(BaseSettings):
         if isinstance(data.get("hedge"), dict):
             data["hedge"] = {str(k).upper(): _lower_account(v) for k, v in data["hedge"].items()}
         if isinstance(data.get("accounts"), dict):
-            data["accounts"] = {str(k).lower(): v for k, v in data["accounts"].items()}
+            data["accounts"] = {
+                str(k).lower(): _upper_keys_of(v, "paper_balances")
+                for k, v in data["accounts"].items()
+            }
         if isinstance(data.get("positions"), list):
             data["positions"] = [_lower_account(p) for p in data["positions"]]
-        sim = data.get("sim")
-        if isinstance(sim, dict) and isinstance(sim.get("underlyings"), dict):
-            data["sim"] = {
-                **sim,
-                "underlyings": {str(k).upper(): v for k, v in sim["underlyings"].items()},
-            }
+        if isinstance(data.get("sim"), dict):
+            data["sim"] = _upper_keys_of(data["sim"], "underlyings", "balances")
         return data
 
     @model_validator(mode="after")
@@ -453,6 +452,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # init (the parsed TOML, passed by load_settings) ranks below env and the secrets file.
         return env_settings, dotenv_settings, init_settings
+
+
+def _upper_keys_of(section: Any, *fields: str) -> Any:
+    """Currency and underlying names are upper case, whichever case the source used."""
+    if not isinstance(section, dict):
+        return section
+    out = dict(section)
+    for f in fields:
+        if isinstance(out.get(f), dict):
+            out[f] = {str(k).upper(): v for k, v in out[f].items()}
+    return out
 
 
 def _lower_account(v: Any) -> Any:

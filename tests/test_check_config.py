@@ -113,3 +113,13 @@ def test_live_mode_needs_confirmation(tmp_path: Path) -> None:
 def test_hedge_must_name_an_existing_account(tmp_path: Path) -> None:
     r = broken(tmp_path, '[hedge.BTC]\naccount = "nope"\ninstrument = "X"\nband = 1\n')
     assert r.returncode == 2 and "hedge.BTC.account" in r.stderr
+
+
+def test_currency_and_underlying_names_are_upper_case_from_any_source(tmp_path: Path) -> None:
+    from bot.config import load_settings
+
+    path = tmp_path / "c.toml"
+    path.write_text("[sim.balances]\nUSDT = 5\nbtc = 2\n[sim.underlyings.eth]\nprice = 3000\n")
+    s = load_settings(path, env={"HEDGEBOT_SIM__BALANCES__USDC": "7"})
+    assert s.sim.balances == {"USDT": 5.0, "BTC": 2.0, "USDC": 7.0}
+    assert list(s.sim.underlyings) == ["ETH"]
