@@ -59,6 +59,10 @@ _STALE_KINDS: dict[str, StreamKind] = {
 }
 
 
+# A flatten that needs more orders than this stops and raises an alert instead of looping.
+FLATTEN_ATTEMPTS = 10
+
+
 def wall_ms() -> int:
     """External positions expire in real time, whatever the engine's (maybe simulated) clock."""
     return time.time_ns() // 1_000_000
@@ -120,6 +124,7 @@ class Engine:
         self.halt_reasons: dict[str, str | None] = {}
         self.last_decision: dict[str, HedgeDecision] = {}
         self._force: set[str] = set()
+        self._flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._reconcile_now = asyncio.Event()
@@ -996,6 +1001,9 @@ class Engine:
         """One decision for one underlying; sends at most one intent."""
         if underlying not in self.settings.hedge:
             return None
+        if underlying in self._flattening:
+            self._flatten_step(underlying)
+            return None
         reason = self.halt_reason(underlying)
         self._note_halt(underlying, reason)
         exp = self.exposure(underlying)
@@ -1154,6 +1162,7 @@ class Engine:
 
     def resume(self) -> dict[str, Any]:
         self.paused = False
+        self._flattening.clear()  # back to hedging: the policy decides again
         self._emit("state", "control.resumed")
         self._mark_all_dirty()
         return {"paused": False}
@@ -1167,24 +1176,54 @@ class Engine:
 
     async def flatten(self, underlying: str | None) -> dict[str, Any]:
         """Close the bot's hedge positions with reduce-only orders and pause, so the closed
-        hedges are not put back on. Options and spot the operator holds are left alone."""
+        hedges are not put back on. Options and spot the operator holds are left alone.
+        Flattening goes on until the position is flat: an order that fills only in part is
+        followed by another once it settles, up to FLATTEN_ATTEMPTS orders."""
         targets = self._underlyings(underlying)
         self.pause()
         sent = []
         for u in targets:
-            h = self.settings.hedge[u]
-            key = (h.account, h.instrument)
-            qty = self.ledger.positions.get(key, 0.0) + self.ledger.in_flight().get(key, 0.0)
-            ins, ticker = self.catalog[key], self.tickers.get(key)
-            amount = ins.round_amount(abs(qty))
-            if amount == 0.0 or ticker is None:
-                continue
-            intent = OrderIntent(
-                new_client_id(), u, h.instrument, Side.of(-qty), amount, "flatten", reduce_only=True
-            )
-            self._submit(h.account, intent, ticker, ins)
-            sent.append({"underlying": u, "client_id": intent.client_id, "amount": amount})
+            self._flattening[u] = 0
+            order = self._flatten_step(u)
+            if order is not None:
+                sent.append(order)
         return {"flatten": sent, "paused": True}
+
+    def _flatten_step(self, underlying: str) -> dict[str, Any] | None:
+        """One reduce-only order toward a flat hedge position, once nothing is in flight."""
+        if self.ledger.has_unsettled(underlying):
+            return None  # wait for the outcome of what is working
+        h = self.settings.hedge[underlying]
+        key = (h.account, h.instrument)
+        ins, ticker = self.catalog[key], self.tickers.get(key)
+        qty = self.ledger.positions.get(key, 0.0)
+        amount = ins.round_amount(abs(qty))
+        attempts = self._flattening.get(underlying, 0)
+        if amount == 0.0 or attempts >= FLATTEN_ATTEMPTS:
+            del self._flattening[underlying]
+            done = amount == 0.0
+            self._emit(
+                "state" if done else "alert",
+                "flatten.done" if done else "flatten.gave_up",
+                underlying=underlying,
+                position=qty,
+                orders=attempts,
+            )
+            return None
+        if ticker is None:
+            return None
+        self._flattening[underlying] = attempts + 1
+        intent = OrderIntent(
+            new_client_id(),
+            underlying,
+            h.instrument,
+            Side.of(-qty),
+            amount,
+            "flatten",
+            reduce_only=True,
+        )
+        self._submit(h.account, intent, ticker, ins)
+        return {"underlying": underlying, "client_id": intent.client_id, "amount": amount}
 
     def set_setting(self, path: str, value: Any) -> dict[str, Any]:
         try:
