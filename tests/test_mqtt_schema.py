@@ -155,3 +155,16 @@ def test_json_schemas_cover_every_topic() -> None:
     tags = set(cmd_schema["discriminator"]["mapping"])
     assert tags == set(COMMAND_NAMES)
     assert schemas["positions/in"]["additionalProperties"] is False
+
+
+def test_documented_schemas_match_the_code() -> None:
+    """docs/mqtt-schemas.json is what the README points operators to: keep it generated."""
+    import json
+    from pathlib import Path
+
+    from bot.io.mqtt_schema import json_schemas
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "mqtt-schemas.json"
+    assert json.loads(doc.read_text()) == json.loads(json.dumps(json_schemas())), (
+        "regenerate: python -m bot.io.mqtt_schema > docs/mqtt-schemas.json"
+    )
