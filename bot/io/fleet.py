@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.config import ConfigError, MqttConfig, load_settings
+from bot.io.mqtt import tls_params
 
 
 def _now_ms() -> int:
@@ -211,14 +211,7 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
-    tls: aiomqtt.TLSParameters | None = None
-    if cfg.tls or cfg.ca_file is not None:
-        tls = aiomqtt.TLSParameters(
-            ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-            certfile=str(cfg.cert_file) if cfg.cert_file else None,
-            keyfile=str(cfg.key_file) if cfg.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+    tls = tls_params(cfg)
     return aiomqtt.Client(
         cfg.host,
         cfg.port,

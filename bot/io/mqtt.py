@@ -179,6 +179,18 @@ class _Reject(Exception):
     """A command refused before reaching the Controller; the message goes in the reply."""
 
 
+def tls_params(cfg: MqttConfig) -> aiomqtt.TLSParameters | None:
+    """TLS settings for the broker connection; None for plain TCP."""
+    if not (cfg.tls or cfg.ca_file is not None):
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+        certfile=str(cfg.cert_file) if cfg.cert_file else None,
+        keyfile=str(cfg.key_file) if cfg.key_file else None,
+        cert_reqs=ssl.CERT_REQUIRED,
+    )
+
+
 class MqttBridge:
     """Publishes the bot's status/state/events and executes validated commands.
 
@@ -343,14 +355,7 @@ class MqttBridge:
 
     def _make_client(self) -> aiomqtt.Client:
         cfg = self._cfg
-        tls_params: aiomqtt.TLSParameters | None = None
-        if cfg.tls or cfg.ca_file is not None:
-            tls_params = aiomqtt.TLSParameters(
-                ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-                certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                keyfile=str(cfg.key_file) if cfg.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        tls = tls_params(cfg)
         return aiomqtt.Client(
             cfg.host,
             cfg.port,
@@ -363,8 +368,8 @@ class MqttBridge:
             keepalive=cfg.keepalive,
             timeout=_PUBLISH_TIMEOUT_S,
             max_queued_incoming_messages=_INCOMING_QUEUE_MAX,
-            tls_params=tls_params,
-            tls_insecure=cfg.tls_insecure if tls_params is not None else None,
+            tls_params=tls,
+            tls_insecure=cfg.tls_insecure if tls is not None else None,
         )
 
     async def _session(self) -> None:
