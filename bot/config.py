@@ -351,6 +351,15 @@ class EngineConfig(Section):
     summary_interval_s: float = Field(default=60.0, gt=0)
 
 
+class MetricsConfig(Section):
+    """Prometheus exposition on http://host:port/metrics."""
+
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", description="listen address (127.0.0.1: local only)")
+    port: int = Field(default=9108, ge=1, le=65535)
+    refresh_s: float = Field(default=1.0, gt=0, description="how often gauges are read")
+
+
 class MqttConfig(Section):
     """The MQTT control plane and telemetry. The broker is never on the money path: when it is
     down the daemon keeps hedging and the bridge keeps retrying quietly."""
@@ -408,6 +417,7 @@ class Settings(BaseSettings):
     hedge: dict[str, HedgeConfig] = Field(default_factory=dict)
     positions: list[PositionConfig] = Field(default_factory=list)
     mqtt: MqttConfig = MqttConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from bot.config import ConfigError, Settings
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
 from bot.io.journal import Journal
+from bot.io.metrics import Metrics, refresh_forever, serve
 from bot.io.mqtt import MqttBridge
 from bot.io.mqtt_schema import ExternalPositionIn
 from bot.tasks import cancel_all
@@ -123,11 +124,14 @@ async def run_daemon(
         accounts={n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()},
     )
     bridge, bridge_task = start_mqtt(settings, engine, bus)
+    metrics_task = start_metrics(settings, engine, bus)
     try:
         return await engine.run(stop)
     finally:
         if timer is not None:
             timer.cancel()
+        if metrics_task is not None:
+            await cancel_all([metrics_task])
         if bridge is not None and bridge_task is not None:
             # After the engine's summary, so the final events and state go out before `offline`.
             await stop_mqtt(bridge, bridge_task)
@@ -135,6 +139,21 @@ async def run_daemon(
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+
+
+def start_metrics(settings: Settings, engine: Engine, bus: EventBus) -> asyncio.Task[None] | None:
+    """Prometheus endpoint: counters from events, gauges refreshed from the state document."""
+    cfg = settings.metrics
+    if not cfg.enabled:
+        return None
+    metrics = Metrics(settings.bot_id)
+    try:
+        serve(metrics, cfg.host, cfg.port)
+    except OSError as e:  # metrics are not on the money path: hedge without them
+        log.error("metrics.unavailable", host=cfg.host, port=cfg.port, error=str(e))
+        return None
+    bus.add(metrics)
+    return asyncio.create_task(refresh_forever(metrics, engine.state, cfg.refresh_s))
 
 
 def start_mqtt(

@@ -1,0 +1,111 @@
+"""Prometheus metrics: counters fed by events, gauges read from the engine's state document.
+
+Served by prometheus-client's own HTTP server on `metrics.host:metrics.port` (`/metrics`).
+A private registry keeps several daemons in one process (tests) from colliding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from bot.events import Event
+
+log = structlog.get_logger("hedgebot.metrics")
+
+TRADING_STATES = ("active", "reducing_only", "halted", "paused")
+
+
+class Metrics:
+    """An EventSink (counters) plus `refresh(state)` for gauges."""
+
+    def __init__(self, bot_id: str) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "hedgebot_events", "events by kind and name", ["kind", "event"], registry=r
+        )
+        self.orders_sent = Counter("hedgebot_orders_sent", "orders sent", ["symbol"], registry=r)
+        self.fills = Counter("hedgebot_fills", "fills booked", ["symbol"], registry=r)
+        self.filled_contracts = Counter(
+            "hedgebot_filled_contracts", "contracts filled", ["symbol", "side"], registry=r
+        )
+        self.fees = Counter("hedgebot_fees", "fees paid", ["currency"], registry=r)
+        self.rejects = Counter(
+            "hedgebot_rejects", "orders refused or rejected, by rule", ["rule"], registry=r
+        )
+        self.delta_coin = Gauge(
+            "hedgebot_delta_coin", "delta in coin, in-flight included", ["underlying"], registry=r
+        )
+        self.delta_usd = Gauge("hedgebot_delta_usd", "delta in USD", ["underlying"], registry=r)
+        self.band = Gauge(
+            "hedgebot_band",
+            "half-width of the band (in its unit)",
+            ["underlying", "unit"],
+            registry=r,
+        )
+        self.halted = Gauge(
+            "hedgebot_underlying_halted",
+            "1 while an underlying cannot trade",
+            ["underlying"],
+            registry=r,
+        )
+        self.trading_state = Gauge(
+            "hedgebot_trading_state", "1 for the current trading state", ["state"], registry=r
+        )
+        self.open_orders = Gauge("hedgebot_open_orders", "orders not yet settled", registry=r)
+        self.feed_ok = Gauge("hedgebot_feed_ok", "1 while a feed is healthy", ["feed"], registry=r)
+        self.info = Gauge(
+            "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
+        )
+        self.info.labels(bot_id=bot_id).set(1)
+
+    def emit(self, event: Event) -> None:
+        d = event.data
+        self.events.labels(kind=event.kind, event=event.name).inc()
+        if event.name == "order.sent":
+            self.orders_sent.labels(symbol=str(d.get("symbol"))).inc()
+        elif event.name == "order.fill":
+            self.fills.labels(symbol=str(d.get("symbol"))).inc()
+            self.filled_contracts.labels(symbol=str(d.get("symbol")), side=str(d.get("side"))).inc(
+                float(d.get("amount", 0.0))
+            )
+            self.fees.labels(currency=str(d.get("fee_currency"))).inc(
+                max(float(d.get("fee", 0)), 0)
+            )
+        elif event.kind == "reject":
+            self.rejects.labels(rule=str(d.get("rule") or event.name)).inc()
+
+    def refresh(self, state: dict[str, Any]) -> None:
+        for u, s in state.get("underlyings", {}).items():
+            if s.get("delta_coin") is not None:
+                self.delta_coin.labels(underlying=u).set(s["delta_coin"])
+                self.delta_usd.labels(underlying=u).set(s["delta_usd"])
+            self.band.labels(underlying=u, unit=s.get("unit", "coin")).set(s.get("band", 0.0))
+            self.halted.labels(underlying=u).set(1 if s.get("halted") else 0)
+        current = state.get("trading_state")
+        for name in TRADING_STATES:
+            self.trading_state.labels(state=name).set(1 if name == current else 0)
+        self.open_orders.set(len(state.get("open_orders", [])))
+        for name, f in state.get("feeds", {}).items():
+            self.feed_ok.labels(feed=name).set(1 if f.get("ok") else 0)
+
+
+def serve(metrics: Metrics, host: str, port: int) -> None:
+    start_http_server(port, addr=host, registry=metrics.registry)
+    log.info("metrics.serving", url=f"http://{host}:{port}/metrics")
+
+
+async def refresh_forever(
+    metrics: Metrics, state: Callable[[], dict[str, Any]], interval_s: float
+) -> None:
+    while True:
+        try:
+            metrics.refresh(state())
+        except Exception as e:  # metrics must never take the daemon down
+            log.warning("metrics.refresh_failed", error=repr(e))
+        await asyncio.sleep(interval_s)
