@@ -26,12 +26,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bot.io.command_auth import signed
 from bot.io.mqtt_schema import CommandReply, EventMessage, StateMessage
 from tests.helpers import ROOT, clean_env, parse_events
-from tests.test_mqtt_broker import MOSQUITTO, Broker
+from tests.test_mqtt_broker import Broker
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="mosquitto not installed"),
-]
+pytestmark = pytest.mark.slow
 
 BOT = "e2e-mqtt"
 SECRET = "e2e-command-secret"
