@@ -1146,9 +1146,14 @@ class Engine:
         before = self.halt_reasons.get(underlying)
         if before == reason:
             return
+        first = underlying not in self.halt_reasons
         self.halt_reasons[underlying] = reason
         if reason is None:
             self._emit("state", "trading.resumed", underlying=underlying)
+        elif first and reason == "no_market_data":
+            # Start-up, before the first tick: waiting, not an outage. Data that goes missing
+            # later is stale (an alert), never "no data" again.
+            self._emit("state", "trading.waiting", underlying=underlying, reason=reason)
         elif reason != "paused":
             self._emit("alert", "trading.halted", underlying=underlying, reason=reason)
 

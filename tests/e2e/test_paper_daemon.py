@@ -71,6 +71,10 @@ def test_daemon_keeps_delta_in_band_and_respects_guards(tmp_path: Path) -> None:
     )
     assert code == 0, stderr
 
+    # waiting for the first tick at start-up is a state, not an outage alert
+    assert named(events, "trading.waiting")
+    assert not [e for e in named(events, "trading.halted") if e["reason"] == "no_market_data"]
+
     decisions = named(events, "hedge.decision")
     assert len(decisions) >= 10
 
