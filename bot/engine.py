@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 import uuid
@@ -130,6 +131,7 @@ class Engine:
         self._reconcile_now = asyncio.Event()
         self._tasks: list[asyncio.Future[None]] = []
         self._closing = False
+        self._bad_data: set[tuple[str, str]] = set()
         self._watched: set[LineKey] = set()
         # Position-stream liveness (see _check_position_streams): account -> clock ms of the
         # first fill still waiting for its position message; last fill time seen per line;
@@ -221,7 +223,12 @@ class Engine:
                     break
                 dirty, self._dirty = self._dirty, set()
                 for u in sorted(dirty):
-                    self.evaluate(u)
+                    try:
+                        self.evaluate(u)
+                    except Exception as e:
+                        # One bad decision sends nothing and must not stop hedging the rest.
+                        log.exception("decision.failed", underlying=u, error=repr(e))
+                        self._emit("alert", "decision.failed", underlying=u, error=repr(e))
         finally:
             summary = await self.shutdown()
         return summary
@@ -377,11 +384,34 @@ class Engine:
         )
 
     def _on_book(self, account: str, book: OrderBook) -> None:
+        if self._rejected_data(account, book.symbol, "book", book.problem()):
+            return
         self.books[(account, book.symbol)] = book
+
+    def _rejected_data(self, account: str, symbol: str, what: str, problem: str | None) -> bool:
+        """Malformed venue data is dropped with an alert (once until that feed is sane again):
+        the last good data stays, and staleness halts trading if no good data follows."""
+        key = (account, f"{what}:{symbol}")
+        if problem is None:
+            self._bad_data.discard(key)
+            return False
+        if key not in self._bad_data:
+            self._bad_data.add(key)
+            self._emit(
+                "alert",
+                "market.bad_data",
+                account=account,
+                symbol=symbol,
+                data=what,
+                problem=problem,
+            )
+        return True
 
     def _on_ticker(self, account: str, ticker: Ticker) -> None:
         key = (account, ticker.symbol)
         if key not in self.catalog:
+            return
+        if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
             return
         self.tickers[key] = ticker
         self._dirty.add(self.catalog[key].underlying)
@@ -393,6 +423,20 @@ class Engine:
 
     def _on_fills(self, account: str, fills: Sequence[Fill]) -> None:
         for fill in fills:
+            problem = fill.problem()
+            if problem is not None:
+                # never booked: REST reconciliation gives the true position instead
+                self._emit(
+                    "alert",
+                    "fill.bad_data",
+                    account=account,
+                    symbol=fill.symbol,
+                    client_id=fill.client_id,
+                    trade_id=fill.trade_id,
+                    problem=problem,
+                )
+                self._reconcile_now.set()
+                continue
             if self.executor.on_fill(account, fill):
                 key = (account, fill.symbol)
                 self._ensure_line(key)
@@ -405,6 +449,12 @@ class Engine:
         # to report 0 spuriously. A disagreement triggers a REST reconciliation, which wins.
         self._position_heard(account)
         for r in reports:
+            if not math.isfinite(r.qty):
+                self._emit(
+                    "alert", "position.bad_data", account=account, symbol=r.symbol, qty=r.qty
+                )
+                self._reconcile_now.set()
+                continue
             key = (account, r.symbol)
             if abs(self.ledger.positions.get(key, 0.0) - r.qty) > 1e-9:
                 self._emit(
@@ -474,6 +524,16 @@ class Engine:
                 self.feeds.setdefault((name, "rest"), FeedState()).error = repr(e)
                 if initial:
                     raise
+                continue
+            bad = [r for r in reports if not math.isfinite(r.qty)]
+            if bad:
+                # A venue answer we cannot read wins nothing: keep ours, alert, try next time.
+                self._emit(
+                    "alert", "reconcile.bad_data", account=name, symbols=[r.symbol for r in bad]
+                )
+                self.feeds.setdefault((name, "rest"), FeedState()).error = "bad position data"
+                if initial:
+                    raise VenueError(f"{name}: unreadable positions {[r.symbol for r in bad]}")
                 continue
             self.feeds.setdefault((name, "rest"), FeedState()).error = None
             self.feeds[(name, "rest")].last_ok_ms = now

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+
+def _bad_price(p: float | None) -> bool:
+    return p is not None and not (math.isfinite(p) and p > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,18 @@ class OrderBook:
             return None
         return (self.bids[0].price + self.asks[0].price) / 2.0
 
+    def problem(self) -> str | None:
+        """Why this book cannot be trusted, or None. Venue data is checked before use."""
+        for side, levels, better in (("bids", self.bids, 1), ("asks", self.asks, -1)):
+            for i, lv in enumerate(levels):
+                if _bad_price(lv.price) or not (math.isfinite(lv.amount) and lv.amount >= 0):
+                    return f"{side}[{i}] has price {lv.price} amount {lv.amount}"
+                if i and (lv.price - levels[i - 1].price) * better > 0:
+                    return f"{side} not sorted best first"
+        if self.bids and self.asks and self.bids[0].price > self.asks[0].price:
+            return f"crossed: bid {self.bids[0].price} > ask {self.asks[0].price}"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Ticker:
@@ -56,6 +73,21 @@ class Ticker:
         if self.bid is not None and self.ask is not None:
             return (self.bid + self.ask) / 2.0
         return self.mark if self.mark is not None else self.last
+
+    def problem(self) -> str | None:
+        """Why this ticker cannot be trusted, or None. Venue data is checked before use."""
+        for name in ("bid", "ask", "last", "mark", "index"):
+            value = getattr(self, name)
+            if _bad_price(value):
+                return f"{name} is {value}"
+        if self.bid is not None and self.ask is not None and self.bid > self.ask:
+            return f"crossed: bid {self.bid} > ask {self.ask}"
+        # a fraction: 61.27 here means a venue sent percent and its adapter did not convert
+        if self.iv is not None and not (math.isfinite(self.iv) and 0 < self.iv <= 10):
+            return f"iv is {self.iv} (expected a fraction)"
+        if self.venue_delta is not None and not math.isfinite(self.venue_delta):
+            return f"venue_delta is {self.venue_delta}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

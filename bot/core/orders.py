@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -80,6 +81,16 @@ class Fill:
     @property
     def signed_amount(self) -> float:
         return self.amount * self.side.sign
+
+    def problem(self) -> str | None:
+        """Why this fill cannot be booked, or None."""
+        if not (math.isfinite(self.amount) and self.amount > 0):
+            return f"amount is {self.amount}"
+        if not (math.isfinite(self.price) and self.price > 0):
+            return f"price is {self.price}"
+        if not math.isfinite(self.fee):
+            return f"fee is {self.fee}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
