@@ -32,9 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -55,6 +55,7 @@ from bot.venues.base import (
     VenueTransient,
 )
 
+T = TypeVar("T")
 log = structlog.get_logger("hedgebot.executor")
 
 LineKey = tuple[str, str]
@@ -529,16 +530,10 @@ class Executor:
         """Wait `wait_real_s` (real seconds) for a final state, then cancel and read it."""
         if await self._wait_for(order, lambda: order.status.is_terminal, wait_real_s):
             return
-        venue = self.venues[order.account]
-        cid, symbol = order.intent.client_id, order.intent.symbol
+        cid = order.intent.client_id
         bound = self.clock.to_real(self.cfg.order_timeout_s)
         # Still working after the timeout: cancel what rests, then read the final state.
-        try:
-            update = await asyncio.wait_for(venue.cancel_order(cid, symbol), bound)
-            if update is not None:
-                self.on_update(order.account, update)
-        except (VenueError, TimeoutError) as e:
-            log.warning("order.cancel_failed", client_id=cid, error=repr(e))
+        await self._cancel(order)
         if not order.status.is_terminal:
             await self._refresh(order)
         if not order.status.is_terminal:
@@ -554,30 +549,41 @@ class Executor:
 
     async def fetch_fills(self, order: TrackedOrder) -> None:
         """Book the fills the venue has for this order (each trade id once)."""
-        venue = self.venues[order.account]
-        try:
-            fills = await asyncio.wait_for(
-                venue.fetch_fills(order.intent.client_id, order.intent.symbol),
-                self.clock.to_real(self.cfg.order_timeout_s),
-            )
-        except (VenueError, TimeoutError) as e:
-            log.warning("order.fetch_fills_failed", client_id=order.intent.client_id, error=repr(e))
-            return
-        for fill in fills:
+        fills = await self._ask(order, "fetch_fills", lambda v, c, s: v.fetch_fills(c, s))
+        for fill in fills or ():
             self.on_fill(order.account, fill)
 
     async def _refresh(self, order: TrackedOrder) -> None:
+        found = await self._ask(order, "refresh", lambda v, c, s: v.fetch_order(c, s))
+        if found is not None:
+            self.on_update(order.account, found)
+
+    async def _cancel(self, order: TrackedOrder) -> None:
+        update = await self._ask(order, "cancel", lambda v, c, s: v.cancel_order(c, s))
+        if update is not None:
+            self.on_update(order.account, update)
+
+    async def _ask(
+        self,
+        order: TrackedOrder,
+        what: str,
+        call: Callable[[Venue, str, str], Awaitable[T]],
+    ) -> T | None:
+        """One bounded venue call about this order; a failure is logged and gives None."""
         venue = self.venues[order.account]
         try:
-            found = await asyncio.wait_for(
-                venue.fetch_order(order.intent.client_id, order.intent.symbol),
+            return await asyncio.wait_for(
+                call(venue, order.intent.client_id, order.intent.symbol),
                 self.clock.to_real(self.cfg.order_timeout_s),
             )
         except (VenueError, TimeoutError) as e:
-            log.warning("order.refresh_failed", client_id=order.intent.client_id, error=repr(e))
-            return
-        if found is not None:
-            self.on_update(order.account, found)
+            log.warning(
+                "order.venue_call_failed",
+                call=what,
+                client_id=order.intent.client_id,
+                error=repr(e),
+            )
+            return None
 
     async def _wait_for(
         self, order: TrackedOrder, check: Callable[[], bool], wait_s: float
@@ -884,15 +890,7 @@ class Executor:
         for order in list(self.ledger.unsettled()):
             if order.status.is_terminal or order.request is None:
                 continue
-            venue = self.venues[order.account]
-            try:
-                update = await asyncio.wait_for(
-                    venue.cancel_order(order.intent.client_id, order.intent.symbol), timeout
-                )
-                if update is not None:
-                    self.on_update(order.account, update)
-            except (VenueError, TimeoutError) as e:
-                log.warning("order.cancel_failed", client_id=order.intent.client_id, error=repr(e))
+            await self._cancel(order)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
