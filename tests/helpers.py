@@ -9,7 +9,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.events import Event
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class Sink:
+    """An event sink that keeps every event, for tests that run the engine in-process."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [dict(e.data) for e in self.events if e.name == name]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -17,9 +17,10 @@ from bot.config import Settings
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, PositionReport, Side
 from bot.engine import Engine
-from bot.events import Event, EventBus
+from bot.events import EventBus
 from bot.io.journal import Journal
 from bot.venues.sim import SimVenue
+from tests.helpers import Sink
 
 PERP = "BTC/USDT:USDT"
 SPEED = 50.0
@@ -86,17 +87,6 @@ class Corrupting:
     async def watch_positions(self) -> Sequence[PositionReport]:
         reports = await self._inner.watch_positions()
         return [*reports, PositionReport(PERP, NAN, 0)]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [dict(e.data) for e in self.events if e.name == name]
 
 
 async def test_engine_drops_bad_data_keeps_running_and_never_trades_on_it(tmp_path: Path) -> None:

@@ -15,26 +15,16 @@ import pytest
 from bot.clock import ScaledClock
 from bot.config import ExecutionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderIntent, OrderRequest, OrderStatus, Side
-from bot.events import Event, EventBus
+from bot.events import EventBus
 from bot.execution import recovery
 from bot.execution.executor import TRANSITIONS, Executor, can_transition
 from bot.execution.ledger import Ledger
 from bot.io.journal import Journal
 from bot.venues.sim import SimVenue
+from tests.helpers import Sink
 
 PERP = "BTC/USDT:USDT"
 SPEED = 50.0
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [dict(e.data) for e in self.events if e.name == name]
 
 
 @dataclass

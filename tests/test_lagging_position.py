@@ -13,9 +13,10 @@ from bot.clock import ScaledClock
 from bot.config import Settings
 from bot.core.orders import PositionReport
 from bot.engine import Engine
-from bot.events import Event, EventBus
+from bot.events import EventBus
 from bot.io.journal import Journal
 from bot.venues.sim import SimVenue
+from tests.helpers import Sink
 
 PERP = "BTC/USDT:USDT"
 SPEED = 20.0
@@ -66,17 +67,6 @@ class LaggingPositions:
         if not any(r.symbol == self._symbol for r in reports):
             return reports  # news about other lines only
         return self._view(reports)
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        return [dict(e.data) for e in self.events if e.name == name]
 
 
 async def test_lagging_position_read_never_hedges_the_same_drift_twice(tmp_path: Path) -> None:
