@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -240,6 +241,12 @@ class Executor:
         return booked
 
     # ---- pricing ------------------------------------------------------------------------------
+
+    def new_client_id(self) -> str:
+        """A fresh id for a new intent: `execution.client_id_prefix` + 24 hex digits, so
+        alphanumeric and <= 32 characters (the strictest venue rule, OKX clOrdId), and
+        recognisable at the venue as ours after a restart."""
+        return self.cfg.client_id_prefix + uuid.uuid4().hex[:24]
 
     def limit_price(self, account: str, intent: OrderIntent, ticker: Ticker) -> float | None:
         """The mid-capped limit: the worst price any order for this intent may be sent at,
