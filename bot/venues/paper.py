@@ -37,7 +37,6 @@ from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, Positi
 from bot.venues.base import VenueNotSupported, VenueRejected, VenueTransient
 from bot.venues.sim import book as bk
 from bot.venues.sim.ledger import Ledger
-from bot.venues.sim.listing import settle_currency
 from bot.venues.sim.records import SimOrder
 from bot.venues.sim.streams import Signal, Updates
 
@@ -301,26 +300,10 @@ class PaperVenue:
         inst = self.instruments[r.symbol]
         now = self._clock.now_ms()
         index = self._index.get(inst.underlying) or legs[0].price
-        rate = inst.maker_fee if maker else inst.taker_fee
-        currency = settle_currency(inst)
         fills: list[Fill] = []
         for leg in legs:
-            fee = bk.fee(inst, leg.amount, leg.price, index, rate)
-            self.ledger.trade(inst, leg.amount * r.side.sign, leg.price, fee)
-            fill = Fill(
-                client_id=r.client_id,
-                symbol=r.symbol,
-                side=r.side,
-                amount=leg.amount,
-                price=leg.price,
-                fee=fee,
-                fee_currency=currency,
-                ts_ms=now,
-                trade_id=f"{order.venue_order_id}-{len(fills) + 1}-{int(maker)}",
-            )
-            fills.append(fill)
-            order.filled = round(order.filled + leg.amount, 12)
-            order.notional += leg.amount * leg.price
+            trade_id = f"{order.venue_order_id}-{len(fills) + 1}-{int(maker)}"
+            fills.append(self.ledger.fill_leg(inst, order, leg, index, maker, trade_id, now))
         self.fills_by_order.setdefault(r.client_id, []).extend(fills)
         order.ts_ms = now
         order.refresh_status()

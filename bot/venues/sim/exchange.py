@@ -372,28 +372,14 @@ class SimExchange:
         r = order.request
         inst = self.instruments[r.symbol]
         index = self.market.prices[inst.underlying]
-        rate = inst.maker_fee if part.maker else inst.taker_fee
-        currency = settle_currency(inst)
         changes = Changes()
         for leg in part.legs:
-            fee = bk.fee(inst, leg.amount, leg.price, index, rate)
-            self.ledger.trade(inst, leg.amount * r.side.sign, leg.price, fee)
             self.trade_seq += 1
-            fill = Fill(
-                client_id=r.client_id,
-                symbol=r.symbol,
-                side=r.side,
-                amount=leg.amount,
-                price=leg.price,
-                fee=fee,
-                fee_currency=currency,
-                ts_ms=now_ms,
-                trade_id=f"t-{self.trade_seq}",
+            fill = self.ledger.fill_leg(
+                inst, order, leg, index, part.maker, f"t-{self.trade_seq}", now_ms
             )
             self._record_fill(fill)
             changes.fills.append(fill)
-            order.filled = round(order.filled + leg.amount, 12)
-            order.notional += leg.amount * leg.price
             log.info(
                 "sim.fill",
                 client_id=r.client_id,
@@ -401,8 +387,8 @@ class SimExchange:
                 side=r.side.value,
                 amount=leg.amount,
                 price=leg.price,
-                fee=fee,
-                fee_currency=currency,
+                fee=fill.fee,
+                fee_currency=fill.fee_currency,
                 maker=part.maker,
             )
         order.ts_ms = now_ms

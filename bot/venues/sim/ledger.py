@@ -16,8 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.core.instruments import Instrument, Kind
+from bot.core.market import BookLevel
+from bot.core.orders import Fill
+from bot.venues.sim import book as bk
 from bot.venues.sim.listing import settle_currency
 from bot.venues.sim.pricing import intrinsic_usd
+from bot.venues.sim.records import SimOrder
 
 EPS = 1e-12
 
@@ -57,6 +61,36 @@ class Ledger:
         else:
             self._add(settle, _delta_one(inst, pos, signed, price))
         self._add(settle, -fee)
+
+    def fill_leg(
+        self,
+        inst: Instrument,
+        order: SimOrder,
+        leg: BookLevel,
+        index: float,
+        maker: bool,
+        trade_id: str,
+        ts_ms: int,
+    ) -> Fill:
+        """One matched leg of an order: charge the fee, move the account and the order, and
+        return the fill. The simulated exchange and paper trading both book fills here."""
+        r = order.request
+        rate = inst.maker_fee if maker else inst.taker_fee
+        fee = bk.fee(inst, leg.amount, leg.price, index, rate)
+        self.trade(inst, leg.amount * r.side.sign, leg.price, fee)
+        order.filled = round(order.filled + leg.amount, 12)
+        order.notional += leg.amount * leg.price
+        return Fill(
+            client_id=r.client_id,
+            symbol=r.symbol,
+            side=r.side,
+            amount=leg.amount,
+            price=leg.price,
+            fee=fee,
+            fee_currency=settle_currency(inst),
+            ts_ms=ts_ms,
+            trade_id=trade_id,
+        )
 
     def settle_expired(self, inst: Instrument, index: float) -> float:
         """Close the position in an expired instrument at `index`; returns the cash paid in the
