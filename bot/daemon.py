@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from bot.clock import Clock, ScaledClock, WallClock
+from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
@@ -19,6 +19,7 @@ from bot.io.journal import Journal
 from bot.io.metrics import Metrics, refresh_forever, serve
 from bot.io.mqtt import MqttBridge
 from bot.io.mqtt_schema import ExternalPositionIn
+from bot.operator import OperatorControls
 from bot.tasks import cancel_all
 from bot.venues.base import Venue
 from bot.venues.sim import saved_clock_ms
@@ -33,8 +34,8 @@ def make_clock(settings: Settings) -> Clock:
         # at speed > 1 simulated time is ahead of the wall clock.
         state = settings.sim.state_file
         start = saved_clock_ms(state) if state is not None and state.exists() else None
-        return ScaledClock(settings.sim.speed, start_ms=start)
-    return WallClock()
+        return LiveClock(settings.sim.speed, start_ms=start)
+    return LiveClock()
 
 
 def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
@@ -111,7 +112,7 @@ async def run_daemon(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine))
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine.controls))
 
     async def stop_after(seconds: float) -> None:
         await clock.sleep(seconds)
@@ -153,7 +154,7 @@ def start_metrics(settings: Settings, engine: Engine, bus: EventBus) -> asyncio.
         log.error("metrics.unavailable", host=cfg.host, port=cfg.port, error=str(e))
         return None
     bus.add(metrics)
-    return asyncio.create_task(refresh_forever(metrics, engine.state, cfg.refresh_s))
+    return asyncio.create_task(refresh_forever(metrics, engine.controls.state, cfg.refresh_s))
 
 
 def start_mqtt(
@@ -168,12 +169,16 @@ def start_mqtt(
         # The bridge resolves ttl_s to expires_at_ms on receipt; a CommandError (unknown
         # underlying or symbol) propagates and the bridge turns it into a rejection event.
         assert p.expires_at_ms is not None
-        engine.set_external_position(
+        engine.controls.set_external_position(
             p.source, p.symbol, p.underlying, p.qty, p.delta_coin, p.expires_at_ms
         )
 
     bridge = MqttBridge(
-        settings.mqtt, settings.bot_id, engine, on_external_position=on_position, events=bus
+        settings.mqtt,
+        settings.bot_id,
+        engine.controls,
+        on_external_position=on_position,
+        events=bus,
     )
     bus.add(bridge)
     task = asyncio.create_task(bridge.run(), name="mqtt-bridge")
@@ -195,8 +200,8 @@ async def stop_mqtt(bridge: MqttBridge, task: asyncio.Task[None]) -> None:
     await cancel_all([task])
 
 
-def _reload(engine: Engine) -> None:
+def _reload(controls: OperatorControls) -> None:
     try:
-        engine.reload()
+        controls.reload()
     except Exception as e:  # a bad file keeps the running config; reload() says why
         log.warning("config.reload_failed", error=str(e))

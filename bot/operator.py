@@ -1,75 +1,42 @@
-"""What an operator can do to a running engine: pause, resume, hedge now, flatten, change a
+"""What an operator can do to a running daemon: pause, resume, hedge now, flatten, change a
 setting, reload the config, set the trading state, report external positions, read the state.
 
-A mixin of Engine (bot/engine.py): these methods implement the Controller protocol of
-bot/control.py that the MQTT bridge and the CLI call, apart from the decision loop itself.
+A component over the hedger (it holds references, it is not part of the engine): it implements
+the Controller protocol of bot/control.py that the MQTT bridge and the CLI call.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings, with_setting
 from bot.control import CommandError
 from bot.core import risk
-from bot.core.orders import OrderIntent, Side
-
-if TYPE_CHECKING:
-    import asyncio
-    from pathlib import Path
-
-    from bot.clock import Clock
-    from bot.core.book import Columns, Exposure, LineKey
-    from bot.core.instruments import Instrument
-    from bot.core.market import Ticker
-    from bot.core.policy import HedgeDecision
-    from bot.engine import FeedState
-    from bot.events import EventKind
-    from bot.execution.executor import Executor
-    from bot.execution.ledger import Ledger
-    from bot.venues.base import Venue
-
-# A flatten that needs more orders than this stops and raises an alert instead of looping.
-FLATTEN_ATTEMPTS = 10
+from bot.core.book import LineKey
+from bot.hedger.flatten import flatten_step
+from bot.hedger.hedger import Hedger
+from bot.hedger.view import External
 
 
 class OperatorControls:
-    # What these controls use of the engine (set in Engine.__init__, or Engine's methods).
-    settings: Settings
-    config_path: Path | None
-    secrets_file: Path | None
-    clock: Clock
-    venues: dict[str, Venue]
-    executor: Executor
-    ledger: Ledger
-    catalog: dict[LineKey, Instrument]
-    lines: dict[LineKey, Instrument]
-    columns: dict[str, Columns]
-    tickers: dict[LineKey, Ticker]
-    feeds: dict[tuple[str, str], FeedState]
-    halt_reasons: dict[str, str | None]
-    last_decision: dict[str, HedgeDecision]
-    paused: bool
-    risk_limits: risk.RiskLimits
-    risk_state: risk.RiskState
-    # (source, symbol) -> (underlying, qty, delta_coin or None, expires_at wall ms)
-    external: dict[tuple[str, str], tuple[str, float, float | None, int]]
-    _force: set[str]
-    _dirty: set[str]
-    _wake: asyncio.Event
-    _flattening: dict[str, int]  # underlying -> flatten orders sent so far
+    def __init__(
+        self,
+        hedger: Hedger,
+        watch_ticker: Callable[[LineKey], None],
+        config_path: Path | None = None,
+        secrets_file: Path | None = None,
+    ) -> None:
+        """`watch_ticker`: start the market data of a line an external position brought in."""
+        self.hedger = hedger
+        self._watch_ticker = watch_ticker
+        self.config_path = config_path
+        self.secrets_file = secrets_file
 
-    if TYPE_CHECKING:
-
-        def _emit(self, kind: EventKind, name: str, **data: Any) -> None: ...
-
-        def _mark_all_dirty(self) -> None: ...
-
-        def exposure(self, underlying: str) -> Exposure | None: ...
-
-        def _submit(
-            self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument
-        ) -> None: ...
+    @property
+    def settings(self) -> Settings:
+        return self.hedger.settings
 
     def set_external_position(
         self,
@@ -87,13 +54,13 @@ class OperatorControls:
         if underlying not in self.settings.hedge:
             raise CommandError(f"underlying {underlying!r} is not hedged by this bot")
         if qty == 0 and (delta_coin is None or delta_coin == 0):
-            self.external.pop(key, None)
+            self.hedger.view.external.pop(key, None)
         else:
             if delta_coin is None:
                 listed = [
                     (acc, i)
-                    for (acc, sym), i in self.catalog.items()
-                    if sym == symbol and acc in self.venues
+                    for (acc, sym), i in self.hedger.catalog.items()
+                    if sym == symbol and acc in self.hedger.view.venues
                 ]
                 if not listed:
                     raise CommandError(
@@ -103,11 +70,11 @@ class OperatorControls:
                 if ins.underlying != underlying:
                     raise CommandError(f"{symbol!r} is a {ins.underlying} instrument")
                 # the venue's own line is watched for the market data that values the position
-                self.lines.setdefault((account, symbol), ins)
-                self.lines.setdefault((f"external:{source}", symbol), ins)
-                self.columns.pop(underlying, None)
-            self.external[key] = (underlying, qty, delta_coin, expires_at_ms)
-        self._emit(
+                self.hedger.view.add_line((account, symbol), ins)
+                self.hedger.view.add_line((f"external:{source}", symbol), ins)
+                self._watch_ticker((account, symbol))
+            self.hedger.view.external[key] = External(underlying, qty, delta_coin, expires_at_ms)
+        self.hedger.emit(
             "state",
             "external.position",
             source=source,
@@ -117,9 +84,8 @@ class OperatorControls:
             delta_coin=delta_coin,
             expires_at_ms=expires_at_ms,
         )
-        self._dirty.add(underlying)
-        self._wake.set()
-        return {"external": len(self.external)}
+        self.hedger.mark_dirty(underlying)
+        return {"external": len(self.hedger.view.external)}
 
     def set_trading_state(self, state: str, reason: str) -> dict[str, Any]:
         """active | reducing_only | halted, from an operator, the kill file or the margin watch."""
@@ -130,45 +96,45 @@ class OperatorControls:
                 f"trading state must be one of {[t.value for t in risk.TradingState]}, "
                 f"got {state!r}"
             ) from None
-        before = self.risk_state.trading_state
-        self.risk_state = risk.set_trading_state(self.risk_state, target, reason)
+        before = self.hedger.risk_state.trading_state
+        self.hedger.risk_state = risk.set_trading_state(self.hedger.risk_state, target, reason)
         if before is not target:
-            self._emit(
+            self.hedger.emit(
                 "state", "trading.state", state=target.value, before=before.value, reason=reason
             )
-        self._mark_all_dirty()
+        self.hedger.mark_all_dirty()
         return {"trading_state": target.value, "reason": reason}
 
-    def _check_kill_file(self) -> None:
+    def check_kill_file(self) -> None:
         path = self.settings.risk.halt_file
-        halted = self.risk_state.trading_state is risk.TradingState.HALTED
+        halted = self.hedger.risk_state.trading_state is risk.TradingState.HALTED
         if path is not None and path.exists() and not halted:
             self.set_trading_state("halted", "kill_file")
         elif (
             halted
-            and self.risk_state.state_reason == "kill_file"
+            and self.hedger.risk_state.state_reason == "kill_file"
             and (path is None or not path.exists())
         ):
             self.set_trading_state("active", "kill_file_removed")
 
     def pause(self) -> dict[str, Any]:
-        self.paused = True
-        self._emit("state", "control.paused")
-        self._mark_all_dirty()
+        self.hedger.paused = True
+        self.hedger.emit("state", "control.paused")
+        self.hedger.mark_all_dirty()
         return {"paused": True}
 
     def resume(self) -> dict[str, Any]:
-        self.paused = False
-        self._flattening.clear()  # back to hedging: the policy decides again
-        self._emit("state", "control.resumed")
-        self._mark_all_dirty()
+        self.hedger.paused = False
+        self.hedger.flattening.clear()  # back to hedging: the policy decides again
+        self.hedger.emit("state", "control.resumed")
+        self.hedger.mark_all_dirty()
         return {"paused": False}
 
     def hedge_now(self, underlying: str | None) -> dict[str, Any]:
         targets = self._underlyings(underlying)
-        self._force.update(targets)
-        self._dirty.update(targets)
-        self._wake.set()
+        self.hedger.force.update(targets)
+        for u in targets:
+            self.hedger.mark_dirty(u)
         return {"hedge_now": targets}
 
     async def flatten(self, underlying: str | None) -> dict[str, Any]:
@@ -180,55 +146,19 @@ class OperatorControls:
         self.pause()
         sent = []
         for u in targets:
-            self._flattening[u] = 0
-            order = self._flatten_step(u)
+            self.hedger.flattening[u] = 0
+            order = flatten_step(self.hedger, u)
             if order is not None:
                 sent.append(order)
         return {"flatten": sent, "paused": True}
-
-    def _flatten_step(self, underlying: str) -> dict[str, Any] | None:
-        """One reduce-only order toward a flat hedge position, once nothing is in flight."""
-        if self.ledger.has_unsettled(underlying):
-            return None  # wait for the outcome of what is working
-        h = self.settings.hedge[underlying]
-        key = (h.account, h.instrument)
-        ins, ticker = self.catalog[key], self.tickers.get(key)
-        qty = self.ledger.positions.get(key, 0.0)
-        amount = ins.round_amount(abs(qty))
-        attempts = self._flattening.get(underlying, 0)
-        if amount == 0.0 or attempts >= FLATTEN_ATTEMPTS:
-            del self._flattening[underlying]
-            done = amount == 0.0
-            self._emit(
-                "state" if done else "alert",
-                "flatten.done" if done else "flatten.gave_up",
-                underlying=underlying,
-                position=qty,
-                orders=attempts,
-            )
-            return None
-        if ticker is None:
-            return None
-        self._flattening[underlying] = attempts + 1
-        intent = OrderIntent(
-            self.executor.new_client_id(),
-            underlying,
-            h.instrument,
-            Side.of(-qty),
-            amount,
-            "flatten",
-            reduce_only=True,
-        )
-        self._submit(h.account, intent, ticker, ins)
-        return {"underlying": underlying, "client_id": intent.client_id, "amount": amount}
 
     def set_setting(self, path: str, value: Any) -> dict[str, Any]:
         try:
             new = with_setting(self.settings, path, value)
         except ConfigError as e:
             raise CommandError(e.render()) from None
-        self._apply(new)
-        self._emit("state", "config.set", path=path, value=value)
+        self.hedger.apply(new)
+        self.hedger.emit("state", "config.set", path=path, value=value)
         return {"path": path, "value": value}
 
     def reload(self) -> dict[str, Any]:
@@ -237,7 +167,7 @@ class OperatorControls:
         try:
             new = load_settings(self.config_path, self.secrets_file)
         except ConfigError as e:
-            self._emit("alert", "config.reload_rejected", errors=e.render())
+            self.hedger.emit("alert", "config.reload_rejected", errors=e.render())
             raise CommandError(e.render()) from None
         ignored = [
             s
@@ -254,22 +184,16 @@ class OperatorControls:
                 "instruments; restart the daemon for that"
             )
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
-        self._apply(kept)
-        self._emit("state", "config.reloaded", needs_restart=ignored)
+        self.hedger.apply(kept)
+        self.hedger.emit("state", "config.reloaded", needs_restart=ignored)
         return {"reloaded": True, "needs_restart": ignored}
 
-    def _apply(self, new: Settings) -> None:
-        self.settings = new
-        self.executor.cfg = new.execution
-        self.risk_limits = risk.RiskLimits.from_config(new.risk)
-        self._mark_all_dirty()
-
     def state(self) -> dict[str, Any]:
-        now = self.clock.now_ms()
+        now = self.hedger.clock.now_ms()
         unders: dict[str, Any] = {}
         for u, h in self.settings.hedge.items():
-            exp = self.exposure(u)
-            d = self.last_decision.get(u)
+            exp = self.hedger.exposure(u)
+            d = self.hedger.last_decision.get(u)
             unders[u] = {
                 "delta_coin": exp.delta_coin if exp else None,
                 "delta_usd": exp.delta_usd if exp else None,
@@ -280,10 +204,10 @@ class OperatorControls:
                 "target": h.target + h.bias,
                 "band": h.band,
                 "hedge_instrument": h.instrument,
-                "halted": self.halt_reasons.get(u),
+                "halted": self.hedger.halt_reasons.get(u),
                 "last_decision": d.reason if d else None,
             }
-        trading = self.risk_state.trading_state
+        trading = self.hedger.risk_state.trading_state
         modes = {a.mode for a in self.settings.accounts.values()}
         return {
             "bot_id": self.settings.bot_id,
@@ -292,13 +216,13 @@ class OperatorControls:
             # One word for the fleet table: a halt outranks a pause, which outranks the rest.
             "trading_state": (
                 "paused"
-                if self.paused and trading is not risk.TradingState.HALTED
+                if self.hedger.paused and trading is not risk.TradingState.HALTED
                 else trading.value
             ),
-            "trading_state_reason": self.risk_state.state_reason,
-            "paused": self.paused,
-            "external_positions": len(self.external),
-            "breaker_open": self.risk_state.breaker_open,
+            "trading_state_reason": self.hedger.risk_state.state_reason,
+            "paused": self.hedger.paused,
+            "external_positions": len(self.hedger.view.external),
+            "breaker_open": self.hedger.risk_state.breaker_open,
             "accounts": {
                 n: {"exchange": a.exchange, "mode": a.mode}
                 for n, a in self.settings.accounts.items()
@@ -306,7 +230,7 @@ class OperatorControls:
             "underlyings": unders,
             "feeds": {
                 f"{a}:{s}": {"ok": f.error is None, "age_ms": now - f.last_ok_ms, "error": f.error}
-                for (a, s), f in self.feeds.items()
+                for (a, s), f in self.hedger.feeds.feeds.items()
             },
             "open_orders": [
                 {
@@ -317,7 +241,7 @@ class OperatorControls:
                     "status": o.status.value,
                     "filled": o.booked,
                 }
-                for o in self.ledger.unsettled()
+                for o in self.hedger.ledger.unsettled()
             ],
         }
 

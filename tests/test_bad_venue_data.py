@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.clock import ScaledClock
+from bot.clock import LiveClock
 from bot.config import Settings
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, PositionReport, Side
@@ -97,7 +97,7 @@ async def test_engine_drops_bad_data_keeps_running_and_never_trades_on_it(tmp_pa
         positions=[{"underlying": "BTC", "kind": "spot", "qty": 3.0}],
         hedge={"BTC": {"account": "sim", "instrument": PERP, "unit": "coin", "band": 0.3}},
     )
-    clock = ScaledClock(SPEED)
+    clock = LiveClock(SPEED)
     inner = SimVenue("sim", settings.sim, settings.positions, clock)
     venue = Corrupting(inner)
     sink = Sink()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.clock import ScaledClock
+from bot.clock import LiveClock
 from bot.config import ExecutionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderIntent, OrderRequest, OrderStatus, Side
 from bot.events import EventBus
@@ -34,7 +34,7 @@ class Rig:
     ledger: Ledger
     journal: Journal
     sink: Sink
-    clock: ScaledClock
+    clock: LiveClock
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def intent(self, amount: float, side: Side = Side.BUY, cid: str = "hbtest1") -> OrderIntent:
@@ -76,7 +76,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     rigs: list[Rig] = []
 
     async def make(exec_over: dict[str, Any] | None = None, **sim_over: Any) -> Rig:
-        clock = ScaledClock(SPEED)
+        clock = LiveClock(SPEED)
         venue = SimVenue("sim", sim_cfg(tmp_path, **sim_over), [], clock)
         await venue.connect()
         instruments = {("sim", s): i for s, i in (await venue.load_instruments()).items()}

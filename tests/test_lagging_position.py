@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.clock import ScaledClock
+from bot.clock import LiveClock
 from bot.config import Settings
 from bot.core.orders import PositionReport
 from bot.engine import Engine
@@ -26,7 +26,7 @@ class LaggingPositions:
     """The real SimVenue, except that a change of the hedge position shows up in
     fetch_positions and watch_positions only `lag_ms` of clock time after it happened."""
 
-    def __init__(self, inner: SimVenue, clock: ScaledClock, symbol: str, lag_ms: int) -> None:
+    def __init__(self, inner: SimVenue, clock: LiveClock, symbol: str, lag_ms: int) -> None:
         self._inner = inner
         self._clock = clock
         self._symbol = symbol
@@ -93,7 +93,7 @@ async def test_lagging_position_read_never_hedges_the_same_drift_twice(tmp_path:
         ],
         hedge={"BTC": {"account": "sim", "instrument": PERP, "unit": "coin", "band": 0.3}},
     )
-    clock = ScaledClock(SPEED)
+    clock = LiveClock(SPEED)
     inner = SimVenue("sim", settings.sim, settings.positions, clock)
     venue = LaggingPositions(inner, clock, PERP, lag_ms=40_000)  # 8x the fill settle window
     sink = Sink()

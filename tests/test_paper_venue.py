@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from bot.clock import WallClock
+from bot.clock import LiveClock
 from bot.config import ConfigError, PositionConfig
 from bot.core.instruments import Instrument, Kind, Settlement
 from bot.core.market import BookLevel, OrderBook, Ticker
@@ -71,7 +71,7 @@ class FakeMarket:
 
 async def venue(positions: list[PositionConfig] | None = None) -> tuple[PaperVenue, FakeMarket]:
     market = FakeMarket()
-    v = PaperVenue("paper", market, positions or [], {"usdt": 1000.0}, WallClock())
+    v = PaperVenue("paper", market, positions or [], {"usdt": 1000.0}, LiveClock())
     await v.connect()
     return v, market
 
@@ -126,7 +126,7 @@ async def test_starting_positions_and_reduce_only_follow_the_simulators_rules() 
 async def test_a_starting_position_must_name_a_listed_symbol() -> None:
     market = FakeMarket()
     v = PaperVenue(
-        "paper", market, [PositionConfig(account="paper", symbol="NOPE", qty=1)], {}, WallClock()
+        "paper", market, [PositionConfig(account="paper", symbol="NOPE", qty=1)], {}, LiveClock()
     )
     with pytest.raises(ConfigError):
         await v.connect()

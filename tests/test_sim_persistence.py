@@ -160,7 +160,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from bot.clock import ScaledClock
+    from bot.clock import LiveClock
     from bot.config import SimConfig, SimUnderlying
     from bot.core.orders import OrderRequest, Side
     from bot.venues.sim import SimVenue
@@ -168,7 +168,7 @@ CHILD = textwrap.dedent(
     async def main() -> None:
         cfg = SimConfig(state_file=Path(sys.argv[1]), tick_ms=100, seed=11,
                         underlyings={"BTC": SimUnderlying(price=60_000.0)})
-        venue = SimVenue("sim", cfg, [], ScaledClock(speed=100.0, start_ms=int(sys.argv[2])))
+        venue = SimVenue("sim", cfg, [], LiveClock(speed=100.0, start_ms=int(sys.argv[2])))
         await venue.connect()
         await venue.create_order(OrderRequest("filled", "BTC/USDT:USDT", Side.BUY, 0.2, 61_000.0))
         await venue.create_order(OrderRequest("resting", "BTC/USDT:USDT", Side.BUY, 0.3, 50_000.0))

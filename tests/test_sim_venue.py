@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.clock import ScaledClock
+from bot.clock import LiveClock
 from bot.config import PositionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderRequest, OrderStatus, Side
 from bot.venues.base import (
@@ -503,7 +503,7 @@ async def test_same_seed_same_exchange() -> None:
 
 async def test_background_market_ticks_on_the_clock() -> None:
     cfg = config(underlyings={"BTC": SimUnderlying(price=60_000.0)}, tick_ms=1000)
-    clock = ScaledClock(speed=1000.0, start_ms=T0)
+    clock = LiveClock(speed=1000.0, start_ms=T0)
     venue = SimVenue("sim", cfg, [], clock)
     await venue.connect()
     try:

@@ -160,7 +160,13 @@ class Executor:
         journal: OrderJournal | None = None,
         books: Mapping[LineKey, OrderBook] | None = None,
         gap_of: GapFn | None = None,
+        on_settled: Callable[[TrackedOrder], None] | None = None,
+        on_outcome: Callable[[TrackedOrder, bool], None] | None = None,
     ) -> None:
+        """`books`: the live order books, read again before each re-price and slice; `gap_of`:
+        the hedge gap of an underlying, read before each TWAP slice; `on_settled`: a finished
+        order (the policy may look again); `on_outcome`: a venue accepted or refused an order
+        (the circuit breaker)."""
         self.venues = venues
         self.instruments = instruments
         self.ledger = ledger
@@ -168,7 +174,6 @@ class Executor:
         self.clock = clock
         self.cfg = cfg
         self.journal = journal
-        # The engine's live books, read again before each re-price and slice.
         self.books: Mapping[LineKey, OrderBook] = books if books is not None else {}
         self.gap_of = gap_of
         self._seen_books: dict[LineKey, OrderBook] = {}
@@ -176,8 +181,8 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.reported_unknown: set[str] = set()  # unknown venue orders already alerted on
-        self.on_settled: Callable[[TrackedOrder], None] | None = None
-        self.on_outcome: Callable[[TrackedOrder, bool], None] | None = None
+        self.on_settled = on_settled
+        self.on_outcome = on_outcome
         self.orders_sent = 0
         self.orders_refused = 0
 
@@ -470,8 +475,8 @@ class Executor:
             self.journal.mark_sent(request, self.clock.now_ms())
         try:
             try:
-                update = await asyncio.wait_for(
-                    venue.create_order(request), self.clock.to_real(self.cfg.order_timeout_s)
+                update = await self.clock.wait_for(
+                    venue.create_order(request), self.cfg.order_timeout_s
                 )
                 self.on_update(order.account, update)
             except VenueRejected as e:
@@ -484,7 +489,7 @@ class Executor:
                 await self._resolve(order)
             if report_outcome:
                 self._outcome(order, order.status is not OrderStatus.REJECTED)
-            await self._await_terminal(order, self.clock.to_real(wait_s))
+            await self._await_terminal(order, wait_s)
             await self._await_booked(order)
         finally:
             self._changed.pop(cid, None)
@@ -510,8 +515,8 @@ class Executor:
         alerted = False
         while True:
             try:
-                found = await asyncio.wait_for(
-                    venue.fetch_order(cid, symbol), self.clock.to_real(self.cfg.order_timeout_s)
+                found = await self.clock.wait_for(
+                    venue.fetch_order(cid, symbol), self.cfg.order_timeout_s
                 )
             except (VenueError, TimeoutError) as e:
                 log.warning("order.lookup_failed", client_id=cid, error=repr(e))
@@ -533,12 +538,12 @@ class Executor:
             await self.clock.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _await_terminal(self, order: TrackedOrder, wait_real_s: float) -> None:
-        """Wait `wait_real_s` (real seconds) for a final state, then cancel and read it."""
-        if await self._wait_for(order, lambda: order.status.is_terminal, wait_real_s):
+    async def _await_terminal(self, order: TrackedOrder, wait_s: float) -> None:
+        """Wait `wait_s` (clock seconds) for a final state, then cancel and read it."""
+        if await self._wait_for(order, lambda: order.status.is_terminal, wait_s):
             return
         cid = order.intent.client_id
-        bound = self.clock.to_real(self.cfg.order_timeout_s)
+        bound = self.cfg.order_timeout_s
         # Still working after the timeout: cancel what rests, then read the final state.
         await self._cancel(order)
         if not order.status.is_terminal:
@@ -549,7 +554,7 @@ class Executor:
             self._emit("alert", "order.stuck", client_id=cid, status=order.status.value)
 
     async def _await_booked(self, order: TrackedOrder) -> None:
-        timeout = self.clock.to_real(self.cfg.order_timeout_s)
+        timeout = self.cfg.order_timeout_s
         if await self._wait_for(order, lambda: order.settled, timeout / 2):
             return
         await self.fetch_fills(order)
@@ -579,9 +584,8 @@ class Executor:
         """One bounded venue call about this order; a failure is logged and gives None."""
         venue = self.venues[order.account]
         try:
-            return await asyncio.wait_for(
-                call(venue, order.intent.client_id, order.intent.symbol),
-                self.clock.to_real(self.cfg.order_timeout_s),
+            return await self.clock.wait_for(
+                call(venue, order.intent.client_id, order.intent.symbol), self.cfg.order_timeout_s
             )
         except (VenueError, TimeoutError) as e:
             log.warning(
@@ -596,15 +600,14 @@ class Executor:
         self, order: TrackedOrder, check: Callable[[], bool], wait_s: float
     ) -> bool:
         event = self._changed.get(order.intent.client_id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
+        deadline_ms = self.clock.now_ms() + int(wait_s * 1000)
         while not check():
-            remaining = deadline - loop.time()
-            if remaining <= 0 or event is None:
+            remaining_s = (deadline_ms - self.clock.now_ms()) / 1000.0
+            if remaining_s <= 0 or event is None:
                 return check()
             event.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                await self.clock.wait_for(event.wait(), remaining_s)
         return True
 
     # ---- parents: maker_first and twap ---------------------------------------------------------
@@ -680,21 +683,20 @@ class Executor:
         ins = self.instruments[key]
         cfg = self.cfg.for_symbol(intent.symbol)
         lot = max(ins.min_amount, ins.amount_step)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.clock.to_real(cfg.maker_timeout_s)
+        deadline_ms = self.clock.now_ms() + int(cfg.maker_timeout_s * 1000)
         filled = 0.0
         reason = "filled"
         try:
             for n in range(1, cfg.maker_reprices + 2):
                 rest = ins.round_amount(parent.intent.amount)
-                if rest < lot or self._stopping or loop.time() >= deadline:
+                if rest < lot or self._stopping or self.clock.now_ms() >= deadline_ms:
                     break
                 book = self.fresh_book(key)
                 touch = pricing.touch_price(book, intent.side) if book else None
                 if book is None or touch is None:
                     break
                 child = self._child(parent, f"m{n}", rest, touch, post_only=True)
-                wait = min(cfg.maker_reprice_s, max(deadline - loop.time(), 0.0) * self._speed())
+                wait = min(cfg.maker_reprice_s, max(deadline_ms - self.clock.now_ms(), 0) / 1000.0)
                 # Post-only rejects (the touch moved and it would cross) are normal for a maker:
                 # they do not feed the circuit breaker.
                 await self._place(child, book.mid or touch, wait, report_outcome=False)
@@ -816,11 +818,6 @@ class Executor:
             return None
         return (gap + parent.intent.side.sign * rest) * parent.intent.side.sign
 
-    def _speed(self) -> float:
-        # Real seconds -> clock seconds, for deadlines kept on the loop's (real) time.
-        real = self.clock.to_real(1.0)
-        return 1.0 / real if real > 0 else 1.0
-
     # ---- outcomes ---------------------------------------------------------------------------
 
     def _finish(self, order: TrackedOrder, status: OrderStatus, reason: str) -> None:
@@ -876,7 +873,7 @@ class Executor:
 
     async def _work_adopted(self, order: TrackedOrder) -> None:
         try:
-            await self._await_terminal(order, self.clock.to_real(self.cfg.order_timeout_s))
+            await self._await_terminal(order, self.cfg.order_timeout_s)
             await self._await_booked(order)
             if order.settled and self.on_settled is not None:
                 self.on_settled(order)

@@ -1,0 +1,1 @@
+"""The synchronous hedging core: one Hedger per daemon or backtest, on the clock it is given."""

@@ -1,0 +1,431 @@
+"""The hedger: market data, fills and order updates in; decisions and orders out. Synchronous.
+
+tick -> exposure -> policy -> plan -> risk gate -> executor. Nothing here awaits or reads real
+time: the clock is passed in, so the same code runs live (bot/engine.py feeds it from venue
+streams) and in a backtest on a virtual clock (bot/backtest). Handlers only store the newest data
+and mark underlyings dirty; `decide_dirty` then evaluates each dirty underlying once with the
+latest data, so a burst of ticks costs one decision (stale ticks coalesce, never queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.core import risk
+from bot.core.book import Exposure, LineKey
+from bot.core.instruments import Instrument
+from bot.core.market import OrderBook, Ticker
+from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
+from bot.core.planner import contracts_for, plan
+from bot.core.policy import BandPolicy, HedgeDecision, decide
+from bot.core.risk import OrderCheck
+from bot.events import Event, EventBus, EventKind
+from bot.execution.executor import Executor, OrderJournal
+from bot.execution.ledger import Ledger, TrackedOrder
+from bot.hedger.feeds import FeedHealth, FeedKey
+from bot.hedger.flatten import flatten_step
+from bot.hedger.view import MarketView
+from bot.venues.base import Venue
+
+log = structlog.get_logger("hedgebot.hedger")
+
+
+def policy_of(settings: Settings, underlying: str) -> BandPolicy:
+    h = settings.hedge[underlying]
+    return BandPolicy(
+        band=h.band, unit=h.unit, target=h.target, bias=h.bias, hedge_ratio=h.hedge_ratio, to=h.to
+    )
+
+
+class Hedger:
+    def __init__(
+        self,
+        settings: Settings,
+        venues: Mapping[str, Venue],
+        catalog: Mapping[LineKey, Instrument],
+        clock: Clock,
+        bus: EventBus,
+        journal: OrderJournal | None = None,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        request_reconcile: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`wake`: something is dirty (the shell schedules `decide_dirty`); `request_reconcile`:
+        venue data we cannot trust arrived (the shell reads positions by REST)."""
+        self.settings = settings
+        self.clock = clock
+        self.bus = bus
+        self.catalog = catalog
+        self._wake = wake
+        self._request_reconcile = request_reconcile
+        self.ledger = Ledger()
+        self.view = MarketView(
+            lambda: self.settings,
+            set(venues),
+            catalog,
+            self.ledger,
+            clock,
+            self.emit,
+            self._lines_changed,
+        )
+        self.feeds = FeedHealth(lambda: self.settings.engine, self._underlyings_of_feed)
+        self.executor = Executor(
+            venues,
+            catalog,
+            self.ledger,
+            bus,
+            clock,
+            settings.execution,
+            journal,
+            books=self.view.books,
+            gap_of=self.hedge_gap,
+            on_settled=self._on_settled,
+            on_outcome=self._on_outcome,
+        )
+        self.risk_limits = risk.RiskLimits.from_config(settings.risk)
+        self.risk_state = risk.initial_state(settings.risk.initial_state)
+        self.paused = False
+        self.force: set[str] = set()
+        self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
+        self.halt_reasons: dict[str, str | None] = {}
+        self.last_decision: dict[str, HedgeDecision] = {}
+        self._dirty: set[str] = set()
+        self._bad_data: set[tuple[str, str]] = set()
+
+    # ---- configuration -----------------------------------------------------------------------
+
+    def apply(self, new: Settings) -> None:
+        """A validated new config (reload or set): limits and executor settings apply at once."""
+        self.settings = new
+        self.executor.cfg = new.execution
+        self.risk_limits = risk.RiskLimits.from_config(new.risk)
+        self.feeds.changed()
+        self.mark_all_dirty()
+
+    def hedge_line(self, underlying: str) -> LineKey:
+        h = self.settings.hedge[underlying]
+        return (h.account, h.instrument)
+
+    def hedge_account(self, underlying: str) -> str | None:
+        h = self.settings.hedge.get(underlying)
+        return h.account if h is not None else None
+
+    def _lines_changed(self) -> None:
+        self.feeds.changed()
+
+    def _underlyings_of_feed(self, key: FeedKey) -> set[str]:
+        """A market stream serves its symbol's underlying; an account stream every one."""
+        account, stream = key
+        symbol = stream.partition(":")[2]
+        if not symbol:
+            return set(self.settings.hedge)
+        ins = self.catalog.get((account, symbol))
+        return {ins.underlying} if ins is not None else set()
+
+    # ---- inputs --------------------------------------------------------------------------------
+
+    def mark_dirty(self, underlying: str) -> None:
+        self._dirty.add(underlying)
+        self._wake()
+
+    def mark_all_dirty(self) -> None:
+        self._dirty.update(self.settings.hedge)
+        self._wake()
+
+    def on_book(self, account: str, book: OrderBook) -> None:
+        if self._rejected_data(account, book.symbol, "book", book.problem()):
+            return
+        self.view.books[(account, book.symbol)] = book
+
+    def on_ticker(self, account: str, ticker: Ticker) -> None:
+        key = (account, ticker.symbol)
+        ins = self.catalog.get(key)
+        if ins is None:
+            return
+        if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
+            return
+        self.view.tickers[key] = ticker
+        self.mark_dirty(ins.underlying)
+
+    def on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
+        for update in updates:
+            self.executor.on_update(account, update)
+
+    def on_fills(self, account: str, fills: Sequence[Fill]) -> None:
+        for fill in fills:
+            problem = fill.problem()
+            if problem is not None:
+                # never booked: REST reconciliation gives the true position instead
+                self.emit(
+                    "alert",
+                    "fill.bad_data",
+                    account=account,
+                    symbol=fill.symbol,
+                    client_id=fill.client_id,
+                    trade_id=fill.trade_id,
+                    problem=problem,
+                )
+                self._request_reconcile()
+                continue
+            if self.executor.on_fill(account, fill):
+                key = (account, fill.symbol)
+                self.view.ensure_line(key)
+                if key in self.catalog:
+                    self.mark_dirty(self.catalog[key].underlying)
+
+    def _rejected_data(self, account: str, symbol: str, what: str, problem: str | None) -> bool:
+        """Malformed venue data is dropped with an alert (once until that feed is sane again):
+        the last good data stays, and staleness halts trading if no good data follows."""
+        key = (account, f"{what}:{symbol}")
+        if problem is None:
+            self._bad_data.discard(key)
+            return False
+        if key not in self._bad_data:
+            self._bad_data.add(key)
+            self.emit(
+                "alert",
+                "market.bad_data",
+                account=account,
+                symbol=symbol,
+                data=what,
+                problem=problem,
+            )
+        return True
+
+    # ---- deciding ----------------------------------------------------------------------------
+
+    def exposure(self, underlying: str) -> Exposure | None:
+        return self.view.exposure(underlying)
+
+    def decide_dirty(self) -> None:
+        """One decision for every underlying marked dirty since the last call."""
+        dirty, self._dirty = self._dirty, set()
+        for u in sorted(dirty):
+            try:
+                self.evaluate(u)
+            except Exception as e:
+                # One bad decision sends nothing and must not stop hedging the rest.
+                log.exception("decision.failed", underlying=u, error=repr(e))
+                self.emit("alert", "decision.failed", underlying=u, error=repr(e))
+
+    def halt_reason(self, underlying: str) -> str | None:
+        if self.paused:
+            return "paused"
+        if self.risk_state.trading_state is risk.TradingState.HALTED:
+            return f"halted:{self.risk_state.state_reason}"
+        h = self.settings.hedge[underlying]
+        if not h.enabled:
+            return "disabled"
+        now = self.clock.now_ms()
+        ref = self.view.tickers.get((h.account, h.instrument))
+        if ref is None:
+            return "no_market_data"
+        if now - ref.ts_ms > self.settings.engine.stale_after_s * 1000:
+            return "stale_market_data"
+        feeds = self.feeds.problem(underlying, self.view.accounts_of(underlying), now)
+        if feeds is not None:
+            return feeds
+        venue_greeks = self.settings.engine.greeks_source == "venue"
+        cols = self.view.columns_of(underlying)
+        for key, is_option in zip(cols.keys, cols.is_option, strict=True):
+            if is_option:
+                t = self.view.ticker_for(key)
+                if t is None or t.iv is None:
+                    return "no_option_iv"
+                if venue_greeks and t.venue_delta is None and self.view.held(key):
+                    return "no_venue_delta"
+        return None
+
+    def evaluate(self, underlying: str) -> HedgeDecision | None:
+        """One decision for one underlying; sends at most one intent."""
+        if underlying not in self.settings.hedge:
+            return None
+        if underlying in self.flattening:
+            flatten_step(self, underlying)
+            return None
+        reason = self.halt_reason(underlying)
+        self._note_halt(underlying, reason)
+        exp = self.exposure(underlying)
+        if exp is None:
+            return None
+        if self.settings.engine.greeks_source == "both":
+            self.view.check_greeks(underlying)
+        force = underlying in self.force
+        decision = decide(
+            policy_of(self.settings, underlying),
+            exp,
+            order_in_flight=self.ledger.has_unsettled(underlying),
+            halted_reason=reason,
+            force=force,
+        )
+        prev = self.last_decision.get(underlying)
+        self.last_decision[underlying] = decision
+        if decision.trade or prev is None or prev.reason != decision.reason:
+            self.emit(
+                "decision",
+                "hedge.decision",
+                **decision.as_dict(),
+                delta_coin=exp.delta_coin,
+                gamma_coin=exp.gamma_coin,
+            )
+        if not decision.trade:
+            if force and decision.reason != "order_in_flight":
+                self.force.discard(underlying)
+            return decision
+        self.force.discard(underlying)
+        self._send(decision)
+        return decision
+
+    def hedge_gap(self, underlying: str) -> float | None:
+        """Signed hedge contracts that would bring the underlying to its target, counting every
+        in-flight order; the executor re-checks it before each TWAP slice."""
+        exp = self.exposure(underlying) if underlying in self.settings.hedge else None
+        if exp is None:
+            return None
+        pol = policy_of(self.settings, underlying)
+        gap = pol.target + pol.bias - exp.delta_in(pol.unit)
+        gap_coin = gap if pol.unit == "coin" else gap / exp.price
+        return contracts_for(gap_coin, self.catalog[self.hedge_line(underlying)], exp.price)
+
+    def _send(self, decision: HedgeDecision) -> None:
+        key = self.hedge_line(decision.underlying)
+        hedge = self.catalog[key]
+        position = self.ledger.positions.get(key, 0.0)
+        result = plan(decision, hedge, decision.price, self.executor.new_client_id(), position)
+        if result.intent is None:
+            self.emit(
+                "decision",
+                "hedge.skipped",
+                underlying=decision.underlying,
+                reason=result.reason,
+                contracts=result.contracts,
+            )
+            return
+        self.submit(key[0], result.intent, self.view.tickers[key], hedge)
+
+    def submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
+        """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
+        price = self.executor.limit_price(account, intent, ticker)
+        key = (account, intent.symbol)
+        buy = sell = 0.0
+        for o in self.ledger.unsettled():
+            if o.key == key:
+                rest = max(o.expected_fill - o.booked, 0.0)
+                if o.intent.side is Side.BUY:
+                    buy += rest
+                else:
+                    sell += rest
+        check = OrderCheck(
+            symbol=intent.symbol,
+            side=intent.side,
+            amount=intent.amount,
+            price=price if price is not None else 0.0,
+            notional_usd=ins.notional_usd(intent.amount, price or 0.0),
+            mark=ticker.mark if ticker.mark is not None else (ticker.index or ticker.mid),
+            position_before=self.ledger.positions.get(key, 0.0),
+            in_flight_buy=buy,
+            in_flight_sell=sell,
+        )
+        now = self.clock.now_ms()
+        verdict = risk.check_order(check, self.risk_limits, self.risk_state, now)
+        if not verdict.approved:
+            self.emit(
+                "reject",
+                "risk.rejected",
+                client_id=intent.client_id,
+                underlying=intent.underlying,
+                symbol=intent.symbol,
+                side=intent.side.value,
+                amount=intent.amount,
+                **verdict.as_dict(),
+            )
+            return
+        if self.executor.submit(account, intent, ticker, self.view.books.get(key)) is not None:
+            self.risk_state = risk.record_sent(self.risk_state, now, check.notional_usd)
+
+    # ---- outcomes ----------------------------------------------------------------------------
+
+    def _on_settled(self, order: TrackedOrder) -> None:
+        """Reports where a finished hedge left the delta, then lets the policy look again."""
+        underlying = order.intent.underlying
+        self.mark_dirty(underlying)
+        exp = self.exposure(underlying) if underlying in self.settings.hedge else None
+        if exp is None or order.booked == 0:
+            return
+        pol = policy_of(self.settings, exp.underlying)
+        hedge = self.catalog[order.key]
+        lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
+        lot = lot_coin if pol.unit == "coin" else lot_coin * exp.price
+        delta = exp.delta_in(pol.unit)
+        goal = pol.target + pol.bias
+        self.emit(
+            "order",
+            "hedge.settled",
+            client_id=order.intent.client_id,
+            underlying=exp.underlying,
+            unit=pol.unit,
+            delta=delta,
+            target=goal,
+            band=pol.band,
+            lot=lot,
+            inside_band=abs(delta - goal) <= pol.band + lot,
+            in_flight_coin=exp.in_flight_coin,
+        )
+
+    def _on_outcome(self, order: TrackedOrder, accepted: bool) -> None:
+        """Feeds the circuit breaker: venue rejects and send errors count, acceptances reset."""
+        now = self.clock.now_ms()
+        was_open = self.risk_state.breaker_open
+        if accepted:
+            self.risk_state = risk.record_success(self.risk_state)
+        else:
+            self.risk_state = risk.record_failure(self.risk_state, self.risk_limits, now)
+        if self.risk_state.breaker_open and not was_open:
+            self.emit(
+                "alert",
+                "risk.breaker_open",
+                failures=self.risk_state.consecutive_failures,
+                until_ms=self.risk_state.breaker_open_until_ms,
+            )
+
+    def _note_halt(self, underlying: str, reason: str | None) -> None:
+        before = self.halt_reasons.get(underlying)
+        if before == reason:
+            return
+        first = underlying not in self.halt_reasons
+        self.halt_reasons[underlying] = reason
+        if reason is None:
+            self.emit("state", "trading.resumed", underlying=underlying)
+        elif first and reason == "no_market_data":
+            # Start-up, before the first tick: waiting, not an outage. Data that goes missing
+            # later is stale (an alert), never "no data" again.
+            self.emit("state", "trading.waiting", underlying=underlying, reason=reason)
+        elif reason != "paused":
+            self.emit("alert", "trading.halted", underlying=underlying, reason=reason)
+
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def summary(self, open_orders_left: int) -> dict[str, Any]:
+        deltas: dict[str, Any] = {}
+        for u in self.settings.hedge:
+            exp = self.exposure(u)
+            if exp is not None:
+                deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd}
+        orders = self.ledger.orders.values()
+        return {
+            "delta": deltas,
+            "orders_sent": self.executor.orders_sent,
+            "orders_refused": self.executor.orders_refused,
+            "orders_filled": sum(1 for o in orders if o.booked > 0),
+            "fills": self.ledger.fills_count,
+            "fees": dict(self.ledger.fees_paid),
+            "open_orders_left": open_orders_left,
+        }
+
+    def emit(self, kind: EventKind, name: str, **data: Any) -> None:
+        self.bus.emit(Event(kind, name, self.clock.now_ms(), data))

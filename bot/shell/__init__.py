@@ -1,0 +1,1 @@
+"""The asyncio shell around the hedger: streams, position watch, REST reconciliation."""
