@@ -8,10 +8,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import logs
 from bot.config import ConfigError, load_settings, redacted_dump
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -28,12 +31,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.configure(settings.log.level, args.log_format or settings.log.format)
     from bot.daemon import run_daemon
 
+    if args.clock == "virtual":
+        problem = virtual_problem(settings, args.duration)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
     try:
-        asyncio.run(run_daemon(settings, args.config, args.secrets, args.duration))
+        if args.clock == "virtual":
+            from bot.clock import VirtualClock, run_virtual
+
+            clock = VirtualClock(args.start_ms)
+            run_virtual(
+                lambda: run_daemon(settings, args.config, args.secrets, args.duration, clock)
+            )
+        else:
+            asyncio.run(run_daemon(settings, args.config, args.secrets, args.duration))
     except ConfigError as e:  # a config that only the venue can judge (e.g. unlisted symbol)
         print(e.render(), file=sys.stderr)
         return 2
     return 0
+
+
+def virtual_problem(settings: Settings, duration: float | None) -> str | None:
+    """A virtual clock never waits, so it can only drive what needs no network: simulated
+    accounts, no MQTT, no metrics endpoint; and it needs an end."""
+    real = [n for n, a in settings.accounts.items() if a.exchange != "sim"]
+    if real:
+        return f"--clock virtual: accounts {real} are real exchanges; only 'sim' runs virtually"
+    if settings.mqtt.enabled or settings.metrics.enabled:
+        return "--clock virtual: disable [mqtt] and [metrics], which need real time"
+    if duration is None:
+        return "--clock virtual: give --duration (simulated seconds); it never waits"
+    return None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -56,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--duration", type=float, help="stop after this many seconds (daemon clock)")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default=None)
+    run.add_argument(
+        "--clock",
+        choices=["live", "virtual"],
+        default="live",
+        help="virtual: simulated accounts only, simulated time as fast as the CPU allows (drills)",
+    )
+    run.add_argument(
+        "--start-ms",
+        type=int,
+        default=1_767_225_600_000,
+        help="with --clock virtual: simulated start, epoch ms (2026-01-01T00:00Z)",
+    )
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file and print it resolved")
@@ -72,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.execution import halt_cli
 
     halt_cli.register(sub)
+    from bot.backtest import cli as backtest_cli
+
+    backtest_cli.register(sub)
     return parser
 
 

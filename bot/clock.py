@@ -77,12 +77,15 @@ class _Clock:
         return self.call_later((at_ms - self.now_ms()) / 1000.0, fn)
 
     def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        self.now_ms()  # a clock that counts from its first use starts here at the latest
         return asyncio.get_running_loop().call_later(self.to_real(seconds), fn)
 
     async def sleep(self, seconds: float) -> None:
+        self.now_ms()
         await asyncio.sleep(self.to_real(seconds))
 
     async def wait_for(self, aw: Awaitable[T], seconds: float) -> T:
+        self.now_ms()
         return await asyncio.wait_for(aw, self.to_real(seconds))
 
     def to_real(self, seconds: float) -> float:

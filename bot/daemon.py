@@ -88,10 +88,11 @@ async def run_daemon(
     config_path: Path | None = None,
     secrets_file: Path | None = None,
     duration_s: float | None = None,
+    clock: Clock | None = None,
 ) -> dict[str, Any]:
     """Run until SIGINT/SIGTERM or `duration_s` (of the daemon's clock); a second signal exits
-    at once without the clean shutdown."""
-    clock = make_clock(settings)
+    at once without the clean shutdown. `clock`: by default live (see make_clock)."""
+    clock = clock if clock is not None else make_clock(settings)
     settings.journal.path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(settings.journal.path)
     bus = EventBus(LogSink(), journal)

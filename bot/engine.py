@@ -18,9 +18,9 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.core.book import Exposure, LineKey
-from bot.core.instruments import Instrument, Kind
+from bot.core.instruments import Instrument
 from bot.events import EventBus
 from bot.execution import recovery
 from bot.execution.ledger import Ledger
@@ -115,10 +115,7 @@ class Engine:
             await venue.connect()
             for symbol, ins in (await venue.load_instruments()).items():
                 self.catalog[(name, symbol)] = ins
-        for u in self.settings.hedge:
-            key = h.hedge_line(u)
-            self._check_hedge_instrument(u, key)
-            h.view.add_line(key, self.catalog[key])
+        for key in h.add_hedge_lines():
             self.streams.watch_book(key)
         # Before any decision: settle what the journal says was in flight (recovery books its
         # fills once); the initial reconciliation then adopts the venue's positions.
@@ -131,14 +128,6 @@ class Engine:
         self.streams.spawn(self.reconciler.loop(self._closing))
         self.streams.spawn(self._heartbeat())
         h.emit("state", "engine.started", underlyings=sorted(self.settings.hedge))
-
-    def _check_hedge_instrument(self, underlying: str, key: LineKey) -> None:
-        field, value = f"hedge.{underlying}.instrument", repr(key[1])
-        if key not in self.catalog:
-            raise ConfigError("hedge", [(field, value, "not listed by venue")])
-        ins = self.catalog[key]
-        if ins.kind is Kind.OPTION or ins.underlying != underlying:
-            raise ConfigError("hedge", [(field, value, f"not a delta-one {underlying} contract")])
 
     async def run(self, stop: asyncio.Event) -> dict[str, Any]:
         """Decide until `stop` is set; then shut down cleanly and return the summary."""

@@ -162,11 +162,13 @@ class Executor:
         gap_of: GapFn | None = None,
         on_settled: Callable[[TrackedOrder], None] | None = None,
         on_outcome: Callable[[TrackedOrder, bool], None] | None = None,
+        unique: Callable[[], str] = lambda: uuid.uuid4().hex[:24],
     ) -> None:
         """`books`: the live order books, read again before each re-price and slice; `gap_of`:
         the hedge gap of an underlying, read before each TWAP slice; `on_settled`: a finished
         order (the policy may look again); `on_outcome`: a venue accepted or refused an order
-        (the circuit breaker)."""
+        (the circuit breaker); `unique`: 24 alphanumerics that make a client id unique
+        (random live; a seeded counter in a backtest, so a run repeats exactly)."""
         self.venues = venues
         self.instruments = instruments
         self.ledger = ledger
@@ -183,6 +185,7 @@ class Executor:
         self.reported_unknown: set[str] = set()  # unknown venue orders already alerted on
         self.on_settled = on_settled
         self.on_outcome = on_outcome
+        self._unique = unique
         self.orders_sent = 0
         self.orders_refused = 0
 
@@ -251,7 +254,7 @@ class Executor:
         """A fresh id for a new intent: `execution.client_id_prefix` + 24 hex digits, so
         alphanumeric and <= 32 characters (the strictest venue rule, OKX clOrdId), and
         recognisable at the venue as ours after a restart."""
-        return self.cfg.client_id_prefix + uuid.uuid4().hex[:24]
+        return self.cfg.client_id_prefix + self._unique()
 
     def limit_price(self, account: str, intent: OrderIntent, ticker: Ticker) -> float | None:
         """The mid-capped limit: the worst price any order for this intent may be sent at,

@@ -15,10 +15,10 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.core import risk
 from bot.core.book import Exposure, LineKey
-from bot.core.instruments import Instrument
+from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
 from bot.core.planner import contracts_for, plan
@@ -33,6 +33,9 @@ from bot.hedger.view import MarketView
 from bot.venues.base import Venue
 
 log = structlog.get_logger("hedgebot.hedger")
+
+# Longest a decision waits for the hedge instrument's book of the same tick (clock ms).
+BOOK_WAIT_MS = 1_000
 
 
 def policy_of(settings: Settings, underlying: str) -> BandPolicy:
@@ -54,9 +57,11 @@ class Hedger:
         *,
         wake: Callable[[], None] = lambda: None,
         request_reconcile: Callable[[], None] = lambda: None,
+        unique_ids: Callable[[], str] | None = None,
     ) -> None:
         """`wake`: something is dirty (the shell schedules `decide_dirty`); `request_reconcile`:
-        venue data we cannot trust arrived (the shell reads positions by REST)."""
+        venue data we cannot trust arrived (the shell reads positions by REST); `unique_ids`:
+        the unique part of client ids (see Executor), random by default."""
         self.settings = settings
         self.clock = clock
         self.bus = bus
@@ -86,6 +91,7 @@ class Hedger:
             gap_of=self.hedge_gap,
             on_settled=self._on_settled,
             on_outcome=self._on_outcome,
+            **({"unique": unique_ids} if unique_ids is not None else {}),
         )
         self.risk_limits = risk.RiskLimits.from_config(settings.risk)
         self.risk_state = risk.initial_state(settings.risk.initial_state)
@@ -96,6 +102,7 @@ class Hedger:
         self.last_decision: dict[str, HedgeDecision] = {}
         self._dirty: set[str] = set()
         self._bad_data: set[tuple[str, str]] = set()
+        self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
 
     # ---- configuration -----------------------------------------------------------------------
 
@@ -110,6 +117,21 @@ class Hedger:
     def hedge_line(self, underlying: str) -> LineKey:
         h = self.settings.hedge[underlying]
         return (h.account, h.instrument)
+
+    def add_hedge_lines(self) -> list[LineKey]:
+        """The hedge instrument of every underlying, checked against the venues' listings."""
+        keys = []
+        for u in self.settings.hedge:
+            key = self.hedge_line(u)
+            field, value = f"hedge.{u}.instrument", repr(key[1])
+            ins = self.catalog.get(key)
+            if ins is None:
+                raise ConfigError("hedge", [(field, value, "not listed by venue")])
+            if ins.kind is Kind.OPTION or ins.underlying != u:
+                raise ConfigError("hedge", [(field, value, f"not a delta-one {u} contract")])
+            self.view.add_line(key, ins)
+            keys.append(key)
+        return keys
 
     def hedge_account(self, underlying: str) -> str | None:
         h = self.settings.hedge.get(underlying)
@@ -140,7 +162,17 @@ class Hedger:
     def on_book(self, account: str, book: OrderBook) -> None:
         if self._rejected_data(account, book.symbol, "book", book.problem()):
             return
-        self.view.books[(account, book.symbol)] = book
+        key = (account, book.symbol)
+        self.view.books[key] = book
+        ticker = self.view.tickers.get(key)
+        ins = self.catalog.get(key)
+        if (
+            ins is not None
+            and ticker is not None
+            and book.ts_ms == ticker.ts_ms
+            and self._book_waits.get(ins.underlying) == ticker.ts_ms
+        ):
+            self.mark_dirty(ins.underlying)  # the book a deferred decision waited for
 
     def on_ticker(self, account: str, ticker: Ticker) -> None:
         key = (account, ticker.symbol)
@@ -250,6 +282,8 @@ class Hedger:
             return None
         reason = self.halt_reason(underlying)
         self._note_halt(underlying, reason)
+        if reason is None and self._book_behind(underlying):
+            return None
         exp = self.exposure(underlying)
         if exp is None:
             return None
@@ -280,6 +314,21 @@ class Hedger:
         self.force.discard(underlying)
         self._send(decision)
         return decision
+
+    def _book_behind(self, underlying: str) -> bool:
+        """The hedge instrument's book is older than the tick that asks for a decision: wait
+        for the book of the same moment (its arrival marks the underlying dirty), at most
+        BOOK_WAIT_MS, so an order is never priced off an earlier book than the decision saw.
+        Streams deliver a tick and its book in either order; this makes the outcome the same."""
+        key = self.hedge_line(underlying)
+        ticker, book = self.view.tickers.get(key), self.view.books.get(key)
+        if ticker is None or book is None or book.ts_ms >= ticker.ts_ms:
+            return False
+        if self._book_waits.get(underlying) == ticker.ts_ms:
+            return False  # waited once for this tick: decide with what there is
+        self._book_waits[underlying] = ticker.ts_ms
+        self.clock.call_later(BOOK_WAIT_MS / 1000.0, lambda: self.mark_dirty(underlying))
+        return True
 
     def hedge_gap(self, underlying: str) -> float | None:
         """Signed hedge contracts that would bring the underlying to its target, counting every

@@ -1,0 +1,1 @@
+"""Backtests: the live hedger on the simulated exchange and a virtual clock."""

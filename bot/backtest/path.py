@@ -1,0 +1,238 @@
+"""One backtest path: the live hedger, risk gate, executor and simulated exchange on a virtual
+clock, as fast as the CPU allows.
+
+The driver advances the clock tick by tick; at each tick the simulated exchange moves its market
+(and fills resting orders), the hedger gets every line's ticker and the hedge instrument's book,
+and decides. Orders go through the same executor code as live, on clock timers that the virtual
+loop jumps to. Order updates and fills reach the hedger as the venue publishes them, like a
+websocket that never drops. Nothing touches the network, a journal or MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.backtest.recorder import EventsFile, Recorder
+from bot.backtest.valuation import value_usd
+from bot.clock import VirtualClock, run_virtual
+from bot.config import Settings
+from bot.core.book import LineKey
+from bot.core.instruments import Instrument, Kind
+from bot.events import EventBus
+from bot.hedger.hedger import Hedger
+from bot.shell.positions import PositionWatch
+from bot.shell.reconcile import Reconciler
+from bot.venues.base import Venue
+from bot.venues.sim import SimVenue
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class PathSpec:
+    seed: int
+    days: float
+    tick_ms: int
+    start_ms: int
+
+
+@dataclass(slots=True)
+class PathResult:
+    seed: int
+    ticks: int = 0
+    pnl_usd: float = 0.0
+    pnl_coin: float = 0.0
+    start_value_usd: float = 0.0
+    end_value_usd: float = 0.0
+    fees_usd: float = 0.0
+    slippage_usd: float = 0.0
+    orders: int = 0
+    fills: int = 0
+    rejects: int = 0
+    decisions: int = 0
+    ticks_in_band: int = 0
+    ticks_decided: int = 0
+    max_abs_delta_coin: float = 0.0
+    max_abs_drift: float = 0.0  # |delta - target| in the hedge's unit
+    price_start: float = 0.0
+    price_end: float = 0.0
+
+    @property
+    def share_in_band(self) -> float:
+        return self.ticks_in_band / self.ticks_decided if self.ticks_decided else 0.0
+
+
+def run_path(
+    settings: Settings,
+    spec: PathSpec,
+    on_tick: Callable[[int], None] | None = None,
+    events: Path | None = None,
+) -> PathResult:
+    """Run one seeded path to completion on a fresh virtual loop; with `events`, every event
+    goes to that file as a JSON line."""
+    sink = EventsFile(events) if events is not None else None
+    try:
+        return run_virtual(lambda: _run(settings, spec, on_tick, sink))
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def path_settings(settings: Settings, seed: int) -> Settings:
+    """The run's settings: this path's seed; nothing persisted, no journal, no kill file."""
+    sim = settings.sim.model_copy(update={"seed": seed, "state_file": None})
+    risk = settings.risk.model_copy(update={"halt_file": None})
+    return settings.model_copy(update={"sim": sim, "risk": risk})
+
+
+async def _run(
+    settings: Settings,
+    spec: PathSpec,
+    on_tick: Callable[[int], None] | None,
+    sink: EventsFile | None,
+) -> PathResult:
+    settings = path_settings(settings, spec.seed)
+    clock = VirtualClock(spec.start_ms)
+    counter = iter(range(1, 2**62))
+    venues: dict[str, SimVenue] = {
+        name: SimVenue(
+            name,
+            settings.sim,
+            [p for p in settings.positions if p.account == name],
+            clock,
+            run_market=False,
+        )
+        for name in settings.accounts
+    }
+    catalog: dict[LineKey, Instrument] = {}
+    recorder = Recorder(catalog)
+    loop = asyncio.get_running_loop()
+    scheduled = {"decide": False}
+
+    def decide_soon() -> None:
+        # As the daemon's decision loop: whatever marks an underlying dirty (a fill, a settled
+        # order, a timer) gets a decision right after, not only at the next tick.
+        if not scheduled["decide"]:
+            scheduled["decide"] = True
+            loop.call_soon(decide)
+
+    def decide() -> None:
+        scheduled["decide"] = False
+        hedger.decide_dirty()
+
+    hedger = Hedger(
+        settings,
+        venues,
+        catalog,
+        clock,
+        EventBus(recorder, *([sink] if sink is not None else [])),
+        None,
+        wake=decide_soon,
+        unique_ids=lambda: f"{next(counter):024d}",
+    )
+    for name, venue in venues.items():
+        await venue.connect()
+        for symbol, ins in (await venue.load_instruments()).items():
+            catalog[(name, symbol)] = ins
+    hedge_lines = hedger.add_hedge_lines()
+    positions = PositionWatch(venues, hedger, 0, lambda: None)
+    await Reconciler(venues, hedger, positions, clock, None).reconcile(initial=True)
+    pumps = [asyncio.ensure_future(_pump(name, v, hedger)) for name, v in venues.items()]
+    recorder.index = lambda u: _index(venues, u)
+
+    result = PathResult(seed=spec.seed)
+    underlyings = sorted(settings.hedge)
+    ref = underlyings[0]
+    result.start_value_usd = _value(venues)
+    result.price_start = _index(venues, ref)
+    start_coin = result.start_value_usd / result.price_start
+    end_ms = spec.start_ms + int(spec.days * DAY_MS)
+    t = spec.start_ms
+    try:
+        while t < end_ms:
+            t += spec.tick_ms
+            await clock.advance_to(t)
+            for venue in venues.values():
+                venue.tick()
+            _feed(hedger, venues, hedge_lines)
+            hedger.decide_dirty()
+            _note(result, hedger, underlyings)
+            result.ticks += 1
+            if on_tick is not None:
+                on_tick(result.ticks)
+        # Let what is in flight settle before the books are closed.
+        await clock.advance_to(t + int(settings.execution.order_timeout_s * 2000))
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await hedger.executor.close()
+        for venue in venues.values():
+            await venue.close()
+    result.end_value_usd = _value(venues)
+    result.price_end = _index(venues, ref)
+    result.pnl_usd = result.end_value_usd - result.start_value_usd
+    result.pnl_coin = result.end_value_usd / result.price_end - start_coin
+    recorder.fill_into(result)
+    return result
+
+
+async def _pump(name: str, venue: Venue, hedger: Hedger) -> None:
+    """Order updates and fills to the hedger as the venue publishes them."""
+
+    async def orders() -> None:
+        while True:
+            hedger.on_orders(name, await venue.watch_orders())
+
+    async def fills() -> None:
+        while True:
+            hedger.on_fills(name, await venue.watch_fills())
+
+    await asyncio.gather(orders(), fills())
+
+
+def _feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey]) -> None:
+    for account, symbol in list(hedger.view.lines):
+        venue = venues.get(account)
+        if venue is not None and symbol not in venue.exchange.expired:
+            hedger.on_ticker(account, venue.exchange.ticker(symbol))
+    for account, symbol in hedge_lines:
+        hedger.on_book(account, venues[account].exchange.books[symbol])
+
+
+def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
+    for u in underlyings:
+        d = hedger.last_decision.get(u)
+        if d is None or d.reason in ("no_market_data",):
+            continue
+        result.ticks_decided += 1
+        drift = abs(d.delta - d.target)
+        result.ticks_in_band += drift <= d.band
+        result.max_abs_drift = max(result.max_abs_drift, drift)
+        coin = d.delta if d.unit == "coin" else d.delta / d.price
+        result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))
+
+
+def _index(venues: dict[str, SimVenue], underlying: str) -> float:
+    for v in venues.values():
+        price = v.exchange.market.prices.get(underlying)
+        if price is not None:
+            return price
+    return math.nan
+
+
+def _value(venues: dict[str, SimVenue]) -> float:
+    total = 0.0
+    for v in venues.values():
+        ex = v.exchange
+        marks = {
+            s: ex.fairs[s].mark
+            for s, i in ex.instruments.items()
+            if i.kind is Kind.OPTION and s in ex.fairs
+        }
+        total += value_usd(ex.ledger, ex.instruments, ex.market.prices, marks)
+    return total

@@ -1,0 +1,99 @@
+"""The backtest report: per-path results and their statistics over paths, as JSON.
+
+`report.json` holds only what the config and seed determine, so the same run gives the same file
+byte for byte; how long it took (ticks per second) goes to `timing.json` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.backtest.path import PathResult, PathSpec
+
+CVAR_LEVEL = 0.05
+
+
+def stats(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation and 5% CVaR (mean of the worst 5% of outcomes, at least
+    one path) of a P&L over paths."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    if x.size == 0:
+        return {"mean": math.nan, "std": math.nan, "cvar_5": math.nan}
+    worst = max(1, math.ceil(CVAR_LEVEL * x.size))
+    return {
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        "cvar_5": float(x[:worst].mean()),
+    }
+
+
+def path_dict(r: PathResult) -> dict[str, Any]:
+    d = asdict(r)
+    d["share_in_band"] = r.share_in_band
+    return d
+
+
+def build(
+    config_name: str, spec: PathSpec, paths: int, results: Sequence[PathResult]
+) -> dict[str, Any]:
+    def col(name: str) -> list[float]:
+        return [float(getattr(r, name)) for r in results]
+
+    return {
+        "config": config_name,
+        "seed": spec.seed,
+        "paths": paths,
+        "days": spec.days,
+        "tick_ms": spec.tick_ms,
+        "start_ms": spec.start_ms,
+        "summary": {
+            "hedged_pnl_usd": stats(col("pnl_usd")),
+            "hedged_pnl_coin": stats(col("pnl_coin")),
+            "fees_usd": stats(col("fees_usd")),
+            "slippage_usd": stats(col("slippage_usd")),
+            "orders": stats(col("orders")),
+            "fills": stats(col("fills")),
+            "share_in_band": stats(col("share_in_band")),
+            "max_abs_delta_coin": max(col("max_abs_delta_coin"), default=0.0),
+            "max_abs_drift": max(col("max_abs_drift"), default=0.0),
+            "ticks": int(sum(col("ticks"))),
+        },
+        "per_path": [path_dict(r) for r in results],
+    }
+
+
+def write(out: Path, report: dict[str, Any], timing: dict[str, float]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.json"
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "timing.json").write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]:
+    s = report["summary"]
+
+    def money(name: str) -> str:
+        x = s[name]
+        return f"mean {x['mean']:,.2f}  std {x['std']:,.2f}  5% CVaR {x['cvar_5']:,.2f}"
+
+    return [
+        f"backtest: {report['paths']} path(s) x {report['days']:g} days, "
+        f"ticks every {report['tick_ms'] / 1000:g} s, seed {report['seed']}",
+        f"  hedged P&L USD   {money('hedged_pnl_usd')}",
+        f"  hedged P&L coin  {money('hedged_pnl_coin').replace(',', '')}",
+        f"  fees USD         mean {s['fees_usd']['mean']:,.2f}",
+        f"  slippage USD     mean {s['slippage_usd']['mean']:,.2f}",
+        f"  orders / fills   mean {s['orders']['mean']:.1f} / {s['fills']['mean']:.1f}",
+        f"  inside the band  {s['share_in_band']['mean'] * 100:.1f}% of ticks",
+        f"  largest |delta|  {s['max_abs_delta_coin']:.4f} coin",
+        f"  ticks            {s['ticks']:,} in {timing['wall_s']:.2f} s "
+        f"({timing['ticks_per_s']:,.0f} ticks/s)",
+    ]
