@@ -257,3 +257,10 @@ def test_journal_lock_refuses_a_second_holder_until_released(tmp_path: Path) -> 
     second = JournalLock.acquire(journal, "two")
     assert second.held and lock_path(journal).read_text() == f"pid={os.getpid()} bot_id=two\n"
     second.release()
+
+
+def test_a_dropped_lock_is_released(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    lock = JournalLock.acquire(journal, "one")
+    del lock  # a daemon that failed before its finally: nothing holds the lock any more
+    JournalLock.acquire(journal, "two").release()

@@ -101,7 +101,7 @@ class Health:
         self._stopping_sent = False
         self._last_beat = monotonic()
         self._problems: dict[str, list[str]] = {"engine": ["starting"]}
-        self._was_ready: bool | None = None
+        self._logged: list[str] | None = None
 
     def emit(self, event: Event) -> None:
         if event.name == "engine.started":
@@ -127,11 +127,10 @@ class Health:
         except Exception as e:  # health must never take the daemon down; it reports instead
             problems = {"engine": [f"state unavailable: {e!r}"]}
         self._problems = problems
-        ready = not any(problems.values())
-        if ready != self._was_ready:
-            flat = [p for ps in problems.values() for p in ps]
-            log.info("health.ready" if ready else "health.not_ready", problems=flat)
-            self._was_ready = ready
+        flat = [f"{name}: {p}" for name, ps in problems.items() for p in ps]
+        if flat != self._logged:  # each change once, not every second
+            self._logged = flat
+            log.info("health.ready" if not flat else "health.not_ready", problems=flat)
         # systemd's READY=1 means "up": started with data flowing. A halt or a pause is an
         # operator's state, not a failed start, so it does not hold READY back.
         up = not any(problems.get(c) for c in ("engine", "feeds", "venues", "journal"))

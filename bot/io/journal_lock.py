@@ -58,6 +58,11 @@ class JournalLock:
         os.pwrite(fd, f"pid={os.getpid()} bot_id={bot_id}\n".encode(), 0)
         return cls(journal, fd)
 
+    def __del__(self) -> None:
+        # A daemon that fails between acquire and its `finally` (e.g. a venue refusing the
+        # config) must not keep the journal locked for the rest of a longer-lived process.
+        self.release()
+
     @property
     def held(self) -> bool:
         return self._fd is not None
