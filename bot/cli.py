@@ -1,4 +1,5 @@
-"""Command line: `hedgebot run | check-config | ...`. Exit codes: 0 ok, 2 bad config or usage."""
+"""Command line: `hedgebot run | check-config | ...`. Exit codes: 0 ok, 2 bad config or usage,
+3 the journal is unusable (e.g. in use by another daemon)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import logs
 from bot.config import ConfigError, load_settings, redacted_dump
+from bot.io.journal import JournalError
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -49,6 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:  # a config that only the venue can judge (e.g. unlisted symbol)
         print(e.render(), file=sys.stderr)
         return 2
+    except JournalError as e:  # e.g. a second daemon on the same journal
+        print(f"hedgebot run: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -307,9 +307,15 @@ class RiskConfig(Section):
         return self
 
 
+def default_journal_path(mode: str) -> Path:
+    return Path(f"state/{mode}-journal.sqlite")
+
+
 class JournalConfig(Section):
     path: Path = Field(
-        default=Path("state/journal.sqlite"), description="SQLite journal (WAL mode)"
+        default=default_journal_path("paper"),
+        description="SQLite journal (WAL mode); by default state/<mode>-journal.sqlite, the mode "
+        "being the most real of the accounts' modes (live > testnet > paper)",
     )
 
 
@@ -358,6 +364,11 @@ class MetricsConfig(Section):
     host: str = Field(default="127.0.0.1", description="listen address (127.0.0.1: local only)")
     port: int = Field(default=9108, ge=1, le=65535)
     refresh_s: float = Field(default=1.0, gt=0, description="how often gauges are read")
+    health_max_lag_s: float = Field(
+        default=5.0,
+        ge=2.0,
+        description="/healthz answers 503 when the event loop's 1 s heartbeat is older than this",
+    )
 
 
 class MqttConfig(Section):
@@ -440,6 +451,29 @@ class Settings(BaseSettings):
         if isinstance(data.get("sim"), dict):
             data["sim"] = _upper_keys_of(data["sim"], "underlyings", "balances")
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _journal_per_mode(cls, data: Any) -> Any:
+        # Paper, testnet and live never share a journal unless the config says so: recovery
+        # would otherwise replay one mode's in-flight intents against another's venue.
+        if not isinstance(data, dict):
+            return data
+        journal = data.get("journal")
+        if journal is not None and not (isinstance(journal, dict) and "path" not in journal):
+            return data
+        accounts = data.get("accounts")
+        modes = {"paper"}
+        if isinstance(accounts, dict):
+            for acc in accounts.values():
+                mode = (
+                    acc.get("mode", "paper")
+                    if isinstance(acc, dict)
+                    else getattr(acc, "mode", "paper")
+                )
+                modes.add(str(mode))
+        mode = next((m for m in ("live", "testnet") if m in modes), "paper")
+        return {**data, "journal": {**(journal or {}), "path": default_journal_path(mode)}}
 
     @model_validator(mode="after")
     def _accounts_exist(self) -> Settings:

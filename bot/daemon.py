@@ -15,10 +15,13 @@ from bot.clock import Clock, LiveClock
 from bot.config import ConfigError, Settings
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
+from bot.io.health import Health
 from bot.io.journal import Journal
+from bot.io.journal_lock import JournalLock
 from bot.io.metrics import Metrics, refresh_forever, serve
 from bot.io.mqtt import MqttBridge
 from bot.io.mqtt_schema import ExternalPositionIn
+from bot.io.systemd import Notifier, watchdog_forever
 from bot.operator import OperatorControls
 from bot.tasks import cancel_all
 from bot.venues.base import Venue
@@ -94,6 +97,7 @@ async def run_daemon(
     at once without the clean shutdown. `clock`: by default live (see make_clock)."""
     clock = clock if clock is not None else make_clock(settings)
     settings.journal.path.parent.mkdir(parents=True, exist_ok=True)
+    journal_lock = JournalLock.acquire(settings.journal.path, settings.bot_id)  # one daemon each
     journal = Journal(settings.journal.path)
     bus = EventBus(LogSink(), journal)
     venues = make_venues(settings, clock)
@@ -126,10 +130,19 @@ async def run_daemon(
         accounts={n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()},
     )
     bridge, bridge_task = start_mqtt(settings, engine, bus)
-    metrics_task = start_metrics(settings, engine, bus)
+    # Readiness from the state document; systemd (Type=notify) hears READY, WATCHDOG, STOPPING.
+    notifier = Notifier.from_env()
+    health = Health(
+        engine.controls.state, settings.journal.path, settings.metrics.health_max_lag_s, notifier
+    )
+    bus.add(health)
+    health_tasks = [asyncio.create_task(t) for t in (health.run(), watchdog_forever(notifier))]
+    metrics_task = start_metrics(settings, engine, bus, health)
     try:
         return await engine.run(stop)
     finally:
+        health.stopping()
+        await cancel_all(health_tasks)
         if timer is not None:
             timer.cancel()
         if metrics_task is not None:
@@ -138,19 +151,23 @@ async def run_daemon(
             # After the engine's summary, so the final events and state go out before `offline`.
             await stop_mqtt(bridge, bridge_task)
         journal.close()
+        journal_lock.release()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
 
 
-def start_metrics(settings: Settings, engine: Engine, bus: EventBus) -> asyncio.Task[None] | None:
-    """Prometheus endpoint: counters from events, gauges refreshed from the state document."""
+def start_metrics(
+    settings: Settings, engine: Engine, bus: EventBus, health: Health | None = None
+) -> asyncio.Task[None] | None:
+    """Prometheus endpoint: counters from events, gauges refreshed from the state document;
+    /healthz and /readyz on the same port."""
     cfg = settings.metrics
     if not cfg.enabled:
         return None
     metrics = Metrics(settings.bot_id)
     try:
-        serve(metrics, cfg.host, cfg.port)
+        serve(metrics, cfg.host, cfg.port, health)
     except OSError as e:  # metrics are not on the money path: hedge without them
         log.error("metrics.unavailable", host=cfg.host, port=cfg.port, error=str(e))
         return None

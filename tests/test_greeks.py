@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,26 +29,16 @@ from bot.core.greeks import (
 FloatArray = npt.NDArray[np.float64]
 
 # --------------------------------------------------------------------------------------------
-# Reference values (shared/reference/greeks.json beside the repository)
+# Reference values (tests/fixtures/greeks.json; its README says where they come from)
 # --------------------------------------------------------------------------------------------
 
-REFERENCE_ENV = "HEDGEBOT_REFERENCE_DIR"
-
-
-def _reference_path() -> Path:
-    override = os.environ.get(REFERENCE_ENV)
-    if override:
-        return Path(override) / "greeks.json"
-    return Path(__file__).resolve().parents[2] / "shared" / "reference" / "greeks.json"
+REFERENCE_PATH = Path(__file__).resolve().parent / "fixtures" / "greeks.json"
 
 
 def _load_reference() -> tuple[dict[str, Any] | None, str]:
     """The reference document, or None and why it could not be used."""
-    path = _reference_path()
-    hint = (
-        f"expected the shared reference data at {path}: check out the shared/ directory beside "
-        f"the repository, or set {REFERENCE_ENV} to the directory holding greeks.json"
-    )
+    path = REFERENCE_PATH
+    hint = f"expected the reference vectors at {path} (part of the repository)"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,19 +1,28 @@
 """Prometheus metrics: counters fed by events, gauges read from the engine's state document.
 
-Served by prometheus-client's own HTTP server on `metrics.host:metrics.port` (`/metrics`).
+Served on `metrics.host:metrics.port` by a threaded WSGI server: `/healthz` and `/readyz` answer
+JSON from bot.io.health (200 or 503), every other path serves the metrics (`/metrics`).
 A private registry keeps several daemons in one process (tests) from colliding.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from bot.events import Event
+from bot.io.health import Health
 
 log = structlog.get_logger("hedgebot.metrics")
 
@@ -95,9 +104,54 @@ class Metrics:
             self.feed_ok.labels(feed=name).set(1 if f.get("ok") else 0)
 
 
-def serve(metrics: Metrics, host: str, port: int) -> None:
-    start_http_server(port, addr=host, registry=metrics.registry)
-    log.info("metrics.serving", url=f"http://{host}:{port}/metrics")
+def make_app(registry: CollectorRegistry, health: Health | None) -> WSGIApplication:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if health is None or path not in ("/healthz", "/readyz"):
+            served: Iterable[bytes] = metrics_app(environ, start_response)
+            return served
+        code, body = health.healthz() if path == "/healthz" else health.readyz()
+        data = json.dumps(body).encode()
+        start_response(
+            f"{code} {HTTPStatus(code).phrase}",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [data]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is not worth a log line
+
+
+class _Server4(ThreadingWSGIServer):
+    address_family = socket.AF_INET
+
+
+class _Server6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+def serve(metrics: Metrics, host: str, port: int, health: Health | None = None) -> WSGIServer:
+    """Starts the HTTP server on a daemon thread; OSError when the port cannot be bound."""
+    server_class = _Server6 if ":" in host else _Server4
+    app = make_app(metrics.registry, health)
+    server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    log.info(
+        "metrics.serving",
+        url=f"http://{host}:{port}/metrics",
+        health=f"http://{host}:{port}/healthz" if health is not None else None,
+    )
+    return server
 
 
 async def refresh_forever(
