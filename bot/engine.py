@@ -27,7 +27,7 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.core.orders import Fill, OrderIntent, OrderStatus, OrderUpdate, PositionReport, Side
 from bot.core.planner import contracts_for, plan
-from bot.core.policy import BandPolicy, HedgeDecision, decide
+from bot.core.policy import HedgeDecision, TriggerPolicy, decide
 from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
 from bot.execution import recovery
@@ -35,6 +35,7 @@ from bot.execution.executor import Executor
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.io.journal import Journal
 from bot.operator import OperatorControls
+from bot.policy_config import policy_for
 from bot.tasks import cancel_all
 from bot.venues.base import Venue, VenueError, VenueNotSupported
 
@@ -64,11 +65,8 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def policy_of(settings: Settings, underlying: str) -> BandPolicy:
-    h = settings.hedge[underlying]
-    return BandPolicy(
-        band=h.band, unit=h.unit, target=h.target, bias=h.bias, hedge_ratio=h.hedge_ratio, to=h.to
-    )
+def policy_of(settings: Settings, underlying: str) -> TriggerPolicy:
+    return policy_for(settings.hedge[underlying])
 
 
 @dataclass(slots=True)
@@ -465,12 +463,12 @@ class Engine(OperatorControls):
         """Signed hedge contracts that would bring the underlying to its target, counting every
         in-flight order; the executor re-checks it before each TWAP slice."""
         exp = self.exposure(underlying) if underlying in self.settings.hedge else None
-        if exp is None:
+        mkt = self.market(underlying) if exp is not None else None
+        if exp is None or mkt is None:
             return None
         pol = policy_of(self.settings, underlying)
         h = self.settings.hedge[underlying]
-        gap = pol.target + pol.bias - exp.delta_in(pol.unit)
-        gap_coin = gap if pol.unit == "coin" else gap / exp.price
+        gap_coin = pol.band_for(exp, mkt, self.clock.now_ms()).gap_coin(exp)
         return contracts_for(gap_coin, self.catalog[(h.account, h.instrument)], exp.price)
 
     def _on_settled(self, order: TrackedOrder) -> None:
@@ -481,23 +479,27 @@ class Engine(OperatorControls):
         exp = self.exposure(underlying) if underlying in self.settings.hedge else None
         if exp is None or order.booked == 0:
             return
-        pol = policy_of(self.settings, exp.underlying)
+        last = self.last_decision.get(underlying)
+        mkt = self.market(underlying) if last is None else None
+        if last is not None:
+            band = last.bounds
+        elif mkt is not None:  # an order recovered at start, settled before any decision
+            band = policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+        else:
+            return
         hedge = self.catalog[order.key]
         lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
-        lot = lot_coin if pol.unit == "coin" else lot_coin * exp.price
-        delta = exp.delta_in(pol.unit)
-        goal = pol.target + pol.bias
+        lot = lot_coin if band.unit == "coin" else lot_coin * exp.price
+        delta = exp.delta_in(band.unit)
         self._emit(
             "order",
             "hedge.settled",
             client_id=order.intent.client_id,
             underlying=exp.underlying,
-            unit=pol.unit,
             delta=delta,
-            target=goal,
-            band=pol.band,
+            **band.as_dict(),
             lot=lot,
-            inside_band=abs(delta - goal) <= pol.band + lot,
+            inside_band=band.contains(delta, slack=lot),
             in_flight_coin=exp.in_flight_coin,
         )
 
@@ -1007,7 +1009,8 @@ class Engine(OperatorControls):
         reason = self.halt_reason(underlying)
         self._note_halt(underlying, reason)
         exp = self.exposure(underlying)
-        if exp is None:
+        mkt = self.market(underlying)
+        if exp is None or mkt is None:
             return None
         if self.settings.engine.greeks_source == "both":
             self._check_greeks(underlying)
@@ -1016,9 +1019,12 @@ class Engine(OperatorControls):
         decision = decide(
             pol,
             exp,
+            mkt,
+            self.clock.now_ms(),
             order_in_flight=self.ledger.has_unsettled(underlying),
             halted_reason=reason,
             force=force,
+            hedge_ratio=self.settings.hedge[underlying].hedge_ratio,
         )
         prev = self.last_decision.get(underlying)
         self.last_decision[underlying] = decision

@@ -36,7 +36,7 @@ qty = 3
 [hedge.BTC]
 account = "sim"
 instrument = "BTC/USDT:USDT"
-band = 0.5
+policy = {{ kind = "band", band = 0.5 }}
 """
 
 

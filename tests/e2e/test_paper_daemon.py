@@ -59,7 +59,7 @@ qty = 4
 account = "sim"
 instrument = "BTC/USDT:USDT"
 unit = "coin"
-band = 0.4
+policy = {{ kind = "band", band = 0.4 }}
 """
 
 
