@@ -94,7 +94,7 @@ class SetArgs(_In):
         min_length=1,
         max_length=200,
         pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
-        description="dotted settings path, e.g. hedge.BTC.band",
+        description="dotted settings path, e.g. hedge.BTC.policy.band",
     )
     value: Any = Field(description="new value, validated exactly like the config file")
 
