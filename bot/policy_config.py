@@ -7,6 +7,7 @@ bot/core/policy/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
@@ -69,14 +70,15 @@ _POLICIES = (BandPolicyConfig,)
 _KINDS = ", ".join(repr(k) for m in _POLICIES for k in get_args(m.model_fields["kind"].annotation))
 
 
-def _reraise(e: ValidationError, rewrite: Any) -> ValidationError:
-    """`e` with each error passed through rewrite(error) -> (loc, type, message)."""
+Rewrite = tuple[tuple[Any, ...], str, str, Any]  # location, error type, message, bad value
+
+
+def _reraise(e: ValidationError, rewrite: Callable[[Any], Rewrite]) -> ValidationError:
+    """`e` with each error passed through `rewrite`."""
     details: list[InitErrorDetails] = []
     for err in e.errors():
-        loc, kind, msg = rewrite(err)
-        details.append(
-            {"type": PydanticCustomError(kind, msg), "loc": tuple(loc), "input": err["input"]}
-        )
+        loc, kind, msg, bad = rewrite(err)
+        details.append({"type": PydanticCustomError(kind, msg), "loc": loc, "input": bad})
     return ValidationError.from_exception_data(e.title, details)
 
 
@@ -87,13 +89,14 @@ def _untagged(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         return handler(value)
     except ValidationError as e:
 
-        def rewrite(err: Any) -> tuple[tuple[Any, ...], str, str]:
+        def rewrite(err: Any) -> Rewrite:
             if err["type"] == "union_tag_not_found":
-                return ("kind",), "missing", f"the policy kind is required: one of {_KINDS}"
+                rule = f"the policy kind is required: one of {_KINDS}"
+                return ("kind",), "missing", rule, err["input"]
             if err["type"] == "union_tag_invalid":
                 kind = value.get("kind") if isinstance(value, dict) else None
-                return ("kind",), "literal_error", f"unknown policy kind {kind!r}: one of {_KINDS}"
-            return tuple(err["loc"][1:]), err["type"], err["msg"]
+                return ("kind",), "literal_error", f"unknown policy kind: one of {_KINDS}", kind
+            return tuple(err["loc"][1:]), err["type"], err["msg"], err["input"]
 
         raise _reraise(e, rewrite) from None
 
@@ -115,12 +118,12 @@ def explain_moved_keys(value: Any, handler: ValidatorFunctionWrapHandler) -> Any
         return handler(value)
     except ValidationError as e:
 
-        def rewrite(err: Any) -> tuple[tuple[Any, ...], str, str]:
-            loc = tuple(err["loc"])
+        def rewrite(err: Any) -> Rewrite:
+            loc, bad = tuple(err["loc"]), err["input"]
             if err["type"] == "extra_forbidden" and len(loc) == 2 and loc[1] in _MOVED:
-                example = _MOVED[str(loc[1])].format(value=_toml(err["input"]))
-                return loc, "moved_setting", f"moved to [hedge.{loc[0]}.policy]: {example}"
-            return loc, err["type"], err["msg"]
+                example = _MOVED[str(loc[1])].format(value=_toml(bad))
+                return loc, "moved_setting", f"moved to [hedge.{loc[0]}.policy]: {example}", bad
+            return loc, err["type"], err["msg"], bad
 
         raise _reraise(e, rewrite) from None
 

@@ -159,7 +159,11 @@ def test_old_band_key_from_the_environment_too(tmp_path: Path) -> None:
     ("policy", "path", "rule"),
     [
         ("band = 0.5", "hedge.BTC.policy.kind", "the policy kind is required: one of 'band'"),
-        ('kind = "gamma"', "hedge.BTC.policy.kind", "unknown policy kind 'gamma': one of 'band'"),
+        (
+            'kind = "gamma"',
+            "hedge.BTC.policy.kind",
+            "unknown policy kind: one of 'band' (got 'gamma')",
+        ),
         ('kind = "band"\nband = -1', "hedge.BTC.policy.band", "greater than 0"),
         ('kind = "band"\nband = inf', "hedge.BTC.policy.band", "finite number"),
         ('kind = "band"\nband = 1\nbandd = 2', "hedge.BTC.policy.bandd", "unknown setting"),

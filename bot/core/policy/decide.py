@@ -3,8 +3,8 @@
 Pure. The policy says which band applies now (base.Band); the gates and the trade rule here are
 common to all policies:
 - halted: no trade, the halt reason is the decision's reason;
-- an order in flight on the underlying: no trade (invariant 4 in design.md: a trigger never
-  fires twice for one drift);
+- an order in flight on the underlying: no trade (README, money-safety rule 4: a trigger
+  never fires twice for one drift);
 - a band the policy could not compute (non-finite, empty): no trade;
 - force (an operator's hedge-now): trade any non-zero gap to the centre, band or not;
 - outside the band: trade `hedge_ratio` of the way to the centre or to the nearest band edge.
