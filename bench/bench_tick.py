@@ -102,8 +102,9 @@ def measure(n: int, seconds: float) -> tuple[float, float]:
 
     def ours() -> None:
         s = float(next(prices))
-        e = exposure(cols, qty, {}, UnderlyingMarket("BTC", NOW_MS, s, 0.6), NOW_MS, "usd")
-        plan(decide(pol, e, order_in_flight=False), perp, s, "cid")
+        m = UnderlyingMarket("BTC", NOW_MS, s, 0.6)
+        e = exposure(cols, qty, {}, m, NOW_MS, "usd")
+        plan(decide(pol, e, m, NOW_MS, order_in_flight=False), perp, s, "cid")
 
     def baseline() -> None:
         scalar_delta(lines, qty, float(next(prices)), 0.6, NOW_MS)

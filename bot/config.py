@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,7 @@ from pydantic import (
     PositiveFloat,
     SecretStr,
     ValidationError,
+    WrapValidator,
     model_validator,
 )
 from pydantic_settings import (
@@ -26,6 +27,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from bot.policy_config import PolicyConfig, explain_moved_keys, moved_hint
 
 ENV_PREFIX = "HEDGEBOT_"
 SECRET_FIELDS = frozenset({"api_key", "secret", "password", "passphrase", "command_secret"})
@@ -154,9 +157,8 @@ class HedgeConfig(Section):
     unit: Literal["coin", "usd"] = "coin"
     target: float = 0.0
     bias: float = Field(default=0.0, description="added to target, in `unit`")
-    band: float = Field(gt=0, description="half-width of the no-trade band around the target")
     hedge_ratio: float = Field(default=1.0, gt=0, le=1, description="share of the gap to trade")
-    to: Literal["target", "edge"] = "target"
+    policy: PolicyConfig = Field(description="[hedge.<U>.policy]: when to trade (kind = ...)")
     enabled: bool = True
 
 
@@ -425,7 +427,9 @@ class Settings(BaseSettings):
     journal: JournalConfig = JournalConfig()
     sim: SimConfig = SimConfig()
     accounts: dict[str, AccountConfig] = Field(default_factory=lambda: {"sim": AccountConfig()})
-    hedge: dict[str, HedgeConfig] = Field(default_factory=dict)
+    hedge: Annotated[dict[str, HedgeConfig], WrapValidator(explain_moved_keys)] = Field(
+        default_factory=dict
+    )
     positions: list[PositionConfig] = Field(default_factory=list)
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -612,7 +616,8 @@ def with_setting(settings: Settings, path: str, value: Any) -> Settings:
             raise ConfigError(source, [(where, _show(value, path), "no such setting")])
         node = node[part]
     if not isinstance(node, dict) or parts[-1] not in node:
-        raise ConfigError(source, [(path, _show(value, path), "no such setting")])
+        rule = moved_hint(path, value) or "no such setting"
+        raise ConfigError(source, [(path, _show(value, path), rule)])
     node[parts[-1]] = value
     try:
         return Settings.model_validate(data)

@@ -21,7 +21,7 @@ class Controller(Protocol):
     async def flatten(self, underlying: str | None) -> dict[str, Any]: ...
 
     def set_setting(self, path: str, value: Any) -> dict[str, Any]:
-        """Change one setting live (dotted path, e.g. 'hedge.BTC.band'), validated exactly as
+        """Change one setting live (dotted path, e.g. 'hedge.BTC.policy.band'), validated exactly as
         the config file is; raises CommandError naming the field, the value and the rule."""
         ...
 

@@ -200,9 +200,13 @@ class OperatorControls:
                 "gamma_coin": exp.gamma_coin if exp else None,
                 "in_flight_coin": exp.in_flight_coin if exp else None,
                 "price": exp.price if exp else None,
-                "unit": h.unit,
-                "target": h.target + h.bias,
-                "band": h.band,
+                # the band the policy used last: it may move with greeks or time
+                **(
+                    d.bounds.as_dict()
+                    if d
+                    else {"unit": h.unit, "target": h.target + h.bias, "band": None}
+                ),
+                "policy": d.policy if d else None,
                 "hedge_instrument": h.instrument,
                 "halted": self.hedger.halt_reasons.get(u),
                 "last_decision": d.reason if d else None,

@@ -95,7 +95,14 @@ async def test_engine_drops_bad_data_keeps_running_and_never_trades_on_it(tmp_pa
         engine={"stale_after_s": 60},
         sim={"seed": 5, "speed": SPEED, "underlyings": {"BTC": {"price": 60_000.0, "vol": 0.8}}},
         positions=[{"underlying": "BTC", "kind": "spot", "qty": 3.0}],
-        hedge={"BTC": {"account": "sim", "instrument": PERP, "unit": "coin", "band": 0.3}},
+        hedge={
+            "BTC": {
+                "account": "sim",
+                "instrument": PERP,
+                "unit": "coin",
+                "policy": {"kind": "band", "band": 0.3},
+            }
+        },
     )
     clock = LiveClock(SPEED)
     inner = SimVenue("sim", settings.sim, settings.positions, clock)

@@ -301,6 +301,33 @@ def test_record_hedge_decision_takes_policy_objects(journal: Journal) -> None:
     )
 
 
+def test_record_hedge_decision_keeps_the_band_the_policy_used(journal: Journal) -> None:
+    from bot.core.book import Exposure
+    from bot.core.market import UnderlyingMarket
+    from bot.core.policy import Aim, BandPolicy, decide
+
+    pol = BandPolicy(band=0.4, aim=Aim(target=0.5), lower=0.2, upper=0.4, to="edge")
+    exp = Exposure("BTC", T0, 50_000.0, 0.1, 5_000.0, 0.0, 0.0, 0.0, 0.0)
+    d = decide(pol, exp, UnderlyingMarket("BTC", T0, 50_000.0, 0.6), T0, order_in_flight=False)
+    journal.record_hedge_decision(d)
+    row = journal.decisions_between()[0]
+    # 0.4 below the centre 0.5, lower side 0.2: buy 0.2 to the lower edge 0.3
+    assert (row["action"], row["reason"], row["target"], row["band"]) == (
+        "trade",
+        "outside_band",
+        0.5,
+        0.4,
+    )
+    data = json.loads(row["json"])
+    assert (data["band_lower"], data["band_upper"], data["to"], data["policy"]) == (
+        0.2,
+        0.4,
+        "edge",
+        "band",
+    )
+    assert data["gap_coin"] == pytest.approx(0.2)
+
+
 def test_emit_never_raises(journal: Journal) -> None:
     journal.close()  # closed connection: every write fails
     journal.emit(Event("alert", "x", T0))  # logged, not raised

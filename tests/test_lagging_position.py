@@ -91,7 +91,14 @@ async def test_lagging_position_read_never_hedges_the_same_drift_twice(tmp_path:
                 "qty": -10,
             }
         ],
-        hedge={"BTC": {"account": "sim", "instrument": PERP, "unit": "coin", "band": 0.3}},
+        hedge={
+            "BTC": {
+                "account": "sim",
+                "instrument": PERP,
+                "unit": "coin",
+                "policy": {"kind": "band", "band": 0.3},
+            }
+        },
     )
     clock = LiveClock(SPEED)
     inner = SimVenue("sim", settings.sim, settings.positions, clock)

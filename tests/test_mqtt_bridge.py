@@ -50,7 +50,7 @@ class FakeController:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.trading_state = "active"
-        self.settings: dict[str, Any] = {"hedge.BTC.band": 0.1}
+        self.settings: dict[str, Any] = {"hedge.BTC.policy.band": 0.1}
         self.flatten_delay_s = 0.05
 
     def pause(self) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class FakeController:
                     "delta_coin": 0.05,
                     "delta_usd": 3000.0,
                     "target": 0.0,
-                    "band": self.settings["hedge.BTC.band"],
+                    "band": self.settings["hedge.BTC.policy.band"],
                     "unit": "coin",
                 }
             },
@@ -349,7 +349,7 @@ async def test_each_command_dispatched_and_replied(
         assert rep["ok"] and rep["result"] == {"orders": 1}
         assert (await op.call({"id": "c6", "cmd": "flatten", "args": {"confirm": "FLATTEN"}}))["ok"]
         rep = await op.call(
-            {"id": "c7", "cmd": "set", "args": {"path": "hedge.BTC.band", "value": 0.25}}
+            {"id": "c7", "cmd": "set", "args": {"path": "hedge.BTC.policy.band", "value": 0.25}}
         )
         assert rep["ok"] and rep["result"]["new"] == 0.25
         assert (await op.call({"id": "c8", "cmd": "reload"}))["ok"]
@@ -363,7 +363,7 @@ async def test_each_command_dispatched_and_replied(
             ("hedge_now", None),
             ("flatten", "BTC"),
             ("flatten", None),
-            ("set", "hedge.BTC.band", 0.25),
+            ("set", "hedge.BTC.policy.band", 0.25),
             ("reload",),
         ]
         # the changed setting shows in the published state, and each command is an event
@@ -434,18 +434,18 @@ async def test_set_errors_replied_and_change_nothing(
     async with Operator(mqtt_broker) as op:
         r = await start_bridge()
         rep = await op.call(
-            {"id": "s1", "cmd": "set", "args": {"path": "hedge.BTC.band", "value": -1}}
+            {"id": "s1", "cmd": "set", "args": {"path": "hedge.BTC.policy.band", "value": -1}}
         )
         assert rep == {
             "id": "s1",
             "ok": False,
             "cmd": "set",
-            "error": "hedge.BTC.band: Input should be greater than 0 (got -1)",
+            "error": "hedge.BTC.policy.band: Input should be greater than 0 (got -1)",
             "ts_ms": rep["ts_ms"],
         }
         rep = await op.call({"id": "s2", "cmd": "set", "args": {"path": "nope.x", "value": 1}})
         assert not rep["ok"] and "unknown setting" in rep["error"]
-        assert r.controller.settings == {"hedge.BTC.band": 0.1}
+        assert r.controller.settings == {"hedge.BTC.policy.band": 0.1}
         # secrets are never settable over MQTT: refused before the controller sees them
         n = len(r.controller.calls)
         rep = await op.call(

@@ -33,7 +33,7 @@ SIG = "a" * 64
         {"id": "1", "cmd": "hedge-now", "args": {"underlying": "BTC"}},
         {"id": "1", "cmd": "flatten", "args": {"confirm": True}},
         {"id": "1", "cmd": "flatten", "args": {"underlying": "ETH", "confirm": "FLATTEN"}},
-        {"id": "1", "cmd": "set", "args": {"path": "hedge.BTC.band", "value": 0.2}},
+        {"id": "1", "cmd": "set", "args": {"path": "hedge.BTC.policy.band", "value": 0.2}},
         {"id": "1", "cmd": "set", "args": {"path": "engine.hedge_view", "value": "coin"}},
         {"id": "1", "cmd": "set", "args": {"path": "risk.max_order_contracts", "value": None}},
         {"id": "1", "cmd": "reload"},

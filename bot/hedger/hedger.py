@@ -22,7 +22,7 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
 from bot.core.planner import contracts_for, plan
-from bot.core.policy import BandPolicy, HedgeDecision, decide
+from bot.core.policy import HedgeDecision, TriggerPolicy, decide
 from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
@@ -30,6 +30,7 @@ from bot.execution.ledger import Ledger, TrackedOrder
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.view import MarketView
+from bot.policy_config import policy_for
 from bot.venues.base import Venue
 
 log = structlog.get_logger("hedgebot.hedger")
@@ -38,11 +39,8 @@ log = structlog.get_logger("hedgebot.hedger")
 BOOK_WAIT_MS = 1_000
 
 
-def policy_of(settings: Settings, underlying: str) -> BandPolicy:
-    h = settings.hedge[underlying]
-    return BandPolicy(
-        band=h.band, unit=h.unit, target=h.target, bias=h.bias, hedge_ratio=h.hedge_ratio, to=h.to
-    )
+def policy_of(settings: Settings, underlying: str) -> TriggerPolicy:
+    return policy_for(settings.hedge[underlying])
 
 
 class Hedger:
@@ -284,18 +282,22 @@ class Hedger:
         self._note_halt(underlying, reason)
         if reason is None and self._book_behind(underlying):
             return None
-        exp = self.exposure(underlying)
-        if exp is None:
+        seen = self.view.snapshot(underlying)
+        if seen is None:
             return None
+        exp, mkt = seen
         if self.settings.engine.greeks_source == "both":
             self.view.check_greeks(underlying)
         force = underlying in self.force
         decision = decide(
             policy_of(self.settings, underlying),
             exp,
+            mkt,
+            self.clock.now_ms(),
             order_in_flight=self.ledger.has_unsettled(underlying),
             halted_reason=reason,
             force=force,
+            hedge_ratio=self.settings.hedge[underlying].hedge_ratio,
         )
         prev = self.last_decision.get(underlying)
         self.last_decision[underlying] = decision
@@ -333,13 +335,14 @@ class Hedger:
     def hedge_gap(self, underlying: str) -> float | None:
         """Signed hedge contracts that would bring the underlying to its target, counting every
         in-flight order; the executor re-checks it before each TWAP slice."""
-        exp = self.exposure(underlying) if underlying in self.settings.hedge else None
-        if exp is None:
+        seen = self.view.snapshot(underlying) if underlying in self.settings.hedge else None
+        if seen is None:
             return None
-        pol = policy_of(self.settings, underlying)
-        gap = pol.target + pol.bias - exp.delta_in(pol.unit)
-        gap_coin = gap if pol.unit == "coin" else gap / exp.price
-        return contracts_for(gap_coin, self.catalog[self.hedge_line(underlying)], exp.price)
+        exp, mkt = seen
+        band = policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+        return contracts_for(
+            band.gap_coin(exp), self.catalog[self.hedge_line(underlying)], exp.price
+        )
 
     def _send(self, decision: HedgeDecision) -> None:
         key = self.hedge_line(decision.underlying)
@@ -403,26 +406,30 @@ class Hedger:
         """Reports where a finished hedge left the delta, then lets the policy look again."""
         underlying = order.intent.underlying
         self.mark_dirty(underlying)
-        exp = self.exposure(underlying) if underlying in self.settings.hedge else None
-        if exp is None or order.booked == 0:
+        seen = self.view.snapshot(underlying) if underlying in self.settings.hedge else None
+        if seen is None or order.booked == 0:
             return
-        pol = policy_of(self.settings, exp.underlying)
+        exp, mkt = seen
+        last = self.last_decision.get(underlying)
+        # The band of the last decision; an order recovered at start settles before any.
+        band = (
+            last.bounds
+            if last is not None
+            else policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+        )
         hedge = self.catalog[order.key]
         lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
-        lot = lot_coin if pol.unit == "coin" else lot_coin * exp.price
-        delta = exp.delta_in(pol.unit)
-        goal = pol.target + pol.bias
+        lot = lot_coin if band.unit == "coin" else lot_coin * exp.price
+        delta = exp.delta_in(band.unit)
         self.emit(
             "order",
             "hedge.settled",
             client_id=order.intent.client_id,
             underlying=exp.underlying,
-            unit=pol.unit,
             delta=delta,
-            target=goal,
-            band=pol.band,
+            **band.as_dict(),
             lot=lot,
-            inside_band=abs(delta - goal) <= pol.band + lot,
+            inside_band=band.contains(delta, slack=lot),
             in_flight_coin=exp.in_flight_coin,
         )
 

@@ -128,6 +128,11 @@ class MarketView:
     # ---- exposure ----------------------------------------------------------------------------
 
     def exposure(self, underlying: str) -> Exposure | None:
+        seen = self.snapshot(underlying)
+        return seen[0] if seen is not None else None
+
+    def snapshot(self, underlying: str) -> tuple[Exposure, UnderlyingMarket] | None:
+        """The underlying's exposure and the market it was computed on."""
         mkt = self.market(underlying)
         if mkt is None:
             return None
@@ -147,7 +152,7 @@ class MarketView:
         now = self.clock.now_ms()
         exp = exposure(cols, positions, self.ledger.in_flight(), mkt, now, eng.hedge_view, external)
         if eng.greeks_source == "own" or not cols.is_option.any():
-            return exp
+            return exp, mkt
         own, venue = self._option_deltas(cols, positions, mkt, now)
         self._last_option_deltas[underlying] = (own, venue)
         if eng.greeks_source == "venue":
@@ -158,7 +163,7 @@ class MarketView:
                 delta_coin=exp.delta_coin + shift,
                 delta_usd=(exp.delta_coin + shift) * exp.price,
             )
-        return exp
+        return exp, mkt
 
     def live_external(self) -> dict[tuple[str, str], External]:
         now = wall_ms()

@@ -51,11 +51,18 @@ class Metrics:
             "hedgebot_delta_coin", "delta in coin, in-flight included", ["underlying"], registry=r
         )
         self.delta_usd = Gauge("hedgebot_delta_usd", "delta in USD", ["underlying"], registry=r)
+        # The band of the latest decision (a policy may move it), in its unit.
         self.band = Gauge(
             "hedgebot_band",
-            "half-width of the band (in its unit)",
+            "half-width of the band in use (the wider side if asymmetric)",
             ["underlying", "unit"],
             registry=r,
+        )
+        self.band_lower = Gauge(
+            "hedgebot_band_lower", "half-width below the target", ["underlying", "unit"], registry=r
+        )
+        self.band_upper = Gauge(
+            "hedgebot_band_upper", "half-width above the target", ["underlying", "unit"], registry=r
         )
         self.halted = Gauge(
             "hedgebot_underlying_halted",
@@ -94,7 +101,14 @@ class Metrics:
             if s.get("delta_coin") is not None:
                 self.delta_coin.labels(underlying=u).set(s["delta_coin"])
                 self.delta_usd.labels(underlying=u).set(s["delta_usd"])
-            self.band.labels(underlying=u, unit=s.get("unit", "coin")).set(s.get("band", 0.0))
+            unit = s.get("unit", "coin")
+            for gauge, key in (
+                (self.band, "band"),
+                (self.band_lower, "band_lower"),
+                (self.band_upper, "band_upper"),
+            ):
+                if s.get(key) is not None:  # none before the first decision
+                    gauge.labels(underlying=u, unit=unit).set(s[key])
             self.halted.labels(underlying=u).set(1 if s.get("halted") else 0)
         current = state.get("trading_state")
         for name in TRADING_STATES:

@@ -94,7 +94,7 @@ class SetArgs(_In):
         min_length=1,
         max_length=200,
         pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
-        description="dotted settings path, e.g. hedge.BTC.band",
+        description="dotted settings path, e.g. hedge.BTC.policy.band",
     )
     value: Any = Field(description="new value, validated exactly like the config file")
 
@@ -240,8 +240,20 @@ class UnderlyingState(_Out):
     gamma_coin: float | None = None
     in_flight_coin: float | None = Field(default=None, description="delta of unsettled orders")
     price: float | None = Field(default=None, description="index (or mid) the delta is priced at")
-    target: float | None = Field(default=None, description="target + bias, in `unit`")
-    band: float | None = Field(default=None, description="half-width around target, in `unit`")
+    target: float | None = Field(
+        default=None, description="centre of the band in use (target + bias), in `unit`"
+    )
+    band: float | None = Field(
+        default=None,
+        description="half-width of the band of the latest decision, in `unit` (the wider side "
+        "if asymmetric); null before the first decision",
+    )
+    band_lower: float | None = Field(default=None, description="half-width below the target")
+    band_upper: float | None = Field(default=None, description="half-width above the target")
+    to: Literal["target", "edge"] | None = Field(
+        default=None, description="where a trade goes: the target or the nearest band edge"
+    )
+    policy: str | None = Field(default=None, description="trigger policy (config policy.kind)")
     unit: Literal["coin", "usd"] | None = None
     hedge_instrument: str | None = None
     halted: str | None = Field(default=None, description="why it does not trade now, if so")

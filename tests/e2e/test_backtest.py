@@ -48,6 +48,8 @@ qty = -20
 [hedge.BTC]
 account = "sim"
 instrument = "BTC/USDT:USDT"
+[hedge.BTC.policy]
+kind = "band"
 band = 0.1
 """
 

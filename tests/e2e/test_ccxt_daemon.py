@@ -184,7 +184,7 @@ retry_max_s = 0.2
 account = "deribit"
 instrument = "{PERP_D}"
 unit = "coin"
-band = 0.2
+policy = {{ kind = "band", band = 0.2 }}
 {extra}
 """
     path = tmp / f"deribit-{mode}.toml"
@@ -232,7 +232,7 @@ qty = -10
 account = "binance"
 instrument = "{PERP_B}"
 unit = "coin"
-band = 0.3
+policy = {{ kind = "band", band = 0.3 }}
 """
     path = tmp / "binance.toml"
     path.write_text(text)

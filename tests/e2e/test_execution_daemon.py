@@ -71,7 +71,7 @@ qty = -30
 account = "sim"
 instrument = "BTC/USDT:USDT"
 unit = "coin"
-band = 0.4
+policy = {{ kind = "band", band = 0.4 }}
 """
 
 

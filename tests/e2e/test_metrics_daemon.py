@@ -36,7 +36,7 @@ qty = 3
 [hedge.BTC]
 account = "sim"
 instrument = "BTC/USDT:USDT"
-band = 0.5
+policy = {{ kind = "band", band = 0.5, band_lower = 0.3 }}
 """
 
 
@@ -92,6 +92,11 @@ def test_metrics_show_delta_orders_and_fills(tmp_path: Path) -> None:
         delta = value(text, "hedgebot_delta_coin", '{underlying="BTC"}')
         assert delta is not None and abs(delta) < 3
         assert value(text, "hedgebot_trading_state", '{state="active"}') == 1.0
+        # the band of the latest decision, each side
+        btc = '{underlying="BTC",unit="coin"}'
+        assert value(text, "hedgebot_band", btc) == 0.5
+        assert value(text, "hedgebot_band_lower", btc) == 0.3
+        assert value(text, "hedgebot_band_upper", btc) == 0.5
         assert value(text, "hedgebot_info", '{bot_id="metrics-e2e"}') == 1.0
     finally:
         proc.send_signal(signal.SIGTERM)

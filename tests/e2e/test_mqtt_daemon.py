@@ -75,7 +75,7 @@ qty = -30
 account = "sim"
 instrument = "BTC/USDT:USDT"
 unit = "coin"
-band = {band}
+policy = {{ kind = "band", band = {band} }}
 [mqtt]
 enabled = true
 host = "127.0.0.1"
@@ -357,6 +357,7 @@ def test_state_events_status_and_last_will(
         assert doc.trading_state == "active"
         btc = doc.underlyings["BTC"]
         assert btc.band == 0.4 and btc.unit == "coin" and btc.target == 0.0
+        assert (btc.band_lower, btc.band_upper, btc.policy) == (0.4, 0.4, "band")
         assert btc.delta_usd is not None and btc.price is not None
         assert doc.accounts["sim"].exchange == "sim" and doc.accounts["sim"].mode == "paper"
         assert doc.feeds and all(f.ok for f in doc.feeds.values())
@@ -457,17 +458,24 @@ def test_each_command_changes_behaviour_and_replies(
         assert not r["ok"] and "unknown underlying" in r["error"]
 
         # set: a valid value is applied, logged and published
-        r = operator.call("set", {"path": "hedge.BTC.band", "value": 0.8})
+        r = operator.call("set", {"path": "hedge.BTC.policy.band", "value": 0.8})
         assert r["ok"], r
-        d.wait_event("config.set", lambda e: e["path"] == "hedge.BTC.band" and e["value"] == 0.8)
+        d.wait_event(
+            "config.set", lambda e: e["path"] == "hedge.BTC.policy.band" and e["value"] == 0.8
+        )
         wait_until(lambda: [e for e in operator.snapshot("events") if e["event"] == "config.set"])
         operator.state_after(now_ms() - 1, lambda s: s["underlyings"]["BTC"]["band"] == 0.8)
         # set: an invalid value is rejected, names the field and changes nothing
         for bad in (-1, "wide", None):
-            r = operator.call("set", {"path": "hedge.BTC.band", "value": bad})
+            r = operator.call("set", {"path": "hedge.BTC.policy.band", "value": bad})
             assert not r["ok"] and "band" in r["error"], r
         r = operator.call("set", {"path": "hedge.BTC.nope", "value": 1})
         assert not r["ok"], r
+        # the old place of the band says where it went
+        r = operator.call("set", {"path": "hedge.BTC.band", "value": 0.3})
+        assert not r["ok"] and "moved to [hedge.BTC.policy]" in r["error"], r
+        r = operator.call("set", {"path": "hedge.BTC.policy.kind", "value": "gamma"})
+        assert not r["ok"] and "hedge.BTC.policy.kind" in r["error"], r
         r = operator.call("set", {"path": "mqtt.command_secret", "value": "x"})
         assert not r["ok"] and "secret" in r["error"]
         st = operator.call("status")["result"]
@@ -593,7 +601,7 @@ def hostile_payloads(valid: dict[str, Any], n: int = 1000) -> list[tuple[bytes, 
             body = signed({"id": cid, "cmd": "hedge-now"}, SECRET, ms - 3_600_000)
             out.append((json.dumps(body).encode(), cid))
         elif k == 6:  # signed, then tampered with (the sig no longer matches)
-            args = {"path": "hedge.BTC.band", "value": 1}
+            args = {"path": "hedge.BTC.policy.band", "value": 1}
             body = signed({"id": cid, "cmd": "set", "args": args}, SECRET, ms)
             body = {**body, "args": {**args, "value": 0.01}}
             out.append((json.dumps(body).encode(), cid))

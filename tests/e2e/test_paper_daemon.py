@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import named, run_bot
 
 CONFIG = """
@@ -59,13 +61,17 @@ qty = 4
 account = "sim"
 instrument = "BTC/USDT:USDT"
 unit = "coin"
-band = 0.4
+policy = {{ {policy} }}
 """
 
 
 def test_daemon_keeps_delta_in_band_and_respects_guards(tmp_path: Path) -> None:
     cfg = tmp_path / "e2e.toml"
-    cfg.write_text(CONFIG.format(seed=11, journal=tmp_path / "journal.sqlite"))
+    cfg.write_text(
+        CONFIG.format(
+            seed=11, journal=tmp_path / "journal.sqlite", policy='kind = "band", band = 0.4'
+        )
+    )
     code, events, stderr = run_bot(
         ["run", "--config", str(cfg), "--duration", "600", "--log-format", "json"], timeout=180
     )
@@ -104,3 +110,41 @@ def test_daemon_keeps_delta_in_band_and_respects_guards(tmp_path: Path) -> None:
     assert summary[0]["orders_sent"] == len(sent)
     assert summary[0]["fills"] == len(named(events, "order.fill"))
     assert abs(summary[0]["delta"]["BTC"]["delta_coin"]) < 5
+
+
+def test_asymmetric_band_trading_to_its_edges(tmp_path: Path) -> None:
+    """[hedge.BTC.policy] with two sides and to = "edge": each trade goes to the edge on its
+    side, and every report carries both sides."""
+    cfg = tmp_path / "asym.toml"
+    policy = 'kind = "band", band_lower = 0.2, band_upper = 0.6, to = "edge"'
+    cfg.write_text(CONFIG.format(seed=12, journal=tmp_path / "journal.sqlite", policy=policy))
+    code, events, stderr = run_bot(
+        ["run", "--config", str(cfg), "--duration", "300", "--log-format", "json"], timeout=180
+    )
+    assert code == 0, stderr
+
+    decisions = named(events, "hedge.decision")
+    assert decisions
+    for d in decisions:
+        assert (d["policy"], d["band_lower"], d["band_upper"], d["band"], d["to"]) == (
+            "band",
+            0.2,
+            0.6,
+            0.6,
+            "edge",
+        ), d
+    trades = [d for d in decisions if d["reason"] == "outside_band"]
+    assert len(trades) >= 3
+    for d in trades:
+        above = d["delta"] > d["target"]
+        edge = d["target"] + 0.6 if above else d["target"] - 0.2
+        assert d["gap_coin"] == pytest.approx(edge - d["delta"]), d
+
+    # Trading to the edge leaves no margin, so in this fast market some hedges settle outside
+    # again; hedge.settled says which, judged on each side.
+    settled = named(events, "hedge.settled")
+    assert settled and any(s["inside_band"] for s in settled)
+    for s in settled:
+        assert (s["band_lower"], s["band_upper"]) == (0.2, 0.6), s
+        drift = s["delta"] - s["target"]
+        assert s["inside_band"] == (-0.2 - s["lot"] <= drift <= 0.6 + s["lot"]), s
