@@ -7,8 +7,9 @@ Modes (AccountConfig.mode):
   sandbox refuses private calls: `enable_demo_trading(True)` there.
 - live: real orders; the config has already insisted on keys and `confirm_live`.
 
-URL overrides from the config replace entries of `exchange.urls['api']` after the mode has
-picked its URL set, so a proxy (or the test emulator) wins over both live and test URLs.
+Building the exchange object (modes, URL overrides) is in ccxt_setup. Amounts: the core counts
+book contracts; create_order scales them to the exchange's amount unit and every amount read
+back (orders, fills, positions, book depth) is scaled the other way (see ccxt_profiles).
 
 Reads are retried here with exponential backoff and jitter on VenueTransient; creates are never
 retried here (a retry must reuse the client id and is the executor's decision).
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 import ccxt
 import structlog
 
-from bot.config import AccountConfig, ConfigError
+from bot.config import AccountConfig
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderUpdate, PositionReport
@@ -36,9 +37,14 @@ from bot.venues.base import (
     VenueRejected,
     VenueTransient,
 )
-from bot.venues.ccxt_markets import Problem, lot_value_problems, map_markets
+from bot.venues.ccxt_markets import Problem, map_markets
 from bot.venues.ccxt_profiles import profile_for
-from bot.venues.ccxt_setup import apply_url_overrides, build_exchange, symbols_for
+from bot.venues.ccxt_setup import (
+    apply_url_overrides,
+    build_exchange,
+    check_required,
+    symbols_for,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -107,32 +113,17 @@ class CcxtVenue:
         self._per_contract = mapped.venue_per_contract
         self.refused = mapped.refused
         if mapped.refused:
-            log.info("venue.markets_refused", account=self.name, n=len(mapped.refused))
-        await self._check_required()
+            log.info(
+                "venue.markets_refused",
+                account=self.name,
+                n=len(mapped.refused),
+                first=sorted(mapped.refused)[:10],
+            )
+        await check_required(self, self.required)
         return dict(self._instruments)
 
-    async def _check_required(self) -> None:
-        """Refuse to start on an implausible market the config uses, naming its numbers."""
-        problems: list[tuple[str, str, str]] = []
-        for symbol in sorted(self.required):
-            found = list(self.refused.get(symbol, []))
-            instrument = self._instruments.get(symbol)
-            if instrument is not None and not found:
-                ticker = await self.fetch_ticker(symbol)
-                price = ticker.mark or ticker.mid or ticker.last
-                found = lot_value_problems(instrument, price) if price else []
-            for field, value, rule in found:
-                problems.append((f"{self.exchange_id} market {symbol!r} {field}", value, rule))
-        if problems:
-            for path, value, rule in problems:
-                log.error(
-                    "venue.market_implausible",
-                    account=self.name,
-                    field=path,
-                    value=value,
-                    rule=rule,
-                )
-            raise ConfigError(f"accounts.{self.name}", problems)
+    def listed(self, symbol: str) -> Instrument | None:
+        return self._instruments.get(symbol)
 
     def has(self, feature: str) -> bool:
         return bool(self.exchange.has.get(feature))
