@@ -153,6 +153,41 @@ async def test_parsed_listings_inverse_futures_and_options_amount_sent() -> None
         assert option.contract_size == 0.01 and venue.venue_amount(option.symbol, 3.0) == 3.0
 
 
+async def test_parsed_listings_dated_futures_on_okx_and_bybit() -> None:
+    okx_raw = _load("okx_instruments.json")
+    okx, _ = await _markets(
+        "okx",
+        {"public/instruments?instType=FUTURES": okx_raw["FUTURES"]},
+        {"fetchMarkets": {"types": ["future"]}},
+    )
+    async with _venue("okx", okx) as venue:
+        got = await venue.load_instruments()
+        inverse, linear = got["BTC/USD:BTC-250627"], got["BTC/USDT:USDT-250627"]
+        assert inverse.kind is Kind.FUTURE and inverse.settlement is Settlement.INVERSE
+        assert (inverse.contract_size, inverse.amount_step, inverse.min_cost) == (100.0, 1.0, 100.0)
+        assert venue.venue_amount(inverse.symbol, 3.0) == 3.0  # OKX counts contracts
+        assert (linear.contract_size, linear.amount_step) == (0.01, 0.1)
+        assert venue.venue_amount(linear.symbol, 2.57) == 2.5
+    recorded = _load("bybit_instruments_info.json")
+    bybit, _ = await _markets(
+        "bybit",
+        {
+            "v5/market/instruments-info?category=linear": recorded["linear"],
+            "v5/market/instruments-info?category=inverse": recorded["inverse"],
+        },
+        {"fetchMarkets": {"types": ["linear", "inverse"]}},
+    )
+    async with _venue("bybit", bybit) as venue:
+        got = await venue.load_instruments()
+        for symbol in ("BTC/USD:BTC", "BTC/USD:BTC-250627"):  # inverse: 1-USD contracts
+            assert got[symbol].settlement is Settlement.INVERSE
+            assert (got[symbol].contract_size, got[symbol].amount_step) == (1.0, 1.0)
+            assert venue.venue_amount(symbol, 250.0) == 250.0
+        future = got["BTC/USDC:USDC-250627"]  # USDC-settled linear future, in coin
+        assert future.kind is Kind.FUTURE and future.contract_size == 1.0
+        assert venue.venue_amount(future.symbol, 0.0123) == 0.012
+
+
 async def test_deribit_linear_amounts_read_back_as_book_contracts() -> None:
     async with _venue("deribit", _recorded("deribit")) as venue:
         ex = venue.exchange
