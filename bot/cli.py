@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.execution import halt_cli
 
     halt_cli.register(sub)
+    from bot.venues import markets_cli
+
+    markets_cli.register(sub)
     return parser
 
 

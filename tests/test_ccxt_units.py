@@ -374,12 +374,7 @@ def test_amount_scaling_is_exact_both_ways() -> None:
     assert convert.to_venue_amount(7.0, 1.0) == 7.0
 
 
-async def test_daemon_refuses_to_start_on_an_implausible_hedge_market(tmp_path: Path) -> None:
-    """Through `python -m bot run`: a Deribit linear perp listed with a whole-BTC lot (1 BTC
-    contracts, 60000 USD a lot) is the configured hedge: the start stops with its numbers."""
-    coarse = linear_perp_market()
-    coarse.contract_size = coarse.step = coarse.min_amount = 1.0
-    emu = await DeribitEmulator(ExchangeState([*default_markets(), coarse], {"BTC": 1.0})).start()
+def _deribit_config(tmp_path: Path, emu: DeribitEmulator, hedge: str) -> Path:
     urls = "\n".join(f'"{k}" = "{v}"' for k, v in emu.config_urls().items())
     config = tmp_path / "bot.toml"
     config.write_text(
@@ -395,32 +390,70 @@ request_timeout_s = 2
 {urls}
 [hedge.BTC]
 account = "deribit"
-instrument = "BTC/USDT:USDT"
+instrument = "{hedge}"
 band = 0.2
 """
     )
+    return config
+
+
+async def _bot(*args: str) -> tuple[int, str, str]:
+    """`python -m bot ARGS` without blocking the loop the emulator runs on."""
     env = clean_env(
         HEDGEBOT_ACCOUNTS__DERIBIT__API_KEY="emulator-key",
         HEDGEBOT_ACCOUNTS__DERIBIT__SECRET="emulator-secret",
     )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_daemon_refuses_to_start_on_an_implausible_hedge_market(tmp_path: Path) -> None:
+    """Through `python -m bot run` (and `markets`): a Deribit linear perp listed with a whole-BTC
+    lot (1 BTC contracts, 60000 USD a lot) is the configured hedge: both stop with its numbers."""
+    coarse = linear_perp_market()
+    coarse.contract_size = coarse.step = coarse.min_amount = 1.0
+    emu = await DeribitEmulator(ExchangeState([*default_markets(), coarse], {"BTC": 1.0})).start()
+    config = _deribit_config(tmp_path, emu, "BTC/USDT:USDT")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(config),
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(), 120)
+        code, _, err = await _bot("run", "--config", str(config))
+        checked, _, checked_err = await _bot("markets", "--config", str(config))
     finally:
         await emu.stop()
-    text = err.decode()
-    assert proc.returncode == 2, text
-    assert "deribit market 'BTC/USDT:USDT' lot" in text
-    assert "one lot must be worth at most 50000 USD" in text and "60000 USD" in text
+    assert code == 2, err
+    assert "deribit market 'BTC/USDT:USDT' lot" in err
+    assert "one lot must be worth at most 50000 USD" in err and "60000 USD" in err
     assert not emu.state.orders  # nothing was sent
+    assert checked == 2 and "one lot must be worth at most 50000 USD" in checked_err
+
+
+async def test_markets_command_shows_units_per_symbol(tmp_path: Path) -> None:
+    state = ExchangeState([*default_markets(), linear_perp_market()], {"BTC": 1.0})
+    emu = await DeribitEmulator(state).start()
+    config = _deribit_config(tmp_path, emu, "BTC/USDT:USDT")
+    try:
+        code, out, err = await _bot(
+            "markets", "--config", str(config), "--symbol", "BTC/USD:BTC", "--symbol", "NOPE/X"
+        )
+    finally:
+        await emu.stop()
+    rows = {row["symbol"]: row for row in json.loads(out)}
+    assert code == 2, err  # NOPE/X is not listed
+    assert rows["NOPE/X"] == {"account": "deribit", "symbol": "NOPE/X", "listed": False}
+    linear = rows["BTC/USDT:USDT"]
+    assert (linear["contract_size"], linear["contract_unit"]) == (0.001, "BTC")
+    assert (linear["venue_amount_unit"], linear["venue_amount_per_contract"]) == ("coin", 0.001)
+    assert (linear["lot_contracts"], linear["min_contracts"]) == (1.0, 1.0)
+    inverse = rows["BTC/USD:BTC"]
+    assert (inverse["contract_size"], inverse["contract_unit"]) == (1.0, "USD")
+    assert (inverse["venue_amount_unit"], inverse["lot_contracts"]) == ("USD", 10.0)

@@ -24,7 +24,13 @@ from typing import Any
 import structlog
 
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
-from bot.venues.ccxt_profiles import DEFAULT_PROFILE, AmountUnit, ExchangeProfile, profile_for
+from bot.venues.ccxt_profiles import (
+    DEFAULT_PROFILE,
+    AmountUnit,
+    ExchangeProfile,
+    amount_unit,
+    profile_for,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -182,11 +188,7 @@ def map_market(
 
     inverse = bool(market.get("inverse")) and kind is not Kind.SPOT
     settlement = Settlement.INVERSE if inverse else Settlement.LINEAR
-    unit: AmountUnit | None = None
-    if kind is Kind.OPTION:
-        unit = profile.option_amount
-    elif kind is not Kind.SPOT:
-        unit = profile.inverse_amount if inverse else profile.linear_amount
+    unit = amount_unit(profile, kind.value, inverse)
     # Spot amounts are coin everywhere (Deribit's spot contractSize is its lot, not a value).
     value = 1.0 if unit is None else contract_value(market, profile)
 

@@ -88,6 +88,16 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+def amount_unit(profile: ExchangeProfile, kind: str, inverse: bool) -> AmountUnit | None:
+    """How ccxt counts amounts of a market of this kind ("spot", "perp", "future", "option");
+    None for spot, which is coin everywhere."""
+    if kind == "spot":
+        return None
+    if kind == "option":
+        return profile.option_amount
+    return profile.inverse_amount if inverse else profile.linear_amount
+
+
 def profile_for(exchange_id: str) -> ExchangeProfile:
     """The profile of a ccxt exchange id; unknown ids get the defaults."""
     return replace(DEFAULT_PROFILE, **_OVERRIDES.get(exchange_id, {}))
