@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -114,6 +115,11 @@ def contract_value(market: Mapping[str, Any], profile: ExchangeProfile) -> float
             return math.prod(f for f in factors if f is not None)
     size = _num(market.get("contractSize"))
     return 1.0 if size is None else size
+
+
+def _div(a: float, b: float) -> float:
+    """a / b in decimal, so 0.0001 BTC / 0.001 BTC is 0.1 contracts, not 0.09999999999999999."""
+    return a if b == 1.0 else float(Decimal(repr(a)) / Decimal(repr(b)))
 
 
 def _fmt(x: float | None) -> str:
@@ -216,8 +222,8 @@ def map_market(
     if problems:
         raise ImplausibleMarket(str(symbol), problems)
 
-    amount_step = venue_lot / per_contract
-    min_amount = (venue_min or 0.0) / per_contract
+    amount_step = _div(venue_lot, per_contract)
+    min_amount = _div(venue_min or 0.0, per_contract)
     min_cost = _limit(market, "cost", "min")
     if min_cost is None:
         min_cost = min_amount * contract_size if inverse and kind is not Kind.OPTION else 0.0
