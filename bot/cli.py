@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.backtest import cli as backtest_cli
 
     backtest_cli.register(sub)
+    from bot.venues import markets_cli
+
+    markets_cli.register(sub)
     return parser
 
 

@@ -56,14 +56,16 @@ def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
         if acc.exchange == "sim":
             venues[name] = SimVenue(name, settings.sim, positions, clock)
             continue
-        from bot.venues.ccxt_venue import CcxtVenue
+        from bot.venues.ccxt_venue import CcxtVenue, symbols_for
+
+        required = symbols_for(settings, name)  # their markets must pass the plausibility rules
 
         if acc.mode == "paper":
             from bot.venues.paper import PaperVenue
 
             venues[name] = PaperVenue(
                 name,
-                CcxtVenue(name, acc),
+                CcxtVenue(name, acc, required=required),
                 positions,
                 acc.paper_balances,
                 clock,
@@ -82,7 +84,7 @@ def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
                 ],
             )
         else:
-            venues[name] = CcxtVenue(name, acc)
+            venues[name] = CcxtVenue(name, acc, required=required)
     return venues
 
 

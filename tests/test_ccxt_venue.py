@@ -13,11 +13,12 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import AccountConfig
-from bot.core.instruments import Kind
+from bot.core.instruments import Kind, Settlement
 from bot.core.orders import OrderRequest, OrderStatus, Side
 from bot.venues.base import VenueAmbiguous, VenueNotSupported, VenueRejected, VenueTransient
 from bot.venues.ccxt_venue import CcxtVenue
-from tests.emulator import BinanceEmulator, DeribitEmulator
+from tests.emulator import BinanceEmulator, DeribitEmulator, ExchangeState
+from tests.emulator.deribit import default_markets, linear_perp_market
 from tests.emulator.server import BaseEmulator
 
 WAIT = 5.0
@@ -251,6 +252,39 @@ async def test_binance_position_stream_lie_and_rest_truth() -> None:
         assert rest[symbol] == 0.02  # ... REST has the truth
         with pytest.raises(VenueRejected):  # a resent client id is refused by the venue
             await venue.create_order(OrderRequest("b-1", symbol, Side.BUY, 0.02, 59000.0))
+    finally:
+        await venue.close()
+        await emu.stop()
+
+
+async def test_deribit_linear_perp_order_arrives_in_btc_and_reads_back_in_contracts() -> None:
+    # Deribit takes linear amounts in BTC; the book counts contracts of 0.001 BTC.
+    state = ExchangeState(
+        [*default_markets(), linear_perp_market()], {"BTC": 1.0, "USDT": 100_000.0}
+    )
+    emu = await DeribitEmulator(state).start()
+    emu.state.set_book("BTC_USDT-PERPETUAL", [(59990.0, 0.5)], [(60010.0, 0.5)])
+    symbol = "BTC/USDT:USDT"
+    venue = CcxtVenue("d", _config(emu, "deribit"), required={symbol, "BTC/USD:BTC"})
+    try:
+        await venue.connect()  # the required markets pass the plausibility rules
+        instrument = (await venue.load_instruments())[symbol]
+        assert instrument.settlement is Settlement.LINEAR
+        assert (instrument.contract_size, instrument.amount_step) == (0.001, 1.0)
+        book = await venue.fetch_order_book(symbol)
+        assert book.asks[0].amount == 500.0  # 0.5 BTC on the wire = 500 contracts
+        fills_task = asyncio.ensure_future(venue.watch_fills())
+        await asyncio.sleep(0.3)
+        taken = await venue.create_order(OrderRequest("lin-1", symbol, Side.BUY, 7.0, 60010.0))
+        [sent] = emu.state.find_by_client_id("lin-1")
+        assert sent.amount == pytest.approx(0.007)  # N x 0.001 BTC, not N BTC
+        assert (taken.amount, taken.filled, taken.status) == (7.0, 7.0, OrderStatus.FILLED)
+        fills = await asyncio.wait_for(fills_task, WAIT)
+        assert [(f.client_id, f.amount) for f in fills] == [("lin-1", 7.0)]
+        assert {p.symbol: p.qty for p in await venue.fetch_positions()} == {symbol: 7.0}
+        found = await venue.fetch_order("lin-1", symbol)
+        assert found is not None and (found.amount, found.filled) == (7.0, 7.0)
+        assert [f.amount for f in await venue.fetch_fills("lin-1", symbol)] == [7.0]
     finally:
         await venue.close()
         await emu.stop()

@@ -2,12 +2,18 @@
 
 Pure functions over plain dicts, so they are tested without an exchange. Each copies what it
 needs: ccxt.pro hands out live cached objects that change under the caller at the next await.
+
+Amounts: ccxt counts them in the venue's unit (coin, USD or contracts, see ccxt_profiles); the
+core counts book contracts. `per_contract` (venue units per book contract, from the market
+mapping) converts both ways: to_venue_amount on the way out, to_book_amount on every amount read
+back (orders, fills, positions, book levels).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import ccxt
@@ -22,6 +28,7 @@ from bot.venues.base import (
     VenueRejected,
     VenueTransient,
 )
+from bot.venues.ccxt_profiles import profile_for
 
 # Where each exchange echoes our client order id in its raw payloads (ccxt leaves Deribit's
 # `label` in `info` only; Binance's user-data stream calls it `c`).
@@ -77,6 +84,20 @@ def _int(value: Any, default: int) -> int:
     return int(number) if number is not None else default
 
 
+def to_venue_amount(qty: float, per_contract: float) -> float:
+    """Book contracts as the venue's amount. Decimal keeps 3 x 0.001 at 0.003, not 0.0030000004."""
+    if per_contract == 1.0:
+        return qty
+    return float(Decimal(repr(qty)) * Decimal(repr(per_contract)))
+
+
+def to_book_amount(amount: float, per_contract: float) -> float:
+    """A venue amount as book contracts (0.003 BTC / 0.001 = 3 contracts, exactly)."""
+    if per_contract == 1.0:
+        return amount
+    return float(Decimal(repr(amount)) / Decimal(repr(per_contract)))
+
+
 def client_id_of(raw: Mapping[str, Any]) -> str | None:
     """Our client order id as the venue echoes it, from the unified field or the raw payload."""
     value = raw.get("clientOrderId")
@@ -102,15 +123,15 @@ _STATUSES = {
 
 
 def order_update(
-    raw: Mapping[str, Any], now_ms: int, client_id: str | None = None
+    raw: Mapping[str, Any], now_ms: int, client_id: str | None = None, per_contract: float = 1.0
 ) -> OrderUpdate | None:
     """A ccxt order as an OrderUpdate; None when it carries no client id we can name it by."""
     cid = client_id or client_id_of(raw)
     side = raw.get("side")
     if not cid or side not in ("buy", "sell"):
         return None
-    amount = _num(raw.get("amount")) or 0.0
-    filled = _num(raw.get("filled")) or 0.0
+    amount = to_book_amount(_num(raw.get("amount")) or 0.0, per_contract)
+    filled = to_book_amount(_num(raw.get("filled")) or 0.0, per_contract)
     status = _STATUSES.get(str(raw.get("status")), OrderStatus.OPEN)
     if status is OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
@@ -128,7 +149,9 @@ def order_update(
     )
 
 
-def fill(raw: Mapping[str, Any], now_ms: int, client_id: str | None = None) -> Fill | None:
+def fill(
+    raw: Mapping[str, Any], now_ms: int, client_id: str | None = None, per_contract: float = 1.0
+) -> Fill | None:
     """A ccxt trade as a Fill; None without a client id (not one of our orders)."""
     cid = client_id or client_id_of(raw)
     side = raw.get("side")
@@ -141,7 +164,7 @@ def fill(raw: Mapping[str, Any], now_ms: int, client_id: str | None = None) -> F
         client_id=cid,
         symbol=str(raw.get("symbol")),
         side=Side(side),
-        amount=abs(amount),
+        amount=to_book_amount(abs(amount), per_contract),
         price=price,
         fee=_num(fee.get("cost")) or 0.0,
         fee_currency=str(fee.get("currency") or ""),
@@ -150,9 +173,15 @@ def fill(raw: Mapping[str, Any], now_ms: int, client_id: str | None = None) -> F
     )
 
 
-def positions(raws: Iterable[Mapping[str, Any]], now_ms: int, source: str) -> list[PositionReport]:
-    """Signed contracts per symbol. Hedge-mode legs (long and short of one symbol) are netted:
-    the core holds one net position per instrument."""
+def positions(
+    raws: Iterable[Mapping[str, Any]],
+    now_ms: int,
+    source: str,
+    per_contract: Callable[[str], float] = lambda symbol: 1.0,
+) -> list[PositionReport]:
+    """Signed book contracts per symbol. Hedge-mode legs (long and short of one symbol) are
+    netted: the core holds one net position per instrument. ccxt's `contracts` is in the venue's
+    amount unit (Deribit: its `size`, USD or coin), hence the per-symbol factor."""
     net: dict[str, float] = {}
     stamp: dict[str, int] = {}
     for raw in raws:
@@ -167,7 +196,7 @@ def positions(raws: Iterable[Mapping[str, Any]], now_ms: int, source: str) -> li
             qty = -abs(contracts)
         else:
             qty = contracts
-        net[symbol] = net.get(symbol, 0.0) + qty
+        net[symbol] = net.get(symbol, 0.0) + to_book_amount(qty, per_contract(symbol))
         ts = _int(raw.get("timestamp"), now_ms)
         stamp[symbol] = max(stamp.get(symbol, 0), ts)
     return [PositionReport(symbol=s, qty=q, ts_ms=stamp[s], source=source) for s, q in net.items()]
@@ -187,28 +216,20 @@ def balances(raw: Mapping[str, Any]) -> dict[str, float]:
 def _venue_greeks(
     info: Mapping[str, Any], instrument: Instrument | None, exchange_id: str, mark: float | None
 ) -> tuple[float | None, float | None]:
-    """(iv as a fraction, coin delta per contract) from an exchange's raw ticker."""
-    iv: float | None = None
-    delta: float | None = None
-    if exchange_id == "deribit":
-        # Deribit: mark_iv in percent; greeks.delta is Black-Scholes delta per 1 coin, and its
-        # options are coin-settled, so the core's premium-adjusted delta subtracts the mark
-        # (quoted in coin).
-        mark_iv = _num(info.get("mark_iv"))
-        iv = mark_iv / 100.0 if mark_iv is not None else None
-        greeks = info.get("greeks")
-        bs_delta = _num(greeks.get("delta")) if isinstance(greeks, Mapping) else None
-        if bs_delta is not None:
-            delta = bs_delta - (mark or 0.0) if instrument and instrument.is_inverse else bs_delta
-    elif exchange_id == "okx":
-        # OKX: markVol is a fraction; `delta` is already the coin premium-adjusted delta
-        # (deltaBS is the Black-Scholes one), per unit of the underlying.
-        iv = _num(info.get("markVol"))
-        delta = _num(info.get("delta"))
-    elif exchange_id == "bybit":
-        # Bybit: USDC-settled options, markIv a fraction, delta plain Black-Scholes.
-        iv = _num(info.get("markIv"))
-        delta = _num(info.get("delta"))
+    """(iv as a fraction, coin delta per contract) from an exchange's raw ticker, read by the
+    exchange's greeks convention (ccxt_profiles)."""
+    convention = profile_for(exchange_id).greeks
+    if convention is None:
+        return None, None
+    raw_iv = _num(info.get(convention.iv_key))
+    iv = raw_iv * convention.iv_scale if raw_iv is not None else None
+    node: Any = info
+    for key in convention.delta_path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    delta = _num(node)
+    inverse = instrument is not None and instrument.is_inverse
+    if delta is not None and convention.premium_adjust_inverse and inverse:
+        delta -= mark or 0.0
     if delta is not None and instrument is not None:
         delta *= instrument.contract_size
     return iv, delta
@@ -245,22 +266,24 @@ def ticker(
     )
 
 
-def _levels(side: Iterable[Any], depth: int | None) -> tuple[BookLevel, ...]:
+def _levels(side: Iterable[Any], depth: int | None, per_contract: float) -> tuple[BookLevel, ...]:
     out: list[BookLevel] = []
     for level in side:
         if depth is not None and len(out) >= depth:
             break
         price, amount = _num(level[0]), _num(level[1])
         if price is not None and amount:
-            out.append(BookLevel(price=price, amount=amount))
+            out.append(BookLevel(price=price, amount=to_book_amount(amount, per_contract)))
     return tuple(out)
 
 
-def order_book(raw: Mapping[str, Any], now_ms: int, depth: int | None = None) -> OrderBook:
-    """A frozen copy of a (possibly live, cached) ccxt order book."""
+def order_book(
+    raw: Mapping[str, Any], now_ms: int, depth: int | None = None, per_contract: float = 1.0
+) -> OrderBook:
+    """A frozen copy of a (possibly live, cached) ccxt order book, amounts in book contracts."""
     return OrderBook(
         symbol=str(raw.get("symbol")),
         ts_ms=_int(raw.get("timestamp"), now_ms),
-        bids=_levels(raw.get("bids") or (), depth),
-        asks=_levels(raw.get("asks") or (), depth),
+        bids=_levels(raw.get("bids") or (), depth, per_contract),
+        asks=_levels(raw.get("asks") or (), depth, per_contract),
     )

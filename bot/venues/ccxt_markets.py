@@ -3,10 +3,11 @@
 Pure functions: no exchange object, no I/O. What the mapping has to know about ccxt:
 - `precision` holds steps under TICK_SIZE (binance, bybit, okx, deribit in ccxt 4.5) but numbers of
   decimal places under DECIMAL_PLACES (older exchange classes): the mode decides how to read it.
+  Read in the wrong mode, "3 decimals" becomes a 3 BTC lot: the plausibility rules refuse that.
 - ccxt reports numbers as floats, or as strings in its recorded static data: accept both.
-- Deribit takes inverse future amounts in USD (orders, positions and books alike) while ccxt
-  reports `contractSize` 10: one of our contracts there is 1 USD, and ccxt's contract size becomes
-  the amount step, so no amount ever needs rescaling between the core and the venue.
+- What one book contract is and how ccxt counts amounts differ per exchange and market class;
+  `ccxt_profiles` holds that as data, and `MappedMarket.venue_per_contract` is the factor
+  between the two (venue amount = book contracts x factor), used both ways by the venue.
 - Deribit lists perpetuals with an expiry in the year 3000: a perp has no expiry.
 - OKX and Deribit leave `limits.cost.min` empty: for inverse contracts the minimum notional is
   fixed in USD (min amount x contract size); for linear ones it depends on the price, so the
@@ -15,12 +16,22 @@ Pure functions: no exchange object, no I/O. What the mapping has to know about c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import structlog
 
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
+from bot.venues.ccxt_profiles import (
+    DEFAULT_PROFILE,
+    AmountUnit,
+    ExchangeProfile,
+    amount_unit,
+    profile_for,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -29,18 +40,47 @@ DECIMAL_PLACES = 2
 SIGNIFICANT_DIGITS = 3
 TICK_SIZE = 4
 
-# Venues whose API counts inverse future/perp amounts in USD rather than in contracts.
-USD_AMOUNT_VENUES = frozenset({"deribit"})
+# Plausibility bounds. Real contracts span 1e-4 BTC (Deribit spot lot) to 1e7 PEPE (OKX swap);
+# inverse contracts are 1 to 100 USD. Far outside these, the numbers were misread.
+CONTRACT_COIN_RANGE = (1e-8, 1e8)
+CONTRACT_USD_RANGE = (0.01, 10_000.0)
+# Largest lot (smallest order step) worth trading a hedge in, in USD at the current price.
+MAX_LOT_USD = 50_000.0
 
 _KINDS = {"spot": Kind.SPOT, "swap": Kind.PERP, "future": Kind.FUTURE, "option": Kind.OPTION}
+
+Problem = tuple[str, str, str]  # (field, value, rule), as ConfigError lists them
 
 
 class UnmappableMarket(ValueError):
     """The market lacks what an Instrument needs (or is a kind the core does not trade)."""
 
 
+class ImplausibleMarket(UnmappableMarket):
+    """The market's numbers break a plausibility rule: refused, never traded."""
+
+    def __init__(self, symbol: str, problems: list[Problem]) -> None:
+        self.symbol = symbol
+        self.problems = problems
+        super().__init__("; ".join(f"{f}: {rule} (got {v})" for f, v, rule in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class MappedMarket:
+    instrument: Instrument
+    venue_per_contract: float  # venue amount = book contracts x this
+    unit: AmountUnit | None  # None for spot (always coin)
+
+
+@dataclass
+class MarketMap:
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    venue_per_contract: dict[str, float] = field(default_factory=dict)
+    refused: dict[str, list[Problem]] = field(default_factory=dict)
+
+
 def _num(value: Any) -> float | None:
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
         return float(value)
@@ -66,10 +106,79 @@ def _limit(market: Mapping[str, Any], name: str, bound: str) -> float | None:
     return _num((limits.get(name) or {}).get(bound))
 
 
-def instrument_from_market(
-    market: Mapping[str, Any], precision_mode: int = TICK_SIZE, exchange_id: str = ""
-) -> Instrument:
-    """Map one ccxt market. Raises UnmappableMarket for combos, margin pairs and incomplete data."""
+def contract_value(market: Mapping[str, Any], profile: ExchangeProfile) -> float:
+    """What one venue contract is worth (coin for linear and options, USD for inverse)."""
+    info = market.get("info")
+    if profile.contract_value_info and isinstance(info, Mapping):
+        factors = [_num(info.get(key)) for key in profile.contract_value_info]
+        if all(f is not None for f in factors):
+            return math.prod(f for f in factors if f is not None)
+    size = _num(market.get("contractSize"))
+    return 1.0 if size is None else size
+
+
+def _div(a: float, b: float) -> float:
+    """a / b in decimal, so 0.0001 BTC / 0.001 BTC is 0.1 contracts, not 0.09999999999999999."""
+    return a if b == 1.0 else float(Decimal(repr(a)) / Decimal(repr(b)))
+
+
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:.10g}"
+
+
+def _check(
+    kind: Kind,
+    inverse: bool,
+    value: float,
+    lot: float | None,
+    minimum: float | None,
+    maximum: float | None,
+    unit: str,
+) -> list[Problem]:
+    """Plausibility rules on the venue's own numbers (value per contract, lot, min, max)."""
+    problems: list[Problem] = []
+    in_usd = inverse and kind is not Kind.OPTION
+    low, high = CONTRACT_USD_RANGE if in_usd else CONTRACT_COIN_RANGE
+    if not math.isfinite(value) or not low <= value <= high:
+        problems.append(
+            (
+                "contract_value",
+                f"{_fmt(value)} {'USD' if in_usd else 'coin'}",
+                f"a contract is worth between {low:g} and {high:g} {'USD' if in_usd else 'coin'}",
+            )
+        )
+    if lot is None or not math.isfinite(lot) or lot <= 0:
+        problems.append(("lot", _fmt(lot), "the amount step must be a number > 0"))
+        return problems
+    if minimum is not None and minimum > 0:
+        ratio = minimum / lot
+        if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio):
+            problems.append(
+                (
+                    "lot",
+                    f"lot {_fmt(lot)} {unit}, min amount {_fmt(minimum)} {unit}",
+                    "the minimum amount must be a whole number of lots (a lot above the "
+                    "minimum means the precision was misread)",
+                )
+            )
+    if maximum is not None and maximum > 0 and lot > maximum:
+        problems.append(
+            (
+                "lot",
+                f"lot {_fmt(lot)} {unit}, max amount {_fmt(maximum)} {unit}",
+                "the lot must not exceed the maximum amount",
+            )
+        )
+    return problems
+
+
+def map_market(
+    market: Mapping[str, Any],
+    precision_mode: int = TICK_SIZE,
+    profile: ExchangeProfile = DEFAULT_PROFILE,
+) -> MappedMarket:
+    """Map one ccxt market. Raises UnmappableMarket for combos, margin pairs and incomplete data,
+    ImplausibleMarket when its numbers break a plausibility rule."""
     symbol = market.get("symbol")
     mtype = market.get("type")
     kind = _KINDS.get(str(mtype))
@@ -85,24 +194,36 @@ def instrument_from_market(
 
     inverse = bool(market.get("inverse")) and kind is not Kind.SPOT
     settlement = Settlement.INVERSE if inverse else Settlement.LINEAR
-    contract_size = 1.0 if kind is Kind.SPOT else (_num(market.get("contractSize")) or 1.0)
+    unit = amount_unit(profile, kind.value, inverse)
+    # Spot amounts are coin everywhere (Deribit's spot contractSize is its lot, not a value).
+    value = 1.0 if unit is None else contract_value(market, profile)
 
     precision = market.get("precision") or {}
-    amount_step = precision_step(precision.get("amount"), precision_mode)
+    venue_min = _limit(market, "amount", "min")
+    venue_max = _limit(market, "amount", "max")
+    venue_lot = precision_step(precision.get("amount"), precision_mode) or venue_min
     price_step = precision_step(precision.get("price"), precision_mode)
-    min_amount = _limit(market, "amount", "min")
-    amount_step = amount_step or min_amount
     price_step = price_step or _limit(market, "price", "min")
-    if amount_step is None or price_step is None:
+    if venue_lot is None or price_step is None:
         raise UnmappableMarket(f"{symbol}: no amount or price step")
 
-    usd_amounts = inverse and kind is not Kind.OPTION and exchange_id in USD_AMOUNT_VENUES
-    if usd_amounts:
-        # Amounts are USD: a contract is 1 USD, and ccxt's contract size is the lot.
-        amount_step = max(amount_step, contract_size)
-        contract_size = 1.0
-    min_amount = max(min_amount or 0.0, amount_step if usd_amounts else 0.0)
+    # Book contract and the factor to the venue amount, by the venue's amount unit.
+    if unit == "quote":
+        # Amounts are USD: a book contract is 1 USD, and the venue's contract size is the lot.
+        venue_lot = max(venue_lot, value)
+        venue_min = max(venue_min or 0.0, venue_lot)
+        contract_size, per_contract = 1.0, 1.0
+    elif unit == "base":
+        contract_size, per_contract = value, value
+    else:
+        contract_size, per_contract = value, 1.0
+    label = {"base": "coin", "quote": "USD", "contracts": "contracts"}.get(unit or "", "coin")
+    problems = _check(kind, inverse, value, venue_lot, venue_min, venue_max, label)
+    if problems:
+        raise ImplausibleMarket(str(symbol), problems)
 
+    amount_step = _div(venue_lot, per_contract)
+    min_amount = _div(venue_min or 0.0, per_contract)
     min_cost = _limit(market, "cost", "min")
     if min_cost is None:
         min_cost = min_amount * contract_size if inverse and kind is not Kind.OPTION else 0.0
@@ -121,7 +242,7 @@ def instrument_from_market(
     maker = _num(market.get("maker"))
     taker = _num(market.get("taker"))
     try:
-        return Instrument(
+        instrument = Instrument(
             symbol=str(symbol),
             underlying=str(base).upper(),
             kind=kind,
@@ -140,6 +261,44 @@ def instrument_from_market(
         )
     except ValueError as e:
         raise UnmappableMarket(str(e)) from e
+    return MappedMarket(instrument, per_contract, unit)
+
+
+def instrument_from_market(
+    market: Mapping[str, Any], precision_mode: int = TICK_SIZE, exchange_id: str = ""
+) -> Instrument:
+    """Map one ccxt market to an Instrument (see map_market)."""
+    return map_market(market, precision_mode, profile_for(exchange_id)).instrument
+
+
+def map_markets(
+    markets: Iterable[Mapping[str, Any]],
+    precision_mode: int = TICK_SIZE,
+    exchange_id: str = "",
+    *,
+    active_only: bool = True,
+) -> MarketMap:
+    """Map every market the core can use, keyed by ccxt symbol. Markets the core does not trade
+    are skipped (debug log: an exchange lists hundreds of combos and margin pairs); implausible
+    ones are kept out and listed in `refused` with their numbers."""
+    profile = profile_for(exchange_id)
+    result = MarketMap()
+    for market in markets:
+        if active_only and market.get("active") is False:
+            continue
+        try:
+            mapped = map_market(market, precision_mode, profile)
+        except ImplausibleMarket as e:
+            result.refused[e.symbol] = e.problems
+            log.debug("venue.market_refused", exchange=exchange_id, reason=str(e))
+            continue
+        except UnmappableMarket as e:
+            log.debug("venue.market_skipped", exchange=exchange_id, reason=str(e))
+            continue
+        symbol = mapped.instrument.symbol
+        result.instruments[symbol] = mapped.instrument
+        result.venue_per_contract[symbol] = mapped.venue_per_contract
+    return result
 
 
 def instruments_from_markets(
@@ -149,19 +308,26 @@ def instruments_from_markets(
     *,
     active_only: bool = True,
 ) -> dict[str, Instrument]:
-    """Map every market the core can use, keyed by ccxt symbol; the rest are skipped (logged at
-    debug level: an exchange lists hundreds of combos and margin pairs we never trade)."""
-    result: dict[str, Instrument] = {}
-    for market in markets:
-        if active_only and market.get("active") is False:
-            continue
-        try:
-            instrument = instrument_from_market(market, precision_mode, exchange_id)
-        except UnmappableMarket as e:
-            log.debug("venue.market_skipped", exchange=exchange_id, reason=str(e))
-            continue
-        result[instrument.symbol] = instrument
-    return result
+    """The instruments of map_markets alone."""
+    return map_markets(markets, precision_mode, exchange_id, active_only=active_only).instruments
+
+
+def lot_value_problems(instrument: Instrument, price: float) -> list[Problem]:
+    """A delta-one lot worth more than MAX_LOT_USD at `price` cannot hedge finely: refused.
+    (Options are left out: their lot is judged by premium, not by the underlying's notional.)"""
+    if instrument.kind is Kind.OPTION or not (price > 0 and math.isfinite(price)):
+        return []
+    lot_usd = instrument.notional_usd(instrument.amount_step, price)
+    if lot_usd <= MAX_LOT_USD:
+        return []
+    return [
+        (
+            "lot",
+            f"{_fmt(instrument.amount_step)} contracts x {_fmt(instrument.contract_size)} = "
+            f"{lot_usd:.0f} USD at price {_fmt(price)}",
+            f"one lot must be worth at most {MAX_LOT_USD:.0f} USD",
+        )
+    ]
 
 
 def settle_currency(market: Mapping[str, Any]) -> str | None:

@@ -7,8 +7,9 @@ Modes (AccountConfig.mode):
   sandbox refuses private calls: `enable_demo_trading(True)` there.
 - live: real orders; the config has already insisted on keys and `confirm_live`.
 
-URL overrides from the config replace entries of `exchange.urls['api']` after the mode has
-picked its URL set, so a proxy (or the test emulator) wins over both live and test URLs.
+Building the exchange object (modes, URL overrides) is in ccxt_setup. Amounts: the core counts
+book contracts; create_order scales them to the exchange's amount unit and every amount read
+back (orders, fills, positions, book depth) is scaled the other way (see ccxt_profiles).
 
 Reads are retried here with exponential backoff and jitter on VenueTransient; creates are never
 retried here (a retry must reuse the client id and is the executor's decision).
@@ -19,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ccxt
-import ccxt.pro
 import structlog
 
 from bot.config import AccountConfig
@@ -37,16 +37,19 @@ from bot.venues.base import (
     VenueRejected,
     VenueTransient,
 )
-from bot.venues.ccxt_markets import instruments_from_markets
+from bot.venues.ccxt_markets import Problem, map_markets
+from bot.venues.ccxt_profiles import profile_for
+from bot.venues.ccxt_setup import (
+    apply_url_overrides,
+    build_exchange,
+    check_required,
+    symbols_for,
+)
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-# Exchanges whose ccxt client takes our client order id under another name.
-_CLIENT_ID_PARAM = {"deribit": "label"}
-# Exchanges whose sandbox refuses private calls: they have a demo system instead.
-_DEMO_INSTEAD_OF_SANDBOX = frozenset({"binanceusdm"})
 BOOK_DEPTH = 20
 
 
@@ -54,49 +57,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def apply_url_overrides(urls_api: dict[str, Any], overrides: Mapping[str, str]) -> None:
-    """Replace entries of ccxt's `urls['api']`. A dotted key reaches into a nested entry
-    ("ws.linear" on Binance, whose ws URLs are a dict per market type)."""
-    for key, url in overrides.items():
-        node = urls_api
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                raise ValueError(f"urls override {key!r}: no nested entry {part!r}")
-            node = child
-        if leaf not in node:
-            raise ValueError(f"urls override {key!r}: ccxt has no such api url")
-        node[leaf] = url
-
-
-def build_exchange(config: AccountConfig) -> Any:
-    """A configured ccxt.pro exchange object (not yet connected)."""
-    cls = getattr(ccxt.pro, config.exchange, None)
-    if cls is None:
-        raise VenueNotSupported(f"ccxt.pro has no exchange {config.exchange!r}")
-    params: dict[str, Any] = {
-        "enableRateLimit": True,
-        "timeout": int(config.request_timeout_s * 1000),
-        "options": dict(config.ccxt_options),
-    }
-    if config.mode != "paper":
-        for field in ("api_key", "secret", "password"):
-            secret = getattr(config, field)
-            if secret is not None:
-                params["apiKey" if field == "api_key" else field] = secret.get_secret_value()
-    exchange = cls(params)
-    if config.mode == "testnet":
-        if config.exchange in _DEMO_INSTEAD_OF_SANDBOX:
-            exchange.enable_demo_trading(True)
-        else:
-            exchange.set_sandbox_mode(True)
-    apply_url_overrides(exchange.urls["api"], config.urls)
-    return exchange
-
-
 class CcxtVenue:
-    """One exchange account. `exchange` may be injected (tests); otherwise built from config."""
+    """One exchange account. `exchange` may be injected (tests); otherwise built from config.
+    `required`: symbols the config uses; an implausible market among them stops the start."""
 
     def __init__(
         self,
@@ -106,14 +69,20 @@ class CcxtVenue:
         exchange: Any | None = None,
         clock: Callable[[], int] = _now_ms,
         rng: random.Random | None = None,
+        required: Collection[str] = (),
     ) -> None:
         self.name = name
         self.config = config
         self.exchange: Any = exchange if exchange is not None else build_exchange(config)
         self.exchange_id: str = str(self.exchange.id)
+        self.profile = profile_for(self.exchange_id)
+        self.required = frozenset(required)
         self._clock = clock
         self._rng = rng or random.Random()
         self._instruments: dict[str, Instrument] = {}
+        # venue amount units per book contract, by symbol (see ccxt_profiles)
+        self._per_contract: dict[str, float] = {}
+        self.refused: dict[str, list[Problem]] = {}
         # venue order id -> our client id, for payloads that do not echo the client id.
         self._client_ids: dict[str, str] = {}
 
@@ -139,10 +108,22 @@ class CcxtVenue:
 
     async def load_instruments(self) -> Mapping[str, Instrument]:
         markets = await self._read("load_markets", self.exchange.load_markets)
-        self._instruments = instruments_from_markets(
-            markets.values(), int(self.exchange.precisionMode), self.exchange_id
-        )
+        mapped = map_markets(markets.values(), int(self.exchange.precisionMode), self.exchange_id)
+        self._instruments = mapped.instruments
+        self._per_contract = mapped.venue_per_contract
+        self.refused = mapped.refused
+        if mapped.refused:
+            log.info(
+                "venue.markets_refused",
+                account=self.name,
+                n=len(mapped.refused),
+                first=sorted(mapped.refused)[:10],
+            )
+        await check_required(self, self.required)
         return dict(self._instruments)
+
+    def listed(self, symbol: str) -> Instrument | None:
+        return self._instruments.get(symbol)
 
     def has(self, feature: str) -> bool:
         return bool(self.exchange.has.get(feature))
@@ -204,13 +185,18 @@ class CcxtVenue:
             self._client_ids[update.venue_order_id] = update.client_id
         return update
 
+    def per_contract(self, symbol: str) -> float:
+        """Venue amount units per book contract (1 until the markets are loaded)."""
+        return self._per_contract.get(symbol, 1.0)
+
     def _order(self, raw: Mapping[str, Any], client_id: str | None = None) -> OrderUpdate | None:
         cid = client_id or convert.client_id_of(raw) or self._client_ids.get(str(raw.get("id")))
-        return self._remember(convert.order_update(raw, self._clock(), cid))
+        scale = self.per_contract(str(raw.get("symbol")))
+        return self._remember(convert.order_update(raw, self._clock(), cid, scale))
 
-    def _fill(self, raw: Mapping[str, Any]) -> Fill | None:
-        cid = convert.client_id_of(raw) or self._client_ids.get(str(raw.get("order")))
-        return convert.fill(raw, self._clock(), cid)
+    def _fill(self, raw: Mapping[str, Any], client_id: str | None = None) -> Fill | None:
+        cid = client_id or convert.client_id_of(raw) or self._client_ids.get(str(raw.get("order")))
+        return convert.fill(raw, self._clock(), cid, self.per_contract(str(raw.get("symbol"))))
 
     def _ticker(self, raw: Mapping[str, Any]) -> Ticker:
         instrument = self._instruments.get(str(raw.get("symbol")))
@@ -219,7 +205,7 @@ class CcxtVenue:
     # -- streams ---------------------------------------------------------------------------
 
     async def watch_ticker(self, symbol: str) -> Ticker:
-        if self.exchange_id in ("binanceusdm", "binance"):
+        if self.profile.top_of_book_stream:
             # Binance's ticker stream is a 24h statistic; the top of book is bookTicker.
             tickers = await self._stream(self.exchange.watch_bids_asks, [symbol])
             return self._ticker(tickers[symbol])
@@ -228,7 +214,7 @@ class CcxtVenue:
     async def watch_order_book(self, symbol: str) -> OrderBook:
         book = await self._stream(self.exchange.watch_order_book, symbol)
         # Copy now: the cached book is mutated in place by the next message.
-        return convert.order_book(book, self._clock(), BOOK_DEPTH)
+        return convert.order_book(book, self._clock(), BOOK_DEPTH, self.per_contract(symbol))
 
     async def watch_orders(self) -> Sequence[OrderUpdate]:
         self._require("watchOrders")
@@ -243,7 +229,9 @@ class CcxtVenue:
     async def watch_positions(self) -> Sequence[PositionReport]:
         self._require("watchPositions")
         raws = await self._stream(self.exchange.watch_positions)
-        return convert.positions(list(raws), self._clock(), source=f"{self.name}:stream")
+        return convert.positions(
+            list(raws), self._clock(), f"{self.name}:stream", self.per_contract
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -254,12 +242,12 @@ class CcxtVenue:
         book = await self._read(
             "fetch_order_book", self.exchange.fetch_order_book, symbol, BOOK_DEPTH
         )
-        return convert.order_book(book, self._clock(), BOOK_DEPTH)
+        return convert.order_book(book, self._clock(), BOOK_DEPTH, self.per_contract(symbol))
 
     async def fetch_positions(self) -> Sequence[PositionReport]:
         self._require("fetchPositions")
         raws = await self._read("fetch_positions", self.exchange.fetch_positions)
-        return convert.positions(raws, self._clock(), source=f"{self.name}:rest")
+        return convert.positions(raws, self._clock(), f"{self.name}:rest", self.per_contract)
 
     async def fetch_balances(self) -> Mapping[str, float]:
         return convert.balances(await self._read("fetch_balance", self.exchange.fetch_balance))
@@ -270,13 +258,13 @@ class CcxtVenue:
 
     async def _fetch_open_orders_raw(self, symbol: str | None) -> list[dict[str, Any]]:
         ex = self.exchange
-        if symbol is None and ex.id == "deribit":
+        if symbol is None and self.profile.open_orders_per_currency:
             # Deribit lists open orders per currency; ccxt needs a symbol or a currency.
             out: list[dict[str, Any]] = []
             for currency in self._settle_currencies():
                 out.extend(await ex.fetch_open_orders(None, None, None, {"currency": currency}))
             return out
-        if symbol is None and ex.id in ("binanceusdm", "binance"):
+        if symbol is None and not self.profile.warn_open_orders_without_symbol:
             ex.options.setdefault("warnOnFetchOpenOrdersWithoutSymbol", False)
         return list(await ex.fetch_open_orders(symbol))
 
@@ -295,7 +283,7 @@ class CcxtVenue:
     async def _find_order_raw(self, client_id: str, symbol: str) -> dict[str, Any] | None:
         """The venue's record of the order with this client id, or None if it has none."""
         ex = self.exchange
-        if ex.id == "deribit":
+        if self.profile.order_lookup == "label_by_currency":
             market = ex.market(symbol)
             response = await ex.privateGetGetOrderStateByLabel(
                 {"currency": market["settleId"], "label": client_id}
@@ -312,7 +300,7 @@ class CcxtVenue:
                     "venue.duplicate_label", account=self.name, client_id=client_id, n=len(orders)
                 )
             return max(orders, key=lambda o: o.get("timestamp") or 0) if orders else None
-        if ex.id in ("binanceusdm", "binance", "okx"):
+        if self.profile.order_lookup == "client_id_param":
             try:
                 raw: dict[str, Any] = await ex.fetch_order(
                     None, symbol, {"clientOrderId": client_id}
@@ -333,14 +321,12 @@ class CcxtVenue:
             return []
         raws = await self._read("fetch_my_trades", self.exchange.fetch_my_trades, symbol)
         mine = [r for r in raws if str(r.get("order")) == order.venue_order_id]
-        return [f for f in (convert.fill(r, self._clock(), client_id) for r in mine) if f]
+        return [f for f in (self._fill(r, client_id) for r in mine) if f]
 
     # -- orders ----------------------------------------------------------------------------
 
     def _order_params(self, request: OrderRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            _CLIENT_ID_PARAM.get(self.exchange_id, "clientOrderId"): request.client_id
-        }
+        params: dict[str, Any] = {self.profile.client_id_param: request.client_id}
         if request.reduce_only:
             params["reduceOnly"] = True
         if request.post_only:
@@ -351,8 +337,7 @@ class CcxtVenue:
         self._require_trading()
         ex = self.exchange
         try:
-            # Both helpers truncate/round to the market's steps; a zero amount is InvalidOrder.
-            amount = float(ex.amount_to_precision(request.symbol, request.amount))
+            amount = self.venue_amount(request.symbol, request.amount)
             price = float(ex.price_to_precision(request.symbol, request.price))
         except Exception as e:
             raise convert.classify(e) from e
@@ -362,7 +347,8 @@ class CcxtVenue:
             client_id=request.client_id,
             symbol=request.symbol,
             side=str(request.side),
-            amount=amount,
+            contracts=request.amount,
+            venue_amount=amount,
             price=price,
             reduce_only=request.reduce_only,
         )
@@ -392,6 +378,12 @@ class CcxtVenue:
             raise VenueRejected(f"{self.name}: unreadable create response")
         return update
 
+    def venue_amount(self, symbol: str, contracts: float) -> float:
+        """The amount ccxt sends for `contracts` book contracts: scaled to the venue's unit, then
+        truncated to the market's step by ccxt (a zero amount raises InvalidOrder)."""
+        scaled = convert.to_venue_amount(contracts, self.per_contract(symbol))
+        return float(self.exchange.amount_to_precision(symbol, scaled))
+
     async def cancel_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
         self._require_trading()
         order = await self.fetch_order(client_id, symbol)
@@ -411,4 +403,4 @@ class CcxtVenue:
         return update
 
 
-__all__ = ["CcxtVenue", "VenueError", "apply_url_overrides", "build_exchange"]
+__all__ = ["CcxtVenue", "VenueError", "apply_url_overrides", "build_exchange", "symbols_for"]

@@ -79,6 +79,25 @@ def default_markets() -> list[Market]:
     ]
 
 
+def linear_perp_market() -> Market:
+    """BTC_USDT-PERPETUAL as Deribit lists it (ccxt's recorded deribit markets): amounts in BTC,
+    contract_size 0.001, min_trade_amount 0.001, tick 1. Opt-in, so default listings stay put."""
+    return Market(
+        "BTC_USDT-PERPETUAL",
+        "BTC",
+        "USDT",
+        "USDT",
+        contract_size=0.001,
+        tick=1.0,
+        step=0.001,
+        min_amount=0.001,
+        taker_fee=0.0005,
+        maker_fee=0.0,
+        mark=60000.0,
+        index=60000.0,
+    )
+
+
 class DeribitEmulator(BaseEmulator):
     def __init__(self, state: ExchangeState | None = None) -> None:
         super().__init__(state or ExchangeState(default_markets(), {"BTC": 1.0, "ETH": 10.0}))
