@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 # 2026-01-01T00:00:00Z: a fixed start, so a run does not depend on the day it is run.
@@ -49,6 +48,7 @@ def _usage(args: argparse.Namespace) -> str | None:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from bot.backtest.runner import run_paths
+    from bot.clock import monotonic_s
     from bot.config import ConfigError, load_settings
 
     problem = _usage(args)
@@ -77,10 +77,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     seed = settings.sim.seed if args.seed is None else args.seed
     spec = PathSpec(seed=seed, days=args.days, tick_ms=args.tick_ms, start_ms=START_MS)
     jobs = args.jobs or min(args.paths, os.cpu_count() or 1)
-    started = time.perf_counter()
+    started = monotonic_s()
     args.out.mkdir(parents=True, exist_ok=True)
     results = run_paths(settings, spec, args.paths, jobs, args.out if args.events else None)
-    wall = time.perf_counter() - started
+    wall = monotonic_s() - started
     ticks = sum(r.ticks for r in results)
     timing = {"wall_s": wall, "ticks": ticks, "ticks_per_s": ticks / wall if wall > 0 else 0.0}
     doc = report.build(args.config.name, spec, args.paths, results)

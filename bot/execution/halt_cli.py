@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.clock import wall_ms
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -63,7 +65,7 @@ def _halt(path: Path, reason: str) -> int:
     note = {
         "reason": reason,
         "by": _who(),
-        "at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        "at": datetime.fromtimestamp(wall_ms() / 1000, tz=UTC).isoformat(timespec="seconds"),
     }
     # Write then rename: the daemon polling the path never sees a half-written file.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

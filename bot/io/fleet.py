@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +22,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.mqtt import tls_params
 
 
 def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_ms()
 
 
 @dataclass

@@ -12,16 +12,15 @@ trading state allows orders (active or reducing_only) and the journal is writabl
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from bot.clock import monotonic_s, real_sleep
 from bot.events import Event
 from bot.io.systemd import Notifier
 
@@ -88,7 +87,7 @@ class Health:
         journal_path: Path,
         max_lag_s: float,
         notifier: Notifier | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = monotonic_s,
     ) -> None:
         self._state = state
         self._journal_path = journal_path
@@ -142,7 +141,7 @@ class Health:
     async def run(self) -> None:
         while True:
             self.beat()
-            await asyncio.sleep(BEAT_S)
+            await real_sleep(BEAT_S)
 
     def loop_age_s(self) -> float:
         return self._monotonic() - self._last_beat

@@ -7,7 +7,6 @@ A private registry keeps several daemons in one process (tests) from colliding.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -21,6 +20,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from bot.clock import real_sleep
 from bot.events import Event
 from bot.io.health import Health
 
@@ -176,4 +176,4 @@ async def refresh_forever(
             metrics.refresh(state())
         except Exception as e:  # metrics must never take the daemon down
             log.warning("metrics.refresh_failed", error=repr(e))
-        await asyncio.sleep(interval_s)
+        await real_sleep(interval_s)

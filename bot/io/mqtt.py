@@ -20,7 +20,6 @@ import math
 import random
 import secrets
 import ssl
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import aiomqtt
 import structlog
 from pydantic import ValidationError
 
+from bot.clock import monotonic_s, wall_ms
 from bot.config import SECRET_FIELDS, MqttConfig
 from bot.control import CommandError, Controller
 from bot.events import Event, EventSink
@@ -73,10 +73,6 @@ _STATE_EVENT_KINDS = frozenset({"state"})
 _STATE_ALERTS = frozenset({"trading.halted", "risk.breaker_open", "stream.error"})
 
 ExternalPositionCallback = Callable[[ExternalPositionIn], None]
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,8 +425,7 @@ class MqttBridge:
         await client.publish(topic, payload, qos=1, retain=retain, timeout=_PUBLISH_TIMEOUT_S)
 
     async def _sender(self, client: aiomqtt.Client) -> None:
-        loop = asyncio.get_running_loop()
-        next_state = loop.time()  # state right after every (re)connect
+        next_state = monotonic_s()  # state right after every (re)connect
         while True:
             if self.events_dropped > self._dropped_reported:
                 await self._report_drops(client)
@@ -439,7 +434,7 @@ class MqttBridge:
                 await self._publish(client, self.topics.reply, reply)
                 if self._replies and self._replies[0] is reply:
                     self._replies.popleft()
-            now = loop.time()
+            now = monotonic_s()
             if self._state_requested or now >= next_state:
                 self._state_requested = False
                 await self._publish_state(client)
@@ -460,7 +455,7 @@ class MqttBridge:
             if not self._replies and not self._state_requested:
                 self._idle.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_state - loop.time()))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_state - monotonic_s()))
 
     async def _report_drops(self, client: aiomqtt.Client) -> None:
         total = self.events_dropped

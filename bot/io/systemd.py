@@ -7,12 +7,13 @@ for). Outside systemd the variables are unset and every call is a no-op.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from collections.abc import Mapping
 
 import structlog
+
+from bot.clock import real_sleep
 
 log = structlog.get_logger("hedgebot.systemd")
 
@@ -77,4 +78,4 @@ async def watchdog_forever(notifier: Notifier) -> None:
     log.info("systemd.watchdog", interval_s=interval)
     while True:
         notifier.watchdog()
-        await asyncio.sleep(interval)
+        await real_sleep(interval)

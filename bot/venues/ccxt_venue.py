@@ -17,15 +17,14 @@ retried here (a retry must reuse the client id and is the executor's decision).
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ccxt
 import structlog
 
+from bot.clock import real_sleep, wall_ms
 from bot.config import AccountConfig
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
@@ -54,7 +53,7 @@ BOOK_DEPTH = 20
 
 
 def _now_ms() -> int:
-    return int(time.time() * 1000)
+    return wall_ms()
 
 
 class CcxtVenue:
@@ -161,7 +160,7 @@ class CcxtVenue:
                     delay_s=round(delay, 3),
                     error=str(err),
                 )
-                await asyncio.sleep(delay)
+                await real_sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _stream(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:

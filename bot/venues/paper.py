@@ -334,10 +334,10 @@ class PaperVenue:
                 raise
             except (TimeoutError, VenueTransient, VenueNotSupported) as e:
                 log.warning("paper.book_watch_failed", symbol=symbol, error=repr(e))
-                await asyncio.sleep(RESTING_RETRY_S)
+                await self._clock.sleep(RESTING_RETRY_S)
             except Exception as e:  # a bad book must not leave orders unmatched forever
                 log.exception("paper.book_watch_error", symbol=symbol, error=repr(e))
-                await asyncio.sleep(RESTING_RETRY_S)
+                await self._clock.sleep(RESTING_RETRY_S)
 
 
 __all__ = ["MarketData", "PaperVenue"]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
 
-from bot.clock import Clock
+from bot.clock import Clock, monotonic_s
 from bot.config import PositionConfig, SimConfig
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
@@ -336,7 +335,7 @@ class SimVenue:
         path: Path | None = self._cfg.state_file
         if path is None:
             return
-        now = time.monotonic()  # throttles file writes only; simulated time is the clock's
+        now = monotonic_s()  # throttles file writes only; simulated time is the clock's
         if not force and now - self._last_save < TICK_SAVE_INTERVAL_S:
             return
         data = self.exchange.to_json()
