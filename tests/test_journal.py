@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.clock import wall_ms
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event, EventBus
-from bot.io.journal import SCHEMA_VERSION, Journal, JournalError
+from bot.io.journal import SCHEMA_VERSION, Journal, JournalError, iso_ms
 from bot.io.journal_cli import parse_time, register
 
 SYM = "BTC/USDT:USDT"
@@ -356,19 +357,20 @@ def _populate(j: Journal) -> None:
 def test_export_csv_and_json_by_time_range(journal: Journal) -> None:
     _populate(journal)
     out = io.StringIO()
-    n = journal.export("orders", "csv", out, T0 + 1000, T0 + 3000)
+    # The rows were written now with clock times in 2023: ranges of the daemon's clock.
+    n = journal.export("orders", "csv", out, T0 + 1000, T0 + 3000, axis="clock")
     assert n == 2
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [r["client_id"] for r in rows] == ["hb-1", "hb-2"]
-    assert rows[0]["time"] == "2023-11-14T22:13:21.000+00:00"
+    assert rows[0]["clock_time"] == "2023-11-14T22:13:21.000+00:00"
     assert rows[0]["status"] == "filled" and float(rows[0]["price"]) == 60_001.0
     out = io.StringIO()
-    assert journal.export("fills", "json", out, since_ms=T0 + 3000) == 2
+    assert journal.export("fills", "json", out, since_ms=T0 + 3000, axis="clock") == 2
     fills = json.loads(out.getvalue())
     assert [f["trade_id"] for f in fills] == ["t-3", "t-4"]
     assert fills[0]["amount"] == 0.5 and fills[0]["ts"] == T0 + 3100
     out = io.StringIO()
-    assert journal.export("decisions", "json", out, until_ms=T0 + 1) == 1
+    assert journal.export("decisions", "json", out, until_ms=T0 + 1, axis="clock") == 1
     assert json.loads(out.getvalue())[0]["json"] == {}
 
 
@@ -396,6 +398,7 @@ def test_cli_exports_csv_and_json_files(db: Path, tmp_path: Path) -> None:
             "--db",
             str(db),
             "orders",
+            "--clock-time",
             "--since",
             since,
             "--until",
@@ -427,6 +430,7 @@ def test_cli_exports_csv_and_json_files(db: Path, tmp_path: Path) -> None:
                 "json",
                 "-o",
                 str(events_json),
+                "--clock-time",
                 "--since",
                 str(T0 + 4000),
             ]
@@ -436,7 +440,10 @@ def test_cli_exports_csv_and_json_files(db: Path, tmp_path: Path) -> None:
     assert json.loads(events_json.read_text())[0]["json"] == {"client_id": "hb-4"}
 
 
-def test_cli_table_output(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_table_output(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the clock_time column fits too
     j = Journal(db)
     _populate(j)
     j.close()
@@ -489,3 +496,40 @@ def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 )
 def test_parse_time(text: str | None, ms: int | None) -> None:
     assert parse_time(text) == ms
+
+
+def test_ranges_and_time_column_follow_the_wall_clock(
+    journal: Journal, capsys: pytest.CaptureFixture[str], db: Path
+) -> None:
+    """A simulated run's clock is hours ahead of the wall clock: `--since now` must not return
+    its rows as if they were in the future, and the table shows both times."""
+    ahead = wall_ms() + 6 * 3_600_000
+    journal.emit(Event("state", "engine.started", ahead, {}))
+    now = wall_ms()
+    assert len(journal.events_between(since_ms=now - 60_000)) == 1  # written a moment ago
+    assert journal.events_between(since_ms=now + 60_000) == []
+    assert len(journal.events_between(since_ms=now + 60_000, axis="clock")) == 1
+    journal.close()
+    assert _cli(["journal", "--db", str(db), "events"]) == 0
+    out = capsys.readouterr().out
+    assert "clock_time" in out and iso_ms(ahead)[:16] in out
+
+
+def test_decisions_the_hedger_reports_are_journaled(journal: Journal) -> None:
+    data = {
+        "underlying": "BTC",
+        "trade": True,
+        "reason": "outside_band",
+        "delta": 0.8,
+        "target": 0.0,
+        "band": 0.5,
+        "gap_coin": -0.8,
+    }
+    journal.emit(Event("decision", "hedge.decision", T0, data))
+    journal.emit(Event("decision", "hedge.skipped", T0, {"underlying": "BTC"}))
+    rows = journal.decisions_between(axis="clock")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["underlying"], row["action"], row["reason"]) == ("BTC", "trade", "outside_band")
+    assert (row["delta"], row["target"], row["band"]) == (0.8, 0.0, 0.5)
+    assert json.loads(row["json"])["gap_coin"] == -0.8

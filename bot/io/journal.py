@@ -28,13 +28,15 @@ from typing import IO, Any, Literal
 
 import structlog
 
+from bot.clock import wall_ms
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Row = dict[str, Any]
 Table = Literal["orders", "fills", "decisions", "events"]
+Axis = Literal["wall", "clock"]  # which time a range applies to
 TABLES: tuple[Table, ...] = ("orders", "fills", "decisions", "events")
 ExportFormat = Literal["csv", "json"]
 
@@ -127,7 +129,21 @@ CREATE INDEX events_ts ON events (ts);
 """
 
 # Migrations from version N to N+1, appended as the schema grows; each runs in one transaction.
-_MIGRATIONS: dict[int, str] = {}
+_MIGRATIONS: dict[int, str] = {
+    # v2: the wall-clock time of each row beside its clock time (`ts`), which in a simulated
+    # run is simulated time; the journal's time filters and `time` column use the wall clock.
+    1: """
+ALTER TABLE decisions ADD COLUMN wall INTEGER;
+ALTER TABLE orders ADD COLUMN wall_created INTEGER;
+ALTER TABLE fills ADD COLUMN wall INTEGER;
+ALTER TABLE state_changes ADD COLUMN wall INTEGER;
+ALTER TABLE events ADD COLUMN wall INTEGER;
+CREATE INDEX decisions_wall ON decisions (wall);
+CREATE INDEX orders_wall ON orders (wall_created);
+CREATE INDEX fills_wall ON fills (wall);
+CREATE INDEX events_wall ON events (wall);
+""",
+}
 
 # Progress of an order: an update never moves an order backwards (updates can arrive late or
 # twice, from the websocket and from REST reconciliation).
@@ -269,6 +285,7 @@ class Journal:
         self._conn.executescript(
             "BEGIN IMMEDIATE;\n"
             + _SCHEMA_V1
+            + "".join(_MIGRATIONS[v] for v in range(1, SCHEMA_VERSION))
             + f"INSERT INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\n"
             + "COMMIT;"
         )
@@ -341,12 +358,23 @@ class Journal:
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """One policy decision. `action` is e.g. "trade" or "hold"; `data` any extra numbers."""
-        row = (ts_ms, underlying, delta, target, band, action, reason, _safe_dumps(data or {}))
+        row = (
+            ts_ms,
+            wall_ms(),
+            underlying,
+            delta,
+            target,
+            band,
+            action,
+            reason,
+            _safe_dumps(data or {}),
+        )
         self._write(
             False,
             lambda c: c.execute(
-                "INSERT INTO decisions (ts, underlying, delta, target, band, action, reason, json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO decisions"
+                " (ts, wall, underlying, delta, target, band, action, reason, json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             ),
         )
@@ -439,7 +467,7 @@ class Journal:
         def tx(c: sqlite3.Connection) -> bool:
             cur = c.execute(
                 "INSERT OR IGNORE INTO fills (trade_id, client_id, symbol, side, amount, price,"
-                " fee, fee_currency, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fee, fee_currency, ts, wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fill.trade_id,
                     fill.client_id,
@@ -450,6 +478,7 @@ class Journal:
                     fill.fee,
                     fill.fee_currency,
                     fill.ts_ms,
+                    wall_ms(),
                 ),
             )
             return cur.rowcount == 1
@@ -462,8 +491,8 @@ class Journal:
         self._write(
             True,
             lambda c: c.execute(
-                "INSERT INTO state_changes (ts, name, json) VALUES (?, ?, ?)",
-                (ts_ms, name, _safe_dumps(data or {})),
+                "INSERT INTO state_changes (ts, wall, name, json) VALUES (?, ?, ?, ?)",
+                (ts_ms, wall_ms(), name, _safe_dumps(data or {})),
             ),
         )
 
@@ -475,12 +504,34 @@ class Journal:
             self._write(
                 False,
                 lambda c: c.execute(
-                    "INSERT INTO events (ts, kind, name, json) VALUES (?, ?, ?, ?)",
-                    (event.ts_ms, event.kind, event.name, payload),
+                    "INSERT INTO events (ts, wall, kind, name, json) VALUES (?, ?, ?, ?, ?)",
+                    (event.ts_ms, wall_ms(), event.kind, event.name, payload),
                 ),
             )
+            if event.name == "hedge.decision":
+                self._decision(event)
         except Exception as e:
             _log.error("journal.emit_failed", event_name=event.name, error=repr(e))
+
+    def _decision(self, event: Event) -> None:
+        """A decision the hedger reported (every trade, and every change of its reason; the
+        repeats in between are the same decision again and are not kept)."""
+        d = event.data
+
+        def num(key: str) -> float | None:
+            v = d.get(key)
+            return float(v) if isinstance(v, int | float) else None
+
+        self.record_decision(
+            event.ts_ms,
+            str(d.get("underlying", "")),
+            action="trade" if d.get("trade") else "hold",
+            reason=str(d.get("reason", "")),
+            delta=num("delta"),
+            target=num("target"),
+            band=num("band"),
+            data=d,
+        )
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -523,60 +574,85 @@ class Journal:
         ).fetchone()
         return float(row[0])
 
-    def orders_between(self, since_ms: int | None = None, until_ms: int | None = None) -> list[Row]:
+    def orders_between(
+        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
+    ) -> list[Row]:
         """Orders created in [since, until), with their intent's underlying and reason."""
         return self._between(
-            "SELECT o.client_id, o.ts_created AS ts, i.underlying, o.symbol, o.side, o.amount,"
-            " o.price, o.status, o.filled, o.average, o.venue_order_id, o.reason,"
-            " i.reason AS intent_reason, o.ts_updated FROM orders o JOIN intents i"
-            " USING (client_id)",
-            "o.ts_created",
+            "SELECT o.client_id, o.ts_created AS ts, o.wall_created AS wall, i.underlying,"
+            " o.symbol, o.side, o.amount, o.price, o.status, o.filled, o.average,"
+            " o.venue_order_id, o.reason, i.reason AS intent_reason, o.ts_updated"
+            " FROM orders o JOIN intents i USING (client_id)",
+            ("o.ts_created", "o.wall_created"),
             since_ms,
             until_ms,
+            axis,
         )
 
-    def fills_between(self, since_ms: int | None = None, until_ms: int | None = None) -> list[Row]:
+    def fills_between(
+        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
+    ) -> list[Row]:
         return self._between(
-            "SELECT ts, trade_id, client_id, symbol, side, amount, price, fee, fee_currency"
-            " FROM fills",
-            "ts",
+            "SELECT ts, wall, trade_id, client_id, symbol, side, amount, price, fee,"
+            " fee_currency FROM fills",
+            ("ts", "wall"),
             since_ms,
             until_ms,
+            axis,
         )
 
     def decisions_between(
-        self, since_ms: int | None = None, until_ms: int | None = None
+        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
     ) -> list[Row]:
         return self._between(
-            "SELECT ts, underlying, action, reason, delta, target, band, json FROM decisions",
-            "ts",
+            "SELECT ts, wall, underlying, action, reason, delta, target, band, json FROM decisions",
+            ("ts", "wall"),
             since_ms,
             until_ms,
+            axis,
         )
 
-    def events_between(self, since_ms: int | None = None, until_ms: int | None = None) -> list[Row]:
-        return self._between("SELECT ts, kind, name, json FROM events", "ts", since_ms, until_ms)
+    def events_between(
+        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
+    ) -> list[Row]:
+        select = "SELECT ts, wall, kind, name, json FROM events"
+        return self._between(select, ("ts", "wall"), since_ms, until_ms, axis)
 
     def state_changes_between(
-        self, since_ms: int | None = None, until_ms: int | None = None
+        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
     ) -> list[Row]:
-        return self._between("SELECT ts, name, json FROM state_changes", "ts", since_ms, until_ms)
+        select = "SELECT ts, wall, name, json FROM state_changes"
+        return self._between(select, ("ts", "wall"), since_ms, until_ms, axis)
 
     def rows(
-        self, table: Table, since_ms: int | None = None, until_ms: int | None = None
+        self,
+        table: Table,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        axis: Axis = "wall",
     ) -> list[Row]:
-        readers: dict[Table, Callable[[int | None, int | None], list[Row]]] = {
+        """Rows of `table` in [since, until) of the wall clock (when they were written), or of
+        the daemon's clock with axis "clock" (simulated time in a simulated run)."""
+        readers: dict[Table, Callable[[int | None, int | None, Axis], list[Row]]] = {
             "orders": self.orders_between,
             "fills": self.fills_between,
             "decisions": self.decisions_between,
             "events": self.events_between,
         }
-        return readers[table](since_ms, until_ms)
+        return readers[table](since_ms, until_ms, axis)
 
     def _between(
-        self, select: str, ts_col: str, since_ms: int | None, until_ms: int | None
+        self,
+        select: str,
+        columns: tuple[str, str],
+        since_ms: int | None,
+        until_ms: int | None,
+        axis: Axis,
     ) -> list[Row]:
-        # The query text is built from constants only; the bounds are bound parameters.
+        # The query text is built from constants only; the bounds are bound parameters. Rows
+        # written before schema v2 have no wall time: their clock time stands in.
+        clock, wall = columns
+        ts_col = clock if axis == "clock" else f"COALESCE({wall}, {clock})"
         where, params = [], []
         if since_ms is not None:
             where.append(f"{ts_col} >= ?")
@@ -594,9 +670,10 @@ class Journal:
         out: IO[str],
         since_ms: int | None = None,
         until_ms: int | None = None,
+        axis: Axis = "wall",
     ) -> int:
         """Write the rows of `table` in [since, until) as CSV or JSON; returns the row count."""
-        rows = self.rows(table, since_ms, until_ms)
+        rows = self.rows(table, since_ms, until_ms, axis)
         if fmt == "csv":
             write_csv(rows, out)
         else:
@@ -608,8 +685,17 @@ class Journal:
 
 
 def with_time(rows: Iterable[Row]) -> list[Row]:
-    """Rows with a readable UTC `time` column first (the epoch-ms `ts` stays for machines)."""
-    return [{"time": iso_ms(int(r["ts"])), **r} for r in rows]
+    """Rows with readable UTC columns first: `time`, when it was written (wall clock), and
+    `clock_time`, the daemon's clock (simulated time in a simulated run; the same as `time`,
+    up to latency, otherwise). The epoch-ms `ts` and `wall` stay for machines."""
+    out = []
+    for r in rows:
+        wall = r.get("wall")
+        ts = int(r["ts"])
+        out.append(
+            {"time": iso_ms(int(wall) if wall is not None else ts), "clock_time": iso_ms(ts), **r}
+        )
+    return out
 
 
 def write_csv(rows: list[Row], out: IO[str]) -> None:
@@ -682,8 +768,8 @@ def _upsert_order(c: sqlite3.Connection, m: Row, u: OrderUpdate) -> None:
     status = OrderStatus(m["status"]).value
     c.execute(
         "INSERT INTO orders (client_id, venue_order_id, symbol, side, amount, status, filled,"
-        " average, price, reason, ts_created, ts_updated, json)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " average, price, reason, ts_created, ts_updated, json, wall_created)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (client_id) DO UPDATE SET venue_order_id = excluded.venue_order_id,"
         " status = excluded.status, filled = excluded.filled, average = excluded.average,"
         " price = excluded.price, reason = excluded.reason, ts_updated = excluded.ts_updated,"
@@ -702,6 +788,7 @@ def _upsert_order(c: sqlite3.Connection, m: Row, u: OrderUpdate) -> None:
             m["ts_created"],
             m["ts_updated"],
             raw,
+            wall_ms(),
         ),
     )
     c.execute(

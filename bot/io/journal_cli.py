@@ -3,7 +3,9 @@
     hedgebot journal [--config PATH | --db PATH] {orders,fills,decisions,events}
                      [--since T] [--until T] [--format table|csv|json] [--output FILE]
 
-T is ISO 8601 (a time without a zone is UTC) or epoch milliseconds; the range is [since, until).
+T is ISO 8601 (a time without a zone is UTC) or epoch milliseconds; the range is [since, until)
+of the wall clock (when rows were written), or of the daemon's clock with --clock-time (in a
+simulated run that is simulated time; the table then shows it as its own column).
 The journal is opened read-only, so this is safe next to a running daemon.
 Exit codes: 0 ok, 2 bad arguments, bad config or no journal.
 """
@@ -25,6 +27,7 @@ from rich.table import Table as RichTable
 from bot.config import ConfigError, JournalConfig, load_settings
 from bot.io.journal import (
     TABLES,
+    Axis,
     Journal,
     JournalError,
     Row,
@@ -35,6 +38,8 @@ from bot.io.journal import (
 )
 
 FORMATS = ("table", "csv", "json")
+# A row whose clock time is this far from its wall time was written by a simulated clock.
+SIMULATED_GAP_MS = 60_000
 # Columns the table view shows per kind (the csv/json exports carry every column).
 _TABLE_COLUMNS: dict[Table, tuple[str, ...]] = {
     "orders": (
@@ -90,6 +95,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("table", choices=TABLES, help="what to list")
     p.add_argument("--since", help="start, inclusive: ISO 8601 or epoch ms")
     p.add_argument("--until", help="end, exclusive: ISO 8601 or epoch ms")
+    p.add_argument(
+        "--clock-time",
+        action="store_true",
+        help="apply --since/--until to the daemon's clock (simulated time in a simulated run) "
+        "instead of the wall clock",
+    )
     p.add_argument("--format", "-f", choices=FORMATS, default="table", dest="fmt")
     p.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     p.set_defaults(func=cmd_journal)
@@ -134,7 +145,8 @@ def cmd_journal(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"no journal at {path} (give --db or --config)")
         with Journal.open_readonly(path) as journal:
-            rows = journal.rows(cast(Table, args.table), since, until)
+            axis: Axis = "clock" if args.clock_time else "wall"
+            rows = journal.rows(cast(Table, args.table), since, until, axis)
     except (UsageError, JournalError) as e:
         print(f"hedgebot journal: {e}", file=sys.stderr)
         return 2
@@ -167,11 +179,20 @@ def _write_table(rows: list[Row], table: Table, out: IO[str], to_file: bool) -> 
     console = Console(file=out, width=200 if to_file else None, no_color=to_file)
     view = RichTable(title=f"{table} ({len(rows)})", show_lines=False)
     columns = _TABLE_COLUMNS[table]
+    timed = with_time(rows)
+    if any(_simulated(r) for r in rows):
+        # A simulated run: its clock runs ahead of the wall clock; show both.
+        columns = (columns[0], "clock_time", *columns[1:])
     for col in columns:
         view.add_column(col, overflow="fold")
-    for row in with_time(rows):
+    for row in timed:
         view.add_row(*(_cell(row.get(col)) for col in columns))
     console.print(view)
+
+
+def _simulated(row: Row) -> bool:
+    wall = row.get("wall")
+    return wall is not None and abs(int(row["ts"]) - int(wall)) > SIMULATED_GAP_MS
 
 
 def _cell(value: Any) -> str:

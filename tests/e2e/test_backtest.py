@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.io.journal import Journal
 from tests.helpers import ROOT, clean_env, parse_events, run_bot
 
 CONFIG = """
@@ -144,6 +145,15 @@ def test_paper_daemon_and_backtest_decide_and_order_alike(tmp_path: Path) -> Non
     live, back = trades(events), trades(replay)
     assert len([t for t in back if t[0] == "order"]) >= 5  # a market that makes it trade
     assert live == back
+    # The daemon's journal holds every trading decision, at its simulated time.
+    journal = Journal.open_readonly(tmp_path / "journal.sqlite")
+    journaled = [
+        (d["ts"], d["reason"])
+        for d in journal.decisions_between(axis="clock")
+        if d["action"] == "trade"
+    ]
+    journal.close()
+    assert journaled == [(t[1], t[3]) for t in live if t[0] == "decision"]
 
 
 def test_virtual_daemon_needs_an_end_and_no_network(tmp_path: Path) -> None:
