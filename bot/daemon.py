@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock, ScaledClock, WallClock
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, paths_of
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
 from bot.io.journal import Journal
@@ -90,6 +90,8 @@ async def run_daemon(
 ) -> dict[str, Any]:
     """Run until SIGINT/SIGTERM or `duration_s` (of the daemon's clock); a second signal exits
     at once without the clean shutdown."""
+    # Absolute, so an operator can check that `hedgebot halt` writes the file watched here.
+    log.info("daemon.paths", **paths_of(settings))
     clock = make_clock(settings)
     settings.journal.path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(settings.journal.path)

@@ -7,11 +7,14 @@ bot/control.py that the MQTT bridge and the CLI call, apart from the decision lo
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from bot.config import ConfigError, Settings, load_settings, with_setting
+from bot.config import ConfigError, Settings, load_settings
+from bot.config_set import with_setting
 from bot.control import CommandError
 from bot.core import risk
+from bot.core.external import check_external
 from bot.core.orders import OrderIntent, Side
 
 if TYPE_CHECKING:
@@ -52,6 +55,8 @@ class OperatorControls:
     paused: bool
     risk_limits: risk.RiskLimits
     risk_state: risk.RiskState
+    # The config file as last loaded: `set` may tighten its risk limits, not loosen them.
+    file_settings: Settings | None = None
     # (source, symbol) -> (underlying, qty, delta_coin or None, expires_at wall ms)
     external: dict[tuple[str, str], tuple[str, float, float | None, int]]
     _force: set[str]
@@ -86,6 +91,18 @@ class OperatorControls:
         key = (source, symbol)
         if underlying not in self.settings.hedge:
             raise CommandError(f"underlying {underlying!r} is not hedged by this bot")
+        refused = check_external(
+            self.settings.external,
+            self.external,
+            key,
+            underlying,
+            qty,
+            delta_coin,
+            expires_at_ms,
+            int(time.time() * 1000),
+        )
+        if refused is not None:
+            raise CommandError(refused)
         if qty == 0 and (delta_coin is None or delta_coin == 0):
             self.external.pop(key, None)
         else:
@@ -223,8 +240,10 @@ class OperatorControls:
         return {"underlying": underlying, "client_id": intent.client_id, "amount": amount}
 
     def set_setting(self, path: str, value: Any) -> dict[str, Any]:
+        if self.file_settings is None:
+            self.file_settings = self.settings
         try:
-            new = with_setting(self.settings, path, value)
+            new = with_setting(self.settings, path, value, self.file_settings)
         except ConfigError as e:
             raise CommandError(e.render()) from None
         self._apply(new)
@@ -255,6 +274,7 @@ class OperatorControls:
             )
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
         self._apply(kept)
+        self.file_settings = kept
         self._emit("state", "config.reloaded", needs_restart=ignored)
         return {"reloaded": True, "needs_restart": ignored}
 

@@ -1,0 +1,66 @@
+"""Caps on positions reported from outside the bot (MQTT `positions/in`), as one pure check.
+
+A position held elsewhere moves the hedge like our own, so a wrong or hostile message
+(`delta_coin = 1e9`, thousands of sources, a year-long lifetime) must be refused, not hedged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.config import ExternalConfig
+
+# (source, symbol) -> (underlying, qty, delta_coin or None, expires_at wall ms), as the engine
+# keeps them.
+External = Mapping[tuple[str, str], tuple[str, float, float | None, int]]
+
+
+def check_external(
+    cfg: ExternalConfig,
+    current: External,
+    key: tuple[str, str],
+    underlying: str,
+    qty: float,
+    delta_coin: float | None,
+    expires_at_ms: int,
+    now_ms: int,
+) -> str | None:
+    """None when the position may be counted, else the rule it breaks (named `external.<cap>`).
+    A removal (qty 0 and no delta) is always allowed. Positions given without `delta_coin` are
+    valued from their instrument later and bounded here by `max_abs_qty` only."""
+    source = key[0]
+    if qty == 0 and not delta_coin:
+        return None
+    if abs(qty) > cfg.max_abs_qty:
+        return f"external.max_abs_qty: |qty| {abs(qty):g} is above {cfg.max_abs_qty:g}"
+    ttl_s = (expires_at_ms - now_ms) / 1000
+    if ttl_s > cfg.max_ttl_s:
+        return f"external.max_ttl_s: lifetime {ttl_s:.0f} s is above {cfg.max_ttl_s:g} s"
+    per_source = cfg.max_abs_delta_coin_per_source
+    if delta_coin is not None and abs(delta_coin) > per_source:
+        return (
+            f"external.max_abs_delta_coin_per_source: |delta_coin| {abs(delta_coin):g} "
+            f"is above {per_source:g}"
+        )
+    after = dict(current)
+    after[key] = (underlying, qty, delta_coin, expires_at_ms)
+    sources = {s for s, _ in after}
+    if len(sources) > cfg.max_sources:
+        return f"external.max_sources: {len(sources)} sources would be above {cfg.max_sources}"
+    if len(after) > cfg.max_positions:
+        return f"external.max_positions: {len(after)} positions would be above {cfg.max_positions}"
+    net_source = sum(
+        d or 0.0 for (s, _), (u, _, d, _) in after.items() if s == source and u == underlying
+    )
+    if abs(net_source) > per_source:
+        return (
+            f"external.max_abs_delta_coin_per_source: source {source!r} would hold "
+            f"{net_source:g} {underlying} delta, beyond +/-{per_source:g}"
+        )
+    net = sum(d or 0.0 for (u, _, d, _) in after.values() if u == underlying)
+    if abs(net) > cfg.max_abs_delta_coin_total:
+        return (
+            f"external.max_abs_delta_coin_total: external {underlying} delta would be "
+            f"{net:g}, beyond +/-{cfg.max_abs_delta_coin_total:g}"
+        )
+    return None
