@@ -13,6 +13,7 @@ relative paths resolve against the config file's directory. Errors never show a 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,8 +151,8 @@ class PositionConfig(Section):
     settlement: Literal["linear", "inverse"] = "linear"
     option_type: Literal["call", "put"] | None = None
     strike: float | None = Field(default=None, gt=0)
-    expiry_days: float | None = Field(default=None, gt=0)
-    qty: float
+    expiry_days: float | None = Field(default=None, gt=0, le=3660)
+    qty: float = Field(ge=-1e9, le=1e9)
 
     @model_validator(mode="after")
     def _symbol_or_description(self) -> PositionConfig:
@@ -577,6 +578,11 @@ def load_settings(
         if env is not None:
             os.environ.clear()
             os.environ.update(saved)
+    from bot.config_checks import sim_problems  # it needs the models above
+
+    problems = sim_problems(settings, int(time.time() * 1000))
+    if problems:
+        raise ConfigError(source, scrub(problems, secrets))
     base = Path(path).resolve().parent if path is not None else Path.cwd()
     return rebase_paths(settings, base)
 

@@ -35,6 +35,8 @@ class ConfigError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        if len(self.problems) == 1:
+            return self.one_line()
         lines = [f"{self.source}: {len(self.problems)} error(s)"]
         for path, value, rule in self.problems:
             lines.append(f"  {path}: {rule} (got {value})" if value else f"  {path}: {rule}")
