@@ -15,10 +15,18 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from bot.config import RiskConfig, Settings
-from bot.config_errors import MASK, SECRET_FIELDS, ConfigError, Problem, problems_of, show
+from bot.config_errors import (
+    MASK,
+    SECRET_FIELDS,
+    ConfigError,
+    Problem,
+    problems_of,
+    scrub,
+    show,
+)
 
 LIVE_SECTIONS = frozenset({"hedge", "execution", "risk", "engine", "log"})
 RESTART_ONLY = "restart-only: edit the file and restart"
@@ -48,7 +56,31 @@ def with_setting(
 ) -> Settings:
     """A copy of `settings` with one dotted setting changed, validated like the file and by the
     rules above. `file_settings` (the config file as last loaded; default `settings`) bounds
-    the risk limits. Raises ConfigError naming the field, the value and the rule."""
+    the risk limits. Raises ConfigError naming the field, the value and the rule, with every
+    secret the settings hold masked (the value may be one, pasted into the wrong field)."""
+    try:
+        return _with_setting(settings, path, value, file_settings)
+    except ConfigError as e:
+        raise ConfigError(e.source, scrub(e.problems, held_secrets(settings))) from None
+
+
+def held_secrets(model: BaseModel) -> list[str]:
+    """Every value a SecretStr holds anywhere in the settings."""
+    found: list[str] = []
+    for name in type(model).model_fields:
+        v = getattr(model, name)
+        values = v.values() if isinstance(v, dict) else [v]
+        for x in values:
+            if isinstance(x, SecretStr):
+                found.append(x.get_secret_value())
+            elif isinstance(x, BaseModel):
+                found.extend(held_secrets(x))
+    return found
+
+
+def _with_setting(
+    settings: Settings, path: str, value: Any, file_settings: Settings | None
+) -> Settings:
     source = f"set {path}"
 
     def refuse(where: str, rule: str) -> ConfigError:
