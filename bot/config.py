@@ -37,6 +37,7 @@ from bot.config_errors import SECRET_FIELDS as SECRET_FIELDS
 from bot.config_errors import ConfigError as ConfigError
 from bot.config_errors import Problem, problems_of, scrub, secret_env_values, secret_values
 from bot.config_sources import (
+    absolute_path,
     declared_accounts,
     env_problems,
     read_secrets_file,
@@ -530,8 +531,9 @@ def _lower_account(v: Any) -> Any:
     return v
 
 
-# Sub-trees whose keys belong to someone else (ccxt) and keep their case.
-_CASE_KEPT = frozenset({"ccxt_options", "urls"})
+# Sub-trees whose keys belong to someone else (ccxt options, urls, symbols) and keep their case:
+# a lower-cased symbol would never match, and its position limit would silently not apply.
+_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts"})
 
 
 def _lower_keys(data: Any) -> Any:
@@ -620,6 +622,23 @@ def _find_secrets(data: Any, path: str = "") -> list[str]:
         for i, value in enumerate(data):
             found.extend(_find_secrets(value, f"{path}.{i}"))
     return found
+
+
+def halt_file_of(path: str | Path, env: dict[str, str] | None = None) -> Path | None:
+    """risk.halt_file alone, absolute, from a config file that may not validate otherwise:
+    the kill switch must work even when an unrelated setting (or a secret missing from this
+    shell) makes the whole config invalid. None when the file gives none."""
+    try:
+        data = _lower_keys(read_toml(Path(path), str(path)))
+    except ConfigError:
+        return None
+    environ = dict(os.environ) if env is None else env
+    over = {k.upper(): v for k, v in environ.items()}.get(f"{ENV_PREFIX}RISK__HALT_FILE")
+    risk = data.get("risk")
+    value = over or (risk.get("halt_file") if isinstance(risk, dict) else None)
+    if not isinstance(value, str) or not value:
+        return None
+    return absolute_path(Path(value), Path(path).resolve().parent)
 
 
 def paths_of(settings: Settings) -> dict[str, str | None]:

@@ -93,7 +93,7 @@ def env_problems(
     return problems
 
 
-def _absolute(p: Path, base: Path) -> Path:
+def absolute_path(p: Path, base: Path) -> Path:
     p = p.expanduser()
     return (p if p.is_absolute() else base / p).resolve()
 
@@ -107,7 +107,7 @@ def rebase_paths(model: M, base: Path) -> M:
         value = getattr(model, name)
         new: Any = value
         if isinstance(value, Path):
-            new = _absolute(value, base)
+            new = absolute_path(value, base)
         elif isinstance(value, BaseModel):
             new = rebase_paths(value, base)
         elif isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()):
