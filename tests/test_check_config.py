@@ -124,3 +124,121 @@ def test_currency_and_underlying_names_are_upper_case_from_any_source(tmp_path: 
     s = load_settings(path, env={"HEDGEBOT_SIM__BALANCES__USDC": "7"})
     assert s.sim.balances == {"USDT": 5.0, "BTC": 2.0, "USDC": 7.0}
     assert list(s.sim.underlyings) == ["ETH"]
+
+
+# --- input safety through the real entry point ----------------------------------------------------
+
+SECRET_ENV = {
+    "HEDGEBOT_MQTT__COMMAND_SECRET": "cli-cmd-secret-1a2b",
+    "HEDGEBOT_MQTT__PASSWORD": "cli-mqtt-pass-3c4d",
+    "HEDGEBOT_ACCOUNTS__SIM__API_KEY": "cli-sim-key-5e6f",
+}
+SECRET_FILE = "HEDGEBOT_ACCOUNTS__SIM__SECRET=cli-file-secret-7a8b\n"
+HEDGE = '[hedge.BTC]\ninstrument = "BTC/USDT:USDT"\nband = 0.5\n'
+
+
+def cli(
+    args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def test_reported_secret_leaks_are_gone_from_check_config_and_run(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(SECRET_FILE)
+    cases = {
+        "typo": '[hedge.BTC]\naccount = "typo"\ninstrument = "BTC/USDT:USDT"\nband = 0.5\n',
+        "live": '[accounts.sim]\nmode = "live"\n' + HEDGE,
+        "account": '[accounts.sim]\nexchange = "sim"\nmode = "testnet"\nmode2 = 1\n' + HEDGE,
+    }
+    for name, text in cases.items():
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(text + f'[journal]\npath = "{tmp_path / "j.sqlite"}"\n')
+        for args in (
+            ["check-config", str(cfg), "--secrets", str(secrets)],
+            ["run", "--config", str(cfg), "--secrets", str(secrets), "--duration", "1"],
+        ):
+            r = cli(args, env=SECRET_ENV)
+            out = r.stdout + r.stderr
+            assert r.returncode == 2, (name, args[0], out)
+            assert "Traceback" not in out
+            for secret in [*SECRET_ENV.values(), "cli-file-secret-7a8b"]:
+                assert secret not in out, (name, args[0], out)
+    r = cli(["check-config", str(tmp_path / "typo.toml")], env=SECRET_ENV)
+    assert "hedge.BTC.account: no account named 'typo'" in r.stderr
+
+
+def test_non_finite_values_are_refused_by_check_config_and_run(tmp_path: Path) -> None:
+    cfg = tmp_path / "nan.toml"
+    cfg.write_text(
+        HEDGE + '[[positions]]\nunderlying = "BTC"\nkind = "spot"\nqty = nan\n'
+        f'[journal]\npath = "{tmp_path / "j.sqlite"}"\n'
+    )
+    for args in (["check-config", str(cfg)], ["run", "--config", str(cfg), "--duration", "1"]):
+        r = cli(args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0, r.stderr  # one clear line
+        assert "positions.0.qty: Input should be a finite number (got nan)" in r.stderr
+    r = cli(["check-config", str(cfg)], env={"HEDGEBOT_HEDGE__BTC__BAND": "inf"})
+    assert r.returncode == 2 and "hedge.BTC.band" in r.stderr
+
+
+def test_unknown_environment_variable_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(HEDGE)
+    r = cli(["check-config", str(cfg)], env={"HEDGEBOT_EXECUTON__MODE": "twap"})
+    assert r.returncode == 2 and "HEDGEBOT_EXECUTON__MODE" in r.stderr
+    r = cli(["check-config", str(cfg)], env={"HEDGEBOT_ACCOUNTS__GHOST__API_KEY": "ghost-key-99"})
+    assert r.returncode == 2 and "no account 'ghost'" in r.stderr
+    assert "ghost-key-99" not in r.stderr
+
+
+def test_missing_directory_and_unreadable_config_exit_2_with_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    for target, words in (
+        (tmp_path / "missing.toml", "file not found"),
+        (tmp_path, "is a directory"),
+        (binary, "not valid TOML"),
+    ):
+        for args in (
+            ["run", "--config", str(target), "--duration", "1"],
+            ["check-config", str(target)],
+            ["halt", "--config", str(target)],
+        ):
+            r = cli(args)
+            assert r.returncode == 2, (args, r.stderr)
+            assert "Traceback" not in r.stderr and words in r.stderr, (args, r.stderr)
+            assert r.stderr.strip().count("\n") == 0, r.stderr
+
+
+def test_halt_from_another_directory_writes_the_file_the_config_names(tmp_path: Path) -> None:
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    cfg = conf / "bot.toml"
+    cfg.write_text(HEDGE + '[risk]\nhalt_file = "state/HALT"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = cli(["halt", "--config", "../etc/bot.toml", "--reason", "drill"], cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert (conf / "state" / "HALT").exists() and not (elsewhere / "state").exists()
+    assert str(conf / "state" / "HALT") in r.stdout
+    # check-config shows the same absolute path, from any directory.
+    shown = json.loads(cli(["check-config", str(cfg)], cwd=ROOT).stdout)["risk"]["halt_file"]
+    assert shown == str(conf / "state" / "HALT")
+    r = cli(["halt", "--config", str(cfg), "--clear"], cwd=ROOT)
+    assert r.returncode == 0 and not (conf / "state" / "HALT").exists()
+    # A config broken elsewhere still halts (the kill switch must not wait for a fix).
+    cfg.write_text(HEDGE + '[risk]\nhalt_file = "state/HALT"\nmax_order_notional_usd = -1\n')
+    r = cli(["halt", "--config", str(cfg)], cwd=elsewhere)
+    assert r.returncode == 0 and (conf / "state" / "HALT").exists(), r.stderr
+    assert "risk.max_order_notional_usd" in r.stderr and "halting anyway" in r.stderr
