@@ -91,6 +91,8 @@ class OperatorControls:
         key = (source, symbol)
         if underlying not in self.settings.hedge:
             raise CommandError(f"underlying {underlying!r} is not hedged by this bot")
+        held = [i for (acc, sym), i in self.catalog.items() if sym == symbol and acc in self.venues]
+        coin_size = held[0].contract_size if held and not held[0].is_inverse else None
         refused = check_external(
             self.settings.external,
             self.external,
@@ -100,6 +102,7 @@ class OperatorControls:
             delta_coin,
             expires_at_ms,
             int(time.time() * 1000),
+            None if coin_size is None else qty * coin_size,
         )
         if refused is not None:
             raise CommandError(refused)

@@ -146,6 +146,10 @@ def test_external_caps() -> None:
     assert "external.max_sources" in (check(store, "c", 1, 0.1) or "")
     store[("b", "Z")] = ("BTC", 1, None, NOW + 60_000)
     assert "external.max_positions" in (check(store, "b", 1, 0.1, sym="W") or "")
+    # Without delta_coin, |qty x coin per contract| bounds the delta the position can carry.
+    bound = check_external(CAPS, {}, ("a", "P"), "BTC", 500, None, NOW + 1000, NOW, 500.0)
+    assert "|qty x contract size| 500 coin is above 10" in (bound or "")
+    assert check_external(CAPS, {}, ("a", "P"), "BTC", 5, None, NOW + 1000, NOW, 5.0) is None
     # Removing is always allowed, even beyond the caps.
     assert check(store, "c", 0, None) is None
     # Other underlyings do not count toward BTC's total.

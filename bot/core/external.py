@@ -24,10 +24,13 @@ def check_external(
     delta_coin: float | None,
     expires_at_ms: int,
     now_ms: int,
+    delta_bound: float | None = None,
 ) -> str | None:
     """None when the position may be counted, else the rule it breaks (named `external.<cap>`).
     A removal (qty 0 and no delta) is always allowed. Positions given without `delta_coin` are
-    valued from their instrument later and bounded here by `max_abs_qty` only."""
+    valued from their instrument later; here they are bounded by `max_abs_qty` and, where the
+    caller knows one, by `delta_bound` (|qty| x coin per contract: no delta-one or option
+    contract moves more than that) against the per-source cap."""
     source = key[0]
     if qty == 0 and not delta_coin:
         return None
@@ -41,6 +44,11 @@ def check_external(
         return (
             f"external.max_abs_delta_coin_per_source: |delta_coin| {abs(delta_coin):g} "
             f"is above {per_source:g}"
+        )
+    if delta_coin is None and delta_bound is not None and abs(delta_bound) > per_source:
+        return (
+            f"external.max_abs_delta_coin_per_source: |qty x contract size| {abs(delta_bound):g} "
+            f"coin is above {per_source:g}"
         )
     after = dict(current)
     after[key] = (underlying, qty, delta_coin, expires_at_ms)
