@@ -580,13 +580,14 @@ def load_settings(
         if env is not None:
             os.environ.clear()
             os.environ.update(saved)
-    from bot.config_checks import sim_problems  # it needs the models above
+    from bot.config_checks import file_problems, sim_problems  # they need the models above
 
-    problems = sim_problems(settings, int(time.time() * 1000))
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    settings = rebase_paths(settings, base)
+    problems = sim_problems(settings, int(time.time() * 1000)) + file_problems(settings)
     if problems:
         raise ConfigError(source, scrub(problems, secrets))
-    base = Path(path).resolve().parent if path is not None else Path.cwd()
-    return rebase_paths(settings, base)
+    return settings
 
 
 def _source_problems(

@@ -1,5 +1,6 @@
-"""Checks of a valid config that need the simulated exchange's listing rules: what `run` would
-refuse at start-up and the config alone decides, so `check-config` refuses it too."""
+"""Checks of a valid config that need the simulated exchange's listing rules or the file system:
+what `run` would refuse (or fail on) at start-up and the config alone decides, so
+`check-config` refuses it too."""
 
 from __future__ import annotations
 
@@ -40,3 +41,16 @@ def sim_problems(settings: Settings, start_ms: int) -> list[Problem]:
             rule = f"not a delta-one {u} contract"
             problems.append((where, show(h.instrument, where), rule))
     return problems
+
+
+def file_problems(settings: Settings) -> list[Problem]:
+    """TLS files the MQTT bridge would fail to load on every connection attempt."""
+    m = settings.mqtt
+    if not m.enabled:
+        return []
+    files = {"mqtt.ca_file": m.ca_file, "mqtt.cert_file": m.cert_file, "mqtt.key_file": m.key_file}
+    return [
+        (where, show(str(path), where), "file not found (or not a file)")
+        for where, path in files.items()
+        if path is not None and not path.is_file()
+    ]

@@ -193,6 +193,14 @@ def test_config_decided_startup_errors_are_config_errors(
     assert words in refused(write(tmp_path, text), env if "accounts.d" in text else {})
 
 
+def test_missing_tls_files_are_refused_when_mqtt_is_on(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    text = HEDGE + '[mqtt]\nenabled = true\nca_file = "ca.pem"\ncert_file = "c.pem"\n'
+    msg = refused(write(tmp_path, text + 'key_file = "k.pem"\n'))
+    assert "mqtt.cert_file: file not found" in msg and "mqtt.key_file" in msg
+    assert "mqtt.ca_file" not in msg
+
+
 def test_example_shape_still_loads(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, HEDGE), env={})
     assert isinstance(s, Settings) and s.external.max_sources == 100
