@@ -3,12 +3,17 @@
 Precedence, highest first: environment (`HEDGEBOT_` prefix, `__` between nested names, e.g.
 `HEDGEBOT_EXECUTION__MAX_SLIPPAGE_BPS=15`), the secrets file (dotenv format, same names), the TOML
 file, the defaults here. Secrets (API keys, passwords) are refused in the TOML file.
+
+Input safety: every float must be finite (nan and inf are refused wherever they come from), a
+HEDGEBOT_* variable must name a setting, accounts exist only where the file declares them, and
+relative paths resolve against the config file's directory. Errors never show a secret
+(bot/config_errors.py).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,16 +33,26 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.policy_config import PolicyConfig, explain_moved_keys, moved_hint
-
-ENV_PREFIX = "HEDGEBOT_"
-SECRET_FIELDS = frozenset({"api_key", "secret", "password", "passphrase", "command_secret"})
+from bot.config_errors import ENV_PREFIX as ENV_PREFIX
+from bot.config_errors import SECRET_FIELDS as SECRET_FIELDS
+from bot.config_errors import ConfigError as ConfigError
+from bot.config_errors import Problem, problems_of, scrub, secret_env_values, secret_values
+from bot.config_sources import (
+    absolute_path,
+    declared_accounts,
+    env_problems,
+    read_secrets_file,
+    read_toml,
+    rebase_paths,
+)
+from bot.policy_config import PolicyConfig, explain_moved_keys
 
 
 class Section(BaseModel):
-    """Every section refuses unknown keys: a typo in a config file is an error, not a no-op."""
+    """Every section refuses unknown keys: a typo in a config file is an error, not a no-op.
+    No float may be nan or inf: `band = inf` or `qty = nan` would silently stop hedging."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LogConfig(Section):
@@ -74,13 +89,19 @@ class AccountConfig(Section):
         if self.mode == "live":
             if self.exchange == "sim":
                 raise ValueError("mode 'live' is not possible on the simulated exchange")
-            if self.api_key is None or self.secret is None:
-                raise ValueError("mode 'live' needs api_key and secret (from the environment)")
+            if not _filled(self.api_key) or not _filled(self.secret):
+                raise ValueError(
+                    "mode 'live' needs non-empty api_key and secret (from the environment)"
+                )
             if not self.confirm_live:
                 raise ValueError("mode 'live' needs confirm_live = true")
-        if self.mode == "testnet" and self.exchange != "sim" and self.api_key is None:
+        if self.mode == "testnet" and self.exchange != "sim" and not _filled(self.api_key):
             raise ValueError("mode 'testnet' needs api_key and secret (from the environment)")
         return self
+
+
+def _filled(secret: SecretStr | None) -> bool:
+    return secret is not None and secret.get_secret_value().strip() != ""
 
 
 class SimUnderlying(Section):
@@ -133,8 +154,8 @@ class PositionConfig(Section):
     settlement: Literal["linear", "inverse"] = "linear"
     option_type: Literal["call", "put"] | None = None
     strike: float | None = Field(default=None, gt=0)
-    expiry_days: float | None = Field(default=None, gt=0)
-    qty: float
+    expiry_days: float | None = Field(default=None, gt=0, le=3660)
+    qty: float = Field(ge=-1e9, le=1e9)
 
     @model_validator(mode="after")
     def _symbol_or_description(self) -> PositionConfig:
@@ -373,6 +394,24 @@ class MetricsConfig(Section):
     )
 
 
+class ExternalConfig(Section):
+    """Caps on positions reported over MQTT `positions/in` (checked by bot/core/external.py):
+    a message beyond them is refused with the rule, never counted."""
+
+    max_sources: int = Field(default=100, ge=1, description="distinct sources at once")
+    max_positions: int = Field(default=1000, ge=1, description="positions at once, all sources")
+    max_abs_qty: float = Field(default=1e6, gt=0, description="|qty| of one position")
+    max_abs_delta_coin_per_source: float = Field(
+        default=1000.0, gt=0, description="|net delta| in coin of one source in one underlying"
+    )
+    max_abs_delta_coin_total: float = Field(
+        default=5000.0, gt=0, description="|net delta| in coin of all sources in one underlying"
+    )
+    max_ttl_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="longest lifetime (ttl_s, or expires_at_ms - now)"
+    )
+
+
 class MqttConfig(Section):
     """The MQTT control plane and telemetry. The broker is never on the money path: when it is
     down the daemon keeps hedging and the bridge keeps retrying quietly."""
@@ -417,6 +456,7 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         case_sensitive=False,
+        allow_inf_nan=False,
     )
 
     bot_id: str = Field(default="hedgebot", pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -433,6 +473,7 @@ class Settings(BaseSettings):
     positions: list[PositionConfig] = Field(default_factory=list)
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
+    external: ExternalConfig = ExternalConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -485,8 +526,16 @@ class Settings(BaseSettings):
             if h.account not in self.accounts:
                 raise ValueError(f"hedge.{name}.account: no account named {h.account!r}")
         for i, p in enumerate(self.positions):
-            if p.account not in self.accounts:
+            acc = self.accounts.get(p.account)
+            if acc is None:
                 raise ValueError(f"positions.{i}.account: no account named {p.account!r}")
+            if acc.exchange != "sim" and acc.mode != "paper":
+                # The same rule the daemon applies (make_venues), so check-config refuses it too.
+                raise ValueError(
+                    f"positions.{i}.account: starting positions are for sim and paper accounts; "
+                    f"{p.account!r} is {acc.mode} on {acc.exchange}, whose positions come from "
+                    "the exchange"
+                )
         return self
 
     @classmethod
@@ -519,8 +568,9 @@ def _lower_account(v: Any) -> Any:
     return v
 
 
-# Sub-trees whose keys belong to someone else (ccxt) and keep their case.
-_CASE_KEPT = frozenset({"ccxt_options", "urls"})
+# Sub-trees whose keys belong to someone else (ccxt options, urls, symbols) and keep their case:
+# a lower-cased symbol would never match, and its position limit would silently not apply.
+_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts"})
 
 
 def _lower_keys(data: Any) -> Any:
@@ -536,19 +586,66 @@ def _lower_keys(data: Any) -> Any:
     return data
 
 
-class ConfigError(Exception):
-    """Every problem found in a config, each as (field path, bad value, rule)."""
+def load_settings(
+    path: str | Path | None,
+    secrets_file: str | Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Load, validate and return the settings, or raise ConfigError listing every problem.
+    Relative paths resolve against the config file's directory (the working directory when
+    there is no file). No error text holds a secret value from any source."""
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = read_toml(Path(path), source) if path is not None else {}
+    environ: dict[str, str] = dict(os.environ) if env is None else dict(env)
+    dotenv = read_secrets_file(Path(secrets_file), source) if secrets_file is not None else {}
+    secrets = [*secret_values(data), *secret_env_values(environ), *secret_env_values(dotenv)]
+    problems = _source_problems(data, environ, dotenv)
+    if problems:
+        raise ConfigError(source, scrub(problems, secrets))
+    saved = dict(os.environ)
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        kwargs: dict[str, Any] = {}
+        if secrets_file is not None:
+            kwargs["_env_file"] = str(secrets_file)
+        settings = Settings(**_lower_keys(data), **kwargs)
+    except ValidationError as e:
+        raise ConfigError(source, scrub(problems_of(e), secrets)) from None
+    finally:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    from bot.config_checks import file_problems, sim_problems  # they need the models above
 
-    def __init__(self, source: str, problems: list[tuple[str, str, str]]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(self.render())
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    settings = rebase_paths(settings, base)
+    problems = sim_problems(settings, int(time.time() * 1000)) + file_problems(settings)
+    if problems:
+        raise ConfigError(source, scrub(problems, secrets))
+    return settings
 
-    def render(self) -> str:
-        lines = [f"{self.source}: {len(self.problems)} error(s)"]
-        for path, value, rule in self.problems:
-            lines.append(f"  {path}: {rule} (got {value})")
-        return "\n".join(lines)
+
+def _source_problems(
+    data: dict[str, Any], environ: dict[str, str], dotenv: dict[str, str | None]
+) -> list[Problem]:
+    """Secrets written into the file, and HEDGEBOT_* variables that name no setting or an
+    account the file does not declare."""
+    problems: list[Problem] = [
+        (
+            p,
+            "'**********'",
+            "secrets are not allowed in the config file; use the "
+            f"environment ({ENV_PREFIX}{p.upper().replace('.', '__')}) or a secrets file",
+        )
+        for p in _find_secrets(data)
+    ]
+    sections = Settings.model_fields.keys()
+    accounts = declared_accounts(_lower_keys(data), ("sim",))  # the default account
+    problems += env_problems(environ, sections, accounts, "environment variable")
+    problems += env_problems(dotenv, sections, accounts, "secrets file variable")
+    return problems
 
 
 def _find_secrets(data: Any, path: str = "") -> list[str]:
@@ -565,115 +662,34 @@ def _find_secrets(data: Any, path: str = "") -> list[str]:
     return found
 
 
-def _show(value: Any, path: str) -> str:
-    if any(part.lower() in SECRET_FIELDS for part in path.split(".")):
-        return "'**********'"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def problems_of(e: ValidationError) -> list[tuple[str, str, str]]:
-    """(field path, shown value, rule) for each error, secrets masked."""
-    problems = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        rule = err["msg"]
-        if err["type"] == "extra_forbidden":
-            rule = "unknown setting (check the spelling)"
-        problems.append((loc or "<root>", _show(err.get("input"), loc), rule))
-    return problems
-
-
-# Sections an operator may change while the daemon runs; the rest needs a restart.
-LIVE_SECTIONS = frozenset({"hedge", "execution", "risk", "engine", "log"})
-RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions")
-
-
-def with_setting(settings: Settings, path: str, value: Any) -> Settings:
-    """A copy of `settings` with one dotted setting changed, validated exactly as the file is.
-    Raises ConfigError naming the field, the value and the rule."""
-    parts = path.split(".")
-    source = f"set {path}"
-    if parts[0] not in LIVE_SECTIONS or len(parts) < 2:
-        raise ConfigError(
-            source,
-            [
-                (
-                    path,
-                    _show(value, path),
-                    "not a setting that can change while running "
-                    f"(live sections: {', '.join(sorted(LIVE_SECTIONS))})",
-                )
-            ],
-        )
-    if parts[-1].lower() in SECRET_FIELDS:
-        raise ConfigError(source, [(path, "'**********'", "secrets cannot be set live")])
-    data = settings.model_dump(mode="python")
-    node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        if not isinstance(node, dict) or part not in node:
-            where = ".".join(parts[: i + 1])
-            raise ConfigError(source, [(where, _show(value, path), "no such setting")])
-        node = node[part]
-    if not isinstance(node, dict) or parts[-1] not in node:
-        rule = moved_hint(path, value) or "no such setting"
-        raise ConfigError(source, [(path, _show(value, path), rule)])
-    node[parts[-1]] = value
+def halt_file_of(path: str | Path, env: dict[str, str] | None = None) -> Path | None:
+    """risk.halt_file alone, absolute, from a config file that may not validate otherwise:
+    the kill switch must work even when an unrelated setting (or a secret missing from this
+    shell) makes the whole config invalid. None when the file gives none."""
     try:
-        return Settings.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(source, problems_of(e)) from None
+        data = _lower_keys(read_toml(Path(path), str(path)))
+    except ConfigError:
+        return None
+    environ = dict(os.environ) if env is None else env
+    over = {k.upper(): v for k, v in environ.items()}.get(f"{ENV_PREFIX}RISK__HALT_FILE")
+    risk = data.get("risk")
+    value = over or (risk.get("halt_file") if isinstance(risk, dict) else None)
+    if not isinstance(value, str) or not value:
+        return None
+    return absolute_path(Path(value), Path(path).resolve().parent)
 
 
-def load_settings(
-    path: str | Path | None,
-    secrets_file: str | Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Settings:
-    """Load, validate and return the settings, or raise ConfigError listing every problem."""
-    source = str(path) if path is not None else "<defaults>"
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(source, [("<file>", repr(str(path)), "file not found")]) from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(source, [("<file>", "TOML", f"not valid TOML: {e}")]) from None
-    leaked = _find_secrets(data)
-    if leaked:
-        raise ConfigError(
-            source,
-            [
-                (
-                    p,
-                    "'**********'",
-                    "secrets are not allowed in the config file; use the "
-                    f"environment ({ENV_PREFIX}{p.upper().replace('.', '__')}) or a secrets file",
-                )
-                for p in leaked
-            ],
-        )
-    saved = dict(os.environ)
-    try:
-        if env is not None:
-            os.environ.clear()
-            os.environ.update(env)
-        kwargs: dict[str, Any] = {}
-        if secrets_file is not None:
-            if not Path(secrets_file).is_file():
-                raise ConfigError(
-                    source, [("<secrets_file>", repr(str(secrets_file)), "file not found")]
-                )
-            kwargs["_env_file"] = str(secrets_file)
-        return Settings(**_lower_keys(data), **kwargs)
-    except ValidationError as e:
-        raise ConfigError(source, problems_of(e)) from None
-    finally:
-        if env is not None:
-            os.environ.clear()
-            os.environ.update(saved)
+def paths_of(settings: Settings) -> dict[str, str | None]:
+    """The files the daemon reads and writes, absolute, for the start-up log line."""
+    return {
+        "halt_file": _str(settings.risk.halt_file),
+        "journal": str(settings.journal.path),
+        "sim_state_file": _str(settings.sim.state_file),
+    }
+
+
+def _str(p: Path | None) -> str | None:
+    return None if p is None else str(p)
 
 
 def redacted_dump(settings: Settings) -> dict[str, Any]:

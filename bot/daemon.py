@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock, LiveClock
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, paths_of
 from bot.engine import Engine
 from bot.events import EventBus, LogSink
 from bot.io.health import Health
@@ -97,6 +97,8 @@ async def run_daemon(
 ) -> dict[str, Any]:
     """Run until SIGINT/SIGTERM or `duration_s` (of the daemon's clock); a second signal exits
     at once without the clean shutdown. `clock`: by default live (see make_clock)."""
+    # Absolute, so an operator can check that `hedgebot halt` writes the file watched here.
+    log.info("daemon.paths", **paths_of(settings))
     clock = clock if clock is not None else make_clock(settings)
     settings.journal.path.parent.mkdir(parents=True, exist_ok=True)
     journal_lock = JournalLock.acquire(settings.journal.path, settings.bot_id)  # one daemon each

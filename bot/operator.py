@@ -11,13 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import ConfigError, Settings, load_settings, with_setting
+from bot.clock import wall_ms
+from bot.config import ConfigError, Settings, load_settings
+from bot.config_set import with_setting
 from bot.control import CommandError
 from bot.core import risk
 from bot.core.book import LineKey
+from bot.core.external import External, check_external
 from bot.hedger.flatten import flatten_step
 from bot.hedger.hedger import Hedger
-from bot.hedger.view import External
 
 
 class OperatorControls:
@@ -33,6 +35,8 @@ class OperatorControls:
         self._watch_ticker = watch_ticker
         self.config_path = config_path
         self.secrets_file = secrets_file
+        # The config file as last loaded: `set` may tighten its risk limits, not loosen them.
+        self.file_settings = hedger.settings
 
     @property
     def settings(self) -> Settings:
@@ -53,6 +57,22 @@ class OperatorControls:
         key = (source, symbol)
         if underlying not in self.settings.hedge:
             raise CommandError(f"underlying {underlying!r} is not hedged by this bot")
+        view = self.hedger.view
+        held = [i for (acc, sym), i in view.catalog.items() if sym == symbol and acc in view.venues]
+        coin_size = held[0].contract_size if held and not held[0].is_inverse else None
+        refused = check_external(
+            self.settings.external,
+            view.external,
+            key,
+            underlying,
+            qty,
+            delta_coin,
+            expires_at_ms,
+            wall_ms(),
+            None if coin_size is None else qty * coin_size,
+        )
+        if refused is not None:
+            raise CommandError(refused)
         if qty == 0 and (delta_coin is None or delta_coin == 0):
             self.hedger.view.external.pop(key, None)
         else:
@@ -154,7 +174,7 @@ class OperatorControls:
 
     def set_setting(self, path: str, value: Any) -> dict[str, Any]:
         try:
-            new = with_setting(self.settings, path, value)
+            new = with_setting(self.settings, path, value, self.file_settings)
         except ConfigError as e:
             raise CommandError(e.render()) from None
         self.hedger.apply(new)
@@ -185,6 +205,7 @@ class OperatorControls:
             )
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
         self.hedger.apply(kept)
+        self.file_settings = kept
         self.hedger.emit("state", "config.reloaded", needs_restart=ignored)
         return {"reloaded": True, "needs_restart": ignored}
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,15 @@ def test_every_example_config_is_valid() -> None:
     configs = sorted((ROOT / "config").glob("*.toml"))
     assert configs, "no example configs"
     for path in configs:
-        r = check(
-            path,
-            {
-                "HEDGEBOT_ACCOUNTS__DERIBIT__API_KEY": "k",
-                "HEDGEBOT_ACCOUNTS__DERIBIT__SECRET": "s",
-                "HEDGEBOT_ACCOUNTS__BINANCE__API_KEY": "k",
-                "HEDGEBOT_ACCOUNTS__BINANCE__SECRET": "s",
-            },
-        )
+        # Keys only for the accounts the file declares: others would be refused as phantoms.
+        accounts = tomllib.loads(path.read_text()).get("accounts", {})
+        keys = {
+            f"HEDGEBOT_ACCOUNTS__{name.upper()}__{k}": "k"
+            for name, acc in accounts.items()
+            if acc.get("exchange", "sim") != "sim"
+            for k in ("API_KEY", "SECRET")
+        }
+        r = check(path, keys)
         assert r.returncode == 0, (path, r.stderr)
         assert json.loads(r.stdout)["bot_id"]
 
@@ -181,32 +182,32 @@ def test_policy_errors_name_field_value_and_rule(
     r = broken(tmp_path, f'[hedge.BTC]\ninstrument = "X"\n[hedge.BTC.policy]\n{policy}\n')
     assert r.returncode == 2
     assert f"{path}: " in r.stderr and rule in r.stderr, r.stderr
-    assert "1 error(s)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1  # one problem, one line
 
 
 def test_policy_for_builds_the_configured_band(tmp_path: Path) -> None:
-    from bot.config import load_settings
+    from bot.config import Settings
     from bot.core.policy import Aim, BandPolicy
     from bot.policy_config import policy_for
 
-    path = tmp_path / "c.toml"
-    path.write_text(
-        '[hedge.ETH]\ninstrument = "ETH/USDT:USDT"\nunit = "usd"\ntarget = 100\nbias = -50\n'
-        '[hedge.ETH.policy]\nkind = "band"\nband = 2000\nband_upper = 5000\nto = "edge"\n'
-    )
-    pol = policy_for(load_settings(path, env={}).hedge["ETH"])
+    hedge = {
+        "instrument": "ETH/USDT:USDT",
+        "unit": "usd",
+        "target": 100,
+        "bias": -50,
+        "policy": {"kind": "band", "band": 2000, "band_upper": 5000, "to": "edge"},
+    }
+    pol = policy_for(Settings(hedge={"ETH": hedge}).hedge["ETH"])
     assert pol == BandPolicy(band=2000, aim=Aim("usd", 100, -50), to="edge", lower=2000, upper=5000)
-    path.write_text(
-        '[hedge.ETH]\ninstrument = "X"\n'
-        '[hedge.ETH.policy]\nkind = "band"\nband_lower = 1\nband_upper = 3\n'
-    )
-    assert policy_for(load_settings(path, env={}).hedge["ETH"]) == BandPolicy(
+    hedge = {"instrument": "X", "policy": {"kind": "band", "band_lower": 1, "band_upper": 3}}
+    assert policy_for(Settings(hedge={"ETH": hedge}).hedge["ETH"]) == BandPolicy(
         band=3, lower=1, upper=3
     )
 
 
 def test_set_reaches_into_the_policy_and_names_moved_keys() -> None:
-    from bot.config import ConfigError, Settings, with_setting
+    from bot.config import ConfigError, Settings
+    from bot.config_set import with_setting
 
     s = Settings(hedge={"BTC": {"instrument": "X", "policy": {"kind": "band", "band": 0.5}}})
     assert with_setting(s, "hedge.BTC.policy.band_upper", 0.9).hedge["BTC"].policy.band_upper == 0.9
@@ -216,3 +217,121 @@ def test_set_reaches_into_the_policy_and_names_moved_keys() -> None:
         ConfigError, match=r"hedge\.BTC\.policy\.band: Input should be greater than 0"
     ):
         with_setting(s, "hedge.BTC.policy.band", 0)
+
+
+# --- input safety through the real entry point ----------------------------------------------------
+
+SECRET_ENV = {
+    "HEDGEBOT_MQTT__COMMAND_SECRET": "cli-cmd-secret-1a2b",
+    "HEDGEBOT_MQTT__PASSWORD": "cli-mqtt-pass-3c4d",
+    "HEDGEBOT_ACCOUNTS__SIM__API_KEY": "cli-sim-key-5e6f",
+}
+SECRET_FILE = "HEDGEBOT_ACCOUNTS__SIM__SECRET=cli-file-secret-7a8b\n"
+HEDGE = '[hedge.BTC]\ninstrument = "BTC/USDT:USDT"\n[hedge.BTC.policy]\nkind = "band"\nband = 0.5\n'
+
+
+def cli(
+    args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEBOT_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=120,
+    )
+
+
+def test_reported_secret_leaks_are_gone_from_check_config_and_run(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(SECRET_FILE)
+    cases = {
+        "typo": HEDGE.replace("[hedge.BTC]\n", '[hedge.BTC]\naccount = "typo"\n'),
+        "live": '[accounts.sim]\nmode = "live"\n' + HEDGE,
+        "account": '[accounts.sim]\nexchange = "sim"\nmode = "testnet"\nmode2 = 1\n' + HEDGE,
+    }
+    for name, text in cases.items():
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(text + f'[journal]\npath = "{tmp_path / "j.sqlite"}"\n')
+        for args in (
+            ["check-config", str(cfg), "--secrets", str(secrets)],
+            ["run", "--config", str(cfg), "--secrets", str(secrets), "--duration", "1"],
+        ):
+            r = cli(args, env=SECRET_ENV)
+            out = r.stdout + r.stderr
+            assert r.returncode == 2, (name, args[0], out)
+            assert "Traceback" not in out
+            for secret in [*SECRET_ENV.values(), "cli-file-secret-7a8b"]:
+                assert secret not in out, (name, args[0], out)
+    r = cli(["check-config", str(tmp_path / "typo.toml")], env=SECRET_ENV)
+    assert "hedge.BTC.account: no account named 'typo'" in r.stderr
+
+
+def test_non_finite_values_are_refused_by_check_config_and_run(tmp_path: Path) -> None:
+    cfg = tmp_path / "nan.toml"
+    cfg.write_text(
+        HEDGE + '[[positions]]\nunderlying = "BTC"\nkind = "spot"\nqty = nan\n'
+        f'[journal]\npath = "{tmp_path / "j.sqlite"}"\n'
+    )
+    for args in (["check-config", str(cfg)], ["run", "--config", str(cfg), "--duration", "1"]):
+        r = cli(args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0, r.stderr  # one clear line
+        assert "positions.0.qty: Input should be a finite number (got nan)" in r.stderr
+    r = cli(["check-config", str(cfg)], env={"HEDGEBOT_HEDGE__BTC__POLICY__BAND": "inf"})
+    assert r.returncode == 2 and "hedge.BTC.policy.band" in r.stderr
+
+
+def test_unknown_environment_variable_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(HEDGE)
+    r = cli(["check-config", str(cfg)], env={"HEDGEBOT_EXECUTON__MODE": "twap"})
+    assert r.returncode == 2 and "HEDGEBOT_EXECUTON__MODE" in r.stderr
+    r = cli(["check-config", str(cfg)], env={"HEDGEBOT_ACCOUNTS__GHOST__API_KEY": "ghost-key-99"})
+    assert r.returncode == 2 and "no account 'ghost'" in r.stderr
+    assert "ghost-key-99" not in r.stderr
+
+
+def test_missing_directory_and_unreadable_config_exit_2_with_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    for target, words in (
+        (tmp_path / "missing.toml", "file not found"),
+        (tmp_path, "is a directory"),
+        (binary, "not valid TOML"),
+    ):
+        for args in (
+            ["run", "--config", str(target), "--duration", "1"],
+            ["check-config", str(target)],
+            ["halt", "--config", str(target)],
+        ):
+            r = cli(args)
+            assert r.returncode == 2, (args, r.stderr)
+            assert "Traceback" not in r.stderr and words in r.stderr, (args, r.stderr)
+            assert r.stderr.strip().count("\n") == 0, r.stderr
+
+
+def test_halt_from_another_directory_writes_the_file_the_config_names(tmp_path: Path) -> None:
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    cfg = conf / "bot.toml"
+    cfg.write_text(HEDGE + '[risk]\nhalt_file = "state/HALT"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = cli(["halt", "--config", "../etc/bot.toml", "--reason", "drill"], cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert (conf / "state" / "HALT").exists() and not (elsewhere / "state").exists()
+    assert str(conf / "state" / "HALT") in r.stdout
+    # check-config shows the same absolute path, from any directory.
+    shown = json.loads(cli(["check-config", str(cfg)], cwd=ROOT).stdout)["risk"]["halt_file"]
+    assert shown == str(conf / "state" / "HALT")
+    r = cli(["halt", "--config", str(cfg), "--clear"], cwd=ROOT)
+    assert r.returncode == 0 and not (conf / "state" / "HALT").exists()
+    # A config broken elsewhere still halts (the kill switch must not wait for a fix).
+    cfg.write_text(HEDGE + '[risk]\nhalt_file = "state/HALT"\nmax_order_notional_usd = -1\n')
+    r = cli(["halt", "--config", str(cfg)], cwd=elsewhere)
+    assert r.returncode == 0 and (conf / "state" / "HALT").exists(), r.stderr
+    assert "risk.max_order_notional_usd" in r.stderr and "halting anyway" in r.stderr

@@ -6,7 +6,9 @@
 The daemon polls `risk.halt_file` every second (Engine._check_kill_file): while the file exists
 its trading state is `halted` and no order passes the risk gate; removing the file returns it to
 `active` (only if the file was what halted it). The file holds the reason and who/when, for the
-operator reading it later. Works with the daemon down too: it starts halted.
+operator reading it later. Works with the daemon down too: it starts halted. A config with
+errors still halts (risk.halt_file alone is read, the errors are printed); --clear needs a valid
+config. A relative halt_file is relative to the config file's directory, as for the daemon.
 Exit codes: 0 done, 2 bad config or no halt_file configured, 1 the file cannot be written.
 """
 
@@ -37,14 +39,20 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_settings
+    from bot.config import ConfigError, halt_file_of, load_settings
 
     try:
-        settings = load_settings(args.config, args.secrets)
+        path = load_settings(args.config, args.secrets).risk.halt_file
     except ConfigError as e:
+        # Halting must not wait for a config fix: use risk.halt_file alone if it is readable.
+        fallback = None if args.clear else halt_file_of(args.config)
         print(e.render(), file=sys.stderr)
-        return 2
-    path = settings.risk.halt_file
+        if fallback is None:
+            return 2
+        print(
+            f"the config has errors; halting anyway with risk.halt_file {fallback}", file=sys.stderr
+        )
+        path = fallback
     if path is None:
         print(
             f"{args.config}: risk.halt_file is not set, so there is no kill switch file to "

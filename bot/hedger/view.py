@@ -9,27 +9,17 @@ set of lines and kept until a line is added.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from bot.clock import Clock, wall_ms
 from bot.config import Settings
 from bot.core.book import Columns, Exposure, LineKey, exposure, line_greeks
+from bot.core.external import External
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.execution.ledger import Ledger
 
 Emit = Callable[..., None]
-
-
-@dataclass(frozen=True, slots=True)
-class External:
-    """A position held outside the bot's venues (OTC, another venue), reported by an operator
-    or another system; counted until `expires_at_ms` (wall time: it expires in the real world)."""
-
-    underlying: str
-    qty: float
-    delta_coin: float | None  # None: a listed instrument, valued like our own lines
-    expires_at_ms: int
 
 
 class MarketView:

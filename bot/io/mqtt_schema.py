@@ -55,7 +55,8 @@ HexSig = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # nan and inf are refused in every inbound number: they would silently stop hedging.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class _Out(BaseModel):

@@ -120,8 +120,11 @@ def wait_until(cond: Callable[[], Any], timeout: float = 60.0, what: str = "cond
 class Daemon:
     """`python -m bot run` in the background; its JSON log lines collected as they come."""
 
-    def __init__(self, cfg: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cfg: Path, env: dict[str, str] | None = None, extra_args: list[str] | None = None
+    ) -> None:
         args = [sys.executable, "-m", "bot", "run", "--config", str(cfg), "--log-format", "json"]
+        args += extra_args or []
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,

@@ -1,0 +1,56 @@
+"""Checks of a valid config that need the simulated exchange's listing rules or the file system:
+what `run` would refuse (or fail on) at start-up and the config alone decides, so
+`check-config` refuses it too."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.config_errors import Problem, show
+from bot.core.instruments import Kind
+from bot.venues.sim.listing import build_listing, make_instrument, spec_for
+
+
+def sim_problems(settings: Settings, start_ms: int) -> list[Problem]:
+    """Starting positions the simulator cannot list, and hedge instruments it does not list as
+    a delta-one contract of their underlying, for accounts on the simulated exchange."""
+    sim_accounts = {n for n, a in settings.accounts.items() if a.exchange == "sim"}
+    problems: list[Problem] = []
+    listed = []
+    for i, p in enumerate(settings.positions):
+        if p.account not in sim_accounts:
+            continue
+        try:
+            make_instrument(spec_for(p, start_ms), settings.sim)
+        except (ValueError, OverflowError, OSError) as e:  # the listing's own words
+            where = f"positions.{i}"
+            problems.append((where, show(p.symbol or p.underlying, where), str(e)))
+            continue
+        listed.append(p)
+    if problems:
+        return problems
+    listing = build_listing(settings.sim, listed, start_ms)
+    for u, h in settings.hedge.items():
+        if h.account not in sim_accounts:
+            continue
+        where = f"hedge.{u}.instrument"
+        ins = listing.get(h.instrument)
+        if ins is None:
+            rule = f"not listed by the simulated exchange (it lists: {', '.join(sorted(listing))})"
+            problems.append((where, show(h.instrument, where), rule))
+        elif ins.kind is Kind.OPTION or ins.underlying != u:
+            rule = f"not a delta-one {u} contract"
+            problems.append((where, show(h.instrument, where), rule))
+    return problems
+
+
+def file_problems(settings: Settings) -> list[Problem]:
+    """TLS files the MQTT bridge would fail to load on every connection attempt."""
+    m = settings.mqtt
+    if not m.enabled:
+        return []
+    files = {"mqtt.ca_file": m.ca_file, "mqtt.cert_file": m.cert_file, "mqtt.key_file": m.key_file}
+    return [
+        (where, show(str(path), where), "file not found (or not a file)")
+        for where, path in files.items()
+        if path is not None and not path.is_file()
+    ]
