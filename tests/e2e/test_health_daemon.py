@@ -59,6 +59,8 @@ qty = 1
 [hedge.BTC]
 account = "sim"
 instrument = "BTC/USDT:USDT"
+[hedge.BTC.policy]
+kind = "band"
 band = 5
 """
 
@@ -398,14 +400,20 @@ def test_paper_testnet_and_live_get_separate_default_journals(
         monkeypatch.setenv("HEDGEBOT_ACCOUNTS__SIM__MODE", mode)
         paths[mode] = load_settings(cfg).journal.path
     monkeypatch.setenv("HEDGEBOT_ACCOUNTS__SIM__MODE", "paper")
-    live = {"EXCHANGE": "deribit", "MODE": "live", "API_KEY": "k", "SECRET": "s"}
-    for key, value in {**live, "CONFIRM_LIVE": "true"}.items():
-        monkeypatch.setenv(f"HEDGEBOT_ACCOUNTS__DERIBIT__{key}", value)
-    paths["live"] = load_settings(cfg).journal.path  # one live account makes it the live journal
+    # One live account (declared in the file, keys from the environment) makes it the live one.
+    live = tmp_path / "live.toml"
+    live.write_text(
+        cfg.read_text()
+        + '\n[accounts.deribit]\nexchange = "deribit"\nmode = "live"\nconfirm_live = true\n'
+    )
+    monkeypatch.setenv("HEDGEBOT_ACCOUNTS__DERIBIT__API_KEY", "k")
+    monkeypatch.setenv("HEDGEBOT_ACCOUNTS__DERIBIT__SECRET", "s")
+    paths["live"] = load_settings(live).journal.path
+    # Relative to the config file's directory, like every path in it.
     assert paths == {
-        "paper": Path("state/paper-journal.sqlite"),
-        "testnet": Path("state/testnet-journal.sqlite"),
-        "live": Path("state/live-journal.sqlite"),
+        "paper": tmp_path / "state" / "paper-journal.sqlite",
+        "testnet": tmp_path / "state" / "testnet-journal.sqlite",
+        "live": tmp_path / "state" / "live-journal.sqlite",
     }
     monkeypatch.setenv("HEDGEBOT_JOURNAL__PATH", str(tmp_path / "mine.sqlite"))
-    assert load_settings(cfg).journal.path == tmp_path / "mine.sqlite"  # an explicit path wins
+    assert load_settings(live).journal.path == tmp_path / "mine.sqlite"  # an explicit path wins
