@@ -23,6 +23,7 @@ from bot.io.mqtt import MqttBridge
 from bot.io.mqtt_schema import ExternalPositionIn
 from bot.io.systemd import Notifier, watchdog_forever
 from bot.operator import OperatorControls
+from bot.shell.config_watch import watch_config
 from bot.tasks import cancel_all
 from bot.venues.base import Venue
 from bot.venues.sim import saved_clock_ms
@@ -142,6 +143,9 @@ async def run_daemon(
     bus.add(health)
     health_tasks = [asyncio.create_task(t) for t in (health.run(), watchdog_forever(notifier))]
     metrics_task = start_metrics(settings, engine, bus, health)
+    if config_path is not None and isinstance(clock, LiveClock):
+        # A virtual clock never waits for a file event: drills reload by command only.
+        health_tasks.append(asyncio.create_task(watch_config(config_path, engine.controls.reload)))
     try:
         return await engine.run(stop)
     finally:

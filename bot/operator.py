@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.clock import wall_ms
 from bot.config import ConfigError, Settings, load_settings
+from bot.config_diff import changes, flatten
 from bot.config_set import with_setting
 from bot.control import CommandError
 from bot.core import risk
@@ -20,6 +21,9 @@ from bot.core.book import LineKey
 from bot.core.external import External, check_external
 from bot.hedger.flatten import flatten_step
 from bot.hedger.hedger import Hedger
+
+# Sections a reload cannot change while running: they keep their running values (reported).
+RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions", "journal", "mqtt", "metrics", "log")
 
 
 class OperatorControls:
@@ -37,6 +41,7 @@ class OperatorControls:
         self.secrets_file = secrets_file
         # The config file as last loaded: `set` may tighten its risk limits, not loosen them.
         self.file_settings = hedger.settings
+        self._live_sets: dict[str, Any] = {}  # `set` changes since the file was last read
 
     @property
     def settings(self) -> Settings:
@@ -177,11 +182,17 @@ class OperatorControls:
             new = with_setting(self.settings, path, value, self.file_settings)
         except ConfigError as e:
             raise CommandError(e.render()) from None
+        self._live_sets[path] = value
         self.hedger.apply(new)
         self.hedger.emit("state", "config.set", path=path, value=value)
         return {"path": path, "value": value}
 
     def reload(self) -> dict[str, Any]:
+        """Re-read the config file (SIGHUP, MQTT `reload`, or the file changed on disk). The new
+        file is validated in full first; a bad one keeps the running config. Thresholds,
+        policies, limits and executor settings apply at once; restart-only sections keep their
+        running values and are reported, never half-applied. Live `set` changes end here: the
+        file is the truth again, and the reply lists each one the file does not repeat."""
         if self.config_path is None:
             raise CommandError("the daemon was started without a config file")
         try:
@@ -189,25 +200,48 @@ class OperatorControls:
         except ConfigError as e:
             self.hedger.emit("alert", "config.reload_rejected", errors=e.render())
             raise CommandError(e.render()) from None
-        ignored = [
-            s
-            for s in ("bot_id", "accounts", "sim", "positions")
-            if getattr(new, s) != getattr(self.settings, s)
-        ]
         if set(new.hedge) != set(self.settings.hedge) or any(
             (new.hedge[u].account, new.hedge[u].instrument)
             != (self.settings.hedge[u].account, self.settings.hedge[u].instrument)
             for u in new.hedge
         ):
+            self.hedger.emit(
+                "alert", "config.reload_rejected", errors="hedged underlyings or instruments"
+            )
             raise CommandError(
                 "reload cannot add or remove underlyings or change hedge "
                 "instruments; restart the daemon for that"
             )
+        ignored = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.settings, s)]
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
+        if kept.risk.halt_file != self.settings.risk.halt_file:
+            # The kill switch moves only with a restart: `hedgebot halt` must hit what is watched.
+            ignored.append("risk.halt_file")
+            risk_kept = kept.risk.model_copy(update={"halt_file": self.settings.risk.halt_file})
+            kept = kept.model_copy(update={"risk": risk_kept})
+        applied = changes(self.settings, kept)
+        file_values = flatten(kept.model_dump(mode="json"))
+        dropped = [
+            {"path": path, "set": value, "file": file_values.get(path)}
+            for path, value in self._live_sets.items()
+            if file_values.get(path) != value
+        ]
+        self._live_sets.clear()
         self.hedger.apply(kept)
         self.file_settings = kept
-        self.hedger.emit("state", "config.reloaded", needs_restart=ignored)
-        return {"reloaded": True, "needs_restart": ignored}
+        self.hedger.emit(
+            "state",
+            "config.reloaded",
+            needs_restart=ignored,
+            changes=applied,
+            dropped_sets=dropped,
+        )
+        return {
+            "reloaded": True,
+            "changes": applied,
+            "needs_restart": ignored,
+            "dropped_sets": dropped,
+        }
 
     def state(self) -> dict[str, Any]:
         now = self.hedger.clock.now_ms()
