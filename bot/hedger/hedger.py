@@ -131,6 +131,9 @@ class Hedger:
             keys.append(key)
         return keys
 
+    def request_reconcile(self) -> None:
+        self._request_reconcile()
+
     def hedge_account(self, underlying: str) -> str | None:
         h = self.settings.hedge.get(underlying)
         return h.account if h is not None else None

@@ -11,9 +11,10 @@ Topics (prefix `hedgebot` by default, one subtree per bot):
 
 Commands (`{"id": ..., "cmd": ..., "args": {...}}`, plus `ts` and `sig` when a command secret is
 set): pause, resume, hedge-now {underlying?}, flatten {underlying?, confirm}, set {path, value},
-reload, status, halt {reason?} and set-trading-state {state, reason?}. `pause` stops deciding
-until `resume`; `halt` is the kill switch (trading state `halted`: the risk gate refuses every
-order) and stays until `set-trading-state` with state `active` (or `reducing_only`, which lets
+reload, status, halt {reason?}, set-trading-state {state, reason?} and resolve-order
+{client_id, status, confirm} (settles a stuck order: filled | cancelled | rejected).
+`pause` stops deciding until `resume`; `halt` is the kill switch (trading state `halted`: the
+risk gate refuses every order) and stays until `set-trading-state` with state `active` (or `reducing_only`, which lets
 only orders that shrink a position through). The halt reason recorded is "operator" (or
 "operator: <reason>").
 
@@ -45,6 +46,7 @@ CommandName = Literal[
     "status",
     "halt",
     "set-trading-state",
+    "resolve-order",
 ]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
 
@@ -112,6 +114,24 @@ class SetTradingStateArgs(_In):
     reason: Reason | None = Field(default=None, description="why, recorded with the change")
 
 
+class ResolveOrderArgs(_In):
+    client_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="a stuck order"
+    )
+    status: Literal["filled", "cancelled", "rejected"] = Field(
+        description="what the order ended as, checked at the venue by the operator"
+    )
+    confirm: Literal[True] = Field(description="must be JSON true")
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _exactly_true(cls, v: Any) -> Any:
+        # Literal[True] alone also takes 1 and 1.0: the operator must type true on purpose.
+        if v is True:
+            return v
+        raise ValueError("confirm must be true")
+
+
 class _CommandBase(_In):
     id: CommandId
     ts: int | None = Field(
@@ -170,6 +190,13 @@ class SetTradingStateCommand(_CommandBase):
     args: SetTradingStateArgs
 
 
+class ResolveOrderCommand(_CommandBase):
+    """Settle a stuck order by the operator's word (see stuck_orders in the state)."""
+
+    cmd: Literal["resolve-order"]
+    args: ResolveOrderArgs
+
+
 Command = Annotated[
     PauseCommand
     | ResumeCommand
@@ -179,7 +206,8 @@ Command = Annotated[
     | ReloadCommand
     | StatusCommand
     | HaltCommand
-    | SetTradingStateCommand,
+    | SetTradingStateCommand
+    | ResolveOrderCommand,
     Field(discriminator="cmd"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -307,6 +335,9 @@ class StateMessage(_Out):
     feeds: dict[str, FeedState] = Field(default_factory=dict)
     external_positions: int | None = Field(default=None, description="live external positions")
     open_orders: int | list[OpenOrder] | None = None
+    stuck_orders: list[dict[str, Any]] | None = Field(
+        default=None, description="orders with no final state from the venue (see resolve-order)"
+    )
     mqtt: MqttTelemetry | None = None
 
 
