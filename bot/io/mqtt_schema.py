@@ -14,8 +14,8 @@ set): pause, resume, hedge-now {underlying?}, flatten {underlying?, confirm}, se
 reload, status, halt {reason?}, set-trading-state {state, reason?} and resolve-order
 {client_id, status, confirm} (settles a stuck order: filled | cancelled | rejected).
 `pause` stops deciding until `resume`; `halt` is the kill switch (trading state `halted`: the
-risk gate refuses every order) and stays until `set-trading-state` with state `active` (or `reducing_only`, which lets
-only orders that shrink a position through). The halt reason recorded is "operator" (or
+risk gate refuses every order) and stays until `set-trading-state` with state `active` (or
+`reducing_only`, which lets only orders that shrink a position through). The halt reason recorded is "operator" (or
 "operator: <reason>").
 
 Inbound models forbid unknown keys: a typo in a command is an error, never a silently ignored
