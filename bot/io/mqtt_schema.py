@@ -15,8 +15,8 @@ reload, status, halt {reason?}, set-trading-state {state, reason?} and resolve-o
 {client_id, status, confirm} (settles a stuck order: filled | cancelled | rejected).
 `pause` stops deciding until `resume`; `halt` is the kill switch (trading state `halted`: the
 risk gate refuses every order) and stays until `set-trading-state` with state `active` (or
-`reducing_only`, which lets only orders that shrink a position through). The halt reason recorded is "operator" (or
-"operator: <reason>").
+`reducing_only`, which lets only orders that shrink a position through). The halt reason
+recorded is "operator" (or "operator: <reason>").
 
 Inbound models forbid unknown keys: a typo in a command is an error, never a silently ignored
 field. Outbound models allow extra keys so the engine can add detail without a schema change here.
