@@ -564,7 +564,9 @@ class Executor:
                 )
             if not not_found and now >= deadline:
                 self._note_stuck(order, "lookups fail")
-            await self._wait_for(order, lambda: order.status is not OrderStatus.SENT, delay)
+            await self._wait_for(
+                order, lambda: order.status is not OrderStatus.SENT, self._poll_s(order, delay)
+            )
             delay = min(delay * 2, 5.0)
         self._unstick(order)
 
@@ -583,7 +585,9 @@ class Executor:
         delay = 0.2
         while not order.status.is_terminal:
             self._note_stuck(order, "not final after cancel")
-            if await self._wait_for(order, lambda: order.status.is_terminal, delay):
+            if await self._wait_for(
+                order, lambda: order.status.is_terminal, self._poll_s(order, delay)
+            ):
                 break
             await self._refresh(order)
             if not order.status.is_terminal:
@@ -599,6 +603,13 @@ class Executor:
         )
         if alert is not None:
             self._emit("alert", "order.stuck", **alert)
+
+    def _poll_s(self, order: TrackedOrder, delay_s: float) -> float:
+        """Wait `delay_s` before asking the venue again, less when a stuck alert is due."""
+        s = self.stuck.orders.get(order.intent.client_id)
+        if s is None:
+            return delay_s
+        return max(min(delay_s, (s.next_alert_ms - self.clock.now_ms()) / 1000.0), 0.01)
 
     def _unstick(self, order: TrackedOrder) -> None:
         s = self.stuck.clear(order.intent.client_id)
