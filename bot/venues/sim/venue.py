@@ -183,6 +183,7 @@ class SimVenue:
         replays ccxt's trade cache)."""
         self._fills.push(list(self.exchange.fills))
         self._wake["fills"].fire()
+        log.info("sim.fills_resent", account=self.name, fills=len(self.exchange.fills))
 
     def _answer_for(self, method: str, client_id: str) -> None:
         self._injected(method)
