@@ -126,6 +126,12 @@ class SimConfig(Section):
     hide_new_orders_ms: int = Field(
         default=0, ge=0, description="fetch_order does not see an order this long after create"
     )
+    unreachable_orders: int = Field(
+        default=0,
+        ge=0,
+        description="the first N orders never reach the venue and no call about them is "
+        "ever answered (stuck orders)",
+    )
     underlyings: dict[str, SimUnderlying] = Field(
         default_factory=lambda: {"BTC": SimUnderlying(price=60_000.0)}
     )

@@ -490,6 +490,8 @@ class Hedger:
             "fills": self.ledger.fills_count,
             "fees": dict(self.ledger.fees_paid),
             "open_orders_left": open_orders_left,
+            # Orders the venue never gave a final state for: check them at the venue.
+            "stuck_orders": sorted(self.executor.stuck.orders),
         }
 
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:

@@ -81,7 +81,7 @@ _STATE_CHANGING = frozenset(
 # Events that change the state document (trading state, settings, external positions, feeds)
 # are followed by a state publish, so an operator sees a halt at once, not at the next interval.
 _STATE_EVENT_KINDS = frozenset({"state"})
-_STATE_ALERTS = frozenset({"trading.halted", "risk.breaker_open", "stream.error"})
+_STATE_ALERTS = frozenset({"trading.halted", "risk.breaker_open", "stream.error", "order.stuck"})
 
 ExternalPositionCallback = Callable[[ExternalPositionIn], None]
 

@@ -57,7 +57,9 @@ class SimVenue:
         self._clock = clock
         self._run_market = run_market
         self.exchange = SimExchange.create(cfg, self._positions, clock.now_ms())
-        self._faults = Faults(hide_new_ms=cfg.hide_new_orders_ms)
+        self._faults = Faults(
+            hide_new_ms=cfg.hide_new_orders_ms, unreachable_next=cfg.unreachable_orders
+        )
         self._wake: dict[str, Signal] = {s: Signal() for s in STREAMS}
         self._tick_no = 0
         self._orders: Updates[OrderUpdate] = Updates()
