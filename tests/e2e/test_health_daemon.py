@@ -59,7 +59,7 @@ qty = 1
 [hedge.BTC]
 account = "sim"
 instrument = "BTC/USDT:USDT"
-band = 5
+policy = {{ kind = "band", band = 5 }}
 """
 
 
