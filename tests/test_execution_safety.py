@@ -14,9 +14,10 @@ import pytest
 from bot.clock import LiveClock
 from bot.config import ExecutionConfig, Settings
 from bot.control import CommandError
-from bot.core.orders import OrderStatus
+from bot.core.orders import OrderIntent, OrderRequest, OrderStatus, Side
 from bot.engine import Engine
 from bot.events import EventBus
+from bot.execution import recovery
 from bot.execution.executor import Executor
 from bot.execution.ledger import Ledger
 from bot.io.journal import Journal
@@ -258,3 +259,34 @@ def test_cancel_on_shutdown_says_what_replaced_it() -> None:
         load_settings(None, env={"HEDGEBOT_EXECUTION__CANCEL_ON_SHUTDOWN": "true"})
     assert 'replaced by execution.on_shutdown = "cancel"' in e.value.render()
     assert ExecutionConfig().on_shutdown == "cancel"
+
+
+async def test_recovery_keeps_an_intent_the_venue_does_not_show_yet_in_flight(
+    make_rig: Any,  # noqa: F811
+) -> None:
+    rig = await make_rig()
+    venue, journal, now = rig.venue, rig.journal, rig.clock.now_ms()
+    venue.hide_new_orders(30_000)  # 30 s of clock, inside the 60 s grace
+    ticker = venue.exchange.ticker(PERP)
+    intent = OrderIntent("hbslow", "BTC", PERP, Side.BUY, 1.0, "test")
+    journal.record_intent(intent, now)
+    req = OrderRequest("hbslow", PERP, Side.BUY, 1.0, round((ticker.ask or 0) * 1.001, 1))
+    journal.mark_sent(req, now)
+    await venue.create_order(req)  # filled at the venue; the dead process never heard back
+    await asyncio.sleep(0.02)  # the fill pump sees the fills (the dead process journaled them)
+    rig.ex.ledger = rig.ledger = Ledger()  # the restarted process
+    emitted: list[str] = []
+    rep = await recovery.recover(
+        rig.ex, journal, rig.ex.instruments, lambda u: "sim", lambda k, n, **d: emitted.append(n)
+    )
+    # Not found, but sent within the grace: in flight (in delta), never marked rejected.
+    assert rep.pending == ["hbslow"] and rep.never_sent == []
+    assert "recovery.not_found_yet" in emitted
+    assert rig.ledger.in_flight()[("sim", PERP)] == pytest.approx(1.0)
+    assert journal.order("hbslow")["status"] != "rejected"  # type: ignore[index]
+    await rig.idle()
+    order = rig.ledger.orders["hbslow"]
+    assert order.status is OrderStatus.FILLED and order.settled
+    assert rig.sink.named("order.resolved")[0]["client_id"] == "hbslow"
+    assert journal.order("hbslow")["status"] == "filled"  # type: ignore[index]
+    assert journal.in_flight_intents() == []
