@@ -138,6 +138,21 @@ class SimConfig(Section):
     state_file: Path | None = Field(
         default=None, description="persist the simulated exchange here so restarts resume it"
     )
+    # Drills (fault injection through the real entry point); both off by default.
+    resend_fills_on_connect: bool = Field(
+        default=False,
+        description="after restoring state_file, re-send every fill on the fills stream "
+        "(a reconnect replaying ccxt's trade cache)",
+    )
+    hide_new_orders_ms: int = Field(
+        default=0, ge=0, description="fetch_order does not see an order this long after create"
+    )
+    unreachable_orders: int = Field(
+        default=0,
+        ge=0,
+        description="the first N orders never reach the venue and no call about them is "
+        "ever answered (stuck orders)",
+    )
     underlyings: dict[str, SimUnderlying] = Field(
         default_factory=lambda: {"BTC": SimUnderlying(price=60_000.0)}
     )
@@ -239,8 +254,24 @@ class ExecutionConfig(Section):
     twap_duration_s: float = Field(default=60.0, gt=0, description="spread the slices over this")
     twap_max_slices: int = Field(default=10, ge=2, le=1000)
     order_timeout_s: float = Field(default=10.0, gt=0)
-    cancel_on_shutdown: bool = True
+    on_shutdown: Literal["cancel", "finish"] = Field(
+        default="cancel",
+        description="orders working at shutdown: cancel them, or let them finish (both bounded "
+        "by shutdown_timeout_s; what is still open then is cancelled)",
+    )
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    lookup_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="an order lookups do not find stays in flight this long after it was sent "
+        "before it counts as never arrived (venues take time to show new orders)",
+    )
+    stuck_alert_s: float = Field(
+        default=30.0, gt=0, description="first gap between alerts about a stuck order"
+    )
+    stuck_alert_max_s: float = Field(
+        default=900.0, gt=0, description="the gap doubles after each alert up to this"
+    )
     recover_open_orders: Literal["cancel", "keep"] = Field(
         default="cancel",
         description="orders found open at the venue after a restart: cancel them (their fills "

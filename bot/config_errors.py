@@ -69,6 +69,13 @@ def show(value: Any, path: str) -> str:
     return f"a {type(value).__name__}"
 
 
+# Keys replaced by another key: the error says what to write instead.
+REPLACED = {
+    "execution.cancel_on_shutdown": 'replaced by execution.on_shutdown = "cancel" (was true) '
+    'or "finish" (was false: let orders in flight complete within shutdown_timeout_s)',
+}
+
+
 def problems_of(e: ValidationError) -> list[Problem]:
     """(field path, shown value, rule) for each error, secrets masked."""
     problems: list[Problem] = []
@@ -77,7 +84,8 @@ def problems_of(e: ValidationError) -> list[Problem]:
         rule = err["msg"]
         if err["type"] == "extra_forbidden":
             # The value of an unknown key is never shown: it may be a misspelt secret.
-            problems.append((loc or "<root>", "", "unknown setting (check the spelling)"))
+            rule = REPLACED.get(loc.lower(), "unknown setting (check the spelling)")
+            problems.append((loc or "<root>", "", rule))
             continue
         rule = rule.removeprefix("Value error, ")
         # Cross-field checks name their field first ("hedge.BTC.account: no account ...").

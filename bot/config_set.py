@@ -20,6 +20,7 @@ from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 from bot.config import RiskConfig, Settings
 from bot.config_errors import (
     MASK,
+    REPLACED,
     SECRET_FIELDS,
     ConfigError,
     Problem,
@@ -96,7 +97,7 @@ def _with_setting(
         raise refuse(path, "set one setting at a time, e.g. hedge.BTC.band")
     annotation = _annotation_of(parts)
     if annotation is None:
-        raise refuse(path, moved_hint(path, value) or "no such setting")
+        raise refuse(path, moved_hint(path, value) or REPLACED.get(path.lower(), "no such setting"))
     if (parts[0], parts[-1]) in _RESTART_FIELDS or _holds_path(annotation):
         raise refuse(path, RESTART_ONLY)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -112,7 +113,7 @@ def _with_setting(
             raise refuse(".".join(parts[: i + 1]), "no such setting")
         node = node[part]
     if not isinstance(node, dict) or parts[-1] not in node:
-        raise refuse(path, moved_hint(path, value) or "no such setting")
+        raise refuse(path, moved_hint(path, value) or REPLACED.get(path.lower(), "no such setting"))
     node[parts[-1]] = value
     try:
         new = Settings.model_validate(data)

@@ -33,7 +33,12 @@ class Controller(Protocol):
         """Re-read the config file; a bad file keeps the running config and raises CommandError."""
         ...
 
+    def resolve_order(self, client_id: str, status: str, confirm: bool) -> dict[str, Any]:
+        """Settle a stuck order (state: stuck_orders) as filled | cancelled | rejected, by the
+        operator's word; needs confirm true; journaled. CommandError when not stuck."""
+        ...
+
     def state(self) -> dict[str, Any]:
         """The retained state document: delta per underlying, targets, bands, trading state,
-        mode per account, feed health, open orders."""
+        mode per account, feed health, open orders, stuck orders."""
         ...

@@ -149,11 +149,12 @@ class Engine:
 
     async def shutdown(self) -> dict[str, Any]:
         h = self.hedger
-        h.emit("state", "engine.stopping")
-        if self.settings.execution.cancel_on_shutdown:
-            await h.executor.cancel_all()
+        mode = self.settings.execution.on_shutdown
+        h.emit("state", "engine.stopping", on_shutdown=mode)
+        if mode == "finish":
+            await h.executor.finish()  # bounded, then cancels what is left
         else:
-            await h.executor.close()
+            await h.executor.cancel_all()
         open_left = 0
         for name, venue in self.venues.items():
             try:

@@ -19,11 +19,15 @@ from bot.control import CommandError
 from bot.core import risk
 from bot.core.book import LineKey
 from bot.core.external import External, check_external
+from bot.core.orders import OrderStatus
 from bot.hedger.flatten import flatten_step
 from bot.hedger.hedger import Hedger
 
 # Sections a reload cannot change while running: they keep their running values (reported).
 RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions", "journal", "mqtt", "metrics", "log")
+
+# What an operator may say a stuck order ended as.
+RESOLVABLE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 
 
 class OperatorControls:
@@ -302,7 +306,33 @@ class OperatorControls:
                 }
                 for o in self.hedger.ledger.unsettled()
             ],
+            # Orders with no final state from the venue: their underlying stays blocked until
+            # the venue answers or an operator runs resolve-order.
+            "stuck_orders": self.hedger.executor.stuck.listing(now),
         }
+
+    def resolve_order(self, client_id: str, status: str, confirm: bool) -> dict[str, Any]:
+        """Settle a stuck order by the operator's word (checked at the venue by hand): filled,
+        cancelled or rejected. Only the fills already booked count; a reconciliation is asked
+        for so the position comes from the venue. Journaled; hedging its underlying resumes."""
+        if confirm is not True:
+            raise CommandError("resolve-order needs confirm: true")
+        try:
+            target = OrderStatus(status)
+        except ValueError:
+            target = None
+        if target not in RESOLVABLE:
+            raise CommandError(
+                f"status must be one of {sorted(s.value for s in RESOLVABLE)}, got {status!r}"
+            )
+        assert target is not None
+        try:
+            order = self.hedger.executor.resolve(client_id, target, "operator")
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+        self.hedger.request_reconcile()
+        self.hedger.mark_dirty(order.intent.underlying)
+        return {"client_id": client_id, "status": order.status.value, "booked": order.booked}
 
     def _underlyings(self, underlying: str | None) -> list[str]:
         if underlying is None:

@@ -47,6 +47,7 @@ from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderU
 from bot.events import Event, EventBus, EventKind
 from bot.execution import pricing
 from bot.execution.ledger import Ledger, TrackedOrder
+from bot.execution.stuck import StuckOrders
 from bot.tasks import cancel_all
 from bot.venues.base import (
     Venue,
@@ -183,6 +184,7 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.reported_unknown: set[str] = set()  # unknown venue orders already alerted on
+        self.stuck = StuckOrders()
         self.on_settled = on_settled
         self.on_outcome = on_outcome
         self._unique = unique
@@ -228,9 +230,18 @@ class Executor:
         self._wake(update.client_id)
 
     def on_fill(self, account: str, fill: Fill) -> bool:
-        if self.journal is not None:
-            self.journal.record_fill(fill)
-        booked = self.ledger.book_fill(account, fill)
+        """Book a fill once across restarts: with a journal, its answer (new trade id or not)
+        decides, so a fill the venue re-sends after a restart (ccxt's trade caches do) does not
+        move the position again. True when the position moved."""
+        known = self.journal is not None and not self.journal.record_fill(fill)
+        booked = self.ledger.book_fill(account, fill, known=known)
+        if known:
+            log.debug(
+                "order.fill_already_booked",
+                account=account,
+                client_id=fill.client_id,
+                trade_id=fill.trade_id,
+            )
         if booked:
             self._emit(
                 "fill",
@@ -507,16 +518,19 @@ class Executor:
             )
 
     async def _resolve(self, order: TrackedOrder) -> None:
-        """Find out by client id whether an ambiguous create reached the venue. Only the venue
-        answering "never seen" after a full timeout marks it rejected; while lookups fail the
-        order stays in flight (it may have filled) and the lookups go on, slower."""
+        """Find out by client id whether a create reached the venue (ambiguous create, or an
+        intent recovery did not find yet). "Not found" is believed only from the latest lookup
+        and only once `lookup_grace_s` has passed since the send: venues take time to show new
+        orders, and until then the order stays in flight (in delta, blocking its underlying).
+        Lookups that fail past `order_timeout_s` make it a stuck order (alerts with backoff)
+        until the venue answers or an operator resolves it."""
         venue = self.venues[order.account]
         cid, symbol = order.intent.client_id, order.intent.symbol
         deadline = self.clock.now_ms() + int(self.cfg.order_timeout_s * 1000)
         delay = 0.2
-        answered_none = False
-        alerted = False
-        while True:
+        told_pending = False
+        while True:  # at least one lookup, even when a stream update came first
+            not_found = False
             try:
                 found = await self.clock.wait_for(
                     venue.fetch_order(cid, symbol), self.cfg.order_timeout_s
@@ -527,25 +541,40 @@ class Executor:
                 if found is not None:
                     self._emit("order", "order.resolved", client_id=cid, status=found.status.value)
                     self.on_update(order.account, found)
-                    return
-                answered_none = True
-            if self.clock.now_ms() >= deadline:
-                if answered_none:
-                    # The venue has not seen it after a full timeout: it never arrived. The
-                    # order stays in the ledger as rejected, so a late fill is still booked.
-                    self._finish(order, OrderStatus.REJECTED, "not found after ambiguous create")
-                    return
-                if not alerted:
-                    self._emit("alert", "order.unresolved", client_id=cid, symbol=symbol)
-                    alerted = True
-            await self.clock.sleep(delay)
+                    break
+                not_found = True
+            if order.status is not OrderStatus.SENT:
+                break  # a stream update or an operator answered meanwhile
+            now = self.clock.now_ms()
+            grace_end = order.created_ms + int(self.cfg.lookup_grace_s * 1000)
+            if not_found and now >= grace_end:
+                # Still unseen after the whole grace: it never arrived. The order stays in
+                # the ledger as rejected, so a late fill is still booked.
+                self._finish(order, OrderStatus.REJECTED, "not found within lookup_grace_s")
+                break
+            if not_found and not told_pending:
+                told_pending = True
+                self._emit(
+                    "order",
+                    "order.not_found_yet",
+                    client_id=cid,
+                    symbol=symbol,
+                    grace_s=self.cfg.lookup_grace_s,
+                    rejected_after_ms=grace_end,
+                )
+            if not not_found and now >= deadline:
+                self._note_stuck(order, "lookups fail")
+            await self._wait_for(
+                order, lambda: order.status is not OrderStatus.SENT, self._poll_s(order, delay)
+            )
             delay = min(delay * 2, 5.0)
+        self._unstick(order)
 
     async def _await_terminal(self, order: TrackedOrder, wait_s: float) -> None:
-        """Wait `wait_s` (clock seconds) for a final state, then cancel and read it."""
+        """Wait `wait_s` (clock seconds) for a final state, then cancel and read it; an order
+        still not final then is stuck: asked about and alerted on until it is."""
         if await self._wait_for(order, lambda: order.status.is_terminal, wait_s):
             return
-        cid = order.intent.client_id
         bound = self.cfg.order_timeout_s
         # Still working after the timeout: cancel what rests, then read the final state.
         await self._cancel(order)
@@ -553,8 +582,76 @@ class Executor:
             await self._refresh(order)
         if not order.status.is_terminal:
             await self._wait_for(order, lambda: order.status.is_terminal, bound)
-        if not order.status.is_terminal:
-            self._emit("alert", "order.stuck", client_id=cid, status=order.status.value)
+        delay = 0.2
+        while not order.status.is_terminal:
+            self._note_stuck(order, "not final after cancel")
+            if await self._wait_for(
+                order, lambda: order.status.is_terminal, self._poll_s(order, delay)
+            ):
+                break
+            await self._refresh(order)
+            if not order.status.is_terminal:
+                await self._cancel(order)
+            delay = min(delay * 2, bound)
+        self._unstick(order)
+
+    # ---- stuck orders -------------------------------------------------------------------
+
+    def _note_stuck(self, order: TrackedOrder, why: str) -> None:
+        alert = self.stuck.note(
+            order, why, self.clock.now_ms(), self.cfg.stuck_alert_s, self.cfg.stuck_alert_max_s
+        )
+        if alert is not None:
+            self._emit("alert", "order.stuck", **alert)
+
+    def _poll_s(self, order: TrackedOrder, delay_s: float) -> float:
+        """Wait `delay_s` before asking the venue again, less when a stuck alert is due."""
+        s = self.stuck.orders.get(order.intent.client_id)
+        if s is None:
+            return delay_s
+        return max(min(delay_s, (s.next_alert_ms - self.clock.now_ms()) / 1000.0), 0.01)
+
+    def _unstick(self, order: TrackedOrder) -> None:
+        s = self.stuck.clear(order.intent.client_id)
+        if s is not None:
+            self._emit(
+                "state",
+                "order.unstuck",
+                client_id=order.intent.client_id,
+                status=order.status.value,
+                alerts=s.alerts,
+                stuck_s=(self.clock.now_ms() - s.since_ms) / 1000.0,
+            )
+
+    def resolve(self, client_id: str, status: OrderStatus, by: str) -> TrackedOrder:
+        """An operator's word on an order the venue cannot tell us about: it becomes final
+        with `status`, counting only the fills booked so far (reconciliation then adopts the
+        venue's position), and is journaled. Raises ValueError when not allowed."""
+        order = self.ledger.orders.get(client_id)
+        if order is None or order.request is None:
+            raise ValueError(f"client_id {client_id!r} is not an order of this daemon")
+        if order.settled:
+            raise ValueError(f"order {client_id} is already settled ({order.status.value})")
+        if client_id not in self.stuck.orders:
+            raise ValueError(
+                f"order {client_id} is not stuck (status {order.status.value}); only stuck "
+                "orders (see stuck_orders in the state) can be resolved"
+            )
+        before = order.status
+        order.venue_filled = order.booked
+        self._finish(order, status, f"resolved by {by}")
+        self._emit(
+            "state",
+            "order.resolved_by_operator",
+            client_id=client_id,
+            symbol=order.intent.symbol,
+            underlying=order.intent.underlying,
+            before=before.value,
+            status=status.value,
+            booked=order.booked,
+            by=by,
+        )
+        return order
 
     async def _await_booked(self, order: TrackedOrder) -> None:
         timeout = self.cfg.order_timeout_s
@@ -868,14 +965,18 @@ class Executor:
 
     # ---- adopting orders found after a restart ------------------------------------------------
 
-    def adopt(self, order: TrackedOrder) -> None:
+    def adopt(self, order: TrackedOrder, *, look_up: bool = False) -> None:
         """Keep working an order recovered from the journal that is still open at the venue:
-        wait (bounded), cancel on timeout, book its fills, then let the policy look again."""
+        wait (bounded), cancel on timeout, book its fills, then let the policy look again.
+        `look_up`: the venue did not show it yet; look it up until lookup_grace_s has passed
+        since it was sent (see _resolve) before anything else."""
         self._changed[order.intent.client_id] = asyncio.Event()
-        self._spawn(self._work_adopted(order), order.intent.client_id)
+        self._spawn(self._work_adopted(order, look_up), order.intent.client_id)
 
-    async def _work_adopted(self, order: TrackedOrder) -> None:
+    async def _work_adopted(self, order: TrackedOrder, look_up: bool = False) -> None:
         try:
+            if look_up:
+                await self._resolve(order)
             await self._await_terminal(order, self.cfg.order_timeout_s)
             await self._await_booked(order)
             if order.settled and self.on_settled is not None:
@@ -900,6 +1001,15 @@ class Executor:
             await self._cancel(order)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def finish(self) -> None:
+        """Let the orders in flight complete (no new decision comes at shutdown), at most
+        shutdown_timeout_s; then cancel whatever is still working, like cancel_all."""
+        if self._tasks:
+            await asyncio.wait(
+                list(self._tasks), timeout=self.clock.to_real(self.cfg.shutdown_timeout_s)
+            )
+        await self.cancel_all()
 
     async def close(self) -> None:
         self._stopping = True

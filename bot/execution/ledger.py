@@ -93,12 +93,22 @@ class Ledger:
         order.reason = reason
         order.updated_ms = now_ms
 
-    def book_fill(self, account: str, fill: Fill) -> bool:
-        """Book a fill once (by trade id); returns False when it was already booked."""
+    def book_fill(self, account: str, fill: Fill, *, known: bool = False) -> bool:
+        """Book a fill once (by trade id); returns False when it was already booked.
+
+        `known`: the journal booked this trade id in an earlier run. Its effect is already in
+        the venue's position that reconciliation adopts, so only the order's progress is
+        credited (it can settle) and the position is left alone; returns False."""
         tid = (account, fill.symbol, fill.trade_id)
         if tid in self._trade_ids:
             return False
         self._trade_ids.add(tid)
+        if known:
+            order = self.orders.get(fill.client_id)
+            if order is not None:
+                order.booked += fill.amount
+                order.venue_filled = max(order.venue_filled, order.booked)
+            return False
         key = (account, fill.symbol)
         self.positions[key] = self.positions.get(key, 0.0) + fill.signed_amount
         self.last_fill_ms[key] = max(self.last_fill_ms.get(key, 0), fill.ts_ms)

@@ -2,7 +2,9 @@
 client id, before the engine makes any decision. No intent is ever sent again.
 
 For each in-flight intent (journal.in_flight_intents()):
-- the venue never saw it (fetch_order -> None): the journal marks it rejected;
+- the venue never saw it (fetch_order -> None) and it was sent more than
+  `execution.lookup_grace_s` ago (or never sent): the journal marks it rejected; sent more
+  recently, it stays in flight and the executor looks it up until the grace is over;
 - the venue has it: it goes into the ledger (so it counts in delta), and
   - open, with `execution.recover_open_orders = "cancel"` (default): it is cancelled first, so
     the fills fetched next are final;
@@ -64,6 +66,7 @@ class RecoveryReport:
     cancelled: list[str] = field(default_factory=list)  # open, cancelled by recovery
     kept: list[str] = field(default_factory=list)  # open, worked on by the executor
     unresolved: list[str] = field(default_factory=list)  # lookups failed: left in flight
+    pending: list[str] = field(default_factory=list)  # not found yet, within lookup_grace_s
     fills_booked: int = 0  # fills new to the journal
     fills_seen: int = 0  # fills fetched (new or already journaled)
 
@@ -75,6 +78,7 @@ class RecoveryReport:
             "cancelled": self.cancelled,
             "kept": self.kept,
             "unresolved": self.unresolved,
+            "pending": self.pending,
             "fills_booked": self.fills_booked,
             "fills_seen": self.fills_seen,
         }
@@ -145,7 +149,13 @@ async def recover(
                 found, account = result, acc
                 break
         now = clock.now_ms()
-        if found is None and not failed:
+        # A sent intent the venue does not show yet may still appear (venues take time to
+        # show new orders): only after lookup_grace_s since it was sent does "not found" mean
+        # it never arrived. Until then it is followed like an ambiguous create.
+        young = item.status is not OrderStatus.CREATED and now < item.ts_ms + int(
+            cfg.lookup_grace_s * 1000
+        )
+        if found is None and not failed and not young:
             # No venue has seen it: the create never arrived (or was never sent: CREATED).
             reason = "never sent" if item.status is OrderStatus.CREATED else "not at venue"
             journal.record_order_update(
@@ -185,12 +195,18 @@ async def recover(
         )
         order = executor.ledger.open(where, intent, request, item.ts_ms)
         order.status = OrderStatus.SENT  # outcome unknown until the venue says
+        if found is None and not failed:
+            # Not shown yet, within the grace: in flight, looked up until the grace is over.
+            report.pending.append(cid)
+            emit("order", "recovery.not_found_yet", client_id=cid, symbol=intent.symbol)
+            executor.adopt(order, look_up=True)
+            continue
         if found is None:
             # Every lookup failed: it may be live and filling. It stays in flight and the
             # executor keeps asking (bounded waits, alerts) before the underlying trades again.
             report.unresolved.append(cid)
             emit("alert", "recovery.unresolved", client_id=cid, symbol=intent.symbol)
-            executor.adopt(order)
+            executor.adopt(order, look_up=True)
             continue
         executor.on_update(where, found)
         if not order.status.is_terminal and cfg.recover_open_orders == "cancel":

@@ -131,6 +131,9 @@ class Hedger:
             keys.append(key)
         return keys
 
+    def request_reconcile(self) -> None:
+        self._request_reconcile()
+
     def hedge_account(self, underlying: str) -> str | None:
         h = self.settings.hedge.get(underlying)
         return h.account if h is not None else None
@@ -406,32 +409,36 @@ class Hedger:
         """Reports where a finished hedge left the delta, then lets the policy look again."""
         underlying = order.intent.underlying
         self.mark_dirty(underlying)
-        seen = self.view.snapshot(underlying) if underlying in self.settings.hedge else None
-        if seen is None or order.booked == 0:
+        report = self.band_report(underlying)
+        if report is None or order.booked == 0:
             return
+        self.emit("order", "hedge.settled", client_id=order.intent.client_id, **report)
+
+    def band_report(self, underlying: str) -> dict[str, Any] | None:
+        """Where the delta stands against the band: the band of the last decision (or the
+        policy's band now, before any decision), inside it within one hedge lot or not."""
+        seen = self.view.snapshot(underlying) if underlying in self.settings.hedge else None
+        if seen is None:
+            return None
         exp, mkt = seen
         last = self.last_decision.get(underlying)
-        # The band of the last decision; an order recovered at start settles before any.
         band = (
             last.bounds
             if last is not None
             else policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
         )
-        hedge = self.catalog[order.key]
+        hedge = self.catalog[self.hedge_line(underlying)]
         lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
         lot = lot_coin if band.unit == "coin" else lot_coin * exp.price
         delta = exp.delta_in(band.unit)
-        self.emit(
-            "order",
-            "hedge.settled",
-            client_id=order.intent.client_id,
-            underlying=exp.underlying,
-            delta=delta,
+        return {
+            "underlying": exp.underlying,
+            "delta": delta,
             **band.as_dict(),
-            lot=lot,
-            inside_band=band.contains(delta, slack=lot),
-            in_flight_coin=exp.in_flight_coin,
-        )
+            "lot": lot,
+            "inside_band": band.contains(delta, slack=lot),
+            "in_flight_coin": exp.in_flight_coin,
+        }
 
     def _on_outcome(self, order: TrackedOrder, accepted: bool) -> None:
         """Feeds the circuit breaker: venue rejects and send errors count, acceptances reset."""
@@ -471,7 +478,9 @@ class Hedger:
         for u in self.settings.hedge:
             exp = self.exposure(u)
             if exp is not None:
-                deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd}
+                band = self.band_report(u) or {}
+                band.pop("underlying", None)
+                deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd, **band}
         orders = self.ledger.orders.values()
         return {
             "delta": deltas,
@@ -481,6 +490,8 @@ class Hedger:
             "fills": self.ledger.fills_count,
             "fees": dict(self.ledger.fees_paid),
             "open_orders_left": open_orders_left,
+            # Orders the venue never gave a final state for: check them at the venue.
+            "stuck_orders": sorted(self.executor.stuck.orders),
         }
 
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:

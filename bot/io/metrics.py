@@ -74,6 +74,12 @@ class Metrics:
             "hedgebot_trading_state", "1 for the current trading state", ["state"], registry=r
         )
         self.open_orders = Gauge("hedgebot_open_orders", "orders not yet settled", registry=r)
+        self.stuck_orders = Gauge(
+            "hedgebot_stuck_orders",
+            "orders the venue gives no final state for (blocking their underlying)",
+            ["underlying"],
+            registry=r,
+        )
         self.feed_ok = Gauge("hedgebot_feed_ok", "1 while a feed is healthy", ["feed"], registry=r)
         self.info = Gauge(
             "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
@@ -114,6 +120,12 @@ class Metrics:
         for name in TRADING_STATES:
             self.trading_state.labels(state=name).set(1 if name == current else 0)
         self.open_orders.set(len(state.get("open_orders", [])))
+        stuck: dict[str, int] = {u: 0 for u in state.get("underlyings", {})}
+        for o in state.get("stuck_orders", []):
+            u = str(o.get("underlying"))
+            stuck[u] = stuck.get(u, 0) + 1
+        for u, n in stuck.items():
+            self.stuck_orders.labels(underlying=u).set(n)
         for name, f in state.get("feeds", {}).items():
             self.feed_ok.labels(feed=name).set(1 if f.get("ok") else 0)
 

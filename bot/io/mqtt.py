@@ -45,6 +45,7 @@ from bot.io.mqtt_schema import (
     HedgeNowCommand,
     PauseCommand,
     ReloadCommand,
+    ResolveOrderCommand,
     ResumeCommand,
     SetCommand,
     SetTradingStateCommand,
@@ -65,12 +66,22 @@ _PUBLISH_TIMEOUT_S = 10.0
 _OFFLINE_TIMEOUT_S = 2.0
 # Commands that change what the state document shows: publish it right after them.
 _STATE_CHANGING = frozenset(
-    {"pause", "resume", "hedge-now", "flatten", "set", "reload", "halt", "set-trading-state"}
+    {
+        "pause",
+        "resume",
+        "hedge-now",
+        "flatten",
+        "set",
+        "reload",
+        "halt",
+        "set-trading-state",
+        "resolve-order",
+    }
 )
 # Events that change the state document (trading state, settings, external positions, feeds)
 # are followed by a state publish, so an operator sees a halt at once, not at the next interval.
 _STATE_EVENT_KINDS = frozenset({"state"})
-_STATE_ALERTS = frozenset({"trading.halted", "risk.breaker_open", "stream.error"})
+_STATE_ALERTS = frozenset({"trading.halted", "risk.breaker_open", "stream.error", "order.stuck"})
 
 ExternalPositionCallback = Callable[[ExternalPositionIn], None]
 
@@ -633,6 +644,9 @@ class MqttBridge:
                 result = c.set_trading_state(
                     command.args.state, _operator_reason(command.args.reason)
                 )
+            elif isinstance(command, ResolveOrderCommand):
+                a = command.args
+                result = c.resolve_order(a.client_id, a.status, a.confirm)
             else:  # pragma: no cover - the union is exhaustive
                 raise CommandError(f"unknown command {command.cmd!r}")
         except Exception as e:

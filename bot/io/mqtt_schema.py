@@ -11,11 +11,12 @@ Topics (prefix `hedgebot` by default, one subtree per bot):
 
 Commands (`{"id": ..., "cmd": ..., "args": {...}}`, plus `ts` and `sig` when a command secret is
 set): pause, resume, hedge-now {underlying?}, flatten {underlying?, confirm}, set {path, value},
-reload, status, halt {reason?} and set-trading-state {state, reason?}. `pause` stops deciding
-until `resume`; `halt` is the kill switch (trading state `halted`: the risk gate refuses every
-order) and stays until `set-trading-state` with state `active` (or `reducing_only`, which lets
-only orders that shrink a position through). The halt reason recorded is "operator" (or
-"operator: <reason>").
+reload, status, halt {reason?}, set-trading-state {state, reason?} and resolve-order
+{client_id, status, confirm} (settles a stuck order: filled | cancelled | rejected).
+`pause` stops deciding until `resume`; `halt` is the kill switch (trading state `halted`: the
+risk gate refuses every order) and stays until `set-trading-state` with state `active` (or
+`reducing_only`, which lets only orders that shrink a position through). The halt reason
+recorded is "operator" (or "operator: <reason>").
 
 Inbound models forbid unknown keys: a typo in a command is an error, never a silently ignored
 field. Outbound models allow extra keys so the engine can add detail without a schema change here.
@@ -45,6 +46,7 @@ CommandName = Literal[
     "status",
     "halt",
     "set-trading-state",
+    "resolve-order",
 ]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
 
@@ -113,6 +115,24 @@ class SetTradingStateArgs(_In):
     reason: Reason | None = Field(default=None, description="why, recorded with the change")
 
 
+class ResolveOrderArgs(_In):
+    client_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="a stuck order"
+    )
+    status: Literal["filled", "cancelled", "rejected"] = Field(
+        description="what the order ended as, checked at the venue by the operator"
+    )
+    confirm: Literal[True] = Field(description="must be JSON true")
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _exactly_true(cls, v: Any) -> Any:
+        # Literal[True] alone also takes 1 and 1.0: the operator must type true on purpose.
+        if v is True:
+            return v
+        raise ValueError("confirm must be true")
+
+
 class _CommandBase(_In):
     id: CommandId
     ts: int | None = Field(
@@ -171,6 +191,13 @@ class SetTradingStateCommand(_CommandBase):
     args: SetTradingStateArgs
 
 
+class ResolveOrderCommand(_CommandBase):
+    """Settle a stuck order by the operator's word (see stuck_orders in the state)."""
+
+    cmd: Literal["resolve-order"]
+    args: ResolveOrderArgs
+
+
 Command = Annotated[
     PauseCommand
     | ResumeCommand
@@ -180,7 +207,8 @@ Command = Annotated[
     | ReloadCommand
     | StatusCommand
     | HaltCommand
-    | SetTradingStateCommand,
+    | SetTradingStateCommand
+    | ResolveOrderCommand,
     Field(discriminator="cmd"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -308,6 +336,9 @@ class StateMessage(_Out):
     feeds: dict[str, FeedState] = Field(default_factory=dict)
     external_positions: int | None = Field(default=None, description="live external positions")
     open_orders: int | list[OpenOrder] | None = None
+    stuck_orders: list[dict[str, Any]] | None = Field(
+        default=None, description="orders with no final state from the venue (see resolve-order)"
+    )
     mqtt: MqttTelemetry | None = None
 
 

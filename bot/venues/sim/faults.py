@@ -21,6 +21,14 @@ class Faults:
     calls: dict[str, deque[VenueError]] = field(default_factory=dict)
     paused: set[str] = field(default_factory=set)
     dropped: set[str] = field(default_factory=set)
+    # fetch_order answers "never seen" for an order until this long (clock ms) after its
+    # create reached the venue: real venues take time to show new orders to lookups.
+    hide_new_ms: int = 0
+    created_ms: dict[str, int] = field(default_factory=dict)  # while hide_new_ms is set
+    # Client ids every call about which (lookup, cancel, fills) fails: a venue that never
+    # answers for one order. The next create arms it (unreachable_next).
+    unreachable: set[str] = field(default_factory=set)
+    unreachable_next: int = 0
 
     def next_create(self) -> tuple[CreateFault, str] | None:
         return self.creates.popleft() if self.creates else None

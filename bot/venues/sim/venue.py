@@ -56,7 +56,9 @@ class SimVenue:
         self._clock = clock
         self._run_market = run_market
         self.exchange = SimExchange.create(cfg, self._positions, clock.now_ms())
-        self._faults = Faults()
+        self._faults = Faults(
+            hide_new_ms=cfg.hide_new_orders_ms, unreachable_next=cfg.unreachable_orders
+        )
         self._wake: dict[str, Signal] = {s: Signal() for s in STREAMS}
         self._tick_no = 0
         self._orders: Updates[OrderUpdate] = Updates()
@@ -89,6 +91,8 @@ class SimVenue:
                 log.warning("sim.clock_behind_state", clock_ms=now, state_ms=self.exchange.now_ms)
                 self.exchange.rebase(now)
         self._save(force=True)
+        if saved is not None and self._cfg.resend_fills_on_connect:
+            self.resend_fills()
         if self._run_market and self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"sim-market-{self.name}")
         log.info(
@@ -165,6 +169,28 @@ class SimVenue:
         self._faults.dropped.add(self._stream(stream))
         self._wake[stream].fire()
 
+    def hide_new_orders(self, ms: int) -> None:
+        """fetch_order says "never seen" for each order until `ms` clock ms after its create
+        reached the venue (0: off)."""
+        self._faults.hide_new_ms = max(int(ms), 0)
+
+    def inject_unreachable_order(self) -> None:
+        """The next create_order never reaches the venue (VenueAmbiguous) and every later
+        lookup, cancel or fill fetch for its client id fails with VenueTransient."""
+        self._faults.unreachable_next += 1
+
+    def resend_fills(self) -> None:
+        """The fills stream delivers every fill this venue ever made again (a reconnect that
+        replays ccxt's trade cache)."""
+        self._fills.push(list(self.exchange.fills))
+        self._wake["fills"].fire()
+        log.info("sim.fills_resent", account=self.name, fills=len(self.exchange.fills))
+
+    def _answer_for(self, method: str, client_id: str) -> None:
+        self._injected(method)
+        if client_id in self._faults.unreachable:
+            raise VenueTransient(f"simulated: no answer about {client_id}")
+
     @staticmethod
     def _stream(stream: str) -> str:
         if stream not in STREAMS:
@@ -214,12 +240,17 @@ class SimVenue:
 
     async def fetch_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
         """Any order this venue ever saw, rejected ones included; None if never seen."""
-        self._injected("fetch_order")
+        self._answer_for("fetch_order", client_id)
         order = self.exchange.orders.get(client_id)
-        return order.update() if order is not None else None
+        if order is None:
+            return None
+        seen_ms = self._faults.created_ms.get(client_id)
+        if seen_ms is not None and self._clock.now_ms() < seen_ms + self._faults.hide_new_ms:
+            return None
+        return order.update()
 
     async def fetch_fills(self, client_id: str, symbol: str) -> Sequence[Fill]:
-        self._injected("fetch_fills")
+        self._answer_for("fetch_fills", client_id)
         return list(self.exchange.fills_by_order.get(client_id, ()))
 
     # -- streams ----------------------------------------------------------------------------
@@ -285,6 +316,11 @@ class SimVenue:
         self._injected("create_order")
         fault = self._faults.next_create()
         await self._clock.sleep(self._cfg.latency_ms / 1000.0)
+        if self._faults.unreachable_next > 0:
+            self._faults.unreachable_next -= 1
+            self._faults.unreachable.add(request.client_id)
+            log.info("sim.fault_fired", fault="unreachable", client_id=request.client_id)
+            raise VenueAmbiguous("simulated lost request, venue unreachable for this order")
         if fault is not None and fault[0] is CreateFault.LOST_REQUEST:
             log.info("sim.fault_fired", fault=fault[0].value, client_id=request.client_id)
             raise VenueAmbiguous("simulated lost request")
@@ -297,6 +333,8 @@ class SimVenue:
             raise VenueRejected(str(e)) from None
         self._publish(changes)
         self._save(force=True)
+        if self._faults.hide_new_ms:
+            self._faults.created_ms[request.client_id] = now
         update = order.update()
         if update.status is OrderStatus.REJECTED:
             log.info("sim.order_rejected", client_id=request.client_id, reason=update.reason)
@@ -318,7 +356,7 @@ class SimVenue:
 
     async def cancel_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
         """The order after the cancel (unchanged when already final), or None if never seen."""
-        self._injected("cancel_order")
+        self._answer_for("cancel_order", client_id)
         await self._clock.sleep(self._cfg.latency_ms / 1000.0)
         order, changes = self.exchange.cancel(client_id, self._clock.now_ms())
         if order is None:
