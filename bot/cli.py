@@ -1,17 +1,17 @@
-"""Command line: `hedgebot run | check-config | ...`. Exit codes: 0 ok, 2 bad config or usage."""
+"""Command line: `hedgebot run | check-config | ...`. Exit codes: 0 ok, 2 bad config or usage.
+
+Only argparse and the standard library are imported before the arguments are parsed: every
+handler imports what it needs (config, logging, MQTT, rich) when it runs, so `--help` is fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from bot import logs
-from bot.config import ConfigError, load_settings, redacted_dump
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -20,6 +20,11 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot import logs
+    from bot.config import ConfigError, load_settings
+
     try:
         settings = load_settings(args.config, args.secrets)
     except ConfigError as e:
@@ -37,6 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_settings, redacted_dump
+
     try:
         settings = load_settings(args.path, args.secrets)
     except ConfigError as e:
@@ -63,14 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
     check.set_defaults(func=cmd_check_config)
 
-    from bot.io import journal_cli
+    # Each register() declares arguments with argparse only; the handlers load lazily.
+    from bot.execution import halt_cli
+    from bot.io import ctl_cli, fleet_cli, journal_cli
 
     journal_cli.register(sub)
-    from bot.io import fleet
-
-    fleet.register(sub)
-    from bot.execution import halt_cli
-
+    fleet_cli.register(sub)
+    ctl_cli.register(sub)
     halt_cli.register(sub)
     return parser
 

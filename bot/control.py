@@ -33,6 +33,11 @@ class Controller(Protocol):
         """Re-read the config file; a bad file keeps the running config and raises CommandError."""
         ...
 
+    def positions(self) -> dict[str, Any]:
+        """The hedge positions the ledger holds (account, symbol, underlying, qty) and the live
+        external positions."""
+        ...
+
     def state(self) -> dict[str, Any]:
         """The retained state document: delta per underlying, targets, bands, trading state,
         mode per account, feed health, open orders."""

@@ -7,6 +7,7 @@ bot/control.py that the MQTT bridge and the CLI call, apart from the decision lo
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings, load_settings, with_setting
@@ -58,6 +59,8 @@ class OperatorControls:
     _dirty: set[str]
     _wake: asyncio.Event
     _flattening: dict[str, int]  # underlying -> flatten orders sent so far
+    # Who paused the bot, shown as trading_state_reason while it is paused.
+    pause_reason: str = "operator"
 
     if TYPE_CHECKING:
 
@@ -66,6 +69,8 @@ class OperatorControls:
         def _mark_all_dirty(self) -> None: ...
 
         def exposure(self, underlying: str) -> Exposure | None: ...
+
+        def halt_reason(self, underlying: str) -> str | None: ...
 
         def _submit(
             self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument
@@ -137,7 +142,11 @@ class OperatorControls:
                 "state", "trading.state", state=target.value, before=before.value, reason=reason
             )
         self._mark_all_dirty()
-        return {"trading_state": target.value, "reason": reason}
+        result: dict[str, Any] = {"trading_state": target.value, "reason": reason}
+        notes = [f"was already {target.value}"] if before is target else []
+        if self.paused and target is not risk.TradingState.HALTED:
+            notes.append("the bot is paused: it trades again only after resume")
+        return _noted(result, notes)
 
     def _check_kill_file(self) -> None:
         path = self.settings.risk.halt_file
@@ -152,24 +161,80 @@ class OperatorControls:
             self.set_trading_state("active", "kill_file_removed")
 
     def pause(self) -> dict[str, Any]:
+        was = self.paused
         self.paused = True
+        self.pause_reason = "operator"
         self._emit("state", "control.paused")
         self._mark_all_dirty()
-        return {"paused": True}
+        return _noted({"paused": True}, ["was already paused"] if was else [])
 
     def resume(self) -> dict[str, Any]:
+        was = self.paused
         self.paused = False
         self._flattening.clear()  # back to hedging: the policy decides again
         self._emit("state", "control.resumed")
         self._mark_all_dirty()
-        return {"paused": False}
+        trading = self.risk_state.trading_state
+        notes = [] if was else ["was not paused"]
+        if trading is not risk.TradingState.ACTIVE:
+            notes.append(self._trading_note())
+        return _noted({"paused": False, "trading_state": trading.value}, notes)
 
     def hedge_now(self, underlying: str | None) -> dict[str, Any]:
+        """Force a hedge to target on the next decision. Refused when nothing would trade (paused,
+        halted, or every target blocked), so an ok reply means a decision is coming."""
         targets = self._underlyings(underlying)
-        self._force.update(targets)
-        self._dirty.update(targets)
+        if self.paused:
+            raise CommandError("the bot is paused: hedge-now would not trade; resume first")
+        if self.risk_state.trading_state is risk.TradingState.HALTED:
+            raise CommandError(f"hedge-now would not trade: {self._trading_note()}")
+        blocked = {u: r for u in targets if (r := self.halt_reason(u)) is not None}
+        if len(blocked) == len(targets):
+            why = ", ".join(f"{u}: {r}" for u, r in blocked.items())
+            raise CommandError(f"hedge-now would not trade: {why}")
+        go = [u for u in targets if u not in blocked]
+        self._force.update(go)
+        self._dirty.update(go)
         self._wake.set()
-        return {"hedge_now": targets}
+        result: dict[str, Any] = {"hedge_now": go}
+        if blocked:
+            result["skipped"] = blocked
+        notes = []
+        if self.risk_state.trading_state is not risk.TradingState.ACTIVE:
+            notes.append(self._trading_note())
+        busy = [u for u in go if self.ledger.has_unsettled(u)]
+        if busy:
+            notes.append(f"order in flight for {', '.join(busy)}: hedges once it settles")
+        return _noted(result, notes)
+
+    def _trading_note(self) -> str:
+        state, reason = self.risk_state.trading_state, self.risk_state.state_reason or "no reason"
+        if state is risk.TradingState.HALTED:
+            return (
+                f"trading is still halted ({reason}): no order passes the risk gate "
+                "until set-trading-state active"
+            )
+        if state is risk.TradingState.REDUCING_ONLY:
+            return f"trading is reducing_only ({reason}): only orders that shrink a position pass"
+        return f"trading is {state.value} ({reason})"
+
+    def positions(self) -> dict[str, Any]:
+        """The hedge positions the ledger holds and the external positions not yet expired."""
+        now = time.time_ns() // 1_000_000  # external expiries are wall-clock ms
+        held = []
+        for (account, symbol), qty in sorted(self.ledger.positions.items()):
+            ins = self.catalog.get((account, symbol))
+            # Float residue of fills (1e-15) below the amount step is flat, as flatten sees it.
+            if (ins.round_amount(abs(qty)) if ins is not None else qty) != 0.0:
+                und = ins.underlying if ins is not None else None
+                held.append({"account": account, "symbol": symbol, "underlying": und, "qty": qty})
+        keys = ("underlying", "qty", "delta_coin", "expires_at_ms")
+        external = [
+            {"source": src, "symbol": sym, **dict(zip(keys, v, strict=True))}
+            for (src, sym), v in sorted(self.external.items())
+            if v[3] > now
+        ]
+        return {"positions": held, "external": external}
 
     async def flatten(self, underlying: str | None) -> dict[str, Any]:
         """Close the bot's hedge positions with reduce-only orders and pause, so the closed
@@ -178,6 +243,7 @@ class OperatorControls:
         followed by another once it settles, up to FLATTEN_ATTEMPTS orders."""
         targets = self._underlyings(underlying)
         self.pause()
+        self.pause_reason = "operator: flatten"
         sent = []
         for u in targets:
             self._flattening[u] = 0
@@ -295,7 +361,12 @@ class OperatorControls:
                 if self.paused and trading is not risk.TradingState.HALTED
                 else trading.value
             ),
-            "trading_state_reason": self.risk_state.state_reason,
+            # While paused (and not halted) the pause is what stops trading: say who paused.
+            "trading_state_reason": (
+                self.pause_reason
+                if self.paused and trading is not risk.TradingState.HALTED
+                else self.risk_state.state_reason
+            ),
             "paused": self.paused,
             "external_positions": len(self.external),
             "breaker_open": self.risk_state.breaker_open,
@@ -330,3 +401,10 @@ class OperatorControls:
                 f"{', '.join(sorted(self.settings.hedge))}"
             )
         return [underlying]
+
+
+def _noted(result: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The reply with a `note` saying what the operator might not expect, when there is one."""
+    if notes:
+        result["note"] = "; ".join(notes)
+    return result

@@ -44,6 +44,7 @@ from bot.io.mqtt_schema import (
     HaltCommand,
     HedgeNowCommand,
     PauseCommand,
+    PositionsCommand,
     ReloadCommand,
     ResumeCommand,
     SetCommand,
@@ -154,7 +155,8 @@ def _reply_id(data: Any) -> str | int | None:
     return None
 
 
-def _describe_validation(e: ValidationError) -> str:
+def describe_validation(e: ValidationError) -> str:
+    """At most five pydantic errors as `field.path: message`, for replies and the ctl CLI."""
     parts: list[str] = []
     for err in e.errors()[:5]:
         loc = [str(p) for p in err["loc"]]
@@ -162,7 +164,9 @@ def _describe_validation(e: ValidationError) -> str:
         if loc and loc[0] in COMMAND_NAMES:
             loc = loc[1:]
         where = ".".join(loc)
-        parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
+        # "Value error, " is pydantic's prefix for our own validators' messages: noise.
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
     more = len(e.errors()) - len(parts)
     if more > 0:
         parts.append(f"(+{more} more)")
@@ -588,7 +592,7 @@ class MqttBridge:
             try:
                 command = parse_command(data)
             except ValidationError as e:
-                raise _Reject(f"invalid command: {_describe_validation(e)}") from None
+                raise _Reject(f"invalid command: {describe_validation(e)}") from None
             if self._secret is not None:
                 try:
                     verify(data, self._secret, now, self._cfg.command_max_age_s)
@@ -632,6 +636,8 @@ class MqttBridge:
                 result = c.reload()
             elif isinstance(command, StatusCommand):
                 result = self._state_doc()
+            elif isinstance(command, PositionsCommand):
+                result = c.positions()
             elif isinstance(command, HaltCommand):
                 result = c.set_trading_state("halted", _operator_reason(command.args.reason))
             elif isinstance(command, SetTradingStateCommand):
@@ -696,7 +702,7 @@ class MqttBridge:
             try:
                 pos = ExternalPositionIn.model_validate_json(payload)
             except ValidationError as e:
-                reason = f"invalid position: {_describe_validation(e)}"
+                reason = f"invalid position: {describe_validation(e)}"
         if pos is not None:
             if pos.ttl_s is not None:
                 if retained:
