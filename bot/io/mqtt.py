@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from bot.config import SECRET_FIELDS, MqttConfig
 from bot.control import CommandError, Controller
 from bot.events import Event, EventSink
+from bot.io import mqtt_inbox
 from bot.io.command_auth import AuthError, ReplayCache, verify
 from bot.io.mqtt_schema import (
     COMMAND_NAMES,
@@ -59,9 +60,9 @@ log = structlog.get_logger("hedgebot.mqtt")
 # id, so the sender gets its error reply. Beyond it the broker's own limit should have applied.
 _ID_SCAN_LIMIT = 1 << 20
 _REPLY_ID_MAX = 256
-# Replies are small and one per command; the cap only guards memory against a flood.
-_REPLY_QUEUE_MAX = 10_000
-_INCOMING_QUEUE_MAX = 10_000
+# Replies are small and one per command; the cap only guards memory against a flood (the
+# oldest are dropped: under a flood the sender cannot keep up anyway).
+_REPLY_QUEUE_MAX = 1_000
 _PUBLISH_TIMEOUT_S = 10.0
 _OFFLINE_TIMEOUT_S = 2.0
 # Commands that change what the state document shows: publish it right after them.
@@ -253,6 +254,7 @@ class MqttBridge:
         self._dropped_reported = 0
         self.commands_rejected = 0
         self.replies_dropped = 0
+        self._inbox = mqtt_inbox.InboxStats()
 
     # --- engine-facing, synchronous, never raise ------------------------------------------------
 
@@ -290,6 +292,8 @@ class MqttBridge:
             "events_dropped": self.events_dropped,
             "events_queued": len(self._events),
             "commands_rejected": self.commands_rejected,
+            "incoming_dropped": self._inbox.dropped,
+            "replies_dropped": self.replies_dropped,
         }
 
     def _enqueue_event(self, payload: bytes) -> None:
@@ -371,7 +375,9 @@ class MqttBridge:
             will=aiomqtt.Will(self.topics.status, STATUS_OFFLINE.encode(), qos=1, retain=True),
             keepalive=cfg.keepalive,
             timeout=_PUBLISH_TIMEOUT_S,
-            max_queued_incoming_messages=_INCOMING_QUEUE_MAX,
+            max_queued_incoming_messages=mqtt_inbox.MAX_MESSAGES,
+            queue_type=mqtt_inbox.queue_type(self._inbox),
+            logger=mqtt_inbox.aiomqtt_logger(),
             tls_params=tls,
             tls_insecure=cfg.tls_insecure if tls is not None else None,
         )
@@ -544,6 +550,20 @@ class MqttBridge:
                     self.handle_position(payload, retained=bool(message.retain))
             except Exception as e:  # one bad message must never end the loop
                 log.error("mqtt.message_failed", topic=str(message.topic), error=repr(e))
+            if self._inbox.dropped > self._inbox.reported:
+                self._report_inbox_drops()
+
+    def _report_inbox_drops(self) -> None:
+        # One line per burst, not per message: the drops are what a flood looks like.
+        dropped = self._inbox.dropped - self._inbox.reported
+        self._inbox.reported = self._inbox.dropped
+        log.warning(
+            "mqtt.incoming_dropped",
+            dropped=dropped,
+            dropped_total=self._inbox.dropped,
+            max_messages=mqtt_inbox.MAX_MESSAGES,
+            max_bytes=mqtt_inbox.MAX_BYTES,
+        )
 
     def _reject(self, cmd_id: str | int | None, cmd: str | None, reason: str) -> None:
         self.commands_rejected += 1
