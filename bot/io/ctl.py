@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.command_auth import signed
-from bot.io.mqtt import Topics, describe_validation, dumps, tls_params
+from bot.io.mqtt import Topics, describe_validation, dumps, tool_client
 from bot.io.mqtt_schema import CommandReply, parse_command
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_REPLY = 0, 1, 2, 3
@@ -90,18 +90,7 @@ def _now_ms() -> int:
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
-    tls = tls_params(cfg)
-    return aiomqtt.Client(
-        cfg.host,
-        cfg.port,
-        username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None,
-        identifier=f"{cfg.topic_prefix}-ctl-{secrets.token_hex(4)}",
-        keepalive=cfg.keepalive,
-        timeout=10,
-        tls_params=tls,
-        tls_insecure=cfg.tls_insecure if tls is not None else None,
-    )
+    return tool_client(cfg, "ctl")
 
 
 async def send(cfg: MqttConfig, bot_id: str, command: dict[str, Any], wait_s: float) -> Outcome:

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from rich.text import Text
 
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.fleet_cli import register as register
-from bot.io.mqtt import tls_params
+from bot.io.mqtt import tool_client
 
 
 def _now_ms() -> int:
@@ -212,18 +211,7 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
-    tls = tls_params(cfg)
-    return aiomqtt.Client(
-        cfg.host,
-        cfg.port,
-        username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None,
-        identifier=f"{cfg.topic_prefix}-viewer-{secrets.token_hex(4)}",
-        keepalive=cfg.keepalive,
-        timeout=10,
-        tls_params=tls,
-        tls_insecure=cfg.tls_insecure if tls is not None else None,
-    )
+    return tool_client(cfg, "viewer")
 
 
 async def collect(

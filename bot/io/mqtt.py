@@ -196,6 +196,23 @@ def tls_params(cfg: MqttConfig) -> aiomqtt.TLSParameters | None:
     )
 
 
+def tool_client(cfg: MqttConfig, role: str) -> aiomqtt.Client:
+    """A client for the operator tools (`hedgebot fleet`, `status`, `ctl`): the bot's broker
+    settings and credentials, a random client id per run so that two tools never collide."""
+    tls = tls_params(cfg)
+    return aiomqtt.Client(
+        cfg.host,
+        cfg.port,
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+        identifier=f"{cfg.topic_prefix}-{role}-{secrets.token_hex(4)}",
+        keepalive=cfg.keepalive,
+        timeout=10,
+        tls_params=tls,
+        tls_insecure=cfg.tls_insecure if tls is not None else None,
+    )
+
+
 class MqttBridge:
     """Publishes the bot's status/state/events and executes validated commands.
 
