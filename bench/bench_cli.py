@@ -2,8 +2,8 @@
 
 Compares, in the same run and on the same interpreter, against the floor every Python command
 pays: `python -c pass` (interpreter start-up and site-packages, editable-install hooks included).
-Each is run as a fresh subprocess, warm-up runs first; the median is printed, with the CLI's own
-cost (median minus baseline) and the modules that `--help` imported.
+Each is run as a fresh subprocess, the two interleaved, warm-up runs first; the medians are
+printed, with the CLI's own cost (median minus baseline) and the heavy modules it imported.
 
     python bench/bench_cli.py [--runs 15] [--args --help]
 """
@@ -23,15 +23,23 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pydantic", "structlog", "aiomqtt", "rich", "numpy", "scipy", "ccxt")
 
 
-def time_runs(cmd: list[str], runs: int, warmup: int = 2) -> list[float]:
+def _once(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def time_pair(a: list[str], b: list[str], runs: int, warmup: int = 2) -> tuple[list[float], ...]:
+    """Runs of `a` and `b`, interleaved so that a shared machine's load hits both alike."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = []
+    ta: list[float] = []
+    tb: list[float] = []
     for i in range(warmup + runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+        x, y = _once(a, env), _once(b, env)
         if i >= warmup:
-            out.append(time.perf_counter() - t0)
-    return out
+            ta.append(x)
+            tb.append(y)
+    return ta, tb
 
 
 def heavy_imports(cli_args: list[str]) -> list[str]:
@@ -55,8 +63,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--args", nargs="*", default=["--help"], help="CLI arguments to time")
     a = ap.parse_args()
-    base = statistics.median(time_runs([sys.executable, "-c", "pass"], a.runs))
-    cli = statistics.median(time_runs([sys.executable, "-m", "bot", *a.args], a.runs))
+    tb, tc = time_pair(
+        [sys.executable, "-c", "pass"], [sys.executable, "-m", "bot", *a.args], a.runs
+    )
+    base, cli = statistics.median(tb), statistics.median(tc)
     print(f"python -c pass            median {base * 1000:7.1f} ms ({a.runs} runs)")
     print(f"python -m bot {' '.join(a.args):<11} median {cli * 1000:7.1f} ms ({a.runs} runs)")
     print(f"CLI cost over baseline           {(cli - base) * 1000:7.1f} ms")
