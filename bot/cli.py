@@ -1,22 +1,24 @@
 """Command line: `hedgebot run | check-config | ...`. Exit codes: 0 ok, 2 bad config or usage,
-3 the journal is unusable (e.g. in use by another daemon)."""
+3 the journal is unusable (e.g. in use by another daemon).
+
+Only argparse and the standard library are imported before the arguments are parsed: every
+handler imports what it needs (config, logging, MQTT, rich) when it runs, so `--help` is fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import logs
-from bot.config import ConfigError, load_settings, redacted_dump
-from bot.io.journal import JournalError
-
 if TYPE_CHECKING:
     from bot.config import Settings
+
+# 2026-01-01T00:00:00Z: where a virtual clock starts unless told otherwise.
+VIRTUAL_START_MS = 1_767_225_600_000
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -25,19 +27,25 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot import logs
+    from bot.config import ConfigError, load_settings
+    from bot.io.journal import JournalError
+
     try:
         settings = load_settings(args.config, args.secrets)
     except ConfigError as e:
         print(e.render(), file=sys.stderr)
         return 2
-    logs.configure(settings.log.level, args.log_format or settings.log.format)
-    from bot.daemon import run_daemon
-
     if args.clock == "virtual":
         problem = virtual_problem(settings, args.duration)
         if problem is not None:
             print(problem, file=sys.stderr)
             return 2
+    logs.configure(settings.log.level, args.log_format or settings.log.format)
+    from bot.daemon import run_daemon
+
     try:
         if args.clock == "virtual":
             from bot.clock import VirtualClock, run_virtual
@@ -71,6 +79,8 @@ def virtual_problem(settings: Settings, duration: float | None) -> str | None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_settings, redacted_dump
+
     try:
         settings = load_settings(args.path, args.secrets)
     except ConfigError as e:
@@ -99,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--start-ms",
         type=int,
-        default=1_767_225_600_000,
+        default=VIRTUAL_START_MS,
         help="with --clock virtual: simulated start, epoch ms (2026-01-01T00:00Z)",
     )
     run.set_defaults(func=cmd_run)
@@ -109,21 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
     check.set_defaults(func=cmd_check_config)
 
-    from bot.io import journal_cli
+    # Each register() declares arguments with argparse only; the handlers load lazily.
+    from bot.backtest import cli as backtest_cli
+    from bot.execution import halt_cli
+    from bot.io import ctl_cli, fleet_cli, journal_cli
+    from bot.venues import markets_args
 
     journal_cli.register(sub)
-    from bot.io import fleet
-
-    fleet.register(sub)
-    from bot.execution import halt_cli
-
+    fleet_cli.register(sub)
+    ctl_cli.register(sub)
     halt_cli.register(sub)
-    from bot.backtest import cli as backtest_cli
-
     backtest_cli.register(sub)
-    from bot.venues import markets_cli
-
-    markets_cli.register(sub)
+    markets_args.register(sub)
     return parser
 
 

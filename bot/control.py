@@ -38,6 +38,11 @@ class Controller(Protocol):
         operator's word; needs confirm true; journaled. CommandError when not stuck."""
         ...
 
+    def positions(self) -> dict[str, Any]:
+        """The hedge positions the ledger holds (account, symbol, underlying, qty) and the live
+        external positions."""
+        ...
+
     def state(self) -> dict[str, Any]:
         """The retained state document: delta per underlying, targets, bands, trading state,
         mode per account, feed health, open orders, stuck orders."""

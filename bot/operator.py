@@ -46,6 +46,7 @@ class OperatorControls:
         # The config file as last loaded: `set` may tighten its risk limits, not loosen them.
         self.file_settings = hedger.settings
         self._live_sets: dict[str, Any] = {}  # `set` changes since the file was last read
+        self.pause_reason = "operator"  # who paused: trading_state_reason while paused
 
     @property
     def settings(self) -> Settings:
@@ -132,7 +133,11 @@ class OperatorControls:
                 "state", "trading.state", state=target.value, before=before.value, reason=reason
             )
         self.hedger.mark_all_dirty()
-        return {"trading_state": target.value, "reason": reason}
+        result: dict[str, Any] = {"trading_state": target.value, "reason": reason}
+        notes = [f"was already {target.value}"] if before is target else []
+        if self.hedger.paused and target is not risk.TradingState.HALTED:
+            notes.append("the bot is paused: it trades again only after resume")
+        return _noted(result, notes)
 
     def check_kill_file(self) -> None:
         path = self.settings.risk.halt_file
@@ -147,24 +152,89 @@ class OperatorControls:
             self.set_trading_state("active", "kill_file_removed")
 
     def pause(self) -> dict[str, Any]:
-        self.hedger.paused = True
-        self.hedger.emit("state", "control.paused")
-        self.hedger.mark_all_dirty()
-        return {"paused": True}
+        h = self.hedger
+        was = h.paused
+        h.paused = True
+        self.pause_reason = "operator"
+        h.emit("state", "control.paused")
+        h.mark_all_dirty()
+        return _noted({"paused": True}, ["was already paused"] if was else [])
 
     def resume(self) -> dict[str, Any]:
-        self.hedger.paused = False
-        self.hedger.flattening.clear()  # back to hedging: the policy decides again
-        self.hedger.emit("state", "control.resumed")
-        self.hedger.mark_all_dirty()
-        return {"paused": False}
+        h = self.hedger
+        was = h.paused
+        h.paused = False
+        h.flattening.clear()  # back to hedging: the policy decides again
+        h.emit("state", "control.resumed")
+        h.mark_all_dirty()
+        trading = h.risk_state.trading_state
+        notes = [] if was else ["was not paused"]
+        if trading is not risk.TradingState.ACTIVE:
+            notes.append(self._trading_note())
+        return _noted({"paused": False, "trading_state": trading.value}, notes)
 
     def hedge_now(self, underlying: str | None) -> dict[str, Any]:
         targets = self._underlyings(underlying)
-        self.hedger.force.update(targets)
-        for u in targets:
-            self.hedger.mark_dirty(u)
-        return {"hedge_now": targets}
+        h = self.hedger
+        if h.paused:
+            raise CommandError("the bot is paused: hedge-now would not trade; resume first")
+        if h.risk_state.trading_state is risk.TradingState.HALTED:
+            raise CommandError(f"hedge-now would not trade: {self._trading_note()}")
+        blocked = {u: r for u in targets if (r := h.halt_reason(u)) is not None}
+        if len(blocked) == len(targets):
+            why = ", ".join(f"{u}: {r}" for u, r in blocked.items())
+            raise CommandError(f"hedge-now would not trade: {why}")
+        go = [u for u in targets if u not in blocked]
+        h.force.update(go)
+        for u in go:
+            h.mark_dirty(u)
+        result: dict[str, Any] = {"hedge_now": go}
+        if blocked:
+            result["skipped"] = blocked
+        notes = []
+        if h.risk_state.trading_state is not risk.TradingState.ACTIVE:
+            notes.append(self._trading_note())
+        busy = [u for u in go if h.ledger.has_unsettled(u)]
+        if busy:
+            notes.append(f"order in flight for {', '.join(busy)}: hedges once it settles")
+        return _noted(result, notes)
+
+    def _trading_note(self) -> str:
+        rs = self.hedger.risk_state
+        state, reason = rs.trading_state, rs.state_reason or "no reason"
+        if state is risk.TradingState.HALTED:
+            return (
+                f"trading is still halted ({reason}): no order passes the risk gate "
+                "until set-trading-state active"
+            )
+        if state is risk.TradingState.REDUCING_ONLY:
+            return f"trading is reducing_only ({reason}): only orders that shrink a position pass"
+        return f"trading is {state.value} ({reason})"
+
+    def positions(self) -> dict[str, Any]:
+        """The hedge positions the ledger holds and the external positions not yet expired."""
+        h = self.hedger
+        now = wall_ms()  # external expiries are wall-clock ms
+        held = []
+        for (account, symbol), qty in sorted(h.ledger.positions.items()):
+            ins = h.catalog.get((account, symbol))
+            # Float residue of fills (1e-15) below the amount step is flat, as flatten sees it.
+            if (ins.round_amount(abs(qty)) if ins is not None else qty) != 0.0:
+                und = ins.underlying if ins is not None else None
+                held.append({"account": account, "symbol": symbol, "underlying": und, "qty": qty})
+        external = [
+            {
+                "source": src,
+                "symbol": sym,
+                "underlying": e.underlying,
+                "qty": e.qty,
+                "delta_coin": e.delta_coin,
+                "expires_at_ms": e.expires_at_ms,
+            }
+            for (src, sym), e in sorted(h.view.external.items())
+            if e.expires_at_ms > now
+        ]
+        return {"positions": held, "external": external}
 
     async def flatten(self, underlying: str | None) -> dict[str, Any]:
         """Close the bot's hedge positions with reduce-only orders and pause, so the closed
@@ -173,6 +243,7 @@ class OperatorControls:
         followed by another once it settles, up to FLATTEN_ATTEMPTS orders."""
         targets = self._underlyings(underlying)
         self.pause()
+        self.pause_reason = "operator: flatten"
         sent = []
         for u in targets:
             self.hedger.flattening[u] = 0
@@ -282,7 +353,12 @@ class OperatorControls:
                 if self.hedger.paused and trading is not risk.TradingState.HALTED
                 else trading.value
             ),
-            "trading_state_reason": self.hedger.risk_state.state_reason,
+            # While paused (and not halted) the pause is what stops trading: say who paused.
+            "trading_state_reason": (
+                self.pause_reason
+                if self.hedger.paused and trading is not risk.TradingState.HALTED
+                else self.hedger.risk_state.state_reason
+            ),
             "paused": self.hedger.paused,
             "external_positions": len(self.hedger.view.external),
             "breaker_open": self.hedger.risk_state.breaker_open,
@@ -343,3 +419,10 @@ class OperatorControls:
                 f"{', '.join(sorted(self.settings.hedge))}"
             )
         return [underlying]
+
+
+def _noted(result: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The reply with a `note` saying what the operator might not expect, when there is one."""
+    if notes:
+        result["note"] = "; ".join(notes)
+    return result

@@ -81,7 +81,7 @@ async def two_bots(mqtt_broker: Broker) -> Any:
 async def test_fleet_table_from_two_bots(mqtt_broker: Broker, two_bots: None) -> None:
     console = _console()
     args = _args(mqtt_broker, timeout=1)
-    assert args.func is cmd_fleet
+    assert args.func.target == "bot.io.fleet:cmd_fleet"
     rc = await asyncio.to_thread(args.func, args, console)
     out = console.export_text()
     assert rc == 0, out
@@ -100,7 +100,7 @@ async def test_fleet_table_from_two_bots(mqtt_broker: Broker, two_bots: None) ->
 async def test_status_of_one_bot(mqtt_broker: Broker, two_bots: None) -> None:
     console = _console()
     args = _args(mqtt_broker, _cmd="status", bot_id="beta", timeout=3)
-    assert args.func is cmd_status
+    assert args.func.target == "bot.io.fleet:cmd_status"
     rc = await asyncio.to_thread(args.func, args, console)
     out = console.export_text()
     assert rc == 0, out

@@ -168,3 +168,39 @@ def test_documented_schemas_match_the_code() -> None:
     assert json.loads(doc.read_text()) == json.loads(json.dumps(json_schemas())), (
         "regenerate: python -m bot.io.mqtt_schema > docs/mqtt-schemas.json"
     )
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            {"id": "1", "cmd": "flatten"},
+            'args: flatten trades: args.confirm must be JSON true or the string "FLATTEN", '
+            "and it is missing",
+        ),
+        (
+            {"id": "1", "cmd": "flatten", "args": {"underlying": "BTC"}},
+            'args: flatten trades: args.confirm must be JSON true or the string "FLATTEN", '
+            "and it is missing",
+        ),
+        (
+            {"id": "1", "cmd": "flatten", "args": {"confirm": False}},
+            'args.confirm: flatten trades: args.confirm must be JSON true or the string "FLATTEN"'
+            ", got false",
+        ),
+    ],
+)
+def test_flatten_without_confirm_names_confirm_and_the_rule(
+    payload: dict[str, Any], expected: str
+) -> None:
+    from bot.io.mqtt import describe_validation
+
+    with pytest.raises(ValidationError) as e:
+        parse_command(payload)
+    assert describe_validation(e.value) == expected
+
+
+def test_positions_command_takes_no_args() -> None:
+    assert parse_command({"id": "p", "cmd": "positions"}).cmd == "positions"
+    with pytest.raises(ValidationError):
+        parse_command({"id": "p", "cmd": "positions", "args": {"all": True}})

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from bot.cli_lazy import lazy
+
 # 2026-01-01T00:00:00Z: a fixed start, so a run does not depend on the day it is run.
 START_MS = 1_767_225_600_000
 
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--events", action="store_true", help="also write every event to events-<seed>.jsonl"
     )
-    p.set_defaults(func=cmd_backtest)
+    p.set_defaults(func=lazy("bot.backtest.cli:cmd_backtest"))
 
 
 def _usage(args: argparse.Namespace) -> str | None:

@@ -15,12 +15,9 @@ Exit codes: 0 done, 2 bad config or no halt_file configured, 1 the file cannot b
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import socket
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +65,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
 
 def _halt(path: Path, reason: str) -> int:
+    from datetime import UTC, datetime  # here, not at the top: `hedgebot --help` stays fast
+
     existed = path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     note = {
@@ -94,6 +93,9 @@ def _clear(path: Path) -> int:
 
 
 def _who() -> str:
+    import getpass
+    import socket
+
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except Exception:  # no user in a container: the reason is what matters

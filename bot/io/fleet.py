@@ -2,7 +2,7 @@
 
 One bot per account, on as many machines as needed, all publishing to one broker: `fleet` is the
 operator's single view of all of them. Both commands only read (a `viewer` broker user suffices).
-The CLI wires them with `register(subparsers)`.
+The CLI declares their arguments in bot/io/fleet_cli.py (`register`, re-exported here).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,8 @@ from rich.text import Text
 
 from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
-from bot.io.mqtt import tls_params
+from bot.io.fleet_cli import register as register
+from bot.io.mqtt import tool_client
 
 
 def _now_ms() -> int:
@@ -211,18 +211,7 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
-    tls = tls_params(cfg)
-    return aiomqtt.Client(
-        cfg.host,
-        cfg.port,
-        username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None,
-        identifier=f"{cfg.topic_prefix}-viewer-{secrets.token_hex(4)}",
-        keepalive=cfg.keepalive,
-        timeout=10,
-        tls_params=tls,
-        tls_insecure=cfg.tls_insecure if tls is not None else None,
-    )
+    return tool_client(cfg, "viewer")
 
 
 async def collect(
@@ -369,26 +358,3 @@ def _watch(
             console.print(f"broker connection lost: {e}", style="red", markup=False)
             return 1
     return 0
-
-
-def _add_common(p: argparse.ArgumentParser, timeout_help: str) -> None:
-    p.add_argument("--config", default=None, help="take broker settings (and bot_id) from here")
-    p.add_argument("--host", default=None, help="broker host (overrides the config)")
-    p.add_argument("--port", type=int, default=None, help="broker port (overrides the config)")
-    p.add_argument("--bot-id", default=None, help="bot id (default: the config's bot_id)")
-    p.add_argument("--timeout", type=float, default=None, help=timeout_help)
-    p.add_argument("--watch", action="store_true", help="keep updating until Ctrl-C")
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `status` and `fleet`; each sets `func(args) -> exit code`."""
-    status = subparsers.add_parser(
-        "status", help="show the retained MQTT state of one bot", description=__doc__
-    )
-    _add_common(status, "seconds to wait for the retained state (default 5)")
-    status.set_defaults(func=cmd_status)
-    fleet = subparsers.add_parser(
-        "fleet", help="table of every bot publishing to the broker", description=__doc__
-    )
-    _add_common(fleet, "seconds to collect retained states (default 2)")
-    fleet.set_defaults(func=cmd_fleet)

@@ -19,23 +19,13 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
-from rich.console import Console
-from rich.table import Table as RichTable
+if TYPE_CHECKING:
+    from bot.io.journal import Axis, Row, Table
 
-from bot.config import ConfigError, JournalConfig, load_settings
-from bot.io.journal import (
-    TABLES,
-    Axis,
-    Journal,
-    JournalError,
-    Row,
-    Table,
-    with_time,
-    write_csv,
-    write_json,
-)
+# rich, the config and the journal (structlog) are imported by the handler, not here: the CLI
+# imports this module to declare the arguments, and `hedgebot --help` must stay fast.
 
 FORMATS = ("table", "csv", "json")
 # A row whose clock time is this far from its wall time was written by a simulated clock.
@@ -92,7 +82,8 @@ def register(subparsers: Any) -> None:
         help="TOML config; the journal is its journal.path",
     )
     where.add_argument("--db", type=Path, default=argparse.SUPPRESS, help="journal SQLite file")
-    p.add_argument("table", choices=TABLES, help="what to list")
+    # The journal's TABLES, spelled out here so that parsing needs no journal import.
+    p.add_argument("table", choices=tuple(_TABLE_COLUMNS), help="what to list")
     p.add_argument("--since", help="start, inclusive: ISO 8601 or epoch ms")
     p.add_argument("--until", help="end, exclusive: ISO 8601 or epoch ms")
     p.add_argument(
@@ -126,6 +117,8 @@ def journal_path(args: argparse.Namespace) -> Path:
     db = getattr(args, "db", None)
     if db is not None:
         return Path(db)
+    from bot.config import ConfigError, JournalConfig, load_settings
+
     config = getattr(args, "config", None)
     if config is None:
         return JournalConfig().path
@@ -137,6 +130,8 @@ def journal_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
+    from bot.io.journal import Journal, JournalError
+
     try:
         since, until = parse_time(args.since), parse_time(args.until)
         if since is not None and until is not None and until <= since:
@@ -146,12 +141,12 @@ def cmd_journal(args: argparse.Namespace) -> int:
             raise UsageError(f"no journal at {path} (give --db or --config)")
         with Journal.open_readonly(path) as journal:
             axis: Axis = "clock" if args.clock_time else "wall"
-            rows = journal.rows(cast(Table, args.table), since, until, axis)
+            rows = journal.rows(cast("Table", args.table), since, until, axis)
     except (UsageError, JournalError) as e:
         print(f"hedgebot journal: {e}", file=sys.stderr)
         return 2
     with _open_output(args.output) as out:
-        _write(rows, cast(Table, args.table), args.fmt, out, to_file=args.output is not None)
+        _write(rows, cast("Table", args.table), args.fmt, out, to_file=args.output is not None)
     return 0
 
 
@@ -166,6 +161,8 @@ def _open_output(path: Path | None) -> Iterator[IO[str]]:
 
 
 def _write(rows: list[Row], table: Table, fmt: str, out: IO[str], to_file: bool) -> None:
+    from bot.io.journal import write_csv, write_json
+
     if fmt == "csv":
         write_csv(rows, out)
     elif fmt == "json":
@@ -175,6 +172,11 @@ def _write(rows: list[Row], table: Table, fmt: str, out: IO[str], to_file: bool)
 
 
 def _write_table(rows: list[Row], table: Table, out: IO[str], to_file: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from bot.io.journal import with_time
+
     # A file gets plain text at a fixed width; a terminal gets rich's colours and its width.
     console = Console(file=out, width=200 if to_file else None, no_color=to_file)
     view = RichTable(title=f"{table} ({len(rows)})", show_lines=False)

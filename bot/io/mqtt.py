@@ -33,6 +33,7 @@ from bot.clock import monotonic_s, wall_ms
 from bot.config import SECRET_FIELDS, MqttConfig
 from bot.control import CommandError, Controller
 from bot.events import Event, EventSink
+from bot.io import mqtt_inbox
 from bot.io.command_auth import AuthError, ReplayCache, verify
 from bot.io.mqtt_schema import (
     COMMAND_NAMES,
@@ -44,6 +45,7 @@ from bot.io.mqtt_schema import (
     HaltCommand,
     HedgeNowCommand,
     PauseCommand,
+    PositionsCommand,
     ReloadCommand,
     ResolveOrderCommand,
     ResumeCommand,
@@ -59,9 +61,9 @@ log = structlog.get_logger("hedgebot.mqtt")
 # id, so the sender gets its error reply. Beyond it the broker's own limit should have applied.
 _ID_SCAN_LIMIT = 1 << 20
 _REPLY_ID_MAX = 256
-# Replies are small and one per command; the cap only guards memory against a flood.
-_REPLY_QUEUE_MAX = 10_000
-_INCOMING_QUEUE_MAX = 10_000
+# Replies are small and one per command; the cap only guards memory against a flood (the
+# oldest are dropped: under a flood the sender cannot keep up anyway).
+_REPLY_QUEUE_MAX = 1_000
 _PUBLISH_TIMEOUT_S = 10.0
 _OFFLINE_TIMEOUT_S = 2.0
 # Commands that change what the state document shows: publish it right after them.
@@ -161,7 +163,8 @@ def _reply_id(data: Any) -> str | int | None:
     return None
 
 
-def _describe_validation(e: ValidationError) -> str:
+def describe_validation(e: ValidationError) -> str:
+    """At most five pydantic errors as `field.path: message`, for replies and the ctl CLI."""
     parts: list[str] = []
     for err in e.errors()[:5]:
         loc = [str(p) for p in err["loc"]]
@@ -169,7 +172,9 @@ def _describe_validation(e: ValidationError) -> str:
         if loc and loc[0] in COMMAND_NAMES:
             loc = loc[1:]
         where = ".".join(loc)
-        parts.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
+        # "Value error, " is pydantic's prefix for our own validators' messages: noise.
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
     more = len(e.errors()) - len(parts)
     if more > 0:
         parts.append(f"(+{more} more)")
@@ -195,6 +200,23 @@ def tls_params(cfg: MqttConfig) -> aiomqtt.TLSParameters | None:
         certfile=str(cfg.cert_file) if cfg.cert_file else None,
         keyfile=str(cfg.key_file) if cfg.key_file else None,
         cert_reqs=ssl.CERT_REQUIRED,
+    )
+
+
+def tool_client(cfg: MqttConfig, role: str) -> aiomqtt.Client:
+    """A client for the operator tools (`hedgebot fleet`, `status`, `ctl`): the bot's broker
+    settings and credentials, a random client id per run so that two tools never collide."""
+    tls = tls_params(cfg)
+    return aiomqtt.Client(
+        cfg.host,
+        cfg.port,
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+        identifier=f"{cfg.topic_prefix}-{role}-{secrets.token_hex(4)}",
+        keepalive=cfg.keepalive,
+        timeout=10,
+        tls_params=tls,
+        tls_insecure=cfg.tls_insecure if tls is not None else None,
     )
 
 
@@ -256,6 +278,7 @@ class MqttBridge:
         self._dropped_reported = 0
         self.commands_rejected = 0
         self.replies_dropped = 0
+        self._inbox = mqtt_inbox.InboxStats()
 
     # --- engine-facing, synchronous, never raise ------------------------------------------------
 
@@ -293,6 +316,8 @@ class MqttBridge:
             "events_dropped": self.events_dropped,
             "events_queued": len(self._events),
             "commands_rejected": self.commands_rejected,
+            "incoming_dropped": self._inbox.dropped,
+            "replies_dropped": self.replies_dropped,
         }
 
     def _enqueue_event(self, payload: bytes) -> None:
@@ -374,7 +399,9 @@ class MqttBridge:
             will=aiomqtt.Will(self.topics.status, STATUS_OFFLINE.encode(), qos=1, retain=True),
             keepalive=cfg.keepalive,
             timeout=_PUBLISH_TIMEOUT_S,
-            max_queued_incoming_messages=_INCOMING_QUEUE_MAX,
+            max_queued_incoming_messages=mqtt_inbox.MAX_MESSAGES,
+            queue_type=mqtt_inbox.queue_type(self._inbox),
+            logger=mqtt_inbox.aiomqtt_logger(),
             tls_params=tls,
             tls_insecure=cfg.tls_insecure if tls is not None else None,
         )
@@ -546,6 +573,20 @@ class MqttBridge:
                     self.handle_position(payload, retained=bool(message.retain))
             except Exception as e:  # one bad message must never end the loop
                 log.error("mqtt.message_failed", topic=str(message.topic), error=repr(e))
+            if self._inbox.dropped > self._inbox.reported:
+                self._report_inbox_drops()
+
+    def _report_inbox_drops(self) -> None:
+        # One line per burst, not per message: the drops are what a flood looks like.
+        dropped = self._inbox.dropped - self._inbox.reported
+        self._inbox.reported = self._inbox.dropped
+        log.warning(
+            "mqtt.incoming_dropped",
+            dropped=dropped,
+            dropped_total=self._inbox.dropped,
+            max_messages=mqtt_inbox.MAX_MESSAGES,
+            max_bytes=mqtt_inbox.MAX_BYTES,
+        )
 
     def _reject(self, cmd_id: str | int | None, cmd: str | None, reason: str) -> None:
         self.commands_rejected += 1
@@ -594,7 +635,7 @@ class MqttBridge:
             try:
                 command = parse_command(data)
             except ValidationError as e:
-                raise _Reject(f"invalid command: {_describe_validation(e)}") from None
+                raise _Reject(f"invalid command: {describe_validation(e)}") from None
             if self._secret is not None:
                 try:
                     verify(data, self._secret, now, self._cfg.command_max_age_s)
@@ -638,6 +679,8 @@ class MqttBridge:
                 result = c.reload()
             elif isinstance(command, StatusCommand):
                 result = self._state_doc()
+            elif isinstance(command, PositionsCommand):
+                result = c.positions()
             elif isinstance(command, HaltCommand):
                 result = c.set_trading_state("halted", _operator_reason(command.args.reason))
             elif isinstance(command, SetTradingStateCommand):
@@ -705,7 +748,7 @@ class MqttBridge:
             try:
                 pos = ExternalPositionIn.model_validate_json(payload)
             except ValidationError as e:
-                reason = f"invalid position: {_describe_validation(e)}"
+                reason = f"invalid position: {describe_validation(e)}"
         if pos is not None:
             if pos.ttl_s is not None:
                 if retained:

@@ -11,10 +11,10 @@ Topics (prefix `hedgebot` by default, one subtree per bot):
 
 Commands (`{"id": ..., "cmd": ..., "args": {...}}`, plus `ts` and `sig` when a command secret is
 set): pause, resume, hedge-now {underlying?}, flatten {underlying?, confirm}, set {path, value},
-reload, status, halt {reason?}, set-trading-state {state, reason?} and resolve-order
-{client_id, status, confirm} (settles a stuck order: filled | cancelled | rejected).
-`pause` stops deciding until `resume`; `halt` is the kill switch (trading state `halted`: the
-risk gate refuses every order) and stays until `set-trading-state` with state `active` (or
+reload, status, positions, halt {reason?}, set-trading-state {state, reason?} and resolve-order
+{client_id, status, confirm} (settles a stuck order: filled | cancelled | rejected). `pause`
+stops deciding until `resume`; `halt` is the kill switch (trading state `halted`: the risk gate
+refuses every order) and stays until `set-trading-state` with state `active` (or
 `reducing_only`, which lets only orders that shrink a position through). The halt reason
 recorded is "operator" (or "operator: <reason>").
 
@@ -24,6 +24,7 @@ field. Outbound models allow extra keys so the engine can add detail without a s
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal, get_args
 
@@ -47,6 +48,7 @@ CommandName = Literal[
     "halt",
     "set-trading-state",
     "resolve-order",
+    "positions",
 ]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
 
@@ -76,11 +78,22 @@ class HedgeNowArgs(_In):
     underlying: Underlying | None = Field(default=None, description="one underlying; None: all")
 
 
+_CONFIRM_RULE = 'flatten trades: args.confirm must be JSON true or the string "FLATTEN"'
+
+
 class FlattenArgs(_In):
     underlying: Underlying | None = Field(default=None, description="one underlying; None: all")
     confirm: Literal[True, "FLATTEN"] = Field(
         description='must be JSON true or the string "FLATTEN"'
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _confirm_given(cls, data: Any) -> Any:
+        # Pydantic's "Field required" does not tell an operator what to type.
+        if isinstance(data, dict) and "confirm" not in data:
+            raise ValueError(_CONFIRM_RULE + ", and it is missing")
+        return data
 
     @field_validator("confirm", mode="before")
     @classmethod
@@ -89,7 +102,11 @@ class FlattenArgs(_In):
         # trigger on anything but the exact values an operator has to type on purpose.
         if v is True or v == "FLATTEN":
             return v
-        raise ValueError('confirm must be true or "FLATTEN"')
+        try:
+            got = json.dumps(v)
+        except (TypeError, ValueError):
+            got = repr(v)
+        raise ValueError(f"{_CONFIRM_RULE}, got {got}")
 
 
 class SetArgs(_In):
@@ -163,6 +180,14 @@ class FlattenCommand(_CommandBase):
     cmd: Literal["flatten"]
     args: FlattenArgs
 
+    @model_validator(mode="before")
+    @classmethod
+    def _args_present(cls, data: Any) -> Any:
+        # Without args the error names confirm (what is missing), not just "args".
+        if isinstance(data, dict) and "args" not in data:
+            return {**data, "args": {}}
+        return data
+
 
 class SetCommand(_CommandBase):
     cmd: Literal["set"]
@@ -176,6 +201,13 @@ class ReloadCommand(_CommandBase):
 
 class StatusCommand(_CommandBase):
     cmd: Literal["status"]
+    args: NoArgs = NoArgs()
+
+
+class PositionsCommand(_CommandBase):
+    """The hedge positions the bot's ledger holds and the live external positions."""
+
+    cmd: Literal["positions"]
     args: NoArgs = NoArgs()
 
 
@@ -208,7 +240,8 @@ Command = Annotated[
     | StatusCommand
     | HaltCommand
     | SetTradingStateCommand
-    | ResolveOrderCommand,
+    | ResolveOrderCommand
+    | PositionsCommand,
     Field(discriminator="cmd"),
 ]
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
@@ -368,6 +401,4 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 if __name__ == "__main__":  # `python -m bot.io.mqtt_schema` prints them for the README
-    import json
-
     print(json.dumps(json_schemas(), indent=2))

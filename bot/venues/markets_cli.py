@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings, load_settings
@@ -24,21 +23,6 @@ if TYPE_CHECKING:  # ccxt is imported only when the command runs: every CLI star
     from bot.venues.ccxt_venue import CcxtVenue
 
 _UNIT_NAMES = {"base": "coin", "quote": "USD", "contracts": "contracts", None: "coin"}
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "markets", help="show and check the contract units of the symbols the config uses"
-    )
-    p.add_argument("--config", "-c", type=Path, required=True, help="TOML config file")
-    p.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
-    p.add_argument(
-        "--symbol",
-        action="append",
-        default=[],
-        help="also show (and check) this ccxt symbol on every real-exchange account",
-    )
-    p.set_defaults(func=cmd_markets)
 
 
 def describe(venue: CcxtVenue, instrument: Instrument) -> dict[str, Any]:

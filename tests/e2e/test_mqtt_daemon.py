@@ -436,9 +436,9 @@ def test_each_command_changes_behaviour_and_replies(
         paused = operator.state_after(t, lambda s: s["trading_state"] == "paused")
         assert paused["paused"] is True
         sent_before = d.count("order.sent")
-        # hedge-now while paused is accepted but trades nothing: pause wins
+        # hedge-now while paused would trade nothing: pause wins, and the reply says so
         r = operator.call("hedge-now", {"underlying": "BTC"})
-        assert r["ok"] and r["result"] == {"hedge_now": ["BTC"]}
+        assert not r["ok"] and "paused" in r["error"] and "resume" in r["error"], r
         d.wait_event("hedge.decision", lambda e: e["reason"] == "paused")
         # two wall seconds (two simulated minutes) with no order
         time.sleep(2)
@@ -446,7 +446,7 @@ def test_each_command_changes_behaviour_and_replies(
 
         # resume: hedging continues; hedge-now forces a trade to the target inside the band
         r = operator.call("resume")
-        assert r["ok"] and r["result"] == {"paused": False}
+        assert r["ok"] and r["result"] == {"paused": False, "trading_state": "active"}
         operator.state_after(now_ms(), lambda s: s["trading_state"] == "active")
         idle(operator, now_ms())
         n_forced = len([e for e in d.named("hedge.decision") if e["reason"] == "hedge_now"])
@@ -511,8 +511,9 @@ def test_each_command_changes_behaviour_and_replies(
         assert halted["trading_state_reason"] == "operator: drill"
         idle(operator, t)
         sent_before = d.count("order.sent")
+        # hedge-now while halted would trade nothing: refused, naming the halt
         r = operator.call("hedge-now")
-        assert r["ok"]
+        assert not r["ok"] and "still halted (operator: drill)" in r["error"], r
         d.wait_event("hedge.decision", lambda e: e["reason"].startswith("halted:operator"))
         time.sleep(2)
         assert d.count("order.sent") == sent_before
