@@ -9,7 +9,6 @@ once with numpy; the simulated exchange builds one only when someone asks for it
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -73,28 +72,52 @@ def level_amount(inst: Instrument, price: float, index: float, notional_usd: flo
 
 
 @dataclass(frozen=True, slots=True)
-class _Ladder:
-    """Price multipliers of the levels for one BookParams, best first."""
+class Ladder:
+    """What does not move with the price in one instrument's book, worked out once. Asks and
+    bids are kept in one array of 2 x depth: asks as +ticks, bids as -ticks, so one ceil and one
+    running maximum serve both sides."""
 
-    up: FloatArray  # 1 + offset of each ask level
-    down: FloatArray  # 1 - offset of each bid level
-    rank: FloatArray  # 0, 1, 2, ...
+    inst: Instrument
+    params: BookParams
+    mult: FloatArray  # 1 + offset of each ask level, then 1 - offset of each bid level
+    sign: FloatArray  # +1 for asks, -1 for bids
+    side: FloatArray  # the same as a column: [[+1], [-1]]
+    rank: FloatArray  # 0, 1, 2, ... as a row, for the running maximum on both sides
+    tick: float
+    decimals: int
+    divisor: float  # a tick of 1/divisor (0.1 -> 10), 0 when it is not one
 
 
-@functools.lru_cache(maxsize=64)
-def _ladder(params: BookParams) -> _Ladder:
+def ladder(inst: Instrument, params: BookParams) -> Ladder:
     rank = np.arange(params.depth_levels, dtype=np.float64)
     off = (params.spread_bps / 2.0 + rank * params.level_step_bps) / 1e4
-    return _Ladder(up=1.0 + off, down=1.0 - off, rank=rank)
+    tick = inst.price_step
+    m = round(1.0 / tick)
+    return Ladder(
+        inst=inst,
+        params=params,
+        mult=np.concatenate((1.0 + off, 1.0 - off)),
+        sign=np.repeat(np.array([1.0, -1.0]), params.depth_levels),
+        side=np.array([[1.0], [-1.0]]),
+        rank=rank,
+        tick=tick,
+        decimals=tick_decimals(tick),
+        divisor=float(m) if m > 0 and 1.0 / m == tick else 0.0,
+    )
 
 
-def _round(x: FloatArray, decimals: int) -> FloatArray:
-    """Python's round(v, decimals) of each element of a monotone array. numpy's round agrees with
-    it while v * 10**decimals stays well inside 53 bits; beyond that (huge amounts of a very
-    cheap coin) each element goes through round() itself."""
-    if x.size == 0 or max(abs(x[0]), abs(x[-1])) * 10.0**decimals < 2.0**50:
-        return np.round(x, decimals)
-    return np.array([round(v, decimals) for v in x.tolist()], dtype=np.float64)
+def _prices(lad: Ladder, ticks: FloatArray) -> list[float]:
+    """round(k * tick, decimals) for each signed tick count, the floats Python's round gives:
+    for a tick of 1/m that is k / m, one correctly rounded division, while the prices are far
+    from 53 bits; otherwise each goes through round()."""
+    n = lad.side * ticks
+    big = float(ticks[0, -1]) * lad.tick * 10.0**lad.decimals  # the highest ask
+    if big < 2.0**50:
+        if lad.tick.is_integer():
+            return (n * lad.tick).ravel().tolist()
+        if lad.divisor:
+            return (n / lad.divisor).ravel().tolist()
+    return [round(k * lad.tick, lad.decimals) for k in n.ravel().tolist()]
 
 
 def top_of_book(inst: Instrument, fair: float, params: BookParams) -> tuple[float | None, float]:
@@ -110,40 +133,41 @@ def top_of_book(inst: Instrument, fair: float, params: BookParams) -> tuple[floa
 
 
 def book_levels(
-    inst: Instrument, fair: float, index: float, params: BookParams
+    lad: Ladder, fair: float, index: float
 ) -> tuple[list[float], list[float], list[float], list[float]]:
     """Bid prices, bid amounts, ask prices and ask amounts of the book around `fair`, best first,
     computed over all levels at once."""
-    lad = _ladder(params)
-    tick = inst.price_step
-    dec = tick_decimals(tick)
-    ask_n = np.ceil(fair * lad.up / tick - 1e-9)
-    bid_n = np.floor(fair * lad.down / tick + 1e-9)
-    if bid_n[0] >= ask_n[0]:
-        bid_n[0] = ask_n[0] - 1.0  # keep the spread >= 1 tick
-    # Keep levels strictly monotone (at least a tick apart) when the step is below the tick:
-    # level i is max(own, previous + 1) in ticks, a running maximum of n - i.
-    ask_n = np.maximum.accumulate(ask_n - lad.rank) + lad.rank
-    bid_n = np.minimum.accumulate(bid_n + lad.rank) - lad.rank
-    bid_n = bid_n[: int(np.count_nonzero(bid_n > 0.0))]  # no bids at or below zero
-    asks = _round(ask_n * tick, dec)
-    bids = _round(bid_n * tick, dec)
-    return (
-        bids.tolist(),
-        _amounts(inst, bids, index, params),
-        asks.tolist(),
-        _amounts(inst, asks, index, params),
-    )
+    d = lad.params.depth_levels
+    # Asks: ceil(p / tick - 1e-9) ticks; bids: floor(p / tick + 1e-9), kept negated.
+    ticks = np.ceil(lad.sign * (fair * lad.mult / lad.tick) - 1e-9).reshape(2, d)
+    if -ticks[1, 0] >= ticks[0, 0]:
+        ticks[1, 0] = 1.0 - ticks[0, 0]  # keep the spread >= 1 tick
+    # Levels strictly monotone (a tick apart at least) when the step is below the tick: level i
+    # is max(own, previous + 1), a running maximum of ticks - i (bids negated, so the same).
+    ticks = np.maximum.accumulate(ticks - lad.rank, axis=1) + lad.rank
+    prices = _prices(lad, ticks)
+    asks, bids = prices[:d], prices[d:]
+    if bids[-1] <= 0.0:  # no bids at or below zero
+        bids = [p for p in bids if p > 0.0]
+    return bids, _amounts(lad, bids, index), asks, _amounts(lad, asks, index)
 
 
-def _amounts(inst: Instrument, prices: FloatArray, index: float, params: BookParams) -> list[float]:
+def _amounts(lad: Ladder, prices: list[float], index: float) -> list[float]:
+    inst, notional = lad.inst, lad.params.level_notional_usd
     if inst.kind is Kind.OPTION or inst.is_inverse:  # the same contracts at every level
-        return [level_amount(inst, 1.0, index, params.level_notional_usd)] * len(prices)
+        return [level_amount(inst, 1.0, index, notional)] * len(prices)
+    if not prices:
+        return []
     step = inst.amount_step
-    contracts = params.level_notional_usd / (inst.contract_size * prices)
+    contracts = notional / (inst.contract_size * np.array(prices))
     steps = np.maximum(1.0, np.floor(contracts / step + 1e-9))
-    amounts: list[float] = _round(steps * step, 12).tolist()
-    return amounts
+    big = max(float(steps[0]), float(steps[-1])) * step * 1e12
+    m = round(1.0 / step)
+    if big < 2.0**50 and step.is_integer():
+        return (steps * step).tolist()  # type: ignore[no-any-return]
+    if big < 2.0**50 and m > 0 and 1.0 / m == step:
+        return (steps / float(m)).tolist()  # type: ignore[no-any-return]
+    return [round(k * step, 12) for k in steps.tolist()]
 
 
 # BookLevel is a frozen dataclass, whose __init__ sets each field through object.__setattr__;
@@ -165,7 +189,7 @@ def levels(prices: list[float], amounts: list[float]) -> tuple[BookLevel, ...]:
 def make_book(
     inst: Instrument, fair: float, index: float, ts_ms: int, params: BookParams
 ) -> OrderBook:
-    bid_p, bid_q, ask_p, ask_q = book_levels(inst, fair, index, params)
+    bid_p, bid_q, ask_p, ask_q = book_levels(ladder(inst, params), fair, index)
     return OrderBook(
         symbol=inst.symbol, ts_ms=ts_ms, bids=levels(bid_p, bid_q), asks=levels(ask_p, ask_q)
     )

@@ -41,6 +41,7 @@ class Quotes:
         self._fairs: dict[str, Fair] = {}
         self._books: dict[str, OrderBook] = {}
         self._marks: tuple[FloatArray, FloatArray] | None = None
+        self._ladders: dict[str, bk.Ladder] = {}
 
     def move(self, prices: Sequence[float], ts_ms: int) -> None:
         """New prices (in `names` order) at `ts_ms`: everything computed so far is stale."""
@@ -78,9 +79,13 @@ class Quotes:
         """The book at this version: built on the first ask, or as a taker order left it."""
         book = self._books.get(symbol)
         if book is None:
-            inst = self.instruments[symbol]
-            index = self.index(inst.underlying)
-            book = bk.make_book(inst, self.fair(symbol).mark, index, self.ts_ms, self._params(inst))
+            lad = self._ladders.get(symbol)
+            if lad is None:
+                inst = self.instruments[symbol]
+                lad = self._ladders[symbol] = bk.ladder(inst, self._params(inst))
+            index = self.index(lad.inst.underlying)
+            bid_p, bid_q, ask_p, ask_q = bk.book_levels(lad, self.fair(symbol).mark, index)
+            book = OrderBook(symbol, self.ts_ms, bk.levels(bid_p, bid_q), bk.levels(ask_p, ask_q))
             self._books[symbol] = book
         return book
 
