@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import sys
 from pathlib import Path
@@ -38,6 +39,21 @@ def plain(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: plain(v) for k, v in x.items()}
     return x
+
+
+def _submit(
+    ex: SimExchange,
+    out: list[Any],
+    i: int,
+    now: int,
+    cid: str,
+    sym: str,
+    side: Side,
+    amount: float,
+    price: float,
+    **kw: Any,
+) -> None:
+    out.append(plain(ex.submit(OrderRequest(f"{cid}-{i}", sym, side, amount, price, **kw), now)))
 
 
 def scenario() -> dict[str, Any]:
@@ -90,11 +106,7 @@ def scenario() -> dict[str, Any]:
         perp = ex.ticker(PERP)
         assert perp.ask is not None and perp.bid is not None
         orders: list[Any] = []
-
-        def submit(cid: str, sym: str, side: Side, amount: float, price: float, **kw: Any) -> None:
-            request = OrderRequest(f"{cid}-{i}", sym, side, amount, price, **kw)
-            orders.append(plain(ex.submit(request, now)))
-
+        submit = functools.partial(_submit, ex, orders, i, now)
         if i % 3 == 0:  # walks the book
             submit("take", PERP, Side.BUY, 12.5, round(perp.ask + 5.0, 1))
         if i % 3 == 1:  # rests above the ask; fills as maker when the market trades through

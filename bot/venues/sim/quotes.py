@@ -42,6 +42,8 @@ class Quotes:
         self._books: dict[str, OrderBook] = {}
         self._marks: tuple[FloatArray, FloatArray] | None = None
         self._ladders: dict[str, bk.Ladder] = {}
+        self.books_built = 0  # counters, for tests and benchmarks
+        self.option_pricings = 0
 
     def move(self, prices: Sequence[float], ts_ms: int) -> None:
         """New prices (in `names` order) at `ts_ms`: everything computed so far is stale."""
@@ -64,6 +66,7 @@ class Quotes:
         if inst.kind is Kind.OPTION:
             if self._marks is None:
                 self._marks = option_marks(self.options, self.prices, self.ts_ms)
+                self.option_pricings += 1
             n = self._option_at[symbol]
             price, delta = float(self._marks[0][n]), float(self._marks[1][n])
             fair = option_fair(inst, index, self.vols[inst.underlying], price, delta)
@@ -87,6 +90,7 @@ class Quotes:
             bid_p, bid_q, ask_p, ask_q = bk.book_levels(lad, self.fair(symbol).mark, index)
             book = OrderBook(symbol, self.ts_ms, bk.levels(bid_p, bid_q), bk.levels(ask_p, ask_q))
             self._books[symbol] = book
+            self.books_built += 1
         return book
 
     def set_book(self, symbol: str, book: OrderBook) -> None:
