@@ -17,7 +17,6 @@ import heapq
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import structlog
 
 from bot.config import PositionConfig, SimConfig
@@ -27,7 +26,7 @@ from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, Positi
 from bot.venues.sim import book as bk
 from bot.venues.sim.ledger import Ledger, Position
 from bot.venues.sim.listing import build_listing, settle_currency, symbol_for
-from bot.venues.sim.market import MarketState, Stepper, params_of
+from bot.venues.sim.market import MarketState, Stepper, params_of, rngs
 from bot.venues.sim.pricing import Fair
 from bot.venues.sim.quotes import BookView, Quotes
 from bot.venues.sim.records import (
@@ -44,11 +43,6 @@ from bot.venues.sim.records import (
 log = structlog.get_logger(__name__)
 
 STATE_VERSION = 1
-
-
-def _rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    market, orders = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(market), np.random.default_rng(orders)
 
 
 class SimExchange:
@@ -76,7 +70,7 @@ class SimExchange:
             level_step_bps=cfg.level_step_bps,
             level_notional_usd=cfg.level_notional_usd,
         )
-        self.market_rng, self.order_rng = _rngs(cfg.seed)
+        self.market_rng, self.order_rng = rngs(cfg.seed)
         self.ledger = Ledger(balances=dict(cfg.balances))
         self.orders: dict[str, SimOrder] = {}  # by client id, in arrival order
         self.fills: list[Fill] = []
@@ -173,10 +167,6 @@ class SimExchange:
     def now_ms(self) -> int:
         return self.market.ts_ms
 
-    def live(self, symbol: str) -> Instrument | None:
-        inst = self.instruments.get(symbol)
-        return None if inst is None or symbol in self.expired else inst
-
     def is_live(self, symbol: str) -> bool:
         return symbol in self.instruments and symbol not in self.expired
 
@@ -241,20 +231,7 @@ class SimExchange:
 
     def ticker(self, symbol: str) -> Ticker:
         self._live_or_raise(symbol)
-        inst = self.instruments[symbol]
-        fair = self.quotes.fair(symbol)
-        bid, ask = self.quotes.top(symbol)
-        return Ticker(
-            symbol=symbol,
-            ts_ms=self.market.ts_ms,
-            bid=bid,
-            ask=ask,
-            last=fair.mark,
-            mark=fair.mark,
-            index=self.quotes.index(inst.underlying),
-            iv=fair.iv,
-            venue_delta=fair.delta,
-        )
+        return self.quotes.ticker(symbol)
 
     def _settle_expired(self, now_ms: int) -> Changes:
         changes = Changes()

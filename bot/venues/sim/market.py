@@ -53,6 +53,12 @@ def params_of(cfg: SimConfig) -> dict[str, UnderlyingParams]:
     }
 
 
+def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The market's generator and the order flow's, both from one seed."""
+    market, orders = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(market), np.random.default_rng(orders)
+
+
 def step(
     state: MarketState,
     params: Mapping[str, UnderlyingParams],

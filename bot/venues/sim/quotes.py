@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from bot.core.greeks import FloatArray
 from bot.core.instruments import Instrument, Kind
-from bot.core.market import OrderBook
+from bot.core.market import OrderBook, Ticker
 from bot.venues.sim import book as bk
 from bot.venues.sim.pricing import Fair, OptionColumns, option_fair, option_marks
 
@@ -97,13 +97,26 @@ class Quotes:
         """Liquidity a taker took stays taken until the next tick."""
         self._books[symbol] = book
 
-    def top(self, symbol: str) -> tuple[float | None, float | None]:
-        """(best bid, best ask), without building a book nobody asked for."""
+    def ticker(self, symbol: str) -> Ticker:
+        """Top of book and marks; the top without building a book nobody asked for."""
+        inst = self.instruments[symbol]
+        fair = self.fair(symbol)
         book = self._books.get(symbol)
         if book is not None:
-            return book.best_bid, book.best_ask
-        inst = self.instruments[symbol]
-        return bk.top_of_book(inst, self.fair(symbol).mark, self._params(inst))
+            bid, ask = book.best_bid, book.best_ask
+        else:
+            bid, ask = bk.top_of_book(inst, fair.mark, self._params(inst))
+        return Ticker(
+            symbol=symbol,
+            ts_ms=self.ts_ms,
+            bid=bid,
+            ask=ask,
+            last=fair.mark,
+            mark=fair.mark,
+            index=self.index(inst.underlying),
+            iv=fair.iv,
+            venue_delta=fair.delta,
+        )
 
 
 class BookView(Mapping[str, OrderBook]):
