@@ -86,6 +86,7 @@ class Ladder:
     tick: float
     decimals: int
     divisor: float  # a tick of 1/divisor (0.1 -> 10), 0 when it is not one
+    step: float  # level_step_bps as a fraction
 
 
 def ladder(inst: Instrument, params: BookParams) -> Ladder:
@@ -103,6 +104,7 @@ def ladder(inst: Instrument, params: BookParams) -> Ladder:
         tick=tick,
         decimals=tick_decimals(tick),
         divisor=float(m) if m > 0 and 1.0 / m == tick else 0.0,
+        step=params.level_step_bps / 1e4,
     )
 
 
@@ -144,7 +146,9 @@ def book_levels(
         ticks[1, 0] = 1.0 - ticks[0, 0]  # keep the spread >= 1 tick
     # Levels strictly monotone (a tick apart at least) when the step is below the tick: level i
     # is max(own, previous + 1), a running maximum of ticks - i (bids negated, so the same).
-    ticks = np.maximum.accumulate(ticks - lad.rank, axis=1) + lad.rank
+    # Levels a step of more than a tick apart are that already.
+    if fair * lad.step < lad.tick * (1.0 + 1e-6):
+        ticks = np.maximum.accumulate(ticks - lad.rank, axis=1) + lad.rank
     prices = _prices(lad, ticks)
     asks, bids = prices[:d], prices[d:]
     if bids[-1] <= 0.0:  # no bids at or below zero
@@ -154,10 +158,10 @@ def book_levels(
 
 def _amounts(lad: Ladder, prices: list[float], index: float) -> list[float]:
     inst, notional = lad.inst, lad.params.level_notional_usd
-    if inst.kind is Kind.OPTION or inst.is_inverse:  # the same contracts at every level
-        return [level_amount(inst, 1.0, index, notional)] * len(prices)
     if not prices:
         return []
+    if inst.kind is Kind.OPTION or inst.is_inverse:  # the same contracts at every level
+        return [level_amount(inst, 1.0, index, notional)] * len(prices)
     step = inst.amount_step
     contracts = notional / (inst.contract_size * np.array(prices))
     steps = np.maximum(1.0, np.floor(contracts / step + 1e-9))

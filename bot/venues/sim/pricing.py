@@ -92,19 +92,24 @@ def option_marks(
     needs nothing else, and the other greeks would double the cost of a tick.
     """
     s = np.asarray(prices, dtype=np.float64)[cols.underlying]
-    k, sign = cols.strike, cols.sign
+    k, sign, n = cols.strike, cols.sign, len(cols.strike)
     t = np.maximum(cols.expiry_ms - now_ms, 0) / MS_PER_YEAR
-    sqrt_t = np.sqrt(t)
-    stddev = cols.sigma * sqrt_t
-    dead = np.flatnonzero(~(stddev > MIN_STDDEV))
-    if dead.size:
+    stddev = cols.sigma * np.sqrt(t)
+    # NaN counts as dead, as in greeks; the min is the cheap test that nothing is.
+    dead = np.flatnonzero(~(stddev > MIN_STDDEV)) if not stddev.min() > MIN_STDDEV else None
+    if dead is not None:
         stddev[dead] = 1.0  # overwritten below; avoids dividing by zero
     d1 = (np.log(s / k) + cols.half_var * t) / stddev
-    n = ndtr(np.concatenate((sign * d1, sign * (d1 - stddev))))
-    n1, n2 = n[: len(k)], n[len(k) :]
+    # N(sign d1) and N(sign d2) in one call.
+    x = np.empty(2 * n)
+    np.multiply(sign, d1, out=x[:n])
+    np.subtract(d1, stddev, out=x[n:])
+    np.multiply(sign, x[n:], out=x[n:])
+    nd = ndtr(x)
+    n1, n2 = nd[:n], nd[n:]
     price = np.maximum(sign * (s * n1 - k * n2), 0.0)
     delta = sign * n1
-    if dead.size:
+    if dead is not None:
         # Expired or no vol left: intrinsic value, and delta the step at the strike.
         si, ki, sg = s[dead], k[dead], sign[dead]
         price[dead] = np.maximum(sg * (si - ki), 0.0)
