@@ -83,13 +83,15 @@ def test_vectorized_books_equal_the_level_by_level_definition() -> None:
         assert bk.top_of_book(inst, fair, params) == (want.best_bid, want.best_ask)
 
 
-def test_stepper_draws_the_same_path_as_step() -> None:
+@pytest.mark.parametrize("names", [("BTC",), ("SOL", "BTC", "ETH")])
+def test_stepper_draws_the_same_path_as_step(names: tuple[str, ...]) -> None:
     params = {
         "BTC": UnderlyingParams(vol=0.6, jump_intensity=2_000.0, jump_mean=-0.01, jump_std=0.03),
         "ETH": UnderlyingParams(vol=0.8),
         "SOL": UnderlyingParams(vol=1.1, drift=0.3, jump_intensity=40.0, jump_std=0.1),
     }
-    state = MarketState(T0, {"SOL": 150.0, "BTC": 60_000.0, "ETH": 3_000.0})
+    start = {"SOL": 150.0, "BTC": 60_000.0, "ETH": 3_000.0}
+    state = MarketState(T0, {u: start[u] for u in names})
     stepper = Stepper(params, state.prices)
     prices = [state.prices[u] for u in stepper.names]
     slow, fast = np.random.default_rng(3), np.random.default_rng(3)

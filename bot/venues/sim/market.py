@@ -107,13 +107,11 @@ class Stepper:
         self.names = sorted(names)
         p = [params[u] for u in self.names]
         # The same expression as in `step`, evaluated once: vol, drift and jumps are fixed.
-        self._drift = [
-            x.drift - 0.5 * x.vol * x.vol - x.jump_intensity * x.jump_compensator for x in p
+        drift = [x.drift - 0.5 * x.vol * x.vol - x.jump_intensity * x.jump_compensator for x in p]
+        self._rows = [
+            (a, x.vol, x.jump_intensity, x.jump_mean, x.jump_std)
+            for a, x in zip(drift, p, strict=True)
         ]
-        self._vol = [x.vol for x in p]
-        self._lam = [x.jump_intensity for x in p]
-        self._jm = [x.jump_mean for x in p]
-        self._js = [x.jump_std for x in p]
 
     def advance(
         self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
@@ -124,17 +122,23 @@ class Stepper:
         dt = max(to_ms - from_ms, 0) / MS_PER_YEAR
         if dt == 0.0 or n == 0:
             return list(prices)
-        z = rng.standard_normal(n).tolist()
+        z = _normals(rng, n)
         # A Poisson draw with mean 0 takes nothing from the generator, as in `step`.
-        jumps = [int(rng.poisson(lam * dt)) if lam * dt > 0.0 else 0 for lam in self._lam]
-        jz = rng.standard_normal(n).tolist()
+        jumps = [int(rng.poisson(r[2] * dt)) if r[2] * dt > 0.0 else 0 for r in self._rows]
+        jz = _normals(rng, n)
         sqrt_dt = math.sqrt(dt)
-        log_ret = [
-            self._drift[i] * dt
-            + self._vol[i] * sqrt_dt * z[i]
-            + jumps[i] * self._jm[i]
-            + math.sqrt(jumps[i]) * self._js[i] * jz[i]
-            for i in range(n)
-        ]
+        log_ret = []
+        for (a, vol, _, jm, js), zi, j, jzi in zip(self._rows, z, jumps, jz, strict=True):
+            x = a * dt + vol * sqrt_dt * zi
+            if j:  # without a jump both terms are zero, and adding zero changes nothing
+                x = x + j * jm + math.sqrt(j) * js * jzi
+            log_ret.append(x)
+        if n == 1:
+            return [prices[0] * float(np.exp(log_ret[0]))]
         growth = np.exp(log_ret).tolist()
         return [s * g for s, g in zip(prices, growth, strict=True)]
+
+
+def _normals(rng: np.random.Generator, n: int) -> list[float]:
+    """n standard normal draws (one draw alone skips building an array: the same number)."""
+    return [float(rng.standard_normal())] if n == 1 else rng.standard_normal(n).tolist()
