@@ -2,13 +2,11 @@
 
 `SimExchange` owns the market, the books, the orders, the fills and the account. The asyncio
 venue (venue.py) wraps it with latency, streams, faults and persistence; a backtest can drive it
-directly: every method is synchronous and takes the time as an argument (`tick(now_ms)` moves the
-market; `book`, `ticker`, `fair`, `submit`, `cancel` answer at once). Randomness comes from two
+directly: every method is synchronous and takes the time as an argument. Randomness comes from two
 generators seeded from the config seed: one moves the market, the other draws rejects and partial
-fills, so order flow never changes the price path.
-
-A tick costs the price path and little else: fair values and books are computed when first asked
-for after the prices moved (quotes.py), and only orders still working are looked at.
+fills, so order flow never changes the price path. A tick costs the price path and little else:
+fair values and books are computed when first asked for after the prices moved (quotes.py), and
+only orders still working are looked at.
 """
 
 from __future__ import annotations
@@ -55,7 +53,7 @@ class SimExchange:
     ) -> None:
         self.cfg = cfg
         self.instruments = dict(instruments)
-        self.market = market
+        self._market: MarketState | None = market  # built from the quotes when read
         self.start_ms = start_ms
         self.params = params_of(cfg)
         self.book_params = bk.BookParams(
@@ -165,14 +163,20 @@ class SimExchange:
 
     @property
     def now_ms(self) -> int:
-        return self.market.ts_ms
+        return self.quotes.ts_ms
+
+    @property
+    def market(self) -> MarketState:
+        if self._market is None:
+            prices = dict(zip(self._stepper.names, self.quotes.prices, strict=True))
+            self._market = MarketState(ts_ms=self.quotes.ts_ms, prices=prices)
+        return self._market
 
     def is_live(self, symbol: str) -> bool:
         return symbol in self.instruments and symbol not in self.expired
 
     def _reindex(self) -> None:
-        """Derived state, after construction or a restore: the expiry schedule, the working
-        orders and the quotes at the market's time."""
+        """Expiry schedule, working orders and quotes, after construction or a restore."""
         self._expiries = [
             (i.expiry_ms, s)
             for s, i in self.instruments.items()
@@ -187,14 +191,12 @@ class SimExchange:
         """Advance the market to `now_ms`, settle expiries, deliver partial fills in progress
         and fill resting orders the new books cross."""
         changes = Changes()
-        ts = self.market.ts_ms
+        ts = self.quotes.ts_ms
         if now_ms <= ts:
             return changes
         prices = self._stepper.advance(self.quotes.prices, ts, now_ms, self.market_rng)
-        self.market = MarketState(
-            ts_ms=now_ms, prices=dict(zip(self._stepper.names, prices, strict=True))
-        )
         self.quotes.move(prices, now_ms)
+        self._market = None
         if self._expiries and self._expiries[0][0] <= now_ms:
             changes.extend(self._settle_expired(now_ms))
         if not self._working:
@@ -212,8 +214,8 @@ class SimExchange:
         """Move the market's time back to `now_ms`, prices unchanged: for a restart on a clock
         that is behind the saved state, so the market ticks at once instead of waiting for the
         clock to catch up. Order and fill timestamps are left as they were."""
-        self.market = MarketState(ts_ms=now_ms, prices=dict(self.market.prices))
         self.quotes.move(self.quotes.prices, now_ms)
+        self._market = None
 
     def _live_or_raise(self, symbol: str) -> None:
         if not self.is_live(symbol):
@@ -247,7 +249,7 @@ class SimExchange:
                     changes.orders.append(
                         self._close(order, OrderStatus.EXPIRED, "instrument expired", now_ms)
                     )
-            index = self.market.prices[inst.underlying]
+            index = self.quotes.index(inst.underlying)
             held = self.ledger.qty(sym)
             cash = self.ledger.settle_expired(inst, index)
             if held:
@@ -387,7 +389,7 @@ class SimExchange:
     # -- account --------------------------------------------------------------------------------
 
     def position_reports(self) -> list[PositionReport]:
-        ts = self.market.ts_ms
+        ts = self.quotes.ts_ms
         return [
             PositionReport(sym, pos.qty, ts)
             for sym, pos in self.ledger.positions.items()
