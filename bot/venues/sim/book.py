@@ -86,6 +86,7 @@ class Ladder:
     tick: float
     decimals: int
     divisor: float  # a tick of 1/divisor (0.1 -> 10), 0 when it is not one
+    lot_divisor: float  # the same for the amount step
     step: float  # level_step_bps as a fraction
 
 
@@ -93,7 +94,6 @@ def ladder(inst: Instrument, params: BookParams) -> Ladder:
     rank = np.arange(params.depth_levels, dtype=np.float64)
     off = (params.spread_bps / 2.0 + rank * params.level_step_bps) / 1e4
     tick = inst.price_step
-    m = round(1.0 / tick)
     return Ladder(
         inst=inst,
         params=params,
@@ -103,23 +103,28 @@ def ladder(inst: Instrument, params: BookParams) -> Ladder:
         rank=rank,
         tick=tick,
         decimals=tick_decimals(tick),
-        divisor=float(m) if m > 0 and 1.0 / m == tick else 0.0,
+        divisor=_divisor(tick),
+        lot_divisor=_divisor(inst.amount_step),
         step=params.level_step_bps / 1e4,
     )
 
 
-def _prices(lad: Ladder, ticks: FloatArray) -> list[float]:
-    """round(k * tick, decimals) for each signed tick count, the floats Python's round gives:
-    for a tick of 1/m that is k / m, one correctly rounded division, while the prices are far
-    from 53 bits; otherwise each goes through round()."""
-    n = lad.side * ticks
-    big = float(ticks[0, -1]) * lad.tick * 10.0**lad.decimals  # the highest ask
-    if big < 2.0**50:
-        if lad.tick.is_integer():
-            return (n * lad.tick).ravel().tolist()
-        if lad.divisor:
-            return (n / lad.divisor).ravel().tolist()
-    return [round(k * lad.tick, lad.decimals) for k in n.ravel().tolist()]
+def _multiples(k: FloatArray, unit: float, decimals: int, divisor: float) -> FloatArray:
+    """round(k * unit, decimals) for each whole number in `k`, the floats Python's round gives:
+    for a unit of 1/divisor (0.1 -> 10) that is k / divisor, one correctly rounded division,
+    while k * unit is far from 53 bits; otherwise each goes through round()."""
+    if float(np.max(np.abs(k))) * unit * 10.0**decimals < 2.0**50:
+        if unit.is_integer():
+            return k * unit
+        if divisor:
+            return k / divisor
+    return np.array([round(x * unit, decimals) for x in k.ravel().tolist()]).reshape(k.shape)
+
+
+def _divisor(unit: float) -> float:
+    """m when `unit` is the float nearest 1/m (0.1 -> 10, 0.001 -> 1000), else 0."""
+    m = round(1.0 / unit)
+    return float(m) if m > 0 and 1.0 / m == unit else 0.0
 
 
 def top_of_book(inst: Instrument, fair: float, params: BookParams) -> tuple[float | None, float]:
@@ -149,29 +154,26 @@ def book_levels(
     # Levels a step of more than a tick apart are that already.
     if fair * lad.step < lad.tick * (1.0 + 1e-6):
         ticks = np.maximum.accumulate(ticks - lad.rank, axis=1) + lad.rank
-    prices = _prices(lad, ticks)
-    asks, bids = prices[:d], prices[d:]
-    if bids[-1] <= 0.0:  # no bids at or below zero
-        bids = [p for p in bids if p > 0.0]
-    return bids, _amounts(lad, bids, index), asks, _amounts(lad, asks, index)
+    prices = _multiples(lad.side * ticks, lad.tick, lad.decimals, lad.divisor)
+    asks, bids = prices[0].tolist(), prices[1].tolist()
+    if bids[-1] > 0.0:
+        q = _amounts(lad, prices, index)
+        return bids, q[1].tolist(), asks, q[0].tolist()
+    # Bids at or below zero are left out; each side's amounts on its own.
+    n = sum(1 for p in bids if p > 0.0)
+    bid_q = _amounts(lad, prices[1, :n], index).tolist() if n else []
+    return bids[:n], bid_q, asks, _amounts(lad, prices[0], index).tolist()
 
 
-def _amounts(lad: Ladder, prices: list[float], index: float) -> list[float]:
+def _amounts(lad: Ladder, prices: FloatArray, index: float) -> FloatArray:
+    """Contracts at each level, for an array of level prices."""
     inst, notional = lad.inst, lad.params.level_notional_usd
-    if not prices:
-        return []
     if inst.kind is Kind.OPTION or inst.is_inverse:  # the same contracts at every level
-        return [level_amount(inst, 1.0, index, notional)] * len(prices)
+        return np.full(prices.shape, level_amount(inst, 1.0, index, notional))
     step = inst.amount_step
-    contracts = notional / (inst.contract_size * np.array(prices))
+    contracts = notional / (inst.contract_size * prices)
     steps = np.maximum(1.0, np.floor(contracts / step + 1e-9))
-    big = max(float(steps[0]), float(steps[-1])) * step * 1e12
-    m = round(1.0 / step)
-    if big < 2.0**50 and step.is_integer():
-        return (steps * step).tolist()  # type: ignore[no-any-return]
-    if big < 2.0**50 and m > 0 and 1.0 / m == step:
-        return (steps / float(m)).tolist()  # type: ignore[no-any-return]
-    return [round(k * step, 12) for k in steps.tolist()]
+    return _multiples(steps, step, 12, lad.lot_divisor)
 
 
 # BookLevel is a frozen dataclass, whose __init__ sets each field through object.__setattr__;
