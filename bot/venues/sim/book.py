@@ -156,22 +156,22 @@ def book_levels(
         ticks = np.maximum.accumulate(ticks - lad.rank, axis=1) + lad.rank
     prices = _multiples(lad.side * ticks, lad.tick, lad.decimals, lad.divisor)
     asks, bids = prices[0].tolist(), prices[1].tolist()
-    if bids[-1] > 0.0:
-        q = _amounts(lad, prices, index)
-        return bids, q[1].tolist(), asks, q[0].tolist()
-    # Bids at or below zero are left out; each side's amounts on its own.
-    n = sum(1 for p in bids if p > 0.0)
-    bid_q = _amounts(lad, prices[1, :n], index).tolist() if n else []
-    return bids[:n], bid_q, asks, _amounts(lad, prices[0], index).tolist()
-
-
-def _amounts(lad: Ladder, prices: FloatArray, index: float) -> FloatArray:
-    """Contracts at each level, for an array of level prices."""
-    inst, notional = lad.inst, lad.params.level_notional_usd
+    n = len(bids) if bids[-1] > 0.0 else sum(1 for p in bids if p > 0.0)  # none at or below 0
+    inst = lad.inst
     if inst.kind is Kind.OPTION or inst.is_inverse:  # the same contracts at every level
-        return np.full(prices.shape, level_amount(inst, 1.0, index, notional))
-    step = inst.amount_step
-    contracts = notional / (inst.contract_size * prices)
+        q = level_amount(inst, 1.0, index, lad.params.level_notional_usd)
+        return bids[:n], [q] * n, asks, [q] * len(asks)
+    if n == len(bids):
+        both = _linear_amounts(lad, prices)
+        return bids, both[1].tolist(), asks, both[0].tolist()
+    bid_q = _linear_amounts(lad, prices[1, :n]).tolist() if n else []
+    return bids[:n], bid_q, asks, _linear_amounts(lad, prices[0]).tolist()
+
+
+def _linear_amounts(lad: Ladder, prices: FloatArray) -> FloatArray:
+    """Contracts at each level price of a linear delta-one instrument (notional / price)."""
+    step = lad.inst.amount_step
+    contracts = lad.params.level_notional_usd / (lad.inst.contract_size * prices)
     steps = np.maximum(1.0, np.floor(contracts / step + 1e-9))
     return _multiples(steps, step, 12, lad.lot_divisor)
 
