@@ -161,6 +161,8 @@ def book_levels(
     if inst.kind is Kind.OPTION or inst.is_inverse:  # the same contracts at every level
         q = level_amount(inst, 1.0, index, lad.params.level_notional_usd)
         return bids[:n], [q] * n, asks, [q] * len(asks)
+    if asks[0] <= 0.0:  # a level worth nothing holds no finite number of contracts
+        raise ValueError(f"{inst.symbol}: fair price {fair} is below one tick ({lad.tick})")
     if n == len(bids):
         both = _linear_amounts(lad, prices)
         return bids, both[1].tolist(), asks, both[0].tolist()
