@@ -187,10 +187,8 @@ _set_amount = getattr(BookLevel, "amount").__set__  # noqa: B009
 
 def levels(prices: list[float], amounts: list[float]) -> tuple[BookLevel, ...]:
     out = tuple(map(BookLevel.__new__, itertools.repeat(BookLevel, len(prices))))
-    for _ in map(_set_price, out, prices):
-        pass
-    for _ in map(_set_amount, out, amounts):
-        pass
+    list(map(_set_price, out, prices))  # the list only drives map at C speed
+    list(map(_set_amount, out, amounts))
     return out
 
 
