@@ -5,7 +5,7 @@ Scenarios:
 - b: 1,000 options over 5 underlyings; one option book per underlying is watched, so every
   tick also prices all 1,000 options (the first option asked for prices them all).
 
-For each, in the same run and on the same exchange:
+For each, in the same run, every path from the same starting exchange:
 - tick only: `tick(now)` with nobody asking for anything (the exchange's own per-tick cost);
 - lazy: `tick(now)` and the watched books, as a watcher asks for them after each tick;
 - eager (baseline): `tick(now)`, then every live instrument repriced one by one and its book
