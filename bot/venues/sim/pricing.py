@@ -61,6 +61,7 @@ class OptionColumns:
     sign: FloatArray  # +1 call, -1 put
     sigma: FloatArray
     half_var: FloatArray  # 0.5 sigma^2, per year
+    first_expiry_ms: int  # the earliest expiry (0 when there are no options)
 
     @staticmethod
     def of(
@@ -79,6 +80,7 @@ class OptionColumns:
             ),
             sigma=sigma,
             half_var=0.5 * sigma * sigma,
+            first_expiry_ms=min((o.expiry_ms or 0 for o in options), default=0),
         )
 
 
@@ -93,7 +95,8 @@ def option_marks(
     """
     s = np.asarray(prices, dtype=np.float64)[cols.underlying]
     k, sign, n = cols.strike, cols.sign, len(cols.strike)
-    t = np.maximum(cols.expiry_ms - now_ms, 0) / MS_PER_YEAR
+    left = cols.expiry_ms - now_ms
+    t = (left if now_ms < cols.first_expiry_ms else np.maximum(left, 0)) / MS_PER_YEAR
     stddev = cols.sigma * np.sqrt(t)
     # NaN counts as dead, as in greeks; the min is the cheap test that nothing is.
     dead = np.flatnonzero(~(stddev > MIN_STDDEV)) if not stddev.min() > MIN_STDDEV else None
