@@ -113,7 +113,7 @@ def _multiples(k: FloatArray, unit: float, decimals: int, divisor: float) -> Flo
     """round(k * unit, decimals) for each whole number in `k`, the floats Python's round gives:
     for a unit of 1/divisor (0.1 -> 10) that is k / divisor, one correctly rounded division,
     while k * unit is far from 53 bits; otherwise each goes through round()."""
-    if float(np.max(np.abs(k))) * unit * 10.0**decimals < 2.0**50:
+    if max(float(k.max()), -float(k.min())) * unit * 10.0**decimals < 2.0**50:
         if unit.is_integer():
             return k * unit
         if divisor:
