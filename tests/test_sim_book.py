@@ -139,3 +139,8 @@ def test_fees_by_settlement() -> None:
         option_type=OptionType.CALL,
     )
     assert fee(lin_call, 2.0, 3_000.0, 60_000.0, 0.0003) == pytest.approx(36.0)
+
+
+def test_a_linear_book_below_one_tick_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"BTC/USDT:USDT: fair price 1e-12 is below one tick"):
+        make_book(LIN, 1e-12, 1e-12, 0, P)

@@ -2,72 +2,45 @@
 
 `SimExchange` owns the market, the books, the orders, the fills and the account. The asyncio
 venue (venue.py) wraps it with latency, streams, faults and persistence; a backtest can drive it
-directly. Randomness comes from two generators seeded from the config seed: one moves the market,
-the other draws rejects and partial fills, so order flow never changes the price path.
+directly: every method is synchronous and takes the time as an argument. Randomness comes from two
+generators seeded from the config seed: one moves the market, the other draws rejects and partial
+fills, so order flow never changes the price path. A tick costs the price path and little else:
+fair values and books are computed when first asked for after the prices moved (quotes.py), and
+only orders still working are looked at.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import structlog
 
 from bot.config import PositionConfig, SimConfig
-from bot.core.instruments import Instrument, Kind, OptionType, Settlement
+from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
 from bot.venues.sim import book as bk
 from bot.venues.sim.ledger import Ledger, Position
 from bot.venues.sim.listing import build_listing, settle_currency, symbol_for
-from bot.venues.sim.market import MarketState, UnderlyingParams, step
-from bot.venues.sim.pricing import Fair, fair_value
-from bot.venues.sim.records import Part, SimOrder, fill_from_json, fill_to_json
+from bot.venues.sim.market import MarketState, Stepper, params_of, rngs
+from bot.venues.sim.pricing import Fair
+from bot.venues.sim.quotes import BookView, Quotes
+from bot.venues.sim.records import (
+    Changes,
+    Part,
+    Refused,
+    SimOrder,
+    fill_from_json,
+    fill_to_json,
+    instrument_from_json,
+    instrument_to_json,
+)
 
 log = structlog.get_logger(__name__)
 
 STATE_VERSION = 1
-
-
-class Refused(Exception):
-    """A request refused without recording an order (a duplicate client id)."""
-
-
-@dataclass(slots=True)
-class Changes:
-    """What one operation changed, for the streams."""
-
-    orders: list[OrderUpdate] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
-    positions: list[PositionReport] = field(default_factory=list)
-
-    def extend(self, other: Changes) -> None:
-        self.orders.extend(other.orders)
-        self.fills.extend(other.fills)
-        self.positions.extend(other.positions)
-
-    def __bool__(self) -> bool:
-        return bool(self.orders or self.fills or self.positions)
-
-
-def _params(cfg: SimConfig) -> dict[str, UnderlyingParams]:
-    return {
-        u: UnderlyingParams(
-            vol=x.vol,
-            drift=x.drift,
-            jump_intensity=x.jump_intensity,
-            jump_mean=x.jump_mean,
-            jump_std=x.jump_std,
-        )
-        for u, x in cfg.underlyings.items()
-    }
-
-
-def _rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    market, orders = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(market), np.random.default_rng(orders)
 
 
 class SimExchange:
@@ -80,9 +53,9 @@ class SimExchange:
     ) -> None:
         self.cfg = cfg
         self.instruments = dict(instruments)
-        self.market = market
+        self._market: MarketState | None = market  # built from the quotes when read
         self.start_ms = start_ms
-        self.params = _params(cfg)
+        self.params = params_of(cfg)
         self.book_params = bk.BookParams(
             spread_bps=cfg.spread_bps,
             depth_levels=cfg.depth_levels,
@@ -95,7 +68,7 @@ class SimExchange:
             level_step_bps=cfg.level_step_bps,
             level_notional_usd=cfg.level_notional_usd,
         )
-        self.market_rng, self.order_rng = _rngs(cfg.seed)
+        self.market_rng, self.order_rng = rngs(cfg.seed)
         self.ledger = Ledger(balances=dict(cfg.balances))
         self.orders: dict[str, SimOrder] = {}  # by client id, in arrival order
         self.fills: list[Fill] = []
@@ -103,9 +76,19 @@ class SimExchange:
         self.expired: set[str] = set()
         self.order_seq = 0
         self.trade_seq = 0
-        self.fairs: dict[str, Fair] = {}
-        self.books: dict[str, OrderBook] = {}
-        self._reprice()
+        self._stepper = Stepper(self.params, market.prices)
+        vols = {u: p.vol for u, p in self.params.items()}
+        self.quotes = Quotes(
+            self.instruments,
+            self._stepper.names,
+            vols,
+            self.book_params,
+            self.option_book_params,
+        )
+        self.books: Mapping[str, OrderBook] = BookView(self.quotes, self.is_live)
+        self._working: dict[str, SimOrder] = {}  # open orders with resting or pending parts
+        self._expiries: list[tuple[int, str]] = []  # heap of (expiry, symbol) not yet expired
+        self._reindex()
 
     # -- construction and persistence ---------------------------------------------------------
 
@@ -119,7 +102,7 @@ class SimExchange:
         ex = SimExchange(cfg, listing, MarketState(ts_ms=start_ms, prices=prices), start_ms)
         for pos in positions:
             inst = listing[symbol_for(pos, start_ms)]
-            ex.ledger.trade(inst, pos.qty, ex.fairs[inst.symbol].mark, 0.0)
+            ex.ledger.trade(inst, pos.qty, ex.fair(inst.symbol).mark, 0.0)
         return ex
 
     def to_json(self) -> dict[str, Any]:
@@ -131,7 +114,7 @@ class SimExchange:
                 "market": self.market_rng.bit_generator.state,
                 "orders": self.order_rng.bit_generator.state,
             },
-            "instruments": [_instrument_to_json(i) for i in self.instruments.values()],
+            "instruments": [instrument_to_json(i) for i in self.instruments.values()],
             "expired": sorted(self.expired),
             "orders": [o.to_json() for o in self.orders.values()],
             "fills": [fill_to_json(f) for f in self.fills],
@@ -156,7 +139,7 @@ class SimExchange:
         for u, x in cfg.underlyings.items():
             prices.setdefault(u, x.price)
         instruments = build_listing(cfg, positions, start_ms)
-        instruments.update({d["symbol"]: _instrument_from_json(d) for d in data["instruments"]})
+        instruments.update({d["symbol"]: instrument_from_json(d) for d in data["instruments"]})
         market = MarketState(ts_ms=int(data["market"]["ts_ms"]), prices=prices)
         ex = SimExchange(cfg, instruments, market, start_ms)
         ex.market_rng.bit_generator.state = data["rng"]["market"]
@@ -173,76 +156,92 @@ class SimExchange:
         )
         ex.order_seq = int(data["seq"]["order"])
         ex.trade_seq = int(data["seq"]["trade"])
-        ex._reprice()
+        ex._reindex()
         return ex
 
     # -- market ---------------------------------------------------------------------------------
 
     @property
     def now_ms(self) -> int:
-        return self.market.ts_ms
+        return self.quotes.ts_ms
 
-    def live(self, symbol: str) -> Instrument | None:
-        inst = self.instruments.get(symbol)
-        return None if inst is None or symbol in self.expired else inst
+    @property
+    def market(self) -> MarketState:
+        if self._market is None:
+            prices = dict(zip(self._stepper.names, self.quotes.prices, strict=True))
+            self._market = MarketState(ts_ms=self.quotes.ts_ms, prices=prices)
+        return self._market
 
-    def _reprice(self) -> None:
-        ts = self.market.ts_ms
-        self.fairs.clear()
-        self.books.clear()
-        for sym, inst in self.instruments.items():
-            if sym in self.expired:
-                continue
-            index = self.market.prices[inst.underlying]
-            fair = fair_value(inst, index, self.params[inst.underlying].vol, ts)
-            params = self.option_book_params if inst.kind is Kind.OPTION else self.book_params
-            self.fairs[sym] = fair
-            self.books[sym] = bk.make_book(inst, fair.mark, index, ts, params)
+    def is_live(self, symbol: str) -> bool:
+        return symbol in self.instruments and symbol not in self.expired
+
+    def _reindex(self) -> None:
+        """Expiry schedule, working orders and quotes, after construction or a restore."""
+        self._expiries = [
+            (i.expiry_ms, s)
+            for s, i in self.instruments.items()
+            if i.expiry_ms is not None and s not in self.expired
+        ]
+        heapq.heapify(self._expiries)
+        self._working = {c: o for c, o in self.orders.items() if _working(o)}
+        prices = self.market.prices
+        self.quotes.move([prices[u] for u in self._stepper.names], self.market.ts_ms)
 
     def tick(self, now_ms: int) -> Changes:
         """Advance the market to `now_ms`, settle expiries, deliver partial fills in progress
         and fill resting orders the new books cross."""
         changes = Changes()
-        if now_ms <= self.market.ts_ms:
+        ts = self.quotes.ts_ms
+        if now_ms <= ts:
             return changes
-        self.market = step(self.market, self.params, now_ms, self.market_rng)
-        changes.extend(self._settle_expired(now_ms))
-        self._reprice()
-        for order in list(self.orders.values()):
+        prices = self._stepper.advance(self.quotes.prices, ts, now_ms, self.market_rng)
+        self.quotes.move(prices, now_ms)
+        self._market = None
+        if self._expiries and self._expiries[0][0] <= now_ms:
+            changes.extend(self._settle_expired(now_ms))
+        if not self._working:
+            return changes
+        for order in list(self._working.values()):
             if order.is_open and order.pending:
                 changes.extend(self._deliver(order, order.pending.pop(0), now_ms))
-        for order in list(self.orders.values()):
-            if order.is_open and order.resting > 0 and order.request.symbol in self.books:
+        for order in list(self._working.values()):
+            if order.is_open and order.resting > 0 and self.is_live(order.request.symbol):
                 changes.extend(self._match_resting(order, now_ms))
+        self._working = {c: o for c, o in self._working.items() if _working(o)}
         return changes
 
     def rebase(self, now_ms: int) -> None:
         """Move the market's time back to `now_ms`, prices unchanged: for a restart on a clock
         that is behind the saved state, so the market ticks at once instead of waiting for the
         clock to catch up. Order and fill timestamps are left as they were."""
-        self.market = MarketState(ts_ms=now_ms, prices=dict(self.market.prices))
-        self._reprice()
+        self.quotes.move(self.quotes.prices, now_ms)
+        self._market = None
+
+    def _live_or_raise(self, symbol: str) -> None:
+        if not self.is_live(symbol):
+            raise KeyError(symbol)
+
+    def fair(self, symbol: str) -> Fair:
+        """Fair value of a live instrument now (KeyError for unknown or expired ones)."""
+        self._live_or_raise(symbol)
+        return self.quotes.fair(symbol)
+
+    def book(self, symbol: str) -> OrderBook:
+        """Order book of a live instrument now (KeyError for unknown or expired ones)."""
+        self._live_or_raise(symbol)
+        return self.quotes.book(symbol)
 
     def ticker(self, symbol: str) -> Ticker:
-        inst = self.instruments[symbol]
-        fair = self.fairs[symbol]
-        book = self.books[symbol]
-        return Ticker(
-            symbol=symbol,
-            ts_ms=self.market.ts_ms,
-            bid=book.best_bid,
-            ask=book.best_ask,
-            last=fair.mark,
-            mark=fair.mark,
-            index=self.market.prices[inst.underlying],
-            iv=fair.iv,
-            venue_delta=fair.delta,
-        )
+        self._live_or_raise(symbol)
+        return self.quotes.ticker(symbol)
 
     def _settle_expired(self, now_ms: int) -> Changes:
         changes = Changes()
-        for sym, inst in self.instruments.items():
-            if sym in self.expired or inst.expiry_ms is None or inst.expiry_ms > now_ms:
+        due: set[str] = set()
+        while self._expiries and self._expiries[0][0] <= now_ms:
+            due.add(heapq.heappop(self._expiries)[1])
+        for sym, inst in self.instruments.items():  # in listing order, as before the schedule
+            if sym not in due:
                 continue
             self.expired.add(sym)
             for order in self.orders.values():
@@ -250,7 +249,7 @@ class SimExchange:
                     changes.orders.append(
                         self._close(order, OrderStatus.EXPIRED, "instrument expired", now_ms)
                     )
-            index = self.market.prices[inst.underlying]
+            index = self.quotes.index(inst.underlying)
             held = self.ledger.qty(sym)
             cash = self.ledger.settle_expired(inst, index)
             if held:
@@ -291,18 +290,20 @@ class SimExchange:
         if reason is not None:
             return order, Changes(orders=[self._close(order, OrderStatus.REJECTED, reason, now_ms)])
         inst = self.instruments[request.symbol]
-        book = self.books[request.symbol]
         changes = Changes(orders=[order.update()])
         if request.post_only:
             order.resting = request.amount
-            return order, changes
-        m = bk.match(book, request.side, request.amount, request.price, inst.amount_step)
-        self.books[request.symbol] = m.book
-        order.resting = round(request.amount - m.filled, 12)
-        if m.fills:
-            parts = self._split(m.fills, inst.amount_step, maker=False)
-            order.pending = parts[1:]
-            changes = self._deliver(order, parts[0], now_ms)
+        else:
+            book = self.quotes.book(request.symbol)
+            m = bk.match(book, request.side, request.amount, request.price, inst.amount_step)
+            self.quotes.set_book(request.symbol, m.book)
+            order.resting = round(request.amount - m.filled, 12)
+            if m.fills:
+                parts = self._split(m.fills, inst.amount_step, maker=False)
+                order.pending = parts[1:]
+                changes = self._deliver(order, parts[0], now_ms)
+        if _working(order):
+            self._working[request.client_id] = order
         return order, changes
 
     def _invalid(self, r: OrderRequest) -> str | None:
@@ -311,8 +312,9 @@ class SimExchange:
             return "unknown symbol"
         if r.symbol in self.expired:
             return "instrument expired"
-        index = self.market.prices[inst.underlying]
-        return bk.order_problem(inst, r, self.books[r.symbol], self.ledger.qty(r.symbol), index)
+        index = self.quotes.index(inst.underlying)
+        book = self.quotes.book(r.symbol)
+        return bk.order_problem(inst, r, book, self.ledger.qty(r.symbol), index)
 
     def cancel(self, client_id: str, now_ms: int) -> tuple[SimOrder | None, Changes]:
         """Cancel an open order; undelivered parts of a partial fill are dropped with it."""
@@ -333,7 +335,7 @@ class SimExchange:
 
     def _match_resting(self, order: SimOrder, now_ms: int) -> Changes:
         r = order.request
-        if not bk.would_cross(self.books[r.symbol], r.side, r.price):
+        if not bk.would_cross(self.quotes.book(r.symbol), r.side, r.price):
             return Changes()
         inst = self.instruments[r.symbol]
         # The market traded through the order: it fills at its own price, as the maker.
@@ -347,31 +349,14 @@ class SimExchange:
         """One part, or with probability partial_fill_rate two or three delivered a tick apart."""
         draw = float(self.order_rng.random())
         k = int(self.order_rng.integers(2, 4))
-        total = sum(bk.steps_of(x.amount, step) for x in legs)
-        if draw >= self.cfg.partial_fill_rate or total < 2:
+        if draw >= self.cfg.partial_fill_rate:
             return [Part(legs=legs, maker=maker)]
-        k = min(k, total)
-        sizes = [total // k + (1 if i < total % k else 0) for i in range(k)]
-        prices = [x.price for x in legs]
-        left = [bk.steps_of(x.amount, step) for x in legs]
-        parts: list[Part] = []
-        i = 0
-        for size in sizes:
-            out: list[BookLevel] = []
-            while size > 0:
-                take = min(left[i], size)
-                out.append(BookLevel(prices[i], round(take * step, 12)))
-                size -= take
-                left[i] -= take
-                if left[i] == 0:
-                    i += 1
-            parts.append(Part(legs=tuple(out), maker=maker))
-        return parts
+        return [Part(legs=p, maker=maker) for p in bk.split(legs, step, k)]
 
     def _deliver(self, order: SimOrder, part: Part, now_ms: int) -> Changes:
         r = order.request
         inst = self.instruments[r.symbol]
-        index = self.market.prices[inst.underlying]
+        index = self.quotes.index(inst.underlying)
         changes = Changes()
         for leg in part.legs:
             self.trade_seq += 1
@@ -404,7 +389,7 @@ class SimExchange:
     # -- account --------------------------------------------------------------------------------
 
     def position_reports(self) -> list[PositionReport]:
-        ts = self.market.ts_ms
+        ts = self.quotes.ts_ms
         return [
             PositionReport(sym, pos.qty, ts)
             for sym, pos in self.ledger.positions.items()
@@ -412,14 +397,6 @@ class SimExchange:
         ]
 
 
-def _instrument_to_json(inst: Instrument) -> dict[str, Any]:
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(inst).items()}
-
-
-def _instrument_from_json(d: Mapping[str, Any]) -> Instrument:
-    d = dict(d)
-    d["kind"] = Kind(d["kind"])
-    d["settlement"] = Settlement(d["settlement"])
-    if d.get("option_type") is not None:
-        d["option_type"] = OptionType(d["option_type"])
-    return Instrument(**d)
+def _working(order: SimOrder) -> bool:
+    """Whether a tick can still change the order: open, with parts to deliver or resting."""
+    return order.is_open and (bool(order.pending) or order.resting > 0)

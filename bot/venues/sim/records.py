@@ -1,12 +1,36 @@
-"""The simulator's mutable record of one order, and its JSON form."""
+"""The simulator's mutable record of one order, and the JSON forms of orders, fills and
+instruments."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.market import BookLevel
-from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, Side
+from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport, Side
+
+
+class Refused(Exception):
+    """A request refused without recording an order (a duplicate client id)."""
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one operation changed, for the streams."""
+
+    orders: list[OrderUpdate] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    positions: list[PositionReport] = field(default_factory=list)
+
+    def extend(self, other: Changes) -> None:
+        self.orders.extend(other.orders)
+        self.fills.extend(other.fills)
+        self.positions.extend(other.positions)
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.positions)
 
 
 @dataclass(slots=True)
@@ -142,3 +166,16 @@ def fill_from_json(d: dict[str, Any]) -> Fill:
         ts_ms=d["ts_ms"],
         trade_id=d["trade_id"],
     )
+
+
+def instrument_to_json(inst: Instrument) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(inst).items()}
+
+
+def instrument_from_json(d: Mapping[str, Any]) -> Instrument:
+    d = dict(d)
+    d["kind"] = Kind(d["kind"])
+    d["settlement"] = Settlement(d["settlement"])
+    if d.get("option_type") is not None:
+        d["option_type"] = OptionType(d["option_type"])
+    return Instrument(**d)

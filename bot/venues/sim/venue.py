@@ -29,8 +29,9 @@ from bot.venues.base import (
     VenueTransient,
 )
 from bot.venues.sim import state
-from bot.venues.sim.exchange import Changes, Refused, SimExchange
+from bot.venues.sim.exchange import SimExchange
 from bot.venues.sim.faults import CreateFault, Faults
+from bot.venues.sim.records import Changes, Refused
 from bot.venues.sim.streams import STREAMS, Signal, Updates
 
 log = structlog.get_logger(__name__)
@@ -224,7 +225,7 @@ class SimVenue:
     async def fetch_order_book(self, symbol: str) -> OrderBook:
         self._injected("fetch_order_book")
         self._live(symbol)
-        return self.exchange.books[symbol]
+        return self.exchange.book(symbol)
 
     async def fetch_positions(self) -> Sequence[PositionReport]:
         self._injected("fetch_positions")
@@ -282,7 +283,7 @@ class SimVenue:
         start = self._tick_no
         await self._wait("order_book", lambda: self._tick_no > start)
         self._live(symbol)
-        return self.exchange.books[symbol]
+        return self.exchange.book(symbol)
 
     async def watch_orders(self) -> Sequence[OrderUpdate]:
         self._injected("watch_orders")

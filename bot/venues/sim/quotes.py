@@ -1,0 +1,141 @@
+"""Fair values and order books of the simulated exchange, computed on demand.
+
+A tick only moves the prices and bumps a version. A fair value or a book is computed the first
+time someone asks for it at that version (a watcher, a ticker, an order, a resting order the
+tick may fill) and kept until the next one, so instruments nobody watches or trades cost nothing.
+The first option asked for at a version prices every option in one vectorized call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from bot.core.greeks import FloatArray
+from bot.core.instruments import Instrument, Kind
+from bot.core.market import OrderBook, Ticker
+from bot.venues.sim import book as bk
+from bot.venues.sim.pricing import Fair, OptionColumns, option_fair, option_marks
+
+
+class Quotes:
+    def __init__(
+        self,
+        instruments: Mapping[str, Instrument],
+        names: Sequence[str],
+        vols: Mapping[str, float],
+        params: bk.BookParams,
+        option_params: bk.BookParams,
+    ) -> None:
+        self.instruments = instruments
+        self.names = list(names)
+        self.vols = dict(vols)
+        self.params = params
+        self.option_params = option_params
+        options = [i for i in instruments.values() if i.kind is Kind.OPTION]
+        self.options = OptionColumns.of(options, self.names, self.vols)
+        self._option_at = {o.symbol: n for n, o in enumerate(options)}
+        self._slot = {u: n for n, u in enumerate(self.names)}
+        self.version = 0
+        self.ts_ms = 0
+        self.prices: list[float] = []
+        self._fairs: dict[str, Fair] = {}
+        self._books: dict[str, OrderBook] = {}
+        self._marks: tuple[FloatArray, FloatArray] | None = None
+        self._ladders: dict[str, bk.Ladder] = {}
+        self.books_built = 0  # counters, for tests and benchmarks
+        self.option_pricings = 0
+
+    def move(self, prices: Sequence[float], ts_ms: int) -> None:
+        """New prices (in `names` order) at `ts_ms`: everything computed so far is stale."""
+        self.version += 1
+        self.prices = list(prices)
+        self.ts_ms = ts_ms
+        self._fairs.clear()
+        self._books.clear()
+        self._marks = None
+
+    def index(self, underlying: str) -> float:
+        return self.prices[self._slot[underlying]]
+
+    def fair(self, symbol: str) -> Fair:
+        fair = self._fairs.get(symbol)
+        if fair is not None:
+            return fair
+        inst = self.instruments[symbol]
+        index = self.index(inst.underlying)
+        if inst.kind is Kind.OPTION:
+            if self._marks is None:
+                self._marks = option_marks(self.options, self.prices, self.ts_ms)
+                self.option_pricings += 1
+            n = self._option_at[symbol]
+            price, delta = float(self._marks[0][n]), float(self._marks[1][n])
+            fair = option_fair(inst, index, self.vols[inst.underlying], price, delta)
+        else:
+            fair = Fair(mark=index)
+        self._fairs[symbol] = fair
+        return fair
+
+    def _params(self, inst: Instrument) -> bk.BookParams:
+        return self.option_params if inst.kind is Kind.OPTION else self.params
+
+    def book(self, symbol: str) -> OrderBook:
+        """The book at this version: built on the first ask, or as a taker order left it."""
+        book = self._books.get(symbol)
+        if book is None:
+            lad = self._ladders.get(symbol)
+            if lad is None:
+                inst = self.instruments[symbol]
+                lad = self._ladders[symbol] = bk.ladder(inst, self._params(inst))
+            index = self.index(lad.inst.underlying)
+            bid_p, bid_q, ask_p, ask_q = bk.book_levels(lad, self.fair(symbol).mark, index)
+            book = OrderBook(symbol, self.ts_ms, bk.levels(bid_p, bid_q), bk.levels(ask_p, ask_q))
+            self._books[symbol] = book
+            self.books_built += 1
+        return book
+
+    def set_book(self, symbol: str, book: OrderBook) -> None:
+        """Liquidity a taker took stays taken until the next tick."""
+        self._books[symbol] = book
+
+    def ticker(self, symbol: str) -> Ticker:
+        """Top of book and marks; the top without building a book nobody asked for."""
+        inst = self.instruments[symbol]
+        fair = self.fair(symbol)
+        book = self._books.get(symbol)
+        if book is not None:
+            bid, ask = book.best_bid, book.best_ask
+        else:
+            bid, ask = bk.top_of_book(inst, fair.mark, self._params(inst))
+        return Ticker(
+            symbol=symbol,
+            ts_ms=self.ts_ms,
+            bid=bid,
+            ask=ask,
+            last=fair.mark,
+            mark=fair.mark,
+            index=self.index(inst.underlying),
+            iv=fair.iv,
+            venue_delta=fair.delta,
+        )
+
+
+class BookView(Mapping[str, OrderBook]):
+    """`exchange.books[symbol]`: the live books, each built when looked up."""
+
+    def __init__(self, quotes: Quotes, live: Callable[[str], bool]) -> None:
+        self._quotes = quotes
+        self._live = live
+
+    def __getitem__(self, symbol: str) -> OrderBook:
+        if not self._live(symbol):
+            raise KeyError(symbol)
+        return self._quotes.book(symbol)
+
+    def __contains__(self, symbol: object) -> bool:
+        return isinstance(symbol, str) and self._live(symbol)
+
+    def __iter__(self) -> Iterator[str]:
+        return (s for s in self._quotes.instruments if self._live(s))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
