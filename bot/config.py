@@ -13,7 +13,6 @@ relative paths resolve against the config file's directory. Errors never show a 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -652,7 +651,9 @@ def load_settings(
 
     base = Path(path).resolve().parent if path is not None else Path.cwd()
     settings = rebase_paths(settings, base)
-    problems = sim_problems(settings, int(time.time() * 1000)) + file_problems(settings)
+    from bot.clock import wall_ms
+
+    problems = sim_problems(settings, wall_ms()) + file_problems(settings)
     if problems:
         raise ConfigError(source, scrub(problems, secrets))
     return settings

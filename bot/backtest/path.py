@@ -201,7 +201,7 @@ def _feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey
         if venue is not None and symbol not in venue.exchange.expired:
             hedger.on_ticker(account, venue.exchange.ticker(symbol))
     for account, symbol in hedge_lines:
-        hedger.on_book(account, venues[account].exchange.books[symbol])
+        hedger.on_book(account, venues[account].exchange.book(symbol))
 
 
 def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
@@ -230,9 +230,9 @@ def _value(venues: dict[str, SimVenue]) -> float:
     for v in venues.values():
         ex = v.exchange
         marks = {
-            s: ex.fairs[s].mark
+            s: ex.fair(s).mark
             for s, i in ex.instruments.items()
-            if i.kind is Kind.OPTION and s in ex.fairs
+            if i.kind is Kind.OPTION and s not in ex.expired
         }
         total += value_usd(ex.ledger, ex.instruments, ex.market.prices, marks)
     return total

@@ -16,13 +16,13 @@ import asyncio
 import json
 import secrets
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import aiomqtt
 from pydantic import ValidationError
 
+from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.command_auth import signed
 from bot.io.mqtt import Topics, describe_validation, dumps, tool_client
@@ -86,7 +86,7 @@ def check_command(body: dict[str, Any]) -> None:
 
 
 def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return wall_ms()
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
