@@ -162,7 +162,7 @@ def test_old_band_key_from_the_environment_too(tmp_path: Path) -> None:
         (
             'kind = "gamma"',
             "hedge.BTC.policy.kind",
-            "unknown policy kind: one of 'band' (got 'gamma')",
+            "unknown policy kind: one of 'band', 'whalley_wilmott', 'zakamouline' (got 'gamma')",
         ),
         ('kind = "band"\nband = -1', "hedge.BTC.policy.band", "greater than 0"),
         ('kind = "band"\nband = inf', "hedge.BTC.policy.band", "finite number"),

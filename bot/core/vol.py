@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MS_PER_YEAR = 365.0 * 86_400_000.0
+from bot.core.greeks import MS_PER_YEAR
 
 
 @dataclass(frozen=True, slots=True)
