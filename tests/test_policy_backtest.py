@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from bot.backtest.path import PathSpec, run_path
 from bot.config import Settings, load_settings
+from tests.helpers import ROOT, clean_env
 
 CONFIG = """
 [engine]
@@ -123,3 +126,43 @@ def test_zakamouline_runs_with_a_shifted_centre_and_trades_to_its_edges(tmp_path
     centres = {round(d["target"], 9) for d in seen}
     assert 0.0 not in centres and len(centres) > 3
     assert all(0.01 < d["band"] < 5.0 for d in seen)
+
+
+def test_hedgebot_backtest_runs_a_cost_aware_policy_with_modifiers(tmp_path: Path) -> None:
+    """Through the real entry point: `python -m bot backtest` with a whalley_wilmott policy in
+    USD, a debounce and a time fallback; the events carry the policy, its band and the vol."""
+    policy = (
+        WW.replace("band_floor = 0.01", "band_floor = 500").replace(
+            "band_cap = 5.0", "band_cap = 1e6"
+        )
+        + "\ndebounce_s = 120\ntime_fallback_s = 3600"
+    )
+    cfg = tmp_path / "hedge.toml"
+    cfg.write_text(
+        CONFIG.format(policy=policy, positions=SHORT_CALLS).replace(
+            'instrument = "BTC/USDT:USDT"', 'instrument = "BTC/USDT:USDT"\nunit = "usd"'
+        )
+    )
+    out = tmp_path / "out"
+    args = ["--config", str(cfg), "--days", "0.5", "--paths", "1", "--seed", "4"]
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "backtest", *args, "--out", str(out), "--events"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    seen = [json.loads(line) for line in (out / "events-4.jsonl").read_text().splitlines()]
+    decided = [e for e in seen if e.get("event") == "hedge.decision"]
+    assert decided and all(d["policy"] == "whalley_wilmott" for d in decided)
+    reasons = {d["reason"] for d in decided}
+    assert "debounce" in reasons and "outside_band" in reasons
+    for d in decided:
+        assert d["unit"] == "usd" and d["vol"] == _approx(0.9)
+    trades = [d for d in decided if d["trade"] and d["reason"] == "outside_band"]
+    for d in trades:
+        assert abs(d["delta"] + d["gap_coin"] * d["price"] - d["target"]) == _approx(d["band"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["orders"]["mean"] > 0
