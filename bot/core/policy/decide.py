@@ -133,7 +133,7 @@ def decide(
     if force:
         return result(drift != 0.0, "hedge_now", -drift)
     if band.contains(delta):
-        return _inside(band, delta, drift, now_ms, modifiers, mem, hedge_ratio, result)
+        return _inside(band, drift, now_ms, modifiers, mem, hedge_ratio, result)
     m = modifiers
     since = mem.outside_since_ms if mem.outside_since_ms is not None else now_ms
     waiting = replace(mem, outside_since_ms=since)
@@ -147,7 +147,6 @@ def decide(
 
 def _inside(
     band: Band,
-    delta: float,
     drift: float,
     now_ms: int,
     m: Modifiers,
