@@ -15,22 +15,67 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from bot.core.policy import Aim, BandPolicy, TriggerPolicy
+from bot.core.policy import (
+    Aim,
+    BandPolicy,
+    Modifiers,
+    TriggerPolicy,
+    WhalleyWilmott,
+    Zakamouline,
+)
 
 if TYPE_CHECKING:
     from bot.config import HedgeConfig
 
 HalfWidth = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+BandUnitField = Literal["coin", "usd", "pct_gross"]
+_BAND_UNIT = "unit of the widths: coin, usd or pct_gross (percent of gross notional); or unit"
 
 
 class _PolicySection(BaseModel):
+    """What every policy takes: the modifiers and the realized-vol half-life."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_fallback_s: Positive | None = Field(
+        default=None,
+        description="inside the band but beyond its inner part: trade to target this long "
+        "after the last trade",
+    )
+    time_fallback_inner: float = Field(
+        default=0.25, gt=0, lt=1, description="the inner band, as a share of the band's side"
+    )
+    debounce_s: Positive | None = Field(
+        default=None, description="act only once the delta stayed outside the band this long"
+    )
+    min_move_pct: Positive | None = Field(
+        default=None,
+        description="outside the band, act only once the price moved this percent since the "
+        "last trade",
+    )
+    vol_half_life_s: Positive = Field(
+        default=3600.0, description="half-life of the EWMA of realized returns (vol w/o options)"
+    )
+
+    def modifiers(self) -> Modifiers:
+        def ms(s: float | None) -> int | None:
+            return None if s is None else round(s * 1000)
+
+        return Modifiers(
+            time_fallback_ms=ms(self.time_fallback_s),
+            inner=self.time_fallback_inner,
+            debounce_ms=ms(self.debounce_s),
+            min_move=None if self.min_move_pct is None else self.min_move_pct / 100.0,
+        )
 
 
 class BandPolicyConfig(_PolicySection):
@@ -46,6 +91,7 @@ class BandPolicyConfig(_PolicySection):
     to: Literal["target", "edge"] = Field(
         default="target", description="a trade goes back to the target, or to the nearest edge"
     )
+    band_unit: BandUnitField | None = Field(default=None, description=_BAND_UNIT)
 
     @model_validator(mode="after")
     def _both_sides(self) -> BandPolicyConfig:
@@ -63,10 +109,49 @@ class BandPolicyConfig(_PolicySection):
             to=self.to,
             lower=lower,
             upper=upper,
+            band_unit=self.band_unit,
         )
 
 
-_POLICIES = (BandPolicyConfig,)
+class _CostBandConfig(_PolicySection):
+    """A band from gamma and the hedge's cost (bot/core/policy/cost.py), held in [floor, cap]."""
+
+    risk_aversion: Positive = Field(description="absolute risk aversion, per USD of wealth")
+    band_floor: Positive = Field(description="narrowest half-width, in band_unit")
+    band_cap: Positive = Field(description="widest half-width, in band_unit")
+    band_unit: BandUnitField | None = Field(default=None, description=_BAND_UNIT)
+    to: Literal["target", "edge"] = Field(
+        default="edge", description="a trade goes to the nearest edge (optimal), or the target"
+    )
+
+    @field_validator("band_cap")
+    @classmethod
+    def _cap_above_floor(cls, cap: float, info: ValidationInfo) -> float:
+        floor = info.data.get("band_floor")
+        if floor is not None and cap < floor:
+            raise ValueError(f"must be >= band_floor ({floor})")
+        return cap
+
+
+class WhalleyWilmottConfig(_CostBandConfig):
+    kind: Literal["whalley_wilmott"]
+
+    def build(self, aim: Aim) -> TriggerPolicy:
+        return WhalleyWilmott(
+            self.risk_aversion, self.band_floor, self.band_cap, self.band_unit, aim, self.to
+        )
+
+
+class ZakamoulineConfig(_CostBandConfig):
+    kind: Literal["zakamouline"]
+
+    def build(self, aim: Aim) -> TriggerPolicy:
+        return Zakamouline(
+            self.risk_aversion, self.band_floor, self.band_cap, self.band_unit, aim, self.to
+        )
+
+
+_POLICIES = (BandPolicyConfig, WhalleyWilmottConfig, ZakamoulineConfig)
 _KINDS = ", ".join(repr(k) for m in _POLICIES for k in get_args(m.model_fields["kind"].annotation))
 
 
@@ -102,7 +187,7 @@ def _untagged(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 
 PolicyConfig = Annotated[
-    Union[BandPolicyConfig],  # noqa: UP007 (a one-member union, for now)
+    Union[BandPolicyConfig, WhalleyWilmottConfig, ZakamoulineConfig],  # noqa: UP007
     Field(discriminator="kind"),
     WrapValidator(_untagged),
 ]
@@ -145,3 +230,8 @@ def _toml(value: Any) -> str:
 def policy_for(hedge: HedgeConfig) -> TriggerPolicy:
     """The trigger policy one [hedge.<U>] section configures."""
     return hedge.policy.build(Aim(unit=hedge.unit, target=hedge.target, bias=hedge.bias))
+
+
+def modifiers_for(hedge: HedgeConfig) -> Modifiers:
+    """The modifiers one [hedge.<U>.policy] section configures."""
+    return hedge.policy.modifiers()

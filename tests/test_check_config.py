@@ -59,7 +59,14 @@ def test_env_overrides_file_and_secrets_are_masked(tmp_path: Path) -> None:
         "band": 0.25,
         "band_lower": None,
         "band_upper": None,
+        "band_unit": None,
         "to": "target",
+        # the modifiers every policy takes, off by default, and the realized-vol half-life
+        "time_fallback_s": None,
+        "time_fallback_inner": 0.25,
+        "debounce_s": None,
+        "min_move_pct": None,
+        "vol_half_life_s": 3600.0,
     }
     assert data["hedge"]["BTC"]["instrument"] == "BTC/USDT:USDT"  # the rest of the file kept
     assert data["accounts"]["sim"]["api_key"] == "**********"
@@ -163,7 +170,7 @@ def test_old_band_key_from_the_environment_too(tmp_path: Path) -> None:
         (
             'kind = "gamma"',
             "hedge.BTC.policy.kind",
-            "unknown policy kind: one of 'band' (got 'gamma')",
+            "unknown policy kind: one of 'band', 'whalley_wilmott', 'zakamouline' (got 'gamma')",
         ),
         ('kind = "band"\nband = -1', "hedge.BTC.policy.band", "greater than 0"),
         ('kind = "band"\nband = inf', "hedge.BTC.policy.band", "finite number"),

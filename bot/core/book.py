@@ -11,6 +11,7 @@ Hedge views: "usd" counts held coin (spot), so the account's USD value is flat a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -75,6 +76,11 @@ class Exposure:
     vega_usd: float  # per 1.00 of volatility
     theta_usd: float  # per year
     in_flight_coin: float  # the part of delta_coin that in-flight orders contribute
+    # Trigger policies (bot/core/policy) size bands from these; see exposure() for definitions.
+    gross_usd: float = 0.0  # gross notional: sum over lines of |coin exposure| x price, USD
+    option_tau: float = 0.0  # |gamma|-weighted years to expiry of the options; 0: no options
+    option_iv: float = math.nan  # |gamma|-weighted implied vol of the options; nan: none
+    vanna_coin: float = 0.0  # d(delta_coin)/d(vol), per 1.00 of volatility, options only
 
     def delta_in(self, unit: Literal["coin", "usd"]) -> float:
         return self.delta_coin if unit == "coin" else self.delta_usd
@@ -88,6 +94,9 @@ class LineGreeks:
     gamma: FloatArray
     vega_usd: FloatArray
     theta_usd: FloatArray
+    vanna: FloatArray  # d delta / d vol per 1.00 of volatility (coin)
+    tau: FloatArray  # years to expiry; 0 where not an option
+    iv: FloatArray  # the volatility the line was valued with; nan where not an option
 
 
 def line_greeks(
@@ -100,6 +109,9 @@ def line_greeks(
     gamma = np.where(cols.is_inverse, -cols.contract_size / (s * s), 0.0)
     vega = np.zeros(n)
     theta = np.zeros(n)
+    vanna = np.zeros(n)
+    tau = np.zeros(n)
+    ivs = np.full(n, np.nan)
     if view == "coin":
         delta = np.where(cols.is_spot, 0.0, delta)
     opt = cols.is_option
@@ -119,7 +131,19 @@ def line_greeks(
         gamma[opt] = np.where(inv, pa_gamma, g.gamma) * size
         vega[opt] = g.vega * size
         theta[opt] = g.theta * size
-    return LineGreeks(delta=delta, gamma=gamma, vega_usd=vega, theta_usd=theta)
+        # Vanna of Black-Scholes: d delta / d sigma = -(vega / S) d2 / (sigma sqrt(t)); the
+        # premium-adjusted delta of a coin-settled option also loses d(price/S)/d sigma = vega/S.
+        stddev = iv * np.sqrt(t)
+        live = stddev > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d2 = (np.log(s / cols.strike[opt]) + (market.rate - 0.5 * iv * iv) * t) / stddev
+            bs_vanna = np.where(live, -(g.vega / s) * d2 / stddev, 0.0)
+        vanna[opt] = np.where(inv, bs_vanna - g.vega / s, bs_vanna) * size
+        tau[opt] = t
+        ivs[opt] = iv
+    return LineGreeks(
+        delta=delta, gamma=gamma, vega_usd=vega, theta_usd=theta, vanna=vanna, tau=tau, iv=ivs
+    )
 
 
 def exposure(
@@ -139,6 +163,17 @@ def exposure(
     pending = cols.quantities(in_flight)
     qty = held + pending
     delta_coin = float(qty @ g.delta) + external_delta_coin
+    # Gross notional: delta-one lines count their coin exposure, options their underlying amount
+    # (contract size, not delta-adjusted); delta reported from elsewhere counts as itself.
+    coin_per = np.where(cols.is_option, cols.contract_size, np.abs(g.delta))
+    gross_usd = (float(np.abs(qty) @ coin_per) + abs(external_delta_coin)) * market.index
+    # Policies see one expiry and one vol for the whole option book: each option weighted by the
+    # share of the book's gamma it carries (|qty x gamma|), so the options that move delta most
+    # decide. Nothing held: tau 0, iv nan.
+    weight = np.abs(qty * g.gamma) * cols.is_option
+    total = float(weight.sum())
+    tau = float(weight @ g.tau) / total if total > 0 else 0.0
+    iv = float(weight @ np.nan_to_num(g.iv)) / total if total > 0 else math.nan
     return Exposure(
         underlying=cols.underlying,
         ts_ms=market.ts_ms,
@@ -149,4 +184,8 @@ def exposure(
         vega_usd=float(qty @ g.vega_usd),
         theta_usd=float(qty @ g.theta_usd),
         in_flight_coin=float(pending @ g.delta),
+        gross_usd=gross_usd,
+        option_tau=tau,
+        option_iv=iv,
+        vanna_coin=float(qty @ g.vanna),
     )

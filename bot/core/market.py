@@ -101,3 +101,12 @@ class UnderlyingMarket:
     rate: float = 0.0
     # implied volatility (fraction) per option line, keyed like the book's lines
     option_iv: dict[tuple[str, str], float] = field(default_factory=dict)
+    # proportional cost of trading the hedge instrument, fractions of notional: its taker fee and
+    # half the live bid-ask spread relative to mid (cost-aware trigger policies use their sum)
+    hedge_fee: float = 0.0
+    hedge_half_spread: float = 0.0
+
+    @property
+    def hedge_cost(self) -> float:
+        """Proportional cost of one hedge trade (fee + half-spread), a fraction."""
+        return self.hedge_fee + self.hedge_half_spread

@@ -10,6 +10,7 @@ latest data, so a burst of ticks costs one decision (stale ticks coalesce, never
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -22,15 +23,16 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
 from bot.core.planner import contracts_for, plan
-from bot.core.policy import HedgeDecision, TriggerPolicy, decide
+from bot.core.policy import HedgeDecision, Memory, TriggerPolicy, decide
 from bot.core.risk import OrderCheck
+from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.view import MarketView
-from bot.policy_config import policy_for
+from bot.policy_config import modifiers_for, policy_for
 from bot.venues.base import Venue
 
 log = structlog.get_logger("hedgebot.hedger")
@@ -98,6 +100,8 @@ class Hedger:
         self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
         self.halt_reasons: dict[str, str | None] = {}
         self.last_decision: dict[str, HedgeDecision] = {}
+        self.policy_memory: dict[str, Memory] = {}  # the modifiers' memory per underlying
+        self.realized_vol: dict[str, EwmaVol] = {}  # EWMA of the hedge instrument's returns
         self._dirty: set[str] = set()
         self._bad_data: set[tuple[str, str]] = set()
         self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
@@ -183,6 +187,13 @@ class Hedger:
         if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
             return
         self.view.tickers[key] = ticker
+        h = self.settings.hedge.get(ins.underlying)
+        if h is not None and key == (h.account, h.instrument):
+            price = ticker.index if ticker.index is not None else ticker.mid
+            before = self.realized_vol.get(ins.underlying, EwmaVol())
+            half_life = h.policy.vol_half_life_s
+            after = ewma_update(before, price or 0.0, ticker.ts_ms, half_life)
+            self.realized_vol[ins.underlying] = after
         self.mark_dirty(ins.underlying)
 
     def on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
@@ -289,9 +300,11 @@ class Hedger:
         if seen is None:
             return None
         exp, mkt = seen
+        mkt = replace(mkt, vol=self.realized_vol.get(underlying, EwmaVol()).vol)
         if self.settings.engine.greeks_source == "both":
             self.view.check_greeks(underlying)
         force = underlying in self.force
+        hedge = self.settings.hedge[underlying]
         decision = decide(
             policy_of(self.settings, underlying),
             exp,
@@ -300,8 +313,11 @@ class Hedger:
             order_in_flight=self.ledger.has_unsettled(underlying),
             halted_reason=reason,
             force=force,
-            hedge_ratio=self.settings.hedge[underlying].hedge_ratio,
+            hedge_ratio=hedge.hedge_ratio,
+            modifiers=modifiers_for(hedge),
+            memory=self.policy_memory.get(underlying),
         )
+        self.policy_memory[underlying] = decision.memory
         prev = self.last_decision.get(underlying)
         self.last_decision[underlying] = decision
         if decision.trade or prev is None or prev.reason != decision.reason:

@@ -106,6 +106,7 @@ class MarketView:
                 t = self.ticker_for(k)
                 if t is not None and t.iv is not None:
                     ivs[k] = t.iv
+        hedge = self.catalog.get((h.account, h.instrument))
         return UnderlyingMarket(
             underlying=underlying,
             ts_ms=ref.ts_ms,
@@ -113,6 +114,8 @@ class MarketView:
             vol=float("nan"),
             rate=settings.engine.rate,
             option_iv=ivs,
+            hedge_fee=hedge.taker_fee if hedge is not None else 0.0,
+            hedge_half_spread=_half_spread(self.books.get((h.account, h.instrument)), ref),
         )
 
     # ---- exposure ----------------------------------------------------------------------------
@@ -213,3 +216,14 @@ class MarketView:
             venue_delta_coin=venue,
             tol=eng.greeks_divergence_tol,
         )
+
+
+def _half_spread(book: OrderBook | None, ticker: Ticker) -> float:
+    """Half the bid-ask spread over mid, a fraction: from the live book, else the ticker's top;
+    0 when neither has both sides (cost-aware policies then count the fee alone)."""
+    bid, ask = (book.best_bid, book.best_ask) if book is not None else (None, None)
+    if bid is None or ask is None:
+        bid, ask = ticker.bid, ticker.ask
+    if bid is None or ask is None or bid + ask <= 0:
+        return 0.0
+    return max(ask - bid, 0.0) / (ask + bid)

@@ -15,7 +15,26 @@ from bot.core.book import Exposure
 from bot.core.market import UnderlyingMarket
 
 Unit = Literal["coin", "usd"]
+BandUnit = Literal["coin", "usd", "pct_gross"]  # how a configured width is expressed
 Goal = Literal["target", "edge"]
+
+
+def width_in(value: float, band_unit: BandUnit, exp: Exposure, unit: Unit) -> float:
+    """A width given in `band_unit` expressed in the aim's `unit`. "pct_gross" is percent of
+    the portfolio's gross notional (Exposure.gross_usd): 0.5 means 0.5 % of it."""
+    if band_unit == "coin":
+        coin = value
+    elif band_unit == "usd":
+        coin = value / exp.price
+    else:
+        coin = value / 100.0 * exp.gross_usd / exp.price
+    return coin if unit == "coin" else coin * exp.price
+
+
+def policy_vol(exp: Exposure, market: UnderlyingMarket) -> float:
+    """The volatility a policy uses: the options' |gamma|-weighted implied vol where the book
+    holds options, else the market's vol (the hedger's EWMA of realized returns; nan if none)."""
+    return exp.option_iv if math.isfinite(exp.option_iv) else market.vol
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +103,35 @@ class Band:
             "band_upper": self.upper,
             "to": self.to,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Modifiers:
+    """Rules any policy can take on top of its band (config [hedge.<U>.policy]); None: off.
+
+    time_fallback_ms: inside the band but more than `inner` x the band's side from the centre,
+    trade to the centre once this long has passed since the last trade. debounce_ms: outside
+    the band this long before acting. min_move: outside the band, act only once the price moved
+    this fraction since the last trade (drift from IV or time alone waits)."""
+
+    time_fallback_ms: int | None = None
+    inner: float = 0.25
+    debounce_ms: int | None = None
+    min_move: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.inner < 1:
+            raise ValueError(f"inner must be in (0, 1), got {self.inner}")
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What the modifiers remember between decisions of one underlying (held by the hedger,
+    passed into decide and returned updated with its decision)."""
+
+    outside_since_ms: int | None = None  # when the delta last left the band; None: inside
+    last_trade_ms: int | None = None  # the last trading decision, or the first decision seen
+    last_trade_price: float | None = None  # the price at the last trading decision
 
 
 class TriggerPolicy(Protocol):
