@@ -11,6 +11,7 @@ Hedge views: "usd" counts held coin (spot), so the account's USD value is flat a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -18,7 +19,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from bot.core.greeks import black_scholes, year_fractions
+from bot.core.greeks import MS_PER_YEAR, black_scholes, black_scholes_1d, year_fractions
 from bot.core.instruments import Instrument, Kind, OptionType
 from bot.core.market import UnderlyingMarket
 
@@ -30,7 +31,11 @@ BoolArray = npt.NDArray[np.bool_]
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """The instruments of one underlying as columns, built once per set of instruments."""
+    """The instruments of one underlying as columns, built once per set of instruments.
+
+    Besides the per-line columns it keeps what every evaluation needs precomputed: the option
+    columns' indices and terms, and the delta-one lines' coin delta per contract split into
+    linear (constant) and inverse (contract size over the price) parts."""
 
     underlying: str
     keys: tuple[LineKey, ...]
@@ -41,25 +46,44 @@ class Columns:
     contract_size: FloatArray
     strike: FloatArray  # nan where not an option
     expiry_ms: npt.NDArray[np.int64]  # 0 where none
+    opt: npt.NDArray[np.intp]  # column indices of the options
+    linear_usd: FloatArray  # coin delta per contract of linear delta-one lines, "usd" view
+    linear_coin: FloatArray  # the same with spot left out ("coin" view)
+    inverse_usd: FloatArray  # contract size (USD) of inverse delta-one lines, 0 elsewhere
 
     @staticmethod
     def of(underlying: str, lines: Mapping[LineKey, Instrument]) -> Columns:
         keys = tuple(k for k, i in lines.items() if i.underlying == underlying)
         ins = [lines[k] for k in keys]
+        is_spot = np.array([i.kind is Kind.SPOT for i in ins], dtype=bool)
+        is_option = np.array([i.kind is Kind.OPTION for i in ins], dtype=bool)
+        is_inverse = np.array([i.is_inverse for i in ins], dtype=bool)
+        size = np.array([i.contract_size for i in ins], dtype=np.float64)
+        one = ~is_option
+        linear_usd = np.where(one & ~is_inverse, size, 0.0)
         return Columns(
             underlying=underlying,
             keys=keys,
-            is_spot=np.array([i.kind is Kind.SPOT for i in ins], dtype=bool),
-            is_option=np.array([i.kind is Kind.OPTION for i in ins], dtype=bool),
-            is_inverse=np.array([i.is_inverse for i in ins], dtype=bool),
+            is_spot=is_spot,
+            is_option=is_option,
+            is_inverse=is_inverse,
             is_call=np.array([i.option_type is OptionType.CALL for i in ins], dtype=bool),
-            contract_size=np.array([i.contract_size for i in ins], dtype=np.float64),
+            contract_size=size,
             strike=np.array([i.strike if i.strike else np.nan for i in ins], dtype=np.float64),
             expiry_ms=np.array([i.expiry_ms or 0 for i in ins], dtype=np.int64),
+            opt=np.flatnonzero(is_option),
+            linear_usd=linear_usd,
+            linear_coin=np.where(is_spot, 0.0, linear_usd),
+            inverse_usd=np.where(one & is_inverse, size, 0.0),
         )
 
     def quantities(self, qty: Mapping[LineKey, float]) -> FloatArray:
         return np.array([qty.get(k, 0.0) for k in self.keys], dtype=np.float64)
+
+    def option_ivs(self, ivs: Mapping[LineKey, float], default: float) -> FloatArray:
+        """IV of every column (nan where not an option), `default` where a line has none."""
+        opt = zip(self.keys, self.is_option, strict=True)
+        return np.array([ivs.get(k, default) if o else np.nan for k, o in opt], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,19 +158,163 @@ def exposure(
     """Aggregate greeks of one underlying. In-flight orders count as if filled: an order that
     may fill is exposure until it is known not to. `external_delta_coin` is delta held
     elsewhere (OTC, other venues) that the operator reports in coin."""
-    g = line_greeks(cols, market, now_ms, view)
-    held = cols.quantities(positions)
-    pending = cols.quantities(in_flight)
+    return exposure_of(
+        cols,
+        cols.quantities(positions),
+        cols.quantities(in_flight),
+        market.index,
+        cols.option_ivs(market.option_iv, market.vol),
+        market.rate,
+        now_ms,
+        view,
+        external_delta_coin,
+        market.ts_ms,
+    )
+
+
+def exposure_of(
+    cols: Columns,
+    held: FloatArray,
+    pending: FloatArray,
+    s: float,
+    iv: FloatArray,
+    rate: float,
+    now_ms: int,
+    view: HedgeView,
+    external_delta_coin: float = 0.0,
+    ts_ms: int = 0,
+) -> Exposure:
+    """`exposure` on arrays aligned with `cols.keys` (quantities held and in flight, IVs): the
+    hedger's path, with no dict walked per evaluation. Only options held or in flight are
+    priced; a few of them are priced one by one (numpy's per-call cost dominates small
+    arrays), more of them in one vectorized kernel."""
     qty = held + pending
-    delta_coin = float(qty @ g.delta) + external_delta_coin
+    linear = cols.linear_usd if view == "usd" else cols.linear_coin
+    inv = float(qty @ cols.inverse_usd)
+    delta = float(qty @ linear) + inv / s
+    gamma = -inv / (s * s)
+    in_flight = float(pending @ linear) + float(pending @ cols.inverse_usd) / s
+    vega = theta = 0.0
+    if cols.opt.size:
+        q_opt = qty[cols.opt]
+        live = cols.opt[q_opt != 0.0]
+        if live.size <= SCALAR_MAX:
+            o = _options_scalar(cols, live, qty, pending, s, iv, rate, now_ms)
+        else:
+            o = _options_vector(cols, live, qty, pending, s, iv, rate, now_ms)
+        delta += o[0]
+        gamma += o[1]
+        vega, theta = o[2], o[3]
+        in_flight += o[4]
+    delta += external_delta_coin
     return Exposure(
         underlying=cols.underlying,
-        ts_ms=market.ts_ms,
-        price=market.index,
-        delta_coin=delta_coin,
-        delta_usd=delta_coin * market.index,
-        gamma_coin=float(qty @ g.gamma),
-        vega_usd=float(qty @ g.vega_usd),
-        theta_usd=float(qty @ g.theta_usd),
-        in_flight_coin=float(pending @ g.delta),
+        ts_ms=ts_ms,
+        price=s,
+        delta_coin=delta,
+        delta_usd=delta * s,
+        gamma_coin=gamma,
+        vega_usd=vega,
+        theta_usd=theta,
+        in_flight_coin=in_flight,
+    )
+
+
+# At most this many priced options go one by one through `option_scalar`; more go to numpy.
+SCALAR_MAX = 12
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_MIN_STDDEV = 1e-12  # as bot/core/greeks.py
+
+
+def option_scalar(
+    s: float, k: float, t: float, r: float, sigma: float, call: bool, inverse: bool
+) -> tuple[float, float, float, float]:
+    """(delta coin, gamma, vega USD, theta USD/yr) of one long option on 1 coin: the formulas
+    and degenerate cases of greeks.black_scholes, in plain floats; premium-adjusted when
+    `inverse` (coin-settled)."""
+    sign = 1.0 if call else -1.0
+    t = max(t, 0.0)
+    kdf = k * math.exp(-r * t) if r != 0.0 else k
+    sqrt_t = math.sqrt(t)
+    stddev = sigma * sqrt_t
+    if stddev > _MIN_STDDEV:
+        d1 = (math.log(s / k) + (r + 0.5 * sigma * sigma) * t) / stddev
+        n1 = 0.5 * math.erfc(-sign * d1 * _SQRT1_2)
+        n2 = 0.5 * math.erfc(-sign * (d1 - stddev) * _SQRT1_2)
+        pdf = math.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
+        price = max(sign * (s * n1 - kdf * n2), 0.0)
+        delta = sign * n1
+        gamma = pdf / (s * stddev)
+        vega = s * pdf * sqrt_t
+        theta = -s * pdf * sigma / (2.0 * sqrt_t) - sign * r * kdf * n2
+    else:
+        itm = (s > kdf) if call else (s < kdf)
+        price = max(sign * (s - kdf), 0.0)
+        delta = sign if itm else 0.0
+        gamma = vega = 0.0
+        theta = -sign * r * kdf if itm and t > 0.0 else 0.0
+    if inverse:
+        gamma = gamma - delta / s + price / (s * s)
+        delta = delta - price / s
+    return delta, gamma, vega, theta
+
+
+def _options_scalar(
+    cols: Columns,
+    live: npt.NDArray[np.intp],
+    qty: FloatArray,
+    pending: FloatArray,
+    s: float,
+    iv: FloatArray,
+    r: float,
+    now_ms: int,
+) -> tuple[float, float, float, float, float]:
+    delta = gamma = vega = theta = flight = 0.0
+    for i in live.tolist():
+        t = max(int(cols.expiry_ms[i]) - now_ms, 0) / MS_PER_YEAR
+        d, g, v, th = option_scalar(
+            s,
+            float(cols.strike[i]),
+            t,
+            r,
+            float(iv[i]),
+            bool(cols.is_call[i]),
+            bool(cols.is_inverse[i]),
+        )
+        size = float(cols.contract_size[i])
+        q = float(qty[i]) * size
+        delta += q * d
+        gamma += q * g
+        vega += q * v
+        theta += q * th
+        flight += float(pending[i]) * size * d
+    return delta, gamma, vega, theta, flight
+
+
+def _options_vector(
+    cols: Columns,
+    live: npt.NDArray[np.intp],
+    qty: FloatArray,
+    pending: FloatArray,
+    s: float,
+    iv: FloatArray,
+    r: float,
+    now_ms: int,
+) -> tuple[float, float, float, float, float]:
+    t = year_fractions(cols.expiry_ms[live], now_ms)
+    g = black_scholes_1d(s, cols.strike[live], t, r, iv[live], cols.is_call[live])
+    inv = cols.is_inverse[live]
+    delta, gamma = g.delta, g.gamma
+    if inv.any():
+        # Coin-settled options: premium-adjusted delta, and its derivative (see line_greeks).
+        delta = np.where(inv, g.delta - g.price / s, g.delta)
+        gamma = np.where(inv, g.gamma - g.delta / s + g.price / (s * s), g.gamma)
+    q = qty[live] * cols.contract_size[live]
+    return (
+        float(q @ delta),
+        float(q @ gamma),
+        float(q @ g.vega),
+        float(q @ g.theta),
+        float((pending[live] * cols.contract_size[live]) @ delta),
     )

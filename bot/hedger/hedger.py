@@ -10,6 +10,7 @@ latest data, so a burst of ticks costs one decision (stale ticks coalesce, never
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -22,13 +23,15 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
 from bot.core.planner import contracts_for, plan
-from bot.core.policy import HedgeDecision, TriggerPolicy, decide
+from bot.core.policy import BandPolicy, HedgeDecision, TriggerPolicy, decide
 from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
+from bot.hedger.corridor import corridor
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
+from bot.hedger.gate import CorridorGate, Held
 from bot.hedger.view import MarketView
 from bot.policy_config import policy_for
 from bot.venues.base import Venue
@@ -92,7 +95,8 @@ class Hedger:
             **({"unique": unique_ids} if unique_ids is not None else {}),
         )
         self.risk_limits = risk.RiskLimits.from_config(settings.risk)
-        self.risk_state = risk.initial_state(settings.risk.initial_state)
+        self.gate = CorridorGate(clock)
+        self._risk_state = risk.initial_state(settings.risk.initial_state)
         self.paused = False
         self.force: set[str] = set()
         self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
@@ -101,6 +105,16 @@ class Hedger:
         self._dirty: set[str] = set()
         self._bad_data: set[tuple[str, str]] = set()
         self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
+
+    @property
+    def risk_state(self) -> risk.RiskState:
+        return self._risk_state
+
+    @risk_state.setter
+    def risk_state(self, state: risk.RiskState) -> None:
+        if state.trading_state is not self._risk_state.trading_state:
+            self.gate.clear_all()  # a halt or its end changes every decision
+        self._risk_state = state
 
     # ---- configuration -----------------------------------------------------------------------
 
@@ -137,6 +151,7 @@ class Hedger:
 
     def _lines_changed(self) -> None:
         self.feeds.changed()
+        self.gate.clear_all()
 
     def _underlyings_of_feed(self, key: FeedKey) -> set[str]:
         """A market stream serves its symbol's underlying; an account stream every one."""
@@ -150,10 +165,12 @@ class Hedger:
     # ---- inputs --------------------------------------------------------------------------------
 
     def mark_dirty(self, underlying: str) -> None:
+        self.gate.clear(underlying)
         self._dirty.add(underlying)
         self._wake()
 
     def mark_all_dirty(self) -> None:
+        self.gate.clear_all()
         self._dirty.update(self.settings.hedge)
         self._wake()
 
@@ -179,14 +196,31 @@ class Hedger:
             return
         if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
             return
-        self.view.tickers[key] = ticker
+        iv_moved = self.view.set_ticker(key, ticker)
+        held = self.gate.held.get(ins.underlying)
+        if held is not None and not iv_moved and held.feeds_version == self.feeds.version:
+            # Inside the corridor the policy cannot fire: store the tick, decide nothing.
+            if key != held.ref:
+                # The index comes from the hedge line; other lines bring only IVs.
+                if self.clock.now_ms() - held.ref_ts_ms <= held.stale_ms:
+                    return
+            else:
+                index = ticker.index if ticker.index is not None else ticker.mid
+                fresh = self.clock.now_ms() - ticker.ts_ms <= held.stale_ms
+                if index is not None and held.lo <= index <= held.hi and fresh:
+                    held.ref_ts_ms = ticker.ts_ms
+                    return
         self.mark_dirty(ins.underlying)
 
     def on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
+        if updates:
+            self.gate.clear_all()  # in-flight amounts may move
         for update in updates:
             self.executor.on_update(account, update)
 
     def on_fills(self, account: str, fills: Sequence[Fill]) -> None:
+        if fills:
+            self.gate.clear_all()
         for fill in fills:
             problem = fill.problem()
             if problem is not None:
@@ -260,14 +294,14 @@ class Hedger:
         feeds = self.feeds.problem(underlying, self.view.accounts_of(underlying), now)
         if feeds is not None:
             return feeds
-        venue_greeks = self.settings.engine.greeks_source == "venue"
-        cols = self.view.columns_of(underlying)
-        for key, is_option in zip(cols.keys, cols.is_option, strict=True):
-            if is_option:
+        if self.view.missing_iv(underlying):
+            return "no_option_iv"
+        if self.settings.engine.greeks_source == "venue":
+            cols = self.view.columns_of(underlying)
+            for i in cols.opt.tolist():
+                key = cols.keys[i]
                 t = self.view.ticker_for(key)
-                if t is None or t.iv is None:
-                    return "no_option_iv"
-                if venue_greeks and t.venue_delta is None and self.view.held(key):
+                if t is not None and t.venue_delta is None and self.view.held(key):
                     return "no_venue_delta"
         return None
 
@@ -312,10 +346,47 @@ class Hedger:
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
                 self.force.discard(underlying)
+            if decision.reason == "inside_band" and not force:
+                self._hold_corridor(decision, exp)
             return decision
         self.force.discard(underlying)
         self._send(decision)
         return decision
+
+    def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
+        """After a decision inside the band: the index range (and time) in which the next ones
+        would be the same, so ticks inside it are stored without a decision. Only for the fixed
+        band (it ignores market and time) on our own greeks (venue deltas move on their own)."""
+        u = decision.underlying
+        eng = self.settings.engine
+        policy = policy_of(self.settings, u)
+        if not eng.corridor or eng.greeks_source != "own" or not isinstance(policy, BandPolicy):
+            return
+        cols, qty, iv, rate = self.view.inputs_of(u)
+        c = corridor(
+            cols,
+            qty,
+            iv,
+            exp.price,
+            rate,
+            self.clock.now_ms(),
+            exp.delta_coin,
+            decision.bounds,
+            eng.hedge_view,
+            int(eng.corridor_refresh_s * 1000),
+        )
+        if c is None:
+            return
+        # Feeds going stale end the corridor too: a decision then would halt.
+        quiet = self.feeds.quiet_until(u)
+        if quiet < c.until_ms:
+            c = replace(c, until_ms=quiet)
+        if c.until_ms <= self.clock.now_ms():
+            return
+        ref = self.hedge_line(u)
+        stale_ms = eng.stale_after_s * 1000
+        ts = self.view.tickers[ref].ts_ms
+        self.gate.set(u, Held(c.lo, c.hi, ref, ts, stale_ms, self.feeds.version, c))
 
     def _book_behind(self, underlying: str) -> bool:
         """The hedge instrument's book is older than the tick that asks for a decision: wait
@@ -362,6 +433,7 @@ class Hedger:
 
     def submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
         """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
+        self.gate.clear(intent.underlying)
         price = self.executor.limit_price(account, intent, ticker)
         key = (account, intent.symbol)
         buy = sell = 0.0
