@@ -113,13 +113,19 @@ def test_scalar_and_vector_pricing_agree(seed: int, monkeypatch: pytest.MonkeyPa
     iv[int(cols.opt[2])] = 0.0  # zero vol: the degenerate branch
     pending = np.where(rng.random(len(qty)) < 0.3, rng.normal(0, 1, len(qty)), 0.0)
     now = NOW_MS + 3 * HOUR_MS
-    monkeypatch.setattr(book, "SCALAR_MAX", 10_000)
-    one = exposure_of(cols, qty, pending, s0, iv, 0.03, now, "coin", 0.25)
-    monkeypatch.setattr(book, "SCALAR_MAX", -1)
-    many = exposure_of(cols, qty, pending, s0, iv, 0.03, now, "coin", 0.25)
-    for field in ("delta_coin", "gamma_coin", "vega_usd", "theta_usd", "in_flight_coin"):
-        a, b = getattr(one, field), getattr(many, field)
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (field, a, b)
+    seen = []
+    for small, scalar in ((10_000, 0), (0, 10_000), (0, -1)):  # plain Python, hybrid, numpy
+        monkeypatch.setattr(book, "SMALL_BOOK", small)
+        monkeypatch.setattr(book, "SCALAR_MAX", scalar)
+        for view in ("coin", "usd"):
+            seen.append((view, exposure_of(cols, qty, pending, s0, iv, 0.03, now, view, 0.25)))
+    numpy_coin = seen[4][1]
+    numpy_usd = seen[5][1]
+    for view, e in seen:
+        ref = numpy_coin if view == "coin" else numpy_usd
+        for field in ("delta_coin", "gamma_coin", "vega_usd", "theta_usd", "in_flight_coin"):
+            a, b = getattr(e, field), getattr(ref, field)
+            assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (view, field, a, b)
 
 
 # ---- the backtest: the same decisions and orders with the corridor on and off ---------------

@@ -50,6 +50,9 @@ class Columns:
     linear_usd: FloatArray  # coin delta per contract of linear delta-one lines, "usd" view
     linear_coin: FloatArray  # the same with spot left out ("coin" view)
     inverse_usd: FloatArray  # contract size (USD) of inverse delta-one lines, 0 elsewhere
+    # per line as plain Python values, for small books priced without numpy:
+    # (is_option, contract_size, strike, expiry_ms, is_call, is_inverse, is_spot)
+    terms: tuple[tuple[bool, float, float, int, bool, bool, bool], ...]
 
     @staticmethod
     def of(underlying: str, lines: Mapping[LineKey, Instrument]) -> Columns:
@@ -75,6 +78,18 @@ class Columns:
             linear_usd=linear_usd,
             linear_coin=np.where(is_spot, 0.0, linear_usd),
             inverse_usd=np.where(one & is_inverse, size, 0.0),
+            terms=tuple(
+                (
+                    i.kind is Kind.OPTION,
+                    i.contract_size,
+                    i.strike or math.nan,
+                    i.expiry_ms or 0,
+                    i.option_type is OptionType.CALL,
+                    i.is_inverse,
+                    i.kind is Kind.SPOT,
+                )
+                for i in ins
+            ),
         )
 
     def quantities(self, qty: Mapping[LineKey, float]) -> FloatArray:
@@ -188,6 +203,10 @@ def exposure_of(
     hedger's path, with no dict walked per evaluation. Only options held or in flight are
     priced; a few of them are priced one by one (numpy's per-call cost dominates small
     arrays), more of them in one vectorized kernel."""
+    if len(cols.terms) <= SMALL_BOOK:
+        return _exposure_small(
+            cols, held, pending, s, iv, rate, now_ms, view, external_delta_coin, ts_ms
+        )
     qty = held + pending
     linear = cols.linear_usd if view == "usd" else cols.linear_coin
     inv = float(qty @ cols.inverse_usd)
@@ -220,7 +239,9 @@ def exposure_of(
     )
 
 
-# At most this many priced options go one by one through `option_scalar`; more go to numpy.
+# A book of at most this many lines is summed in plain Python; in a larger one, at most
+# SCALAR_MAX priced options go one by one through `option_scalar`, more go to numpy.
+SMALL_BOOK = 16
 SCALAR_MAX = 12
 _SQRT1_2 = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -260,6 +281,75 @@ def option_scalar(
     return delta, gamma, vega, theta
 
 
+def _exposure_small(
+    cols: Columns,
+    held: FloatArray,
+    pending: FloatArray,
+    s: float,
+    iv: FloatArray,
+    r: float,
+    now_ms: int,
+    view: HedgeView,
+    external_delta_coin: float,
+    ts_ms: int,
+) -> Exposure:
+    """`exposure_of` in plain floats: `option_scalar` inlined (a call per option costs as much
+    as its arithmetic), same formulas and degenerate cases."""
+    held_l, pending_l, iv_l = held.tolist(), pending.tolist(), iv.tolist()
+    no_spot = view == "coin"
+    log_s = math.log(s)
+    delta = gamma = vega = theta = flight = 0.0
+    for i, (is_opt, size, k, expiry, call, inverse, spot) in enumerate(cols.terms):
+        p = pending_l[i]
+        q = held_l[i] + p
+        if q == 0.0 and p == 0.0:
+            continue
+        if is_opt:
+            t = max(expiry - now_ms, 0) / MS_PER_YEAR
+            sigma = iv_l[i]
+            sign = 1.0 if call else -1.0
+            kdf = k * math.exp(-r * t) if r != 0.0 else k
+            sqrt_t = math.sqrt(t)
+            stddev = sigma * sqrt_t
+            if stddev > _MIN_STDDEV:
+                d1 = (log_s - math.log(k) + (r + 0.5 * sigma * sigma) * t) / stddev
+                n1 = 0.5 * math.erfc(-sign * d1 * _SQRT1_2)
+                n2 = 0.5 * math.erfc(-sign * (d1 - stddev) * _SQRT1_2)
+                pdf = math.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
+                price = sign * (s * n1 - kdf * n2)
+                d = sign * n1
+                g = pdf / (s * stddev)
+                if inverse:
+                    price = price if price > 0.0 else 0.0
+                    g = g - d / s + price / (s * s)
+                    d = d - price / s
+                vega += q * size * s * pdf * sqrt_t
+                theta += q * size * (-s * pdf * sigma / (2.0 * sqrt_t) - sign * r * kdf * n2)
+            else:
+                d, g, _, th = option_scalar(s, k, t, r, sigma, call, inverse)
+                theta += q * size * th
+            d, g = d * size, g * size
+        elif inverse:
+            d, g = size / s, -size / (s * s)
+        else:
+            d, g = (0.0 if spot and no_spot else size), 0.0
+        delta += q * d
+        gamma += q * g
+        flight += p * d
+    delta += external_delta_coin
+    return Exposure(
+        underlying=cols.underlying,
+        ts_ms=ts_ms,
+        price=s,
+        delta_coin=delta,
+        delta_usd=delta * s,
+        gamma_coin=gamma,
+        vega_usd=vega,
+        theta_usd=theta,
+        in_flight_coin=flight,
+    )
+
+
 def _options_scalar(
     cols: Columns,
     live: npt.NDArray[np.intp],
@@ -272,17 +362,9 @@ def _options_scalar(
 ) -> tuple[float, float, float, float, float]:
     delta = gamma = vega = theta = flight = 0.0
     for i in live.tolist():
-        t = max(int(cols.expiry_ms[i]) - now_ms, 0) / MS_PER_YEAR
-        d, g, v, th = option_scalar(
-            s,
-            float(cols.strike[i]),
-            t,
-            r,
-            float(iv[i]),
-            bool(cols.is_call[i]),
-            bool(cols.is_inverse[i]),
-        )
-        size = float(cols.contract_size[i])
+        _, size, k, expiry, call, inverse, _ = cols.terms[i]
+        t = max(expiry - now_ms, 0) / MS_PER_YEAR
+        d, g, v, th = option_scalar(s, k, t, r, float(iv[i]), call, inverse)
         q = float(qty[i]) * size
         delta += q * d
         gamma += q * g
