@@ -363,7 +363,7 @@ class EngineConfig(Section):
         "stays inside the range where the policy provably cannot fire (README: corridor)",
     )
     corridor_refresh_s: float = Field(
-        default=300.0, gt=0, description="longest a corridor is trusted before a fresh decision"
+        default=3600.0, gt=0, description="longest a corridor is trusted before a fresh decision"
     )
 
 
