@@ -6,10 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 
-def _bad_price(p: float | None) -> bool:
-    return p is not None and not (math.isfinite(p) and p > 0)
-
-
 @dataclass(frozen=True, slots=True)
 class BookLevel:
     price: float
@@ -81,9 +77,10 @@ class Ticker:
 
     def problem(self) -> str | None:
         """Why this ticker cannot be trusted, or None. Venue data is checked before use."""
-        for name in ("bid", "ask", "last", "mark", "index"):
-            value = getattr(self, name)
-            if _bad_price(value):
+        inf = math.inf
+        prices = (self.bid, self.ask, self.last, self.mark, self.index)
+        for name, value in zip(("bid", "ask", "last", "mark", "index"), prices, strict=True):
+            if value is not None and not 0 < value < inf:  # NaN fails the comparison too
                 return f"{name} is {value}"
         if self.bid is not None and self.ask is not None and self.bid > self.ask:
             return f"crossed: bid {self.bid} > ask {self.ask}"
