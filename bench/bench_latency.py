@@ -83,7 +83,9 @@ def book_of(symbol: str, ts: int, mid: float) -> OrderBook:
     return OrderBook(symbol, ts, (BookLevel(mid - half, 1e6),), (BookLevel(mid + half, 1e6),))
 
 
-async def drive(settings: Settings, seconds: float, rate: int, every: int) -> dict[str, Any]:
+async def drive(
+    settings: Settings, seconds: float, rate: int, every: int, step: float
+) -> dict[str, Any]:
     clock = VirtualClock(START_MS)
     venues = {
         n: SimVenue(n, settings.sim, settings.positions, clock, run_market=False)
@@ -132,8 +134,9 @@ async def drive(settings: Settings, seconds: float, rate: int, every: int) -> di
         if i % every == 0:
             key = hedge_lines[(i // every) % len(hedge_lines)]
             p0 = UNDERLYINGS[catalog[key].underlying]
-            # mean-reverting around the sim's price, 0.2% wide: the band is crossed often
-            price[key] += 0.05 * (p0 - price[key]) + p0 * 0.0006 * float(rng.standard_normal())
+            # mean-reverting around the sim's price (whose book fills the orders), the band
+            # crossed now and then
+            price[key] += 0.05 * (p0 - price[key]) + p0 * step * float(rng.standard_normal())
             mid = price[key]
             tick = Ticker(key[1], now, mid * 0.9999, mid * 1.0001, mid, mid, mid)
             book = book_of(key[1], now, mid)
@@ -185,6 +188,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=2000, help="tickers per clock second")
     ap.add_argument("--options", type=int, default=1000)
     ap.add_argument("--index-every", type=int, default=4, help="every n-th ticker moves an index")
+    ap.add_argument("--step", type=float, default=0.001, help="index move per ticker (relative)")
     args = ap.parse_args()
     logs.configure("error", "console")
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +213,7 @@ def main() -> None:
     for on in (False, True):
         eng = base.engine.model_copy(update={"corridor": on})
         s = base.model_copy(update={"engine": eng})
-        r = run_virtual(lambda s=s: drive(s, args.seconds, args.rate, args.index_every))
+        r = run_virtual(lambda s=s: drive(s, args.seconds, args.rate, args.index_every, args.step))
         sends[on] = r["orders"]
         busy = sum(r["cpu"]) / 1e6 / args.seconds
         print(

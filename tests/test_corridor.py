@@ -68,7 +68,7 @@ def test_no_price_or_time_inside_the_corridor_leaves_the_band(unit: str, seed: i
     band = Band(center=d0 * scale + rng.uniform(-0.5, 0.5) * width, lower=width, upper=width)
     band = Band(center=band.center, lower=width, upper=width, unit=unit)  # type: ignore[arg-type]
     assert band.contains(d0 * scale)
-    c = corridor(cols, qty, iv, s0, 0.01, NOW_MS, d0, band, "usd", 3_600_000)
+    c = corridor(cols, qty, iv, s0, 0.01, NOW_MS, d0, band, 3_600_000)
     assert c is not None, "a corridor exists for a book inside its band"
     assert c.lo < s0 < c.hi and NOW_MS < c.until_ms <= NOW_MS + 3_600_000
     for s in np.linspace(c.lo, c.hi, 41):
@@ -89,7 +89,7 @@ def test_an_expired_option_strike_bounds_the_corridor() -> None:
     )
     cols = Columns.of("BTC", {("a", "X"): expired})
     qty, iv = np.array([-1.0]), np.array([0.6])
-    c = corridor(cols, qty, iv, 60_000.0, 0.0, NOW_MS, 0.0, Band(0.0, 0.5, 0.5), "usd", 60_000)
+    c = corridor(cols, qty, iv, 60_000.0, 0.0, NOW_MS, 0.0, Band(0.0, 0.5, 0.5), 60_000)
     assert c is not None and c.hi < 60_500.0  # the step in delta at the strike stays out
 
 
@@ -98,12 +98,12 @@ def test_no_corridor_outside_the_band_or_for_a_vanishing_vol() -> None:
     cols, qty, iv, s0 = random_book(rng, 4)
     d0 = delta_at(cols, qty, iv, s0, NOW_MS)
     outside = Band(center=d0 + 2.0, lower=1.0, upper=1.0)
-    assert corridor(cols, qty, iv, s0, 0.0, NOW_MS, d0, outside, "usd", 60_000) is None
+    assert corridor(cols, qty, iv, s0, 0.0, NOW_MS, d0, outside, 60_000) is None
     held_option = int(cols.opt[1])
     iv = iv.copy()
     iv[held_option] = 1e-9
     inside = Band(center=d0, lower=1.0, upper=1.0)
-    assert corridor(cols, qty, iv, s0, 0.0, NOW_MS, d0, inside, "usd", 60_000) is None
+    assert corridor(cols, qty, iv, s0, 0.0, NOW_MS, d0, inside, 60_000) is None
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -56,7 +56,9 @@ class Columns:
 
     @staticmethod
     def of(underlying: str, lines: Mapping[LineKey, Instrument]) -> Columns:
-        keys = tuple(k for k, i in lines.items() if i.underlying == underlying)
+        # Sorted: sums over the columns then do not depend on the order lines were found in (a
+        # set walked in hash order, which differs between processes), so runs are reproducible.
+        keys = tuple(sorted(k for k, i in lines.items() if i.underlying == underlying))
         ins = [lines[k] for k in keys]
         is_spot = np.array([i.kind is Kind.SPOT for i in ins], dtype=bool)
         is_option = np.array([i.kind is Kind.OPTION for i in ins], dtype=bool)

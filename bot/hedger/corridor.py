@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.core.book import Columns, FloatArray, HedgeView
+from bot.core.book import Columns, FloatArray
 from bot.core.greeks import MS_PER_YEAR
 from bot.core.policy import Band
 
@@ -63,12 +63,10 @@ def corridor(
     now_ms: int,
     delta_coin: float,
     band: Band,
-    view: HedgeView,
     refresh_ms: int,
 ) -> Corridor | None:
     """The corridor around `s0` for a book `qty` (held + in flight, aligned with cols.keys) whose
     delta `delta_coin` is inside `band`; None when there is none worth having."""
-    del view  # gamma and charm are the same in both views: spot has neither
     m = margin(delta_coin, s0, band)
     if not (math.isfinite(m) and m > 0.0 and math.isfinite(s0) and s0 > 0.0):
         return None

@@ -8,11 +8,15 @@ feed could go stale), so the next tick decides afresh.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 from bot.clock import Clock, Timer
-from bot.core.book import LineKey
-from bot.hedger.corridor import Corridor
+from bot.config import EngineConfig
+from bot.core.book import Columns, Exposure, FloatArray, LineKey
+from bot.core.market import Ticker
+from bot.core.policy import HedgeDecision
+from bot.hedger.corridor import Corridor, corridor
 
 
 @dataclass(slots=True)
@@ -35,6 +39,62 @@ class CorridorGate:
         self.clock = clock
         self.held: dict[str, Held] = {}
         self._timers: dict[str, Timer] = {}
+
+    def absorbs(self, underlying: str, key: LineKey, ticker: Ticker, feeds_version: int) -> bool:
+        """Is this (stored) ticker inside the underlying's corridor, so no decision is due? Its
+        IV must not have moved (the caller checks), the feeds must be as they were, and the
+        hedge line's ticker fresh (else the decision would be a halt)."""
+        held = self.held.get(underlying)
+        if held is None or held.feeds_version != feeds_version:
+            return False
+        if key != held.ref:
+            # The index comes from the hedge line; other lines bring only IVs.
+            return self.clock.now_ms() - held.ref_ts_ms <= held.stale_ms
+        index = ticker.index if ticker.index is not None else ticker.mid
+        if index is None or not held.lo <= index <= held.hi:
+            return False
+        if self.clock.now_ms() - ticker.ts_ms > held.stale_ms:
+            return False
+        held.ref_ts_ms = ticker.ts_ms
+        return True
+
+    def after_decision(
+        self,
+        decision: HedgeDecision,
+        exp: Exposure,
+        inputs: tuple[Columns, FloatArray, FloatArray, float],
+        ref_ticker: Ticker,
+        ref: LineKey,
+        eng: EngineConfig,
+        quiet_until_ms: int,
+        feeds_version: int,
+    ) -> None:
+        """After a decision that does not trade: inside the band, the index range (and time) in
+        which the next decisions would be the same; with an order in flight, every price gives
+        the same decision until the order moves (which drops the corridor). `inputs`: what the
+        exposure was computed from (MarketView.inputs_of); `quiet_until_ms`: when a feed could
+        go stale (a decision then would halt)."""
+        now = self.clock.now_ms()
+        refresh_ms = int(eng.corridor_refresh_s * 1000)
+        c: Corridor | None
+        if decision.reason == "order_in_flight":
+            c = Corridor(lo=0.0, hi=math.inf, until_ms=now + refresh_ms)
+        elif decision.reason == "inside_band":
+            cols, qty, iv, rate = inputs
+            bounds = decision.bounds
+            c = corridor(cols, qty, iv, exp.price, rate, now, exp.delta_coin, bounds, refresh_ms)
+        else:
+            c = None
+        if c is None:
+            return
+        if quiet_until_ms < c.until_ms:
+            c = replace(c, until_ms=quiet_until_ms)
+        if c.until_ms <= now:
+            return
+        stale_ms = eng.stale_after_s * 1000
+        self.set(
+            decision.underlying, Held(c.lo, c.hi, ref, ref_ticker.ts_ms, stale_ms, feeds_version, c)
+        )
 
     def set(self, underlying: str, held: Held) -> None:
         self.clear(underlying)

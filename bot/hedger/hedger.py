@@ -10,7 +10,6 @@ latest data, so a burst of ticks costs one decision (stale ticks coalesce, never
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -28,10 +27,10 @@ from bot.core.risk import OrderCheck
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
-from bot.hedger.corridor import corridor
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
-from bot.hedger.gate import CorridorGate, Held
+from bot.hedger.gate import CorridorGate
+from bot.hedger.policies import Policies
 from bot.hedger.view import MarketView
 from bot.policy_config import policy_for
 from bot.venues.base import Venue
@@ -96,6 +95,7 @@ class Hedger:
         )
         self.risk_limits = risk.RiskLimits.from_config(settings.risk)
         self.gate = CorridorGate(clock)
+        self._policies = Policies()
         self._risk_state = risk.initial_state(settings.risk.initial_state)
         self.paused = False
         self.force: set[str] = set()
@@ -197,19 +197,8 @@ class Hedger:
         if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
             return
         iv_moved = self.view.set_ticker(key, ticker)
-        held = self.gate.held.get(ins.underlying)
-        if held is not None and not iv_moved and held.feeds_version == self.feeds.version:
-            # Inside the corridor the policy cannot fire: store the tick, decide nothing.
-            if key != held.ref:
-                # The index comes from the hedge line; other lines bring only IVs.
-                if self.clock.now_ms() - held.ref_ts_ms <= held.stale_ms:
-                    return
-            else:
-                index = ticker.index if ticker.index is not None else ticker.mid
-                fresh = self.clock.now_ms() - ticker.ts_ms <= held.stale_ms
-                if index is not None and held.lo <= index <= held.hi and fresh:
-                    held.ref_ts_ms = ticker.ts_ms
-                    return
+        if not iv_moved and self.gate.absorbs(ins.underlying, key, ticker, self.feeds.version):
+            return  # inside the corridor the policy cannot fire: stored, nothing to decide
         self.mark_dirty(ins.underlying)
 
     def on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
@@ -324,7 +313,7 @@ class Hedger:
             self.view.check_greeks(underlying)
         force = underlying in self.force
         decision = decide(
-            policy_of(self.settings, underlying),
+            self._policies.of(self.settings, underlying),
             exp,
             mkt,
             self.clock.now_ms(),
@@ -346,7 +335,7 @@ class Hedger:
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
                 self.force.discard(underlying)
-            if decision.reason == "inside_band" and not force:
+            if decision.reason in ("inside_band", "order_in_flight") and not force:
                 self._hold_corridor(decision, exp)
             return decision
         self.force.discard(underlying)
@@ -354,39 +343,23 @@ class Hedger:
         return decision
 
     def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
-        """After a decision inside the band: the index range (and time) in which the next ones
-        would be the same, so ticks inside it are stored without a decision. Only for the fixed
-        band (it ignores market and time) on our own greeks (venue deltas move on their own)."""
-        u = decision.underlying
-        eng = self.settings.engine
-        policy = policy_of(self.settings, u)
+        """Only for the fixed band (it ignores market and time) on our own greeks (venue deltas
+        move on their own); see gate.py."""
+        u, eng = decision.underlying, self.settings.engine
+        policy = self._policies.of(self.settings, u)
         if not eng.corridor or eng.greeks_source != "own" or not isinstance(policy, BandPolicy):
             return
-        cols, qty, iv, rate = self.view.inputs_of(u)
-        c = corridor(
-            cols,
-            qty,
-            iv,
-            exp.price,
-            rate,
-            self.clock.now_ms(),
-            exp.delta_coin,
-            decision.bounds,
-            eng.hedge_view,
-            int(eng.corridor_refresh_s * 1000),
-        )
-        if c is None:
-            return
-        # Feeds going stale end the corridor too: a decision then would halt.
-        quiet = self.feeds.quiet_until(u)
-        if quiet < c.until_ms:
-            c = replace(c, until_ms=quiet)
-        if c.until_ms <= self.clock.now_ms():
-            return
         ref = self.hedge_line(u)
-        stale_ms = eng.stale_after_s * 1000
-        ts = self.view.tickers[ref].ts_ms
-        self.gate.set(u, Held(c.lo, c.hi, ref, ts, stale_ms, self.feeds.version, c))
+        self.gate.after_decision(
+            decision,
+            exp,
+            self.view.inputs_of(u),
+            self.view.tickers[ref],
+            ref,
+            eng,
+            self.feeds.quiet_until(u),
+            self.feeds.version,
+        )
 
     def _book_behind(self, underlying: str) -> bool:
         """The hedge instrument's book is older than the tick that asks for a decision: wait
@@ -410,7 +383,7 @@ class Hedger:
         if seen is None:
             return None
         exp, mkt = seen
-        band = policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+        band = self._policies.of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
         return contracts_for(
             band.gap_coin(exp), self.catalog[self.hedge_line(underlying)], exp.price
         )
@@ -487,7 +460,9 @@ class Hedger:
         band = (
             last.bounds
             if last is not None
-            else policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+            else self._policies.of(self.settings, underlying).band_for(
+                exp, mkt, self.clock.now_ms()
+            )
         )
         hedge = self.catalog[order.key]
         lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
