@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 
 from bot.backtest.path import PathSpec, run_path
+from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings, load_settings
 from bot.core import book
 from bot.core.book import Columns, exposure_of
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
+from bot.core.market import Ticker
 from bot.core.policy import Band
-from bot.hedger.corridor import corridor
+from bot.hedger.corridor import Corridor, corridor
+from bot.hedger.gate import CorridorGate, Held
 from bot.hedger.hedger import Hedger
 from tests.conftest import DAY_MS, NOW_MS
 
@@ -229,3 +232,30 @@ def test_backtest_decides_and_orders_the_same_with_the_corridor_on_and_off(
         assert getattr(on, field) == getattr(off, field), field
     assert on.ticks_in_band == off.ticks_in_band
     assert on_n < off_n * 0.7, f"the corridor skips evaluations ({on_n} vs {off_n})"
+
+
+def test_the_gate_absorbs_only_fresh_ticks_inside_the_corridor_until_it_ends() -> None:
+    ref, option = ("sim", "PERP"), ("sim", "OPT")
+
+    def tick(symbol: str, px: float, ts: int) -> Ticker:
+        return Ticker(symbol, ts, bid=px, ask=px, index=px)
+
+    async def main() -> None:
+        clock = VirtualClock(NOW_MS)
+        gate = CorridorGate(clock)
+        c = Corridor(lo=59_000.0, hi=61_000.0, until_ms=NOW_MS + 60_000)
+        gate.set("BTC", Held(c.lo, c.hi, ref, NOW_MS, 15_000.0, 3, c))
+        assert gate.absorbs("BTC", ref, tick("PERP", 60_500.0, NOW_MS), 3)
+        assert not gate.absorbs("BTC", ref, tick("PERP", 61_500.0, NOW_MS), 3)  # outside
+        assert not gate.absorbs("BTC", ref, tick("PERP", 60_000.0, NOW_MS), 4)  # feeds moved
+        await clock.advance_to(NOW_MS + 20_000)
+        # an old hedge-line ticker: the decision would be a halt, so it is due
+        assert not gate.absorbs("BTC", ref, tick("PERP", 60_000.0, NOW_MS), 3)
+        assert not gate.absorbs("BTC", option, tick("OPT", 100.0, NOW_MS + 20_000), 3)
+        assert gate.absorbs("BTC", ref, tick("PERP", 60_000.0, NOW_MS + 20_000), 3)
+        assert gate.absorbs("BTC", option, tick("OPT", 100.0, NOW_MS + 20_000), 3)
+        await clock.advance_to(NOW_MS + 60_000)
+        assert "BTC" not in gate.held  # time decay could have used the margin: it ended
+        assert not gate.absorbs("BTC", ref, tick("PERP", 60_000.0, NOW_MS + 60_000), 3)
+
+    run_virtual(main)

@@ -73,7 +73,7 @@ class CorridorGate:
         which the next decisions would be the same; with an order in flight, every price gives
         the same decision until the order moves (which drops the corridor). `inputs`: what the
         exposure was computed from (MarketView.inputs_of); `quiet_until_ms`: when a feed could
-        go stale (a decision then would halt)."""
+        go stale (a decision then would halt) or an external position expire."""
         now = self.clock.now_ms()
         refresh_ms = int(eng.corridor_refresh_s * 1000)
         c: Corridor | None

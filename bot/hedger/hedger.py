@@ -357,7 +357,7 @@ class Hedger:
             self.view.tickers[ref],
             ref,
             eng,
-            self.feeds.quiet_until(u),
+            min(self.feeds.quiet_until(u), self.view.external_until(u)),
             self.feeds.version,
         )
 

@@ -275,6 +275,14 @@ class MarketView:
             self._emit("state", "external.expired", source=k[0], symbol=k[1], underlying=u)
         return self.external
 
+    def external_until(self, underlying: str) -> int:
+        """Clock ms by which an external position of `underlying` may have expired (its wall
+        expiry, as time from now; a clock at least as fast as the wall reaches it no later)."""
+        ends = [e.expires_at_ms for e in self.external.values() if e.underlying == underlying]
+        if not ends:
+            return 2**62
+        return self.clock.now_ms() + max(min(ends) - wall_ms(), 0)
+
     def held(self, key: LineKey) -> bool:
         return abs(self.ledger.positions.get(key, 0.0)) > 1e-12 or any(
             (f"external:{src}", sym) == key for (src, sym) in self.external
