@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from bot.core.book import Columns, FloatArray
 from bot.core.greeks import MS_PER_YEAR
 from bot.core.policy import Band
@@ -73,49 +75,49 @@ def corridor(
     usd = band.unit == "usd"
     s_lo, s_hi = s0 / (1.0 + RANGE), s0 * (1.0 + RANGE)
     h_ms = float(refresh_ms)
-    live: list[tuple[float, float, float, float, bool, bool]] = []  # |q|size, K, tau, sigma,...
-    steps: list[tuple[float, float, bool]] = []  # |q| size, K, inverse
-    for i in cols.opt.tolist():
-        q = float(qty[i])
-        if q == 0.0:
-            continue
-        size = abs(q) * float(cols.contract_size[i])
-        k = float(cols.strike[i])
-        left_ms = int(cols.expiry_ms[i]) - now_ms
-        inverse = bool(cols.is_inverse[i])
-        if left_ms <= 0:
-            steps.append((size, k, inverse))
-            continue
-        sigma = float(iv[i])
-        tau = left_ms / MS_PER_YEAR
-        if not (sigma * math.sqrt(tau) > _MIN_STDDEV and math.isfinite(sigma)):
-            return None  # a zero-vol option's step moves with the discounting: decide each tick
-        h_ms = min(h_ms, left_ms / 2.0)  # tau stays >= half of what it is now
-        live.append((size, k, tau, sigma, bool(cols.is_call[i]), inverse))
-    for _size, k, _inv in steps:
-        # An expired option's delta steps at its strike: the range stops short of it.
-        if k == s0:
-            return None
-        if k > s0:
-            s_hi = min(s_hi, k * (1.0 - 1e-9))
-        else:
-            s_lo = max(s_lo, k * (1.0 + 1e-9))
-    h_years = h_ms / MS_PER_YEAR
-    gamma = float(abs(qty) @ cols.inverse_usd) / (s_lo * s_lo)
-    gamma += sum(size * k / (s_lo * s_lo) for size, k, inv in steps if inv)
+    gamma = 0.0
     charm = 0.0
-    for size, k, tau, sigma, call, inverse in live:
+    idx = cols.opt[qty[cols.opt] != 0.0]  # options held or in flight
+    size = np.abs(qty[idx]) * cols.contract_size[idx]
+    k = cols.strike[idx]
+    left_ms = cols.expiry_ms[idx] - now_ms
+    inverse = cols.is_inverse[idx]
+    dead = left_ms <= 0
+    if dead.any():
+        # An expired option's delta steps at its strike: the range stops short of it.
+        strikes = k[dead]
+        if (strikes == s0).any():
+            return None
+        above, below = strikes[strikes > s0], strikes[strikes < s0]
+        if above.size:
+            s_hi = min(s_hi, float(above.min()) * (1.0 - 1e-9))
+        if below.size:
+            s_lo = max(s_lo, float(below.max()) * (1.0 + 1e-9))
+        inv_dead = dead & inverse
+        gamma += float(size[inv_dead] @ k[inv_dead]) / (s_lo * s_lo)
+    alive = ~dead
+    if alive.any():
+        sigma = iv[idx][alive]
+        tau = left_ms[alive] / MS_PER_YEAR
+        if not bool(np.all(np.isfinite(sigma) & (sigma * np.sqrt(tau) > _MIN_STDDEV))):
+            return None  # a zero-vol option's step moves with the discounting: decide each tick
+        h_ms = min(h_ms, float(left_ms[alive].min()) / 2.0)  # tau stays >= half of what it is
+    h_years = h_ms / MS_PER_YEAR
+    gamma += float(np.abs(qty) @ cols.inverse_usd) / (s_lo * s_lo)
+    if alive.any():
         t_min = tau - h_years
-        root = math.sqrt(t_min)
+        root = np.sqrt(t_min)
         g = _PHI_MAX / (s_lo * sigma * root)
-        c = _PHI_D1_MAX / (2.0 * t_min)
-        c += _PHI_MAX * (abs(rate) / (sigma * root) + sigma / (2.0 * root))
-        if inverse:
-            g += 1.0 / s_lo + (s_hi if call else k) / (s_lo * s_lo)
-            theta = s_hi * _PHI_MAX * sigma / (2.0 * root) + abs(rate) * k
-            c += theta / s_lo
-        gamma += size * g
-        charm += size * c
+        c = _PHI_D1_MAX / (2.0 * t_min) + _PHI_MAX * (
+            abs(rate) / (sigma * root) + sigma / (2.0 * root)
+        )
+        inv, call, k_a = inverse[alive], cols.is_call[idx][alive], k[alive]
+        if inv.any():
+            g = g + np.where(inv, 1.0 / s_lo + np.where(call, s_hi, k_a) / (s_lo * s_lo), 0.0)
+            theta = s_hi * _PHI_MAX * sigma / (2.0 * root) + abs(rate) * k_a
+            c = c + np.where(inv, theta / s_lo, 0.0)
+        gamma += float(size[alive] @ g)
+        charm += float(size[alive] @ c)
     scale = s_hi if usd else 1.0
     if charm > 0.0:
         h_years = min(h_years, TIME_SHARE * m / (charm * scale))
