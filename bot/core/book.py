@@ -53,6 +53,12 @@ class Columns:
     # per line as plain Python values, for small books priced without numpy:
     # (is_option, contract_size, strike, expiry_ms, is_call, is_inverse, is_spot)
     terms: tuple[tuple[bool, float, float, int, bool, bool, bool], ...]
+    # the option columns' terms, gathered once (an evaluation mostly prices every option)
+    opt_strike: FloatArray
+    opt_expiry_ms: npt.NDArray[np.int64]
+    opt_call: BoolArray
+    opt_inverse: FloatArray  # 1.0 for a coin-settled option, else 0.0
+    opt_size: FloatArray
 
     @staticmethod
     def of(underlying: str, lines: Mapping[LineKey, Instrument]) -> Columns:
@@ -66,17 +72,21 @@ class Columns:
         size = np.array([i.contract_size for i in ins], dtype=np.float64)
         one = ~is_option
         linear_usd = np.where(one & ~is_inverse, size, 0.0)
+        opt = np.flatnonzero(is_option)
+        strike = np.array([i.strike if i.strike else np.nan for i in ins], dtype=np.float64)
+        expiry = np.array([i.expiry_ms or 0 for i in ins], dtype=np.int64)
+        is_call = np.array([i.option_type is OptionType.CALL for i in ins], dtype=bool)
         return Columns(
             underlying=underlying,
             keys=keys,
             is_spot=is_spot,
             is_option=is_option,
             is_inverse=is_inverse,
-            is_call=np.array([i.option_type is OptionType.CALL for i in ins], dtype=bool),
+            is_call=is_call,
             contract_size=size,
-            strike=np.array([i.strike if i.strike else np.nan for i in ins], dtype=np.float64),
-            expiry_ms=np.array([i.expiry_ms or 0 for i in ins], dtype=np.int64),
-            opt=np.flatnonzero(is_option),
+            strike=strike,
+            expiry_ms=expiry,
+            opt=opt,
             linear_usd=linear_usd,
             linear_coin=np.where(is_spot, 0.0, linear_usd),
             inverse_usd=np.where(one & is_inverse, size, 0.0),
@@ -92,6 +102,11 @@ class Columns:
                 )
                 for i in ins
             ),
+            opt_strike=strike[opt],
+            opt_expiry_ms=expiry[opt],
+            opt_call=is_call[opt],
+            opt_inverse=is_inverse[opt].astype(np.float64),
+            opt_size=size[opt],
         )
 
     def quantities(self, qty: Mapping[LineKey, float]) -> FloatArray:
@@ -386,19 +401,24 @@ def _options_vector(
     r: float,
     now_ms: int,
 ) -> tuple[float, float, float, float, float]:
-    t = year_fractions(cols.expiry_ms[live], now_ms)
-    g = black_scholes_1d(s, cols.strike[live], t, r, iv[live], cols.is_call[live])
-    inv = cols.is_inverse[live]
-    delta, gamma = g.delta, g.gamma
-    if inv.any():
-        # Coin-settled options: premium-adjusted delta, and its derivative (see line_greeks).
-        delta = np.where(inv, g.delta - g.price / s, g.delta)
-        gamma = np.where(inv, g.gamma - g.delta / s + g.price / (s * s), g.gamma)
-    q = qty[live] * cols.contract_size[live]
-    return (
-        float(q @ delta),
-        float(q @ gamma),
-        float(q @ g.vega),
-        float(q @ g.theta),
-        float((pending[live] * cols.contract_size[live]) @ delta),
-    )
+    if live.size == cols.opt.size:  # every option held: the terms gathered at build time
+        strike, expiry, call = cols.opt_strike, cols.opt_expiry_ms, cols.opt_call
+        inverse, size = cols.opt_inverse, cols.opt_size
+    else:
+        at = np.searchsorted(cols.opt, live)
+        strike, expiry, call = cols.opt_strike[at], cols.opt_expiry_ms[at], cols.opt_call[at]
+        inverse, size = cols.opt_inverse[at], cols.opt_size[at]
+    g = black_scholes_1d(s, strike, year_fractions(expiry, now_ms), r, iv[live], call)
+    q = qty[live] * size
+    p = pending[live] * size
+    delta = float(q @ g.delta)
+    gamma = float(q @ g.gamma)
+    flight = float(p @ g.delta)
+    # Coin-settled options: premium-adjusted delta (delta - price/S) and its derivative (see
+    # line_greeks), as sums: only the inverse options' share of the price and delta counts.
+    qi = q * inverse
+    price_i = float(qi @ g.price)
+    delta -= price_i / s
+    gamma += (price_i / s - float(qi @ g.delta)) / s
+    flight -= float((p * inverse) @ g.price) / s
+    return delta, gamma, float(q @ g.vega), float(q @ g.theta), flight
