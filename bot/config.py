@@ -408,6 +408,14 @@ class EngineConfig(Section):
     )
     reconcile_interval_s: float = Field(default=60.0, gt=0)
     summary_interval_s: float = Field(default=60.0, gt=0)
+    corridor: bool = Field(
+        default=True,
+        description="after a decision that does not trade, skip evaluating ticks whose index "
+        "stays inside the range where the policy provably cannot fire (README: corridor)",
+    )
+    corridor_refresh_s: float = Field(
+        default=3600.0, gt=0, description="longest a corridor is trusted before a fresh decision"
+    )
 
 
 class MetricsConfig(Section):

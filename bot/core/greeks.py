@@ -227,6 +227,46 @@ def black_scholes(
     return _shaped(p, price, delta, gamma, vega, theta)
 
 
+def black_scholes_1d(
+    s: float, k: FloatArray, t: FloatArray, r: float, sigma: FloatArray, is_call: BoolArray
+) -> Greeks:
+    """:func:`black_scholes` for one spot price over 1-D arrays of one length, without the
+    broadcasting and validation: the book's hot path, whose columns are built (and strikes
+    checked) once. Same formulas and degenerate cases; `s` must be > 0."""
+    t = np.maximum(t, 0.0)
+    sqrt_t = np.sqrt(t)
+    stddev = sigma * sqrt_t
+    dead = np.flatnonzero(~(stddev > _MIN_STDDEV))
+    if dead.size:
+        sqrt_t = sqrt_t.copy()
+        sqrt_t[dead] = 1.0
+        stddev[dead] = 1.0
+    sign = np.where(is_call, 1.0, -1.0)
+    kdf = k * np.exp(-r * t) if r != 0.0 else k
+    d1 = (np.log(s / k) + (r + 0.5 * sigma * sigma) * t) / stddev
+    d2 = d1 - stddev
+    n1 = _ncdf(sign * d1)
+    n2 = _ncdf(sign * d2)
+    pdf = _npdf(d1)
+    price = np.maximum(sign * (s * n1 - kdf * n2), 0.0)
+    delta = sign * n1
+    gamma = pdf / (s * stddev)
+    vega = s * pdf * sqrt_t
+    theta = -s * pdf * sigma / (2.0 * sqrt_t)
+    if r != 0.0:
+        theta -= sign * r * kdf * n2
+    if dead.size:
+        i = dead
+        kdfi, signi, calli = kdf[i], sign[i], is_call[i]
+        itm = np.where(calli, s > kdfi, s < kdfi) & (t[i] > 0.0)
+        price[i] = np.maximum(signi * (s - kdfi), 0.0)
+        delta[i] = _step_delta(calli, np.full(i.size, s), kdfi)
+        gamma[i] = 0.0
+        vega[i] = 0.0
+        theta[i] = np.where(itm, -signi * r * kdfi, 0.0)
+    return Greeks(price=price, delta=delta, gamma=gamma, vega=vega, theta=theta)
+
+
 def black76(
     F: npt.ArrayLike,
     K: npt.ArrayLike,

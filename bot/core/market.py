@@ -6,10 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 
-def _bad_price(p: float | None) -> bool:
-    return p is not None and not (math.isfinite(p) and p > 0)
-
-
 @dataclass(frozen=True, slots=True)
 class BookLevel:
     price: float
@@ -39,12 +35,17 @@ class OrderBook:
 
     def problem(self) -> str | None:
         """Why this book cannot be trusted, or None. Venue data is checked before use."""
+        inf = math.inf
         for side, levels, better in (("bids", self.bids, 1), ("asks", self.asks, -1)):
+            prev = None
             for i, lv in enumerate(levels):
-                if _bad_price(lv.price) or not (math.isfinite(lv.amount) and lv.amount >= 0):
-                    return f"{side}[{i}] has price {lv.price} amount {lv.amount}"
-                if i and (lv.price - levels[i - 1].price) * better > 0:
+                # one pass, plain comparisons (NaN fails them all): this runs on every book
+                price, amount = lv.price, lv.amount
+                if not (0 < price < inf and 0 <= amount < inf):
+                    return f"{side}[{i}] has price {price} amount {amount}"
+                if prev is not None and (price - prev) * better > 0:
                     return f"{side} not sorted best first"
+                prev = price
         if self.bids and self.asks and self.bids[0].price > self.asks[0].price:
             return f"crossed: bid {self.bids[0].price} > ask {self.asks[0].price}"
         return None
@@ -76,9 +77,10 @@ class Ticker:
 
     def problem(self) -> str | None:
         """Why this ticker cannot be trusted, or None. Venue data is checked before use."""
-        for name in ("bid", "ask", "last", "mark", "index"):
-            value = getattr(self, name)
-            if _bad_price(value):
+        inf = math.inf
+        prices = (self.bid, self.ask, self.last, self.mark, self.index)
+        for name, value in zip(("bid", "ask", "last", "mark", "index"), prices, strict=True):
+            if value is not None and not 0 < value < inf:  # NaN fails the comparison too
                 return f"{name} is {value}"
         if self.bid is not None and self.ask is not None and self.bid > self.ask:
             return f"crossed: bid {self.bid} > ask {self.ask}"

@@ -60,6 +60,7 @@ class Ledger:
     last_fill_ms: dict[Key, int] = field(default_factory=dict)
     fills_count: int = 0
     fees_paid: dict[str, float] = field(default_factory=dict)
+    version: int = 0  # bumped whenever a position moves, so views can keep arrays of them
 
     def open(
         self, account: str, intent: OrderIntent, request: OrderRequest | None, now_ms: int
@@ -111,6 +112,7 @@ class Ledger:
             return False
         key = (account, fill.symbol)
         self.positions[key] = self.positions.get(key, 0.0) + fill.signed_amount
+        self.version += 1
         self.last_fill_ms[key] = max(self.last_fill_ms.get(key, 0), fill.ts_ms)
         self.fills_count += 1
         self.fees_paid[fill.fee_currency] = self.fees_paid.get(fill.fee_currency, 0.0) + fill.fee
@@ -139,4 +141,5 @@ class Ledger:
         """Adopt the venue's position (reconciliation); returns the difference it made."""
         before = self.positions.get(key, 0.0)
         self.positions[key] = qty
+        self.version += 1
         return qty - before

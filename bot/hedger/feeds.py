@@ -100,6 +100,11 @@ class FeedHealth:
     def held(self, account: str, what: str) -> bool:
         return what in self._holds.get(account, {})
 
+    @property
+    def version(self) -> int:
+        """Bumped by anything but fresh data: a corridor set under another version is void."""
+        return self._version
+
     def changed(self) -> None:
         """Feeds, errors, holds or the lines of an underlying changed: answers are recomputed."""
         self._version += 1
@@ -119,6 +124,11 @@ class FeedHealth:
         else:
             self._cache.pop(underlying, None)
         return answer
+
+    def quiet_until(self, underlying: str) -> int:
+        """Until when (clock ms) the last answer of None for `underlying` holds, or 0."""
+        cached = self._cache.get(underlying)
+        return cached[1] if cached is not None and cached[0] == self._version else 0
 
     def _scan(self, underlying: str, accounts: set[str], now_ms: int) -> tuple[str | None, int]:
         if self._by_underlying is None:

@@ -23,7 +23,7 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
 from bot.core.planner import contracts_for, plan
-from bot.core.policy import HedgeDecision, Memory, TriggerPolicy, decide
+from bot.core.policy import BandPolicy, HedgeDecision, Memory, Modifiers, TriggerPolicy, decide
 from bot.core.risk import OrderCheck
 from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
@@ -31,6 +31,8 @@ from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
+from bot.hedger.gate import CorridorGate
+from bot.hedger.policies import Policies
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for, policy_for
 from bot.venues.base import Venue
@@ -94,7 +96,9 @@ class Hedger:
             **({"unique": unique_ids} if unique_ids is not None else {}),
         )
         self.risk_limits = risk.RiskLimits.from_config(settings.risk)
-        self.risk_state = risk.initial_state(settings.risk.initial_state)
+        self.gate = CorridorGate(clock)
+        self._policies = Policies()
+        self._risk_state = risk.initial_state(settings.risk.initial_state)
         self.paused = False
         self.force: set[str] = set()
         self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
@@ -105,6 +109,16 @@ class Hedger:
         self._dirty: set[str] = set()
         self._bad_data: set[tuple[str, str]] = set()
         self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
+
+    @property
+    def risk_state(self) -> risk.RiskState:
+        return self._risk_state
+
+    @risk_state.setter
+    def risk_state(self, state: risk.RiskState) -> None:
+        if state.trading_state is not self._risk_state.trading_state:
+            self.gate.clear_all()  # a halt or its end changes every decision
+        self._risk_state = state
 
     # ---- configuration -----------------------------------------------------------------------
 
@@ -135,15 +149,13 @@ class Hedger:
             keys.append(key)
         return keys
 
-    def request_reconcile(self) -> None:
-        self._request_reconcile()
-
     def hedge_account(self, underlying: str) -> str | None:
         h = self.settings.hedge.get(underlying)
         return h.account if h is not None else None
 
     def _lines_changed(self) -> None:
         self.feeds.changed()
+        self.gate.clear_all()
 
     def _underlyings_of_feed(self, key: FeedKey) -> set[str]:
         """A market stream serves its symbol's underlying; an account stream every one."""
@@ -156,11 +168,16 @@ class Hedger:
 
     # ---- inputs --------------------------------------------------------------------------------
 
+    def request_reconcile(self) -> None:
+        self._request_reconcile()
+
     def mark_dirty(self, underlying: str) -> None:
+        self.gate.clear(underlying)
         self._dirty.add(underlying)
         self._wake()
 
     def mark_all_dirty(self) -> None:
+        self.gate.clear_all()
         self._dirty.update(self.settings.hedge)
         self._wake()
 
@@ -186,21 +203,26 @@ class Hedger:
             return
         if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
             return
-        self.view.tickers[key] = ticker
+        iv_moved = self.view.set_ticker(key, ticker)
         h = self.settings.hedge.get(ins.underlying)
         if h is not None and key == (h.account, h.instrument):
             price = ticker.index if ticker.index is not None else ticker.mid
             before = self.realized_vol.get(ins.underlying, EwmaVol())
-            half_life = h.policy.vol_half_life_s
-            after = ewma_update(before, price or 0.0, ticker.ts_ms, half_life)
+            after = ewma_update(before, price or 0.0, ticker.ts_ms, h.policy.vol_half_life_s)
             self.realized_vol[ins.underlying] = after
+        if not iv_moved and self.gate.absorbs(ins.underlying, key, ticker, self.feeds.version):
+            return  # inside the corridor the policy cannot fire: stored, nothing to decide
         self.mark_dirty(ins.underlying)
 
     def on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
+        if updates:
+            self.gate.clear_all()  # in-flight amounts may move
         for update in updates:
             self.executor.on_update(account, update)
 
     def on_fills(self, account: str, fills: Sequence[Fill]) -> None:
+        if fills:
+            self.gate.clear_all()
         for fill in fills:
             problem = fill.problem()
             if problem is not None:
@@ -274,14 +296,14 @@ class Hedger:
         feeds = self.feeds.problem(underlying, self.view.accounts_of(underlying), now)
         if feeds is not None:
             return feeds
-        venue_greeks = self.settings.engine.greeks_source == "venue"
-        cols = self.view.columns_of(underlying)
-        for key, is_option in zip(cols.keys, cols.is_option, strict=True):
-            if is_option:
+        if self.view.missing_iv(underlying):
+            return "no_option_iv"
+        if self.settings.engine.greeks_source == "venue":
+            cols = self.view.columns_of(underlying)
+            for i in cols.opt.tolist():
+                key = cols.keys[i]
                 t = self.view.ticker_for(key)
-                if t is None or t.iv is None:
-                    return "no_option_iv"
-                if venue_greeks and t.venue_delta is None and self.view.held(key):
+                if t is not None and t.venue_delta is None and self.view.held(key):
                     return "no_venue_delta"
         return None
 
@@ -296,7 +318,8 @@ class Hedger:
         self._note_halt(underlying, reason)
         if reason is None and self._book_behind(underlying):
             return None
-        seen = self.view.snapshot(underlying)
+        policy = self._policies.of(self.settings, underlying)
+        seen = self.view.snapshot(underlying, stats=_needs_stats(policy))
         if seen is None:
             return None
         exp, mkt = seen
@@ -305,8 +328,9 @@ class Hedger:
             self.view.check_greeks(underlying)
         force = underlying in self.force
         hedge = self.settings.hedge[underlying]
+        modifiers = modifiers_for(hedge)
         decision = decide(
-            policy_of(self.settings, underlying),
+            policy,
             exp,
             mkt,
             self.clock.now_ms(),
@@ -314,7 +338,7 @@ class Hedger:
             halted_reason=reason,
             force=force,
             hedge_ratio=hedge.hedge_ratio,
-            modifiers=modifiers_for(hedge),
+            modifiers=modifiers,
             memory=self.policy_memory.get(underlying),
         )
         self.policy_memory[underlying] = decision.memory
@@ -331,10 +355,38 @@ class Hedger:
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
                 self.force.discard(underlying)
+            if decision.reason in ("inside_band", "order_in_flight") and not force:
+                self._hold_corridor(decision, exp)
             return decision
         self.force.discard(underlying)
         self._send(decision)
         return decision
+
+    def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
+        """Only for the fixed band (it ignores market and time) on our own greeks (venue deltas
+        move on their own); see gate.py."""
+        u, eng = decision.underlying, self.settings.engine
+        policy = self._policies.of(self.settings, u)
+        if (
+            not eng.corridor
+            or eng.greeks_source != "own"
+            or not isinstance(policy, BandPolicy)
+            # A width in another unit than the aim's moves with the price.
+            or policy.band_unit not in (None, policy.aim.unit)
+            or _remembers(modifiers_for(self.settings.hedge[u]))
+        ):
+            return
+        ref = self.hedge_line(u)
+        self.gate.after_decision(
+            decision,
+            exp,
+            self.view.inputs_of(u),
+            self.view.tickers[ref],
+            ref,
+            eng,
+            min(self.feeds.quiet_until(u), self.view.external_until(u)),
+            self.feeds.version,
+        )
 
     def _book_behind(self, underlying: str) -> bool:
         """The hedge instrument's book is older than the tick that asks for a decision: wait
@@ -358,7 +410,7 @@ class Hedger:
         if seen is None:
             return None
         exp, mkt = seen
-        band = policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+        band = self._policies.of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
         return contracts_for(
             band.gap_coin(exp), self.catalog[self.hedge_line(underlying)], exp.price
         )
@@ -381,6 +433,7 @@ class Hedger:
 
     def submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
         """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
+        self.gate.clear(intent.underlying)
         price = self.executor.limit_price(account, intent, ticker)
         key = (account, intent.symbol)
         buy = sell = 0.0
@@ -441,7 +494,9 @@ class Hedger:
         band = (
             last.bounds
             if last is not None
-            else policy_of(self.settings, underlying).band_for(exp, mkt, self.clock.now_ms())
+            else self._policies.of(self.settings, underlying).band_for(
+                exp, mkt, self.clock.now_ms()
+            )
         )
         hedge = self.catalog[self.hedge_line(underlying)]
         lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
@@ -512,3 +567,14 @@ class Hedger:
 
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:
         self.bus.emit(Event(kind, name, self.clock.now_ms(), data))
+
+
+def _remembers(m: Modifiers) -> bool:
+    """Modifiers that act on time or on moves since the last trade: no corridor can hold."""
+    return m.time_fallback_ms is not None or m.debounce_ms is not None or m.min_move is not None
+
+
+def _needs_stats(policy: TriggerPolicy) -> bool:
+    """Bands sized from gross notional, gamma, expiry or vol need the book statistics; the
+    fixed band in its own unit needs none (they cost a pricing of the option book)."""
+    return not isinstance(policy, BandPolicy) or policy.band_unit not in (None, policy.aim.unit)

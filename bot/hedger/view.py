@@ -1,25 +1,49 @@
 """What the hedger sees: the book's lines, the latest market data, positions held elsewhere, and
 from them the exposure of one underlying.
 
-Synchronous; time comes from the clock passed in. Work per call is proportional to the lines of
-the underlying asked about: columns and the accounts an underlying depends on are built once per
-set of lines and kept until a line is added.
+Synchronous; time comes from the clock passed in. Work per call is proportional to what moved:
+per underlying, the columns, the quantities held (from the ledger) and the option IVs (from the
+tickers) are numpy arrays aligned with Columns.keys, built once per set of lines and updated in
+place on tickers and fills, so an evaluation walks no dict of lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from bot.clock import Clock, wall_ms
 from bot.config import Settings
-from bot.core.book import Columns, Exposure, LineKey, exposure, line_greeks
+from bot.core.book import (
+    Columns,
+    Exposure,
+    FloatArray,
+    LineKey,
+    book_stats,
+    exposure_of,
+    option_scalar,
+)
 from bot.core.external import External
+from bot.core.greeks import MS_PER_YEAR
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.execution.ledger import Ledger
 
 Emit = Callable[..., None]
+
+
+@dataclass(slots=True)
+class Underlying:
+    """One underlying's arrays, aligned with `cols.keys`: quantities the ledger holds (as of
+    `ledger_version`) and the latest IV of each option line (nan: none yet)."""
+
+    cols: Columns
+    column: dict[LineKey, int]
+    held: FloatArray
+    iv: FloatArray
+    ledger_version: int
 
 
 class MarketView:
@@ -42,6 +66,11 @@ class MarketView:
         self._on_lines_changed = on_lines_changed
         self.lines: dict[LineKey, Instrument] = {}
         self.columns: dict[str, Columns] = {}
+        self._state: dict[str, Underlying] = {}
+        self._inputs: dict[str, tuple[Columns, FloatArray, FloatArray, float]] = {}
+        # ticker key -> (underlying state, column) whose IV that ticker sets; lines held outside
+        # our venues take a venue's ticker of the same symbol
+        self._iv_cols: dict[LineKey, list[tuple[Underlying, int]]] = {}
         self._accounts: dict[str, set[str]] = {}
         self.tickers: dict[LineKey, Ticker] = {}
         self.books: dict[LineKey, OrderBook] = {}
@@ -58,6 +87,7 @@ class MarketView:
         self.lines[key] = ins
         self.columns.pop(ins.underlying, None)
         self._accounts.pop(ins.underlying, None)
+        self._drop_state(ins.underlying)
         self._on_lines_changed()
 
     def ensure_line(self, key: LineKey) -> None:
@@ -70,6 +100,64 @@ class MarketView:
         if cols is None:
             cols = self.columns[underlying] = Columns.of(underlying, self.lines)
         return cols
+
+    def state_of(self, underlying: str) -> Underlying:
+        """The underlying's arrays; quantities re-read from the ledger when it moved."""
+        st = self._state.get(underlying)
+        if st is None:
+            cols = self.columns_of(underlying)
+            iv = np.full(len(cols.keys), np.nan)
+            held = cols.quantities(self.ledger.positions)
+            column = {k: i for i, k in enumerate(cols.keys)}
+            st = Underlying(cols, column, held, iv, self.ledger.version)
+            self._state[underlying] = st
+            for i in cols.opt.tolist():
+                key = cols.keys[i]
+                t = self.ticker_for(key)
+                if t is not None and t.iv is not None:
+                    iv[i] = t.iv
+                for src in self._iv_sources(key):
+                    self._iv_cols.setdefault(src, []).append((st, i))
+        elif st.ledger_version != self.ledger.version:
+            # Fills and reconciliation move positions a few times a day: re-read them then.
+            st.held = st.cols.quantities(self.ledger.positions)
+            st.ledger_version = self.ledger.version
+        return st
+
+    def _iv_sources(self, key: LineKey) -> list[LineKey]:
+        if key[0] in self.venues:
+            return [key]
+        return [k for k in self.catalog if k[1] == key[1] and k[0] in self.venues]
+
+    def _drop_state(self, underlying: str) -> None:
+        st = self._state.pop(underlying, None)
+        if st is not None:
+            for src in [k for k, v in self._iv_cols.items() if any(x is st for x, _ in v)]:
+                left = [(x, i) for x, i in self._iv_cols[src] if x is not st]
+                if left:
+                    self._iv_cols[src] = left
+                else:
+                    del self._iv_cols[src]
+
+    def set_ticker(self, key: LineKey, ticker: Ticker) -> bool:
+        """Store a line's newest ticker; True when it changed an option's IV (the exposure
+        moved even though the underlying's price did not)."""
+        self.tickers[key] = ticker
+        targets = self._iv_cols.get(key)
+        if targets is None:
+            return False
+        iv = np.nan if ticker.iv is None else ticker.iv
+        changed = False
+        for st, i in targets:
+            old = st.iv[i]
+            if old != iv and not (iv != iv and old != old):  # nan == nan here
+                st.iv[i] = iv
+                changed = True
+        return changed
+
+    def missing_iv(self, underlying: str) -> bool:
+        st = self.state_of(underlying)
+        return bool(np.isnan(st.iv[st.cols.opt]).any())
 
     def accounts_of(self, underlying: str) -> set[str]:
         """Accounts an underlying depends on: where it is hedged, and where its lines are held."""
@@ -99,13 +187,7 @@ class MarketView:
         index = ref.index if ref.index is not None else ref.mid
         if index is None or index <= 0:
             return None
-        cols = self.columns_of(underlying)
-        ivs = {}
-        for k, is_option in zip(cols.keys, cols.is_option, strict=True):
-            if is_option:
-                t = self.ticker_for(k)
-                if t is not None and t.iv is not None:
-                    ivs[k] = t.iv
+        # The options' IVs stay in the view's arrays (state_of): no dict is built per decision.
         hedge = self.catalog.get((h.account, h.instrument))
         return UnderlyingMarket(
             underlying=underlying,
@@ -113,7 +195,6 @@ class MarketView:
             index=index,
             vol=float("nan"),
             rate=settings.engine.rate,
-            option_iv=ivs,
             hedge_fee=hedge.taker_fee if hedge is not None else 0.0,
             hedge_half_spread=_half_spread(self.books.get((h.account, h.instrument)), ref),
         )
@@ -124,14 +205,17 @@ class MarketView:
         seen = self.snapshot(underlying)
         return seen[0] if seen is not None else None
 
-    def snapshot(self, underlying: str) -> tuple[Exposure, UnderlyingMarket] | None:
-        """The underlying's exposure and the market it was computed on."""
+    def snapshot(
+        self, underlying: str, stats: bool = False
+    ) -> tuple[Exposure, UnderlyingMarket] | None:
+        """The underlying's exposure and the market it was computed on; with `stats`, also the
+        book statistics cost-aware policies need (bot/core/book.py book_stats)."""
         mkt = self.market(underlying)
         if mkt is None:
             return None
         eng = self._settings().engine
-        cols = self.columns_of(underlying)
-        positions = dict(self.ledger.positions)
+        st = self.state_of(underlying)
+        cols, held = st.cols, st.held
         external = 0.0
         for (source, symbol), ext in self.live_external().items():
             if ext.underlying != underlying:
@@ -140,13 +224,32 @@ class MarketView:
                 external += ext.delta_coin
             else:
                 # a listed instrument held elsewhere: valued like ours, on its own line
-                key = (f"external:{source}", symbol)
-                positions[key] = positions.get(key, 0.0) + ext.qty
+                i = st.column.get((f"external:{source}", symbol))
+                if i is not None:
+                    if held is st.held:
+                        held = held.copy()
+                    held[i] += ext.qty
+        pending = self._pending(st)
+        self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
         now = self.clock.now_ms()
-        exp = exposure(cols, positions, self.ledger.in_flight(), mkt, now, eng.hedge_view, external)
-        if eng.greeks_source == "own" or not cols.is_option.any():
+        exp = exposure_of(
+            cols,
+            held,
+            pending,
+            mkt.index,
+            st.iv,
+            mkt.rate,
+            now,
+            eng.hedge_view,
+            external,
+            mkt.ts_ms,
+        )
+        if stats:
+            qty = held + pending
+            exp = book_stats(cols, qty, mkt.index, st.iv, mkt.rate, now, external).on(exp)
+        if eng.greeks_source == "own" or not cols.opt.size:
             return exp, mkt
-        own, venue = self._option_deltas(cols, positions, mkt, now)
+        own, venue = self._option_deltas(cols, held, st.iv, mkt, now)
         self._last_option_deltas[underlying] = (own, venue)
         if eng.greeks_source == "venue":
             # Only the options' delta changes source; delta-one lines are exact either way.
@@ -158,12 +261,34 @@ class MarketView:
             )
         return exp, mkt
 
+    def _pending(self, st: Underlying) -> FloatArray:
+        """In-flight contracts per column: orders are few, so walk them, not the lines."""
+        pending = np.zeros(len(st.cols.keys))
+        for key, qty in self.ledger.in_flight().items():
+            i = st.column.get(key)
+            if i is not None:
+                pending[i] += qty
+        return pending
+
+    def inputs_of(self, underlying: str) -> tuple[Columns, FloatArray, FloatArray, float]:
+        """What the last snapshot of `underlying` was computed from: columns, quantities held
+        and in flight, IVs (live: a later IV change moves them) and the rate."""
+        return self._inputs[underlying]
+
     def live_external(self) -> dict[tuple[str, str], External]:
         now = wall_ms()
         for k in [k for k, v in self.external.items() if v.expires_at_ms <= now]:
             u = self.external.pop(k).underlying
             self._emit("state", "external.expired", source=k[0], symbol=k[1], underlying=u)
         return self.external
+
+    def external_until(self, underlying: str) -> int:
+        """Clock ms by which an external position of `underlying` may have expired (its wall
+        expiry, as time from now; a clock at least as fast as the wall reaches it no later)."""
+        ends = [e.expires_at_ms for e in self.external.values() if e.underlying == underlying]
+        if not ends:
+            return 2**62
+        return self.clock.now_ms() + max(min(ends) - wall_ms(), 0)
 
     def held(self, key: LineKey) -> bool:
         return abs(self.ledger.positions.get(key, 0.0)) > 1e-12 or any(
@@ -173,21 +298,32 @@ class MarketView:
     # ---- venue greeks ------------------------------------------------------------------------
 
     def _option_deltas(
-        self, cols: Columns, positions: Mapping[LineKey, float], mkt: UnderlyingMarket, now: int
+        self, cols: Columns, held: FloatArray, iv: FloatArray, mkt: UnderlyingMarket, now: int
     ) -> tuple[float, float]:
-        """(own, venue) option delta in coin over the underlying's option lines. A line whose
-        ticker has no venue delta counts its own delta on both sides (halt_reason refuses to
-        trade on `venue` greeks with one missing)."""
-        g = line_greeks(cols, mkt, now, self._settings().engine.hedge_view)
+        """(own, venue) option delta in coin over the underlying's option lines held. A line
+        whose ticker has no venue delta counts its own delta on both sides (halt_reason refuses
+        to trade on `venue` greeks with one missing)."""
         own = venue = 0.0
-        for i, key in enumerate(cols.keys):
-            qty = positions.get(key, 0.0)
-            if not cols.is_option[i] or qty == 0.0:
+        for i in cols.opt.tolist():
+            qty = float(held[i])
+            if qty == 0.0:
                 continue
-            mine = qty * float(g.delta[i])
-            t = self.ticker_for(key)
+            key = cols.keys[i]
+            t = max(int(cols.expiry_ms[i]) - now, 0) / MS_PER_YEAR
+            d = option_scalar(
+                mkt.index,
+                float(cols.strike[i]),
+                t,
+                mkt.rate,
+                float(iv[i]),
+                bool(cols.is_call[i]),
+                bool(cols.is_inverse[i]),
+            )[0]
+            mine = qty * d * float(cols.contract_size[i])
+            ticker = self.ticker_for(key)
             own += mine
-            venue += qty * t.venue_delta if t is not None and t.venue_delta is not None else mine
+            vd = ticker.venue_delta if ticker is not None else None
+            venue += qty * vd if vd is not None else mine
         return own, venue
 
     def check_greeks(self, underlying: str) -> None:

@@ -1,0 +1,54 @@
+"""The trigger corridor through the real entry point: `hedgebot backtest --events` writes the
+same events, byte for byte, with `engine.corridor` off and on (set from the environment, as an
+operator overrides any setting), and `check-config` shows both corridor settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT, clean_env
+from tests.test_corridor import MARKET
+
+
+def bot(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(**env),
+        timeout=600,
+    )
+
+
+def test_backtest_events_are_the_same_with_the_corridor_off_and_on(tmp_path: Path) -> None:
+    cfg = tmp_path / "corridor.toml"
+    cfg.write_text(MARKET.format(view="usd", vol=0.8, unit="coin", band=0.4))
+    args = ["backtest", "--config", str(cfg), "--days", "1", "--seed", "9", "--events"]
+    outs = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        r = bot([*args, "--out", str(out), "--jobs", "1"], HEDGEBOT_ENGINE__CORRIDOR=flag)
+        assert r.returncode == 0, r.stderr
+        outs[flag] = out
+    off = (outs["false"] / "events-9.jsonl").read_bytes()
+    on = (outs["true"] / "events-9.jsonl").read_bytes()
+    assert off.count(b'"order.sent"') > 2, "the market makes the hedger trade"
+    assert on == off
+    assert (outs["true"] / "report.json").read_bytes() == (
+        outs["false"] / "report.json"
+    ).read_bytes()
+
+
+def test_check_config_shows_the_corridor_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "corridor.toml"
+    cfg.write_text(MARKET.format(view="usd", vol=0.8, unit="coin", band=0.4))
+    r = bot(["check-config", str(cfg)], HEDGEBOT_ENGINE__CORRIDOR_REFRESH_S="90")
+    assert r.returncode == 0, r.stderr
+    assert '"corridor": true' in r.stdout and '"corridor_refresh_s": 90.0' in r.stdout
+    bad = bot(["check-config", str(cfg)], HEDGEBOT_ENGINE__CORRIDOR_REFRESH_S="0")
+    assert bad.returncode != 0
+    assert "engine.corridor_refresh_s" in bad.stdout + bad.stderr
+    assert "greater than 0" in bad.stdout + bad.stderr
