@@ -204,6 +204,7 @@ class Hedger:
                 continue
             if self.executor.on_fill(account, fill):
                 key = (account, fill.symbol)
+                self.view.equity.on_fill(account, fill, self.catalog.get(key))
                 self.view.ensure_line(key)
                 if key in self.catalog:
                     self.mark_dirty(self.catalog[key].underlying)

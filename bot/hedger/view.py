@@ -17,6 +17,7 @@ from bot.core.book import Columns, Exposure, LineKey, exposure, line_greeks
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.execution.ledger import Ledger
+from bot.hedger.equity import EquityTracker
 
 Emit = Callable[..., None]
 
@@ -59,6 +60,8 @@ class MarketView:
         self.external: dict[tuple[str, str], External] = {}
         self._greeks_diverged: dict[str, bool] = {}
         self._last_option_deltas: dict[str, tuple[float, float]] = {}  # own, venue (coin)
+        # coin the accounts hold (balances, coin P&L): counted in the usd view
+        self.equity = EquityTracker(self.lines, ledger.positions, self.market, clock.now_ms)
 
     # ---- lines -------------------------------------------------------------------------------
 
@@ -149,6 +152,8 @@ class MarketView:
                 # a listed instrument held elsewhere: valued like ours, on its own line
                 key = (f"external:{source}", symbol)
                 positions[key] = positions.get(key, 0.0) + ext.qty
+        if eng.hedge_view == "usd":
+            external += self.equity.delta_coin(underlying, cols, positions, mkt)
         now = self.clock.now_ms()
         exp = exposure(cols, positions, self.ledger.in_flight(), mkt, now, eng.hedge_view, external)
         if eng.greeks_source == "own" or not cols.is_option.any():
