@@ -16,6 +16,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.core.book import LineKey
+from bot.core.equity import BalanceBasis
 from bot.core.orders import OrderStatus
 from bot.execution import recovery
 from bot.hedger.hedger import Hedger
@@ -244,5 +245,8 @@ class Reconciler:
             a == name and now - ms < FILL_SETTLE_MS for (a, _), ms in h.ledger.last_fill_ms.items()
         )
         if initial or not busy:
-            basis = getattr(venue, "balance_basis", "wallet")
+            # ccxt venues say how their total reads (ccxt_profiles); sim and paper hold cash
+            basis: BalanceBasis = (
+                "equity" if getattr(venue, "balance_basis", "wallet") == "equity" else "wallet"
+            )
             h.view.equity.on_read(name, balances, basis, set(h.settings.hedge))
