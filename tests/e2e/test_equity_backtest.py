@@ -18,10 +18,9 @@ ARGS = ["--days", "7", "--tick-ms", "21600000", "--jobs", "2", "--seed", "1"]
 
 
 def hedged_std(config: Path, out: Path, paths: int) -> float:
+    cmd = [sys.executable, "-m", "bot", "backtest", "-c", str(config), "--paths", str(paths)]
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "backtest", "-c", str(config), "--paths", str(paths)]
-        + ARGS
-        + ["--out", str(out)],
+        [*cmd, *ARGS, "--out", str(out)],
         capture_output=True,
         text=True,
         cwd=ROOT,
