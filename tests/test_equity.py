@@ -141,3 +141,15 @@ def test_equity_plus_deltas_is_the_usd_value_slope(price: float) -> None:
     assert usd_view.delta_coin == pytest.approx(slope, abs=1e-6)
     assert coin_view.delta_coin + e == pytest.approx(slope, abs=1e-6)
     assert not math.isclose(coin_view.delta_coin, slope, abs_tol=0.1)
+
+
+def test_backtest_valuation_of_coin_balances_and_inverse_positions() -> None:
+    """1 BTC, long 100 x 10 USD from 50000 (entry 0.02 BTC), short 2 coin calls sold at 0.05:
+    at 40000 with the call marked at 0.01 BTC the account is worth
+    (1 + 0.1) x 40000 + (0.02 - 0.025) x 40000 - 2 x 0.01 x 40000 = 43000 USD."""
+    book = Ledger(balances={"BTC": 1.0})
+    book.trade(PERP, 100, 50_000.0, 0.0)
+    book.trade(CALL, -2, 0.05, 0.0)
+    ins = {PERP.symbol: PERP, CALL.symbol: CALL}
+    value = value_usd(book, ins, {"BTC": 40_000.0}, {CALL.symbol: 0.01})
+    assert value == pytest.approx(43_000.0)
