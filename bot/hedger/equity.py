@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import structlog
+
 from bot.core import equity as eq
 from bot.core.book import Columns, LineKey
 from bot.core.instruments import Instrument
 from bot.core.market import UnderlyingMarket
 from bot.core.orders import Fill
+
+log = structlog.get_logger("hedgebot.equity")
 
 
 @dataclass(slots=True)
@@ -45,9 +49,9 @@ class EquityTracker:
     ) -> None:
         """A balance read of `account`; `coins`: the hedged underlyings."""
         upper = {c.upper(): v for c, v in balances.items()}
+        held = {s: q for (a, s), q in self._positions.items() if a == account}
         for coin in coins:
-            held = {s: q for (a, s), q in self._positions.items() if a == account}
-            self._pending[(coin, account)] = _Read(upper.get(coin.upper(), 0.0), basis, held)
+            self._pending[(coin, account)] = _Read(upper.get(coin.upper(), 0.0), basis, dict(held))
             mkt = self._market(coin)
             if mkt is not None:
                 self._apply(coin, account, mkt)
@@ -90,3 +94,12 @@ class EquityTracker:
             ins = lines.get(fill.symbol)
             if ins is not None:
                 holding.on_fill(ins, fill.signed_amount, fill.price, fill.fee, fill.fee_currency)
+        log.info(
+            "equity.read",
+            account=account,
+            coin=coin,
+            total=read.total,
+            reads_as=read.basis,
+            basis_coin=holding.basis,
+            fills_after=len(read.fills),
+        )
