@@ -153,3 +153,13 @@ def test_backtest_valuation_of_coin_balances_and_inverse_positions() -> None:
     ins = {PERP.symbol: PERP, CALL.symbol: CALL}
     value = value_usd(book, ins, {"BTC": 40_000.0}, {CALL.symbol: 0.01})
     assert value == pytest.approx(43_000.0)
+
+
+def test_how_ccxt_balance_totals_read() -> None:
+    """ccxt's total is Deribit's account-summary `equity` and OKX's `eq` (marked to market),
+    Bybit's `walletBalance` (cash): the equity reads must not add the marked part again."""
+    from bot.venues.ccxt_profiles import profile_for
+
+    assert profile_for("deribit").balance_total == "equity"
+    assert profile_for("okx").balance_total == "equity"
+    assert profile_for("bybit").balance_total == "wallet"
