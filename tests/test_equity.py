@@ -14,6 +14,7 @@ from bot.core.book import Columns, exposure
 from bot.core.greeks import black_scholes, year_fractions
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.market import UnderlyingMarket
+from bot.venues.ccxt_profiles import profile_for
 from bot.venues.sim.ledger import Ledger
 
 DAY = 86_400_000
@@ -158,8 +159,6 @@ def test_backtest_valuation_of_coin_balances_and_inverse_positions() -> None:
 def test_how_ccxt_balance_totals_read() -> None:
     """ccxt's total is Deribit's account-summary `equity` and OKX's `eq` (marked to market),
     Bybit's `walletBalance` (cash): the equity reads must not add the marked part again."""
-    from bot.venues.ccxt_profiles import profile_for
-
     assert profile_for("deribit").balance_total == "equity"
     assert profile_for("okx").balance_total == "equity"
     assert profile_for("bybit").balance_total == "wallet"
