@@ -5,8 +5,9 @@ Pure: positions, prices and time come in as arguments. Units (see design.md):
 - inverse perps and futures (contract size in USD): coin delta = qty x contract_size / price;
 - linear options: Black-Scholes delta x contract_size x qty;
 - inverse (coin-settled) options: premium-adjusted delta (BS delta - price/S) x contract_size x qty.
-Hedge views: "usd" counts held coin (spot), so the account's USD value is flat at target delta 0;
-"coin" counts only derivatives and leaves held coin alone.
+Hedge views: "usd" also counts held coin, so the account's USD value is flat at target delta 0
+(the coin equity comes in as `external_delta_coin`, bot/core/equity.py); "coin" counts only
+derivatives and leaves held coin alone.
 """
 
 from __future__ import annotations

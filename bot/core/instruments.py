@@ -84,4 +84,7 @@ class Instrument:
         crossed by rounding."""
         ticks = price / self.price_step
         n = math.ceil(ticks - 1e-9) if up else math.floor(ticks + 1e-9)
-        return round(n * self.price_step, 12)
+        # Rounded to the tick's decimals, not to 12: at 6e4 a 12-decimal round keeps float noise
+        # (60876.600000000006), a price that then fails to cross a book level at 60876.6.
+        decimals = max(0, -math.floor(math.log10(self.price_step) + 1e-9)) + 2
+        return round(n * self.price_step, decimals)

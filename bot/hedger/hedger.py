@@ -240,6 +240,7 @@ class Hedger:
                 continue
             if self.executor.on_fill(account, fill):
                 key = (account, fill.symbol)
+                self.view.equity.on_fill(account, fill, self.catalog.get(key))
                 self.view.ensure_line(key)
                 if key in self.catalog:
                     self.mark_dirty(self.catalog[key].underlying)
@@ -374,6 +375,7 @@ class Hedger:
             # A width in another unit than the aim's moves with the price.
             or policy.band_unit not in (None, policy.aim.unit)
             or _remembers(modifiers_for(self.settings.hedge[u]))
+            or self.view.equity_moves(u)  # held coin-settled value moves the usd-view delta
         ):
             return
         ref = self.hedge_line(u)

@@ -25,11 +25,13 @@ from bot.core.book import (
     exposure_of,
     option_scalar,
 )
+from bot.core.equity import is_coin_settled
 from bot.core.external import External
 from bot.core.greeks import MS_PER_YEAR
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.execution.ledger import Ledger
+from bot.hedger.equity import EquityTracker
 
 Emit = Callable[..., None]
 
@@ -78,6 +80,10 @@ class MarketView:
         self.external: dict[tuple[str, str], External] = {}
         self._greeks_diverged: dict[str, bool] = {}
         self._last_option_deltas: dict[str, tuple[float, float]] = {}  # own, venue (coin)
+        # coin the accounts hold (balances, coin P&L): counted in the usd view
+        self.equity = EquityTracker(
+            self.lines, ledger.positions, self.market_with_ivs, clock.now_ms
+        )
 
     # ---- lines -------------------------------------------------------------------------------
 
@@ -229,6 +235,8 @@ class MarketView:
                     if held is st.held:
                         held = held.copy()
                     held[i] += ext.qty
+        if eng.hedge_view == "usd" and self.equity.counts(underlying):
+            external += self._equity(underlying, st, held, mkt)
         pending = self._pending(st)
         self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
         now = self.clock.now_ms()
@@ -260,6 +268,40 @@ class MarketView:
                 delta_usd=(exp.delta_coin + shift) * exp.price,
             )
         return exp, mkt
+
+    def _equity(
+        self, underlying: str, st: Underlying, held: FloatArray, mkt: UnderlyingMarket
+    ) -> float:
+        """Coin the accounts hold, for the usd view (bot/hedger/equity.py): it works on
+        mappings, built here only for underlyings whose accounts' balances were read."""
+        keys = st.cols.keys
+        positions = {k: q for k, q in zip(keys, held.tolist(), strict=True) if q != 0.0}
+        return self.equity.delta_coin(underlying, st.cols, positions, self._with_ivs(st, mkt))
+
+    def market_with_ivs(self, underlying: str) -> UnderlyingMarket | None:
+        """The market with each option line's IV as a mapping (the decision path keeps them in
+        arrays; code that works on mappings asks here)."""
+        mkt = self.market(underlying)
+        return self._with_ivs(self.state_of(underlying), mkt) if mkt is not None else None
+
+    @staticmethod
+    def _with_ivs(st: Underlying, mkt: UnderlyingMarket) -> UnderlyingMarket:
+        ivs = {k: v for k, v in zip(st.cols.keys, st.iv.tolist(), strict=True) if v == v}
+        return replace(mkt, option_iv=ivs)
+
+    def equity_moves(self, underlying: str) -> bool:
+        """Does the coin the accounts hold change with the price (coin-settled lines held in
+        an account whose balances count, in the usd view)? Then no corridor can hold."""
+        if self._settings().engine.hedge_view != "usd":
+            return False
+        accounts = self.equity.accounts.get(underlying)
+        if not accounts:
+            return False
+        return any(
+            is_coin_settled(ins) and self.ledger.positions.get(key, 0.0) != 0.0
+            for key, ins in self.lines.items()
+            if key[0] in accounts and ins.underlying == underlying
+        )
 
     def _pending(self, st: Underlying) -> FloatArray:
         """In-flight contracts per column: orders are few, so walk them, not the lines."""

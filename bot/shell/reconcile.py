@@ -16,6 +16,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.core.book import LineKey
+from bot.core.equity import BalanceBasis
 from bot.core.orders import OrderStatus
 from bot.execution import recovery
 from bot.hedger.hedger import Hedger
@@ -128,7 +129,7 @@ class Reconciler:
                 h.view.ensure_line(key)
             if not initial:
                 await self._orders(name, venue)
-            await self._balances(name, venue)
+            await self._balances(name, venue, initial)
             self.positions.reconciled(name)
         h.mark_all_dirty()
 
@@ -214,11 +215,12 @@ class Reconciler:
             )
             h.executor.on_update(name, update)
 
-    async def _balances(self, name: str, venue: Venue) -> None:
+    async def _balances(self, name: str, venue: Venue, initial: bool) -> None:
         """Balances by REST (no balance stream: REST is the only view). A change with none of
         our fills since the last read is logged: funding, transfers, fees of someone else's
         trades, liquidations."""
         h = self.hedger
+        now = self.clock.now_ms()
         try:
             balances = dict(await self.bounded(venue.fetch_balances()))
         except (VenueError, TimeoutError) as e:
@@ -237,3 +239,14 @@ class Reconciler:
                 h.emit("state", "reconcile.balance_diff", account=name, changes=changed)
         self.balances[name] = balances
         self._fills_at_balance[name] = fills
+        # The usd view counts the coin held: a read that may race our fills in flight is left
+        # out (the estimate from fills goes on) rather than counting a fill twice or never.
+        busy = any(o.account == name for o in h.ledger.unsettled()) or any(
+            a == name and now - ms < FILL_SETTLE_MS for (a, _), ms in h.ledger.last_fill_ms.items()
+        )
+        if initial or not busy:
+            # ccxt venues say how their total reads (ccxt_profiles); sim and paper hold cash
+            basis: BalanceBasis = (
+                "equity" if getattr(venue, "balance_basis", "wallet") == "equity" else "wallet"
+            )
+            h.view.equity.on_read(name, balances, basis, set(h.settings.hedge))

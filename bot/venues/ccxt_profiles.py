@@ -51,6 +51,9 @@ class ExchangeProfile:
     warn_open_orders_without_symbol: bool = True
     order_lookup: OrderLookup = "scan_open_and_closed"
     greeks: GreeksConvention | None = None
+    # What ccxt's balance total of a coin is (bot/core/equity.py): "wallet" settled cash, or
+    # "equity" already marked to market (unrealized coin P&L and option value included).
+    balance_total: Literal["wallet", "equity"] = "wallet"
 
 
 DEFAULT_PROFILE = ExchangeProfile()
@@ -75,6 +78,7 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         "order_lookup": "client_id_param",
         # markVol a fraction; `delta` the premium-adjusted coin delta (deltaBS is the BS one).
         "greeks": GreeksConvention("markVol", 1.0, ("delta",)),
+        "balance_total": "equity",  # ccxt reads `eq`
     },
     "deribit": {
         "linear_amount": "base",
@@ -84,6 +88,7 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
         "open_orders_per_currency": True,
         "order_lookup": "label_by_currency",
         "greeks": GreeksConvention("mark_iv", 0.01, ("greeks", "delta"), True),
+        "balance_total": "equity",  # ccxt reads the account summary's `equity`
     },
 }
 

@@ -75,6 +75,7 @@ class CcxtVenue:
         self.exchange: Any = exchange if exchange is not None else build_exchange(config)
         self.exchange_id: str = str(self.exchange.id)
         self.profile = profile_for(self.exchange_id)
+        self.balance_basis = self.profile.balance_total
         self.required = frozenset(required)
         self._clock = clock
         self._rng = rng or random.Random()

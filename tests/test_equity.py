@@ -1,0 +1,164 @@
+"""Coin equity (bot/core/equity.py): hand-computed numbers, and the rule it exists for: equity +
+contract deltas is the derivative of the account's USD value (checked against the simulated
+exchange's own books and the backtest's valuation)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bot.backtest.valuation import value_usd
+from bot.core import equity as eq
+from bot.core.book import Columns, exposure
+from bot.core.greeks import black_scholes, year_fractions
+from bot.core.instruments import Instrument, Kind, OptionType, Settlement
+from bot.core.market import UnderlyingMarket
+from bot.venues.ccxt_profiles import profile_for
+from bot.venues.sim.ledger import Ledger
+
+DAY = 86_400_000
+NOW = 1_767_225_600_000
+PERP = Instrument("BTC/USD:BTC", "BTC", Kind.PERP, Settlement.INVERSE, contract_size=10.0)
+LPERP = Instrument("BTC/USDT:USDT", "BTC", Kind.PERP, quote="USDT")
+SPOT = Instrument("BTC/USDT", "BTC", Kind.SPOT, quote="USDT")
+CALL = Instrument(
+    "BTC/USD:BTC-260131-60000-C",
+    "BTC",
+    Kind.OPTION,
+    Settlement.INVERSE,
+    expiry_ms=NOW + 30 * DAY,
+    strike=60_000.0,
+    option_type=OptionType.CALL,
+)
+PUT = Instrument(
+    "BTC/USD:BTC-260131-60000-P",
+    "BTC",
+    Kind.OPTION,
+    Settlement.INVERSE,
+    expiry_ms=NOW + 30 * DAY,
+    strike=60_000.0,
+    option_type=OptionType.PUT,
+)
+
+
+def test_fill_flows_hand_computed() -> None:
+    # inverse perp: 100 contracts of 10 USD bought at 50000 pay 0.02 BTC of entry value
+    assert eq.fill_flow(PERP, 100, 50_000.0, 0.0, "BTC") == pytest.approx(0.02)
+    # the fee in BTC comes off; a sell is the mirror
+    assert eq.fill_flow(PERP, -100, 40_000.0, 0.001, "BTC") == pytest.approx(-0.025 - 0.001)
+    # coin option sold: premium 0.05 BTC per contract x 3 received
+    assert eq.fill_flow(CALL, -3, 0.05, 0.0003, "BTC") == pytest.approx(0.15 - 0.0003)
+    # spot bought: 0.5 BTC in; the USDT fee does not touch BTC
+    assert eq.fill_flow(SPOT, 0.5, 60_000.0, 12.0, "USDT") == pytest.approx(0.5)
+    # linear perps move no coin
+    assert eq.fill_flow(LPERP, 2.0, 60_000.0, 30.0, "USDT") == 0.0
+
+
+def test_entry_cost_reduce_and_flip() -> None:
+    # long 100 at 50000 (0.02 BTC), sell 150 at 40000: 100 close at the average entry,
+    # 50 open short at 40000 (-50 x 10 / 40000 = -0.0125)
+    cost = eq.entry_cost(0.0, 0.0, 100, 50_000.0, 10.0)
+    assert cost == pytest.approx(0.02)
+    assert eq.entry_cost(100, cost, -150, 40_000.0, 10.0) == pytest.approx(-0.0125)
+    assert eq.entry_cost(100, cost, -40, 40_000.0, 10.0) == pytest.approx(0.012)
+
+
+def test_wallet_read_counts_unrealized_coin_pnl() -> None:
+    """1 BTC cash, long 100 x 10 USD from 50000: at 40000 the account holds 1 BTC plus the
+    unrealized 100 x 10 x (1/50000 - 1/40000) = -0.005 BTC."""
+    acct = eq.CoinAccount()
+    acct.on_fill(PERP, 100, 50_000.0, 0.0, "BTC")
+    acct.on_read(1.0, "wallet", {PERP.symbol: PERP}, {PERP.symbol: 100}, 45_000.0, {})
+    assert acct.basis == pytest.approx(1.02)
+    lines = {("d", PERP.symbol): PERP}
+    e = eq.coin_equity({"d": acct}, lines, {("d", PERP.symbol): 100}, 40_000.0, {})
+    assert e == pytest.approx(0.995)
+
+
+def test_equity_read_is_not_counted_twice() -> None:
+    """A venue whose total is already equity (Deribit): read 1.005 BTC at 40000 with the same
+    long; at 40000 the equity is 1.005, at 50000 the position's coin value gained
+    100 x 10 x (1/40000 - 1/50000) = 0.005."""
+    acct = eq.CoinAccount()
+    acct.on_read(1.005, "equity", {PERP.symbol: PERP}, {PERP.symbol: 100}, 40_000.0, {})
+    lines = {("d", PERP.symbol): PERP}
+    held = {("d", PERP.symbol): 100.0}
+    assert eq.coin_equity({"d": acct}, lines, held, 40_000.0, {}) == pytest.approx(1.005)
+    assert eq.coin_equity({"d": acct}, lines, held, 50_000.0, {}) == pytest.approx(1.01)
+
+
+def test_position_unexplained_by_fills_enters_at_read_price() -> None:
+    acct = eq.CoinAccount()
+    acct.on_read(2.0, "wallet", {PERP.symbol: PERP}, {PERP.symbol: -600}, 60_000.0, {})
+    assert acct.basis == pytest.approx(2.0 - 0.1)
+    lines = {("d", PERP.symbol): PERP}
+    e = eq.coin_equity({"d": acct}, lines, {("d", PERP.symbol): -600.0}, 60_000.0, {})
+    assert e == pytest.approx(2.0)
+
+
+def test_spot_lines_counted_once() -> None:
+    lines = {("a", SPOT.symbol): SPOT, ("external:otc", SPOT.symbol): SPOT}
+    held = {("a", SPOT.symbol): 0.7, ("external:otc", SPOT.symbol): 5.0}
+    # only the lines of accounts whose balances were read are already in the balances
+    assert eq.spot_coin(lines, held, {"a"}) == pytest.approx(0.7)
+
+
+def _market(price: float) -> UnderlyingMarket:
+    return UnderlyingMarket("BTC", NOW, price, 0.6, 0.0, {})
+
+
+@pytest.mark.parametrize("price", [52_000.0, 60_000.0, 71_000.0])
+def test_equity_plus_deltas_is_the_usd_value_slope(price: float) -> None:
+    """A coin-margined account of the simulated exchange (1 BTC collateral, short a straddle
+    sold at fair value, short the inverse perp bought back in part at another price): the
+    usd view's delta (equity + contract deltas) is d(USD value)/dP of the backtest valuation,
+    and the coin view's misses exactly the equity."""
+    book = Ledger(balances={"BTC": 1.0})
+    ins = {i.symbol: i for i in (PERP, CALL, PUT)}
+    acct = eq.CoinAccount(basis=1.0)  # as a wallet read of the 1 BTC would set it
+    t = year_fractions([CALL.expiry_ms], NOW)
+    for o, q in ((CALL, -2.0), (PUT, -2.0)):
+        g = black_scholes(60_000.0, [60_000.0], t, 0.0, [0.6], [o is CALL])
+        book.trade(o, q, float(g.price[0]) / 60_000.0, 0.0)
+        acct.on_fill(o, q, float(g.price[0]) / 60_000.0, 0.0, "BTC")
+    for q, p, fee in ((-9_000.0, 60_000.0, 0.0004), (2_500.0, 55_000.0, 0.0001)):
+        book.trade(PERP, q, p, fee)
+        acct.on_fill(PERP, q, p, fee, "BTC")
+    lines = {("d", s): i for s, i in ins.items()}
+    held = {("d", s): p.qty for s, p in book.positions.items()}
+    cols = Columns.of("BTC", lines)
+
+    def value(s: float) -> float:
+        marks = {k[1]: m for k, m in eq.option_marks_coin(cols, _market(s), NOW).items()}
+        return value_usd(book, ins, {"BTC": s}, marks)
+
+    h = 1.0
+    slope = (value(price + h) - value(price - h)) / (2 * h)
+    marks = eq.option_marks_coin(cols, _market(price), NOW)
+    e = eq.coin_equity({"d": acct}, lines, held, price, marks)
+    coin_view = exposure(cols, held, {}, _market(price), NOW, "coin")
+    usd_view = exposure(cols, held, {}, _market(price), NOW, "usd", e)
+    assert usd_view.delta_coin == pytest.approx(slope, abs=1e-6)
+    assert coin_view.delta_coin + e == pytest.approx(slope, abs=1e-6)
+    assert not math.isclose(coin_view.delta_coin, slope, abs_tol=0.1)
+
+
+def test_backtest_valuation_of_coin_balances_and_inverse_positions() -> None:
+    """1 BTC, long 100 x 10 USD from 50000 (entry 0.02 BTC), short 2 coin calls sold at 0.05:
+    at 40000 with the call marked at 0.01 BTC the account is worth
+    (1 + 0.1) x 40000 + (0.02 - 0.025) x 40000 - 2 x 0.01 x 40000 = 43000 USD."""
+    book = Ledger(balances={"BTC": 1.0})
+    book.trade(PERP, 100, 50_000.0, 0.0)
+    book.trade(CALL, -2, 0.05, 0.0)
+    ins = {PERP.symbol: PERP, CALL.symbol: CALL}
+    value = value_usd(book, ins, {"BTC": 40_000.0}, {CALL.symbol: 0.01})
+    assert value == pytest.approx(43_000.0)
+
+
+def test_how_ccxt_balance_totals_read() -> None:
+    """ccxt's total is Deribit's account-summary `equity` and OKX's `eq` (marked to market),
+    Bybit's `walletBalance` (cash): the equity reads must not add the marked part again."""
+    assert profile_for("deribit").balance_total == "equity"
+    assert profile_for("okx").balance_total == "equity"
+    assert profile_for("bybit").balance_total == "wallet"
