@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.backtest.attribution import Attribution
 from bot.backtest.recorder import EventsFile, Recorder
+from bot.backtest.series import Series
 from bot.backtest.valuation import value_usd
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings
-from bot.core.book import LineKey
+from bot.core.book import Exposure, LineKey
 from bot.core.instruments import Instrument, Kind
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
@@ -60,6 +62,8 @@ class PathResult:
     max_abs_drift: float = 0.0  # |delta - target| in the hedge's unit
     price_start: float = 0.0
     price_end: float = 0.0
+    attribution: Attribution = field(default_factory=Attribution)
+    series: Series = field(default_factory=Series)  # for the picture; not in report.json
 
     @property
     def share_in_band(self) -> float:
@@ -151,6 +155,8 @@ async def _run(
     result.price_start = _index(venues, ref)
     start_coin = result.start_value_usd / result.price_start
     end_ms = spec.start_ms + int(spec.days * DAY_MS)
+    result.series = Series.for_ticks(-(-(end_ms - spec.start_ms) // spec.tick_ms))
+    seen: dict[str, tuple[Exposure, float]] = {}
     t = spec.start_ms
     try:
         while t < end_ms:
@@ -161,7 +167,10 @@ async def _run(
             _feed(hedger, venues, hedge_lines)
             hedger.decide_dirty()
             _note(result, hedger, underlyings)
+            _attribute(result.attribution, hedger, underlyings, seen, spec.tick_ms)
             result.ticks += 1
+            if result.series.wants(result.ticks):
+                _sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
             if on_tick is not None:
                 on_tick(result.ticks)
         # Let what is in flight settle before the books are closed.
@@ -178,6 +187,7 @@ async def _run(
     result.pnl_usd = result.end_value_usd - result.start_value_usd
     result.pnl_coin = result.end_value_usd / result.price_end - start_coin
     recorder.fill_into(result)
+    result.attribution.close(result.pnl_usd, result.fees_usd, result.slippage_usd)
     return result
 
 
@@ -215,6 +225,38 @@ def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
         result.max_abs_drift = max(result.max_abs_drift, drift)
         coin = d.delta if d.unit == "coin" else d.delta / d.price
         result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))
+
+
+def _attribute(
+    attribution: Attribution,
+    hedger: Hedger,
+    underlyings: list[str],
+    seen: dict[str, tuple[Exposure, float]],
+    dt_ms: int,
+) -> None:
+    """The move since the last tick against the exposure after the last decision; then this
+    tick's exposure (after its decision) for the next one."""
+    for u in underlyings:
+        now = hedger.view.snapshot(u)
+        if now is None:
+            continue
+        exposure, market = now
+        ivs = market.option_iv.values()
+        iv = sum(ivs) / len(ivs) if ivs else market.vol
+        before = seen.get(u)
+        if before is not None:
+            attribution.step(before[0], before[1], exposure.price, iv, dt_ms)
+        seen[u] = (exposure, iv)
+
+
+def _sample(result: PathResult, hedger: Hedger, recorder: Recorder, u: str, hours: float) -> None:
+    d = hedger.last_decision.get(u)
+    if d is None:
+        return
+    result.series.unit = d.unit
+    cost = recorder.fees_usd + recorder.slippage_usd
+    b = d.bounds
+    result.series.add(hours, d.price, d.delta, b.center, b.lower, b.upper, cost)
 
 
 def _index(venues: dict[str, SimVenue], underlying: str) -> float:
