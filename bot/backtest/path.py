@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.backtest.attribution import Attribution
@@ -24,6 +24,7 @@ from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings
 from bot.core.book import Exposure, LineKey
 from bot.core.instruments import Instrument, Kind
+from bot.core.market import UnderlyingMarket
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
 from bot.shell.positions import PositionWatch
@@ -154,20 +155,25 @@ async def _run(
     result.start_value_usd = _value(venues)
     result.price_start = _index(venues, ref)
     start_coin = result.start_value_usd / result.price_start
+    start = {u: _index(venues, u) for u in underlyings}
     end_ms = spec.start_ms + int(spec.days * DAY_MS)
     result.series = Series.for_ticks(-(-(end_ms - spec.start_ms) // spec.tick_ms))
-    seen: dict[str, tuple[Exposure, float]] = {}
     t = spec.start_ms
     try:
         while t < end_ms:
             t += spec.tick_ms
             await clock.advance_to(t)
+            # The book as it is held when the market moves (fills so far, not orders in flight).
+            held = {u: _held(hedger, u) for u in underlyings}
             for venue in venues.values():
                 venue.tick()
             _feed(hedger, venues, hedge_lines)
+            if result.ticks == 0:
+                _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
+            else:
+                _attribute(result.attribution, hedger, held, spec.tick_ms)
             hedger.decide_dirty()
             _note(result, hedger, underlyings)
-            _attribute(result.attribution, hedger, underlyings, seen, spec.tick_ms)
             result.ticks += 1
             if result.series.wants(result.ticks):
                 _sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
@@ -227,26 +233,52 @@ def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
         result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))
 
 
+def _iv(market: UnderlyingMarket) -> float:
+    """The options' mean implied volatility (NaN without options: no vega)."""
+    ivs = market.option_iv.values()
+    return sum(ivs) / len(ivs) if ivs else market.vol
+
+
+def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
+    """The exposure of what is held (in-flight orders are not), and the IV it was valued at."""
+    now = hedger.view.snapshot(u)
+    if now is None:
+        return None
+    e, market = now
+    coin = e.delta_coin - e.in_flight_coin
+    return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), _iv(market)
+
+
 def _attribute(
     attribution: Attribution,
     hedger: Hedger,
-    underlyings: list[str],
-    seen: dict[str, tuple[Exposure, float]],
+    held: dict[str, tuple[Exposure, float] | None],
     dt_ms: int,
 ) -> None:
-    """The move since the last tick against the exposure after the last decision; then this
-    tick's exposure (after its decision) for the next one."""
+    """This tick's move against the book held before it."""
+    for u, before in held.items():
+        market = hedger.view.market(u)
+        if before is not None and market is not None:
+            attribution.step(before[0], before[1], market.index, _iv(market), dt_ms)
+
+
+def _first_move(
+    attribution: Attribution,
+    hedger: Hedger,
+    underlyings: list[str],
+    start: dict[str, float],
+    dt_ms: int,
+) -> None:
+    """The first tick's move has no exposure before it (the hedger had no market yet): the
+    book's greeks at the first price, delta taken back to the start price along gamma."""
     for u in underlyings:
-        now = hedger.view.snapshot(u)
-        if now is None:
+        now = _held(hedger, u)
+        if now is None or not start[u] > 0:
             continue
-        exposure, market = now
-        ivs = market.option_iv.values()
-        iv = sum(ivs) / len(ivs) if ivs else market.vol
-        before = seen.get(u)
-        if before is not None:
-            attribution.step(before[0], before[1], exposure.price, iv, dt_ms)
-        seen[u] = (exposure, iv)
+        e, iv = now
+        delta = e.delta_coin - e.gamma_coin * (e.price - start[u])
+        before = replace(e, price=start[u], delta_coin=delta, delta_usd=delta * start[u])
+        attribution.step(before, iv, e.price, iv, dt_ms)
 
 
 def _sample(result: PathResult, hedger: Hedger, recorder: Recorder, u: str, hours: float) -> None:

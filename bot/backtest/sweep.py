@@ -152,6 +152,7 @@ def table(
                 "pnl_std_usd": pnl["std"],
                 "pnl_cvar_5_usd": pnl["cvar_5"],
                 "pnl_cvar_loss_usd": -pnl["cvar_5"],
+                "recommended": False,
             }
         )
     mark_frontier(rows)
