@@ -76,12 +76,14 @@ def run_path(
     spec: PathSpec,
     on_tick: Callable[[int], None] | None = None,
     events: Path | None = None,
+    detail: bool = True,
 ) -> PathResult:
     """Run one seeded path to completion on a fresh virtual loop; with `events`, every event
-    goes to that file as a JSON line."""
+    goes to that file as a JSON line. `detail`: P&L attribution and the picture's series (a
+    quarter of the run time; a sweep goes without)."""
     sink = EventsFile(events) if events is not None else None
     try:
-        return run_virtual(lambda: _run(settings, spec, on_tick, sink))
+        return run_virtual(lambda: _run(settings, spec, on_tick, sink, detail))
     finally:
         if sink is not None:
             sink.close()
@@ -99,6 +101,7 @@ async def _run(
     spec: PathSpec,
     on_tick: Callable[[int], None] | None,
     sink: EventsFile | None,
+    detail: bool,
 ) -> PathResult:
     settings = path_settings(settings, spec.seed)
     clock = VirtualClock(spec.start_ms)
@@ -164,18 +167,18 @@ async def _run(
             t += spec.tick_ms
             await clock.advance_to(t)
             # The book as it is held when the market moves (fills so far, not orders in flight).
-            held = {u: _held(hedger, u) for u in underlyings}
+            held = {u: _held(hedger, u) for u in underlyings} if detail else {}
             for venue in venues.values():
                 venue.tick()
             _feed(hedger, venues, hedge_lines)
-            if result.ticks == 0:
+            if result.ticks == 0 and detail:
                 _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
             else:
                 _attribute(result.attribution, hedger, held, spec.tick_ms)
             hedger.decide_dirty()
             _note(result, hedger, underlyings)
             result.ticks += 1
-            if result.series.wants(result.ticks):
+            if detail and result.series.wants(result.ticks):
                 _sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
             if on_tick is not None:
                 on_tick(result.ticks)

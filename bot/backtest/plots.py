@@ -80,6 +80,14 @@ def frontier_png(path: Path, rows: Sequence[dict[str, Any]], title: str) -> Path
             label="setting",
         )
         front = sorted((r for r in rows if r["frontier"]), key=lambda r: r["pnl_std_usd"])
+        if risk != "pnl_std_usd" and front:  # the std frontier's settings, seen by CVaR
+            ax.scatter(
+                [r[risk] for r in front],
+                [r["cost_mean_usd"] for r in front],
+                color="tab:red",
+                s=24,
+                label="on the std frontier",
+            )
         if risk == "pnl_std_usd" and front:
             ax.plot(
                 [r[risk] for r in front],

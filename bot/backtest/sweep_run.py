@@ -61,7 +61,7 @@ def run_one(settings: Settings, spec: PathSpec) -> dict[str, Any]:
     from bot import logs
 
     logs.configure("error", "console")
-    r = run_path(settings, spec)
+    r = run_path(settings, spec, detail=False)
     return {
         "seed": r.seed,
         "pnl_usd": r.pnl_usd,
