@@ -71,7 +71,7 @@ def sweep_args(cfg: Path, out: Path, *extra: str) -> list[str]:
         "--paths",
         "2",
         "--days",
-        "0.2",
+        "0.1",
         "--out",
         str(out),
         *extra,
@@ -184,7 +184,7 @@ def test_an_interrupted_sweep_keeps_its_work_and_resumes(tmp_path: Path) -> None
     assert full.returncode == 0, full.stderr
     assert (out / "sweep.json").read_bytes() == (tmp_path / "whole" / "sweep.json").read_bytes()
     # Other arguments are another run: the same folder's lines are not mixed in.
-    other = sweep(cfg, out, "--jobs", "1", "--days", "0.1")
+    other = sweep(cfg, out, "--jobs", "1", "--days", "0.05")
     assert other.returncode == 0 and "already done" not in other.stdout
 
 
