@@ -5,7 +5,6 @@ recommendation."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -128,6 +127,13 @@ def test_same_arguments_same_table_on_one_or_more_processes(tmp_path: Path) -> N
     assert_png(tmp_path / "a" / "sweep.png")
     csv_lines = (tmp_path / "a" / "sweep.csv").read_text().splitlines()
     assert csv_lines[0].startswith("hedge.BTC.policy.band,label,") and len(csv_lines) == 3
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "a" / "sweep.parquet").to_pylist()
+    assert [(r["hedge.BTC.policy.band"], r["pnl_std_usd"]) for r in table] == [
+        (0.1, tight["pnl_std_usd"]),
+        (1.5, loose["pnl_std_usd"]),
+    ]
     # Within a budget only the tight band fits; below it nothing does (exit 1, said why).
     budget = (tight["pnl_std_usd"] + loose["pnl_std_usd"]) / 2
     c = sweep(cfg, tmp_path / "a", "--risk-budget-usd", str(budget))
@@ -162,7 +168,7 @@ def test_an_interrupted_sweep_keeps_its_work_and_resumes(tmp_path: Path) -> None
         cwd=ROOT,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 120
@@ -170,13 +176,18 @@ def test_an_interrupted_sweep_keeps_its_work_and_resumes(tmp_path: Path) -> None
             assert proc.poll() is None, "the sweep ended before it could be interrupted"
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: stops, keeps what finished, says so
+        _, err = proc.communicate(timeout=60)
     finally:
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"run the same command to resume" in err
     kept = results.read_text().count("\n")
     assert 1 <= kept < 4
     with results.open("a") as f:
-        f.write('{"run": "torn')  # a line cut by the kill is ignored
+        f.write('{"run": "torn')  # a line cut by a harder stop (kill -9) is ignored
     r = sweep(cfg, out, "--jobs", "1")
     assert r.returncode == 0, r.stderr
     assert f"{kept} of 4 path(s) already done" in r.stdout

@@ -9,9 +9,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.backtest.cli import START_MS
+
+if TYPE_CHECKING:
+    from bot.backtest.path import PathSpec
+    from bot.config import Settings
 
 COLUMNS = (
     "label",
@@ -117,8 +121,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _run(
     args: argparse.Namespace,
-    settings: Any,
-    runnable: list[tuple[dict[str, Any], Any]],
+    settings: Settings,
+    runnable: list[tuple[dict[str, Any], Settings]],
     skipped: list[dict[str, Any]],
 ) -> int:
     from rich.progress import (
@@ -150,11 +154,24 @@ def _run(
         print(f"sweep: {total - len(work)} of {total} path(s) already done in {args.out}")
     jobs = args.jobs or min(len(work) or 1, os.cpu_count() or 1)
     columns = (TextColumn("[bold]paths"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("paths", total=total, completed=total - len(work))
-        done |= sweep_run.run_all(
-            work, args.out, rid, jobs, args.scheduler, lambda: progress.advance(task)
+    finished = {"n": 0}
+
+    def advance() -> None:
+        finished["n"] += 1
+        progress.advance(task)
+
+    try:
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("paths", total=total, completed=total - len(work))
+            done |= sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance)
+    except KeyboardInterrupt:
+        kept = total - len(work) + finished["n"]
+        print(
+            f"sweep: interrupted; {kept} of {total} path(s) kept in "
+            f"{args.out / sweep_run.RESULTS}: run the same command to resume",
+            file=sys.stderr,
         )
+        return 130
     rows = sweep.table([c for c, _ in runnable], done, [p.seed for p in paths])
     best = None
     if args.risk_budget_usd is not None:
@@ -174,7 +191,7 @@ def _write(
     args: argparse.Namespace,
     rows: list[dict[str, Any]],
     skipped: list[dict[str, Any]],
-    spec: Any,
+    spec: PathSpec,
     best: dict[str, Any] | None,
 ) -> None:
     doc = {
@@ -189,12 +206,24 @@ def _write(
         "skipped": skipped,
     }
     (args.out / "sweep.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    names = sorted({p for r in rows for p in r["settings"]})
+    flat = [[*(r["settings"].get(n, "") for n in names), *(r[c] for c in COLUMNS)] for r in rows]
     with (args.out / "sweep.csv").open("w", newline="", encoding="utf-8") as f:
-        names = sorted({p for r in rows for p in r["settings"]})
         w = csv.writer(f)
         w.writerow([*names, *COLUMNS])
-        for r in rows:
-            w.writerow([*(r["settings"].get(n, "") for n in names), *(r[c] for c in COLUMNS)])
+        w.writerows(flat)
+    try:  # for dataframes (pandas, Dask, Polars), where pyarrow is installed
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    header = [*names, *COLUMNS]
+    columns: dict[str, list[Any]] = {}
+    for i, h in enumerate(header):
+        values = [x[i] for x in flat]
+        mixed = len({type(v) for v in values}) > 1  # a column has one type: mixed goes as text
+        columns[h] = [str(v) for v in values] if mixed else values
+    pq.write_table(pa.table(columns), args.out / "sweep.parquet")
 
 
 def _print(rows: list[dict[str, Any]], best: dict[str, Any] | None, budget: float | None) -> None:

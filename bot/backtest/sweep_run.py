@@ -103,7 +103,8 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
         for w in work:
             yield w, run_one(w.settings, w.spec)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    try:
         pending: dict[Future[dict[str, Any]], Work] = {}
         queue = iter(work)
         # A bounded queue: the pool never holds every pair's settings at once.
@@ -118,6 +119,9 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
                 nxt = next(queue, None)
                 if nxt is not None:
                     pending[pool.submit(run_one, nxt.settings, nxt.spec)] = nxt
+    finally:
+        # Interrupted: what is queued is dropped, not waited for (its results would be lost).
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask(work: Sequence[Work], scheduler: str) -> Iterator[tuple[Work, dict[str, Any]]]:
