@@ -98,7 +98,11 @@ def key(combo: Combo) -> str:
 
 def label(combo: Combo) -> str:
     """Short: the last part of each path, `band=0.1 kind=band`."""
-    return " ".join(f"{p.rsplit('.', 1)[-1]}={v}" for p, v in combo.items()) or "config"
+
+    def show(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in combo.items()) or "config"
 
 
 def apply(settings: Settings, combo: Combo) -> Settings:
