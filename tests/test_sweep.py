@@ -168,6 +168,11 @@ def test_the_frontier_is_the_non_dominated_settings() -> None:
     rows = hand_table()
     sweep.mark_frontier(rows)
     assert [r["label"] for r in rows if r["frontier"]] == ["tight", "mid", "loose"]
+    assert not any(r["frontier_cvar"] for r in rows)  # no CVaR in this table: nothing marked
+    for r, loss in zip(rows, [50.0, 10.0, 5.0, 60.0, 90.0, 80.0], strict=True):
+        r["pnl_cvar_loss_usd"] = loss
+    sweep.mark_frontier(rows)
+    assert [r["label"] for r in rows if r["frontier_cvar"]] == ["mid", "worse", "wide"]
 
 
 def test_the_recommendation_is_the_cheapest_within_the_budget() -> None:

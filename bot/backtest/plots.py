@@ -68,9 +68,9 @@ def frontier_png(path: Path, rows: Sequence[dict[str, Any]], title: str) -> Path
     and labelled, the recommendation (if any) circled."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 6), constrained_layout=True)
-    for ax, risk, label in (
-        (axes[0], "pnl_std_usd", "hedged P&L std (USD)"),
-        (axes[1], "pnl_cvar_loss_usd", "5% CVaR loss (USD)"),
+    for ax, risk, flag, label in (
+        (axes[0], "pnl_std_usd", "frontier", "hedged P&L std (USD)"),
+        (axes[1], "pnl_cvar_loss_usd", "frontier_cvar", "5% CVaR loss (USD)"),
     ):
         ax.scatter(
             [r[risk] for r in rows],
@@ -79,16 +79,8 @@ def frontier_png(path: Path, rows: Sequence[dict[str, Any]], title: str) -> Path
             s=18,
             label="setting",
         )
-        front = sorted((r for r in rows if r["frontier"]), key=lambda r: r["pnl_std_usd"])
-        if risk != "pnl_std_usd" and front:  # the std frontier's settings, seen by CVaR
-            ax.scatter(
-                [r[risk] for r in front],
-                [r["cost_mean_usd"] for r in front],
-                color="tab:red",
-                s=24,
-                label="on the std frontier",
-            )
-        if risk == "pnl_std_usd" and front:
+        front = sorted((r for r in rows if r.get(flag)), key=lambda r: r[risk])
+        if front:
             ax.plot(
                 [r[risk] for r in front],
                 [r["cost_mean_usd"] for r in front],

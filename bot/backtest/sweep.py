@@ -164,16 +164,18 @@ def table(
 
 
 def mark_frontier(rows: list[dict[str, Any]]) -> None:
-    """`frontier`: no other row is at least as cheap and as low in std, and better in one."""
-    for r in rows:
-        c, s = r["cost_mean_usd"], r["pnl_std_usd"]
-        r["frontier"] = not any(
-            o is not r
-            and o["cost_mean_usd"] <= c
-            and o["pnl_std_usd"] <= s
-            and (o["cost_mean_usd"] < c or o["pnl_std_usd"] < s)
-            for o in rows
-        )
+    """`frontier`: no other row is at least as cheap and as low in std, and better in one;
+    `frontier_cvar`: the same with the 5% CVaR loss as the risk."""
+    for flag, risk in (("frontier", "pnl_std_usd"), ("frontier_cvar", "pnl_cvar_loss_usd")):
+        for r in rows:
+            c, s = r["cost_mean_usd"], r.get(risk, math.nan)
+            r[flag] = math.isfinite(s) and not any(
+                o is not r
+                and o["cost_mean_usd"] <= c
+                and o.get(risk, math.nan) <= s
+                and (o["cost_mean_usd"] < c or o.get(risk, math.nan) < s)
+                for o in rows
+            )
 
 
 def recommend(rows: list[dict[str, Any]], budget_usd: float) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ COLUMNS = (
     "pnl_std_usd",
     "pnl_cvar_5_usd",
     "frontier",
+    "frontier_cvar",
     "recommended",
 )
 
@@ -232,7 +233,7 @@ def _print(rows: list[dict[str, Any]], best: dict[str, Any] | None, budget: floa
     width = max(len(r["label"]) for r in rows) if rows else 5
     print(f"  {'setting':<{width}}  {'cost':>10}  {'P&L std':>10}  {'5% CVaR':>10}  frontier")
     for r in rows:
-        mark = "*" if r["frontier"] else ""
+        mark = ",".join(n for n, f in (("std", "frontier"), ("cvar", "frontier_cvar")) if r[f])
         print(
             f"  {r['label']:<{width}}  {r['cost_mean_usd']:>10,.2f}  {r['pnl_std_usd']:>10,.2f}"
             f"  {r['pnl_cvar_5_usd']:>10,.2f}  {mark}"
