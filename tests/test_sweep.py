@@ -225,3 +225,18 @@ def test_the_series_is_bounded_whatever_the_path_length() -> None:
             s.add(tick, 1.0, 0.0, 0.0, 0.1, 0.1, 0.0)
     assert len(s) == 2_000 and s.lower[0] == -0.1 and s.upper[0] == 0.1
     assert Series.for_ticks(100).stride == 1
+
+
+def test_the_daemon_and_the_cli_do_not_load_the_lab_packages() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bot.daemon, bot.cli, bot.backtest.plots, bot.backtest.sweep_run;"
+        "bot.cli.build_parser();"
+        "print(sorted(m for m in ('matplotlib', 'distributed', 'dask', 'pyarrow') "
+        "if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
