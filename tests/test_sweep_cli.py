@@ -214,6 +214,8 @@ def test_bad_grids_and_combinations_are_refused_with_the_rule(tmp_path: Path) ->
     assert r.returncode == 2, r.stdout
     assert "hedge.BTC.policy.band_lower" in r.stderr and "greater than 0" in r.stderr
     assert "no combination of the grid validates" in r.stderr
+    r = sweep(cfg, tmp_path / "x", "--scheduler", "localhost:8786")
+    assert r.returncode == 2 and "--scheduler: must be an address like tcp://HOST:PORT" in r.stderr
     # Only some combinations validate: those run, the rest are reported as skipped.
     r = sweep(cfg, tmp_path / "y", "--grid", "hedge.BTC.policy.to=target,sideways", "--paths", "1")
     assert r.returncode == 0, r.stderr

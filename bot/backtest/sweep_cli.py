@@ -165,6 +165,11 @@ def _run(
         with Progress(*columns, transient=True) as progress:
             task = progress.add_task("paths", total=total, completed=total - len(work))
             done |= sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance)
+    except OSError as e:
+        if args.scheduler is None:
+            raise
+        print(f"--scheduler: cannot use {args.scheduler} ({e})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         kept = total - len(work) + finished["n"]
         print(

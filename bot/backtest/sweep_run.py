@@ -127,7 +127,7 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
 def _dask(work: Sequence[Work], scheduler: str) -> Iterator[tuple[Work, dict[str, Any]]]:
     from distributed import Client, as_completed
 
-    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+    with Client(scheduler, timeout="15s") as client:  # type: ignore[no-untyped-call]
         futures = {client.submit(run_one, w.settings, w.spec, pure=False): w for w in work}
         for f in as_completed(futures):  # type: ignore[no-untyped-call]
             yield futures[f], f.result()
