@@ -206,7 +206,11 @@ def test_the_table_keeps_only_settings_with_every_path() -> None:
 
 def test_attribution_adds_up_and_explains_a_smooth_market(tmp_path: Path) -> None:
     spec = PathSpec(seed=3, days=0.25, tick_ms=60_000, start_ms=1_767_225_600_000)
-    r = run_path(settings(tmp_path, vol=0.5, jumps=0.0), spec)
+    smooth = settings(tmp_path, vol=0.5, jumps=0.0)
+    r = run_path(smooth, spec)
+    bare = run_path(smooth, spec, detail=False)  # attribution only reads: the same run
+    assert (bare.pnl_usd, bare.orders, bare.fees_usd) == (r.pnl_usd, r.orders, r.fees_usd)
+    assert bare.attribution.delta == 0.0 and len(bare.series) == 0
     a = r.attribution.as_dict()
     assert set(a) == set(PARTS)
     assert sum(a.values()) == pytest.approx(r.pnl_usd, abs=1e-6)

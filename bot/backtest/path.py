@@ -80,7 +80,7 @@ def run_path(
 ) -> PathResult:
     """Run one seeded path to completion on a fresh virtual loop; with `events`, every event
     goes to that file as a JSON line. `detail`: P&L attribution and the picture's series (a
-    quarter of the run time; a sweep goes without)."""
+    greeks snapshot per tick; a sweep goes without). It only reads: decisions are the same."""
     sink = EventsFile(events) if events is not None else None
     try:
         return run_virtual(lambda: _run(settings, spec, on_tick, sink, detail))
