@@ -66,6 +66,28 @@ def with_setting(
         raise ConfigError(e.source, scrub(e.problems, held_secrets(settings))) from None
 
 
+def with_file_value(settings: Settings, path: str, value: Any) -> Settings:
+    """A copy of `settings` with the dotted `path` (a setting or a whole table) set to
+    `value`, validated as the config file is: what a variant of the file would give (the lab's
+    sweeps). Not for a running daemon: `with_setting` holds live changes to stricter rules.
+    Raises ConfigError naming the field, the value and the rule."""
+    data = settings.model_dump(mode="python")
+    parts = path.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"set {path}", [(".".join(parts[: i + 1]), "", "no such setting")])
+        node = node[part]
+    if not isinstance(node, dict) or parts[-1] not in node:
+        rule = moved_hint(path, value) or "no such setting"
+        raise ConfigError(f"set {path}", [(path, "", rule)])
+    node[parts[-1]] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"set {path}", scrub(problems_of(e), held_secrets(settings))) from None
+
+
 def held_secrets(model: BaseModel) -> list[str]:
     """Every value a SecretStr holds anywhere in the settings."""
     found: list[str] = []

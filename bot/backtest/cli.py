@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the hedger on simulated markets, as fast as the CPU allows",
         description="Runs the same hedger, risk gate, executor and simulated exchange as the "
         "daemon on a virtual clock, over --paths seeded paths, and writes report.json (the same "
-        "config and seed give the same file) and timing.json to --out.",
+        "config and seed give the same file), timing.json and report.png (with the lab extra) to "
+        "--out.",
     )
     p.add_argument("--config", "-c", type=Path, required=True, help="TOML config file")
     p.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
@@ -34,6 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--events", action="store_true", help="also write every event to events-<seed>.jsonl"
     )
     p.set_defaults(func=lazy("bot.backtest.cli:cmd_backtest"))
+    from bot.backtest import sweep_cli
+
+    sweep_cli.register(sub)  # the lab's sweep sits beside the backtest it repeats
 
 
 def _usage(args: argparse.Namespace) -> str | None:
@@ -90,4 +94,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     for line in report.summary_lines(doc, timing):
         print(line)
     print(f"  report           {path}")
+    from bot.backtest import plots
+
+    why = plots.missing()
+    if why is None:
+        png = plots.backtest_png(args.out / "report.png", results, f"backtest: {args.config.name}")
+        print(f"  picture          {png}")
+    else:
+        print(f"  picture          none: {why}")
     return 0

@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bot.backtest.attribution import Attribution
 from bot.backtest.recorder import EventsFile, Recorder
+from bot.backtest.series import Series
 from bot.backtest.valuation import value_usd
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings
-from bot.core.book import LineKey
+from bot.core.book import Exposure, LineKey
 from bot.core.instruments import Instrument, Kind
+from bot.core.market import UnderlyingMarket
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
 from bot.shell.positions import PositionWatch
@@ -60,6 +63,8 @@ class PathResult:
     max_abs_drift: float = 0.0  # |delta - target| in the hedge's unit
     price_start: float = 0.0
     price_end: float = 0.0
+    attribution: Attribution = field(default_factory=Attribution)
+    series: Series = field(default_factory=Series)  # for the picture; not in report.json
 
     @property
     def share_in_band(self) -> float:
@@ -71,12 +76,14 @@ def run_path(
     spec: PathSpec,
     on_tick: Callable[[int], None] | None = None,
     events: Path | None = None,
+    detail: bool = True,
 ) -> PathResult:
     """Run one seeded path to completion on a fresh virtual loop; with `events`, every event
-    goes to that file as a JSON line."""
+    goes to that file as a JSON line. `detail`: P&L attribution and the picture's series (a
+    greeks snapshot per tick; a sweep goes without). It only reads: decisions are the same."""
     sink = EventsFile(events) if events is not None else None
     try:
-        return run_virtual(lambda: _run(settings, spec, on_tick, sink))
+        return run_virtual(lambda: _run(settings, spec, on_tick, sink, detail))
     finally:
         if sink is not None:
             sink.close()
@@ -94,6 +101,7 @@ async def _run(
     spec: PathSpec,
     on_tick: Callable[[int], None] | None,
     sink: EventsFile | None,
+    detail: bool,
 ) -> PathResult:
     settings = path_settings(settings, spec.seed)
     clock = VirtualClock(spec.start_ms)
@@ -150,18 +158,28 @@ async def _run(
     result.start_value_usd = _value(venues)
     result.price_start = _index(venues, ref)
     start_coin = result.start_value_usd / result.price_start
+    start = {u: _index(venues, u) for u in underlyings}
     end_ms = spec.start_ms + int(spec.days * DAY_MS)
+    result.series = Series.for_ticks(-(-(end_ms - spec.start_ms) // spec.tick_ms))
     t = spec.start_ms
     try:
         while t < end_ms:
             t += spec.tick_ms
             await clock.advance_to(t)
+            # The book as it is held when the market moves (fills so far, not orders in flight).
+            held = {u: _held(hedger, u) for u in underlyings} if detail else {}
             for venue in venues.values():
                 venue.tick()
             _feed(hedger, venues, hedge_lines)
+            if result.ticks == 0 and detail:
+                _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
+            else:
+                _attribute(result.attribution, hedger, held, spec.tick_ms)
             hedger.decide_dirty()
             _note(result, hedger, underlyings)
             result.ticks += 1
+            if detail and result.series.wants(result.ticks):
+                _sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
             if on_tick is not None:
                 on_tick(result.ticks)
         # Let what is in flight settle before the books are closed.
@@ -178,6 +196,7 @@ async def _run(
     result.pnl_usd = result.end_value_usd - result.start_value_usd
     result.pnl_coin = result.end_value_usd / result.price_end - start_coin
     recorder.fill_into(result)
+    result.attribution.close(result.pnl_usd, result.fees_usd, result.slippage_usd)
     return result
 
 
@@ -215,6 +234,64 @@ def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
         result.max_abs_drift = max(result.max_abs_drift, drift)
         coin = d.delta if d.unit == "coin" else d.delta / d.price
         result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))
+
+
+def _iv(market: UnderlyingMarket) -> float:
+    """The options' mean implied volatility (NaN without options: no vega)."""
+    ivs = market.option_iv.values()
+    return sum(ivs) / len(ivs) if ivs else market.vol
+
+
+def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
+    """The exposure of what is held (in-flight orders are not), and the IV it was valued at."""
+    now = hedger.view.snapshot(u)
+    if now is None:
+        return None
+    e, market = now
+    coin = e.delta_coin - e.in_flight_coin
+    return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), _iv(market)
+
+
+def _attribute(
+    attribution: Attribution,
+    hedger: Hedger,
+    held: dict[str, tuple[Exposure, float] | None],
+    dt_ms: int,
+) -> None:
+    """This tick's move against the book held before it."""
+    for u, before in held.items():
+        market = hedger.view.market(u)
+        if before is not None and market is not None:
+            attribution.step(before[0], before[1], market.index, _iv(market), dt_ms)
+
+
+def _first_move(
+    attribution: Attribution,
+    hedger: Hedger,
+    underlyings: list[str],
+    start: dict[str, float],
+    dt_ms: int,
+) -> None:
+    """The first tick's move has no exposure before it (the hedger had no market yet): the
+    book's greeks at the first price, delta taken back to the start price along gamma."""
+    for u in underlyings:
+        now = _held(hedger, u)
+        if now is None or not start[u] > 0:
+            continue
+        e, iv = now
+        delta = e.delta_coin - e.gamma_coin * (e.price - start[u])
+        before = replace(e, price=start[u], delta_coin=delta, delta_usd=delta * start[u])
+        attribution.step(before, iv, e.price, iv, dt_ms)
+
+
+def _sample(result: PathResult, hedger: Hedger, recorder: Recorder, u: str, hours: float) -> None:
+    d = hedger.last_decision.get(u)
+    if d is None:
+        return
+    result.series.unit = d.unit
+    cost = recorder.fees_usd + recorder.slippage_usd
+    b = d.bounds
+    result.series.add(hours, d.price, d.delta, b.center, b.lower, b.upper, cost)
 
 
 def _index(venues: dict[str, SimVenue], underlying: str) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.backtest.attribution import PARTS
 from bot.backtest.path import PathResult, PathSpec
 
 CVAR_LEVEL = 0.05
@@ -36,6 +37,7 @@ def stats(values: Sequence[float]) -> dict[str, float]:
 
 def path_dict(r: PathResult) -> dict[str, Any]:
     d = asdict(r)
+    d.pop("series")  # the picture's data, not a result
     d["share_in_band"] = r.share_in_band
     return d
 
@@ -64,6 +66,13 @@ def build(
             "max_abs_delta_coin": max(col("max_abs_delta_coin"), default=0.0),
             "max_abs_drift": max(col("max_abs_drift"), default=0.0),
             "ticks": int(sum(col("ticks"))),
+            # mean over paths of each part of the hedged P&L (USD); they add up to its mean
+            "attribution_usd": {
+                part: float(np.mean([getattr(r.attribution, part) for r in results]))
+                if results
+                else 0.0
+                for part in PARTS
+            },
         },
         "per_path": [path_dict(r) for r in results],
     }
@@ -93,6 +102,7 @@ def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]
         f"  slippage USD     mean {s['slippage_usd']['mean']:,.2f}",
         f"  orders / fills   mean {s['orders']['mean']:.1f} / {s['fills']['mean']:.1f}",
         f"  inside the band  {s['share_in_band']['mean'] * 100:.1f}% of ticks",
+        "  P&L attribution  " + "  ".join(f"{k} {v:,.2f}" for k, v in s["attribution_usd"].items()),
         f"  largest |delta|  {s['max_abs_delta_coin']:.4f} coin",
         f"  ticks            {s['ticks']:,} in {timing['wall_s']:.2f} s "
         f"({timing['ticks_per_s']:,.0f} ticks/s)",

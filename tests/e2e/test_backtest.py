@@ -4,11 +4,15 @@ make the same decisions and send the same orders on the same market."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.backtest.attribution import PARTS
 from bot.io.journal import Journal
 from tests.helpers import ROOT, clean_env, parse_events, run_bot
 
@@ -61,13 +65,13 @@ def write_config(tmp: Path, seed: int = 11) -> Path:
     return path
 
 
-def backtest(args: list[str]) -> subprocess.CompletedProcess[str]:
+def backtest(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "backtest", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=clean_env(),
+        env=clean_env(**env),
         timeout=300,
     )
 
@@ -104,10 +108,40 @@ def test_backtest_report_is_complete_and_repeats_byte_for_byte(tmp_path: Path) -
     timing = json.loads((a / "timing.json").read_text())
     assert timing["ticks"] == 3 * 720 and timing["ticks_per_s"] > 0
     assert "hedged P&L USD" in ra.stdout and "ticks/s" in ra.stdout
+    # P&L attribution: the parts of each path add up to its hedged P&L.
+    for p in report["per_path"]:
+        parts = p["attribution"]
+        assert set(parts) == {*PARTS}
+        assert sum(parts.values()) == pytest.approx(p["pnl_usd"], abs=1e-6)
+        assert parts["fees"] == -p["fees_usd"]
+    assert "P&L attribution  delta" in ra.stdout
+    # The picture beside the JSON: a PNG that decodes.
+    png = (a / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") > 100
+    import matplotlib.image
+
+    assert matplotlib.image.imread(a / "report.png").ndim == 3
+    assert f"picture          {a / 'report.png'}" in ra.stdout
     # Another seed is another market.
     rc = backtest([*args[:-1], "6", "--out", str(tmp_path / "c")])
     assert rc.returncode == 0, rc.stderr
     assert (tmp_path / "c" / "report.json").read_bytes() != (a / "report.json").read_bytes()
+
+
+def test_without_matplotlib_the_backtest_writes_its_json_and_says_why(tmp_path: Path) -> None:
+    # A matplotlib that cannot be imported, ahead of the real one on the path.
+    shim = tmp_path / "shim" / "matplotlib"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    path = os.pathsep.join([str(tmp_path / "shim"), os.environ.get("PYTHONPATH", str(ROOT))])
+    out = tmp_path / "out"
+    args = ["--config", str(write_config(tmp_path)), "--days", "0.05", "--out", str(out)]
+    r = backtest(args, PYTHONPATH=path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "report.json").read_text())["paths"] == 1
+    assert not (out / "report.png").exists()
+    assert "picture          none: matplotlib is not installed" in r.stdout
+    assert "hedgebot[lab]" in r.stdout
 
 
 def test_backtest_refuses_real_exchanges_and_bad_arguments(tmp_path: Path) -> None:

@@ -1,0 +1,261 @@
+"""`hedgebot sweep`: the backtest over a grid of settings on the same seeded paths, a table of
+cost against risk, the efficient frontier, and the cheapest setting within a risk budget."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.backtest.cli import START_MS
+from bot.cli_lazy import lazy
+
+if TYPE_CHECKING:
+    from bot.backtest.path import PathSpec
+    from bot.config import Settings
+
+COLUMNS = (
+    "label",
+    "paths",
+    "cost_mean_usd",
+    "fees_mean_usd",
+    "slippage_mean_usd",
+    "orders_mean",
+    "pnl_mean_usd",
+    "pnl_std_usd",
+    "pnl_cvar_5_usd",
+    "frontier",
+    "frontier_cvar",
+    "recommended",
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="backtest a grid of settings on the same paths: cost against risk, the frontier",
+        description="Runs every combination of the --grid values on the same seeded paths "
+        "(common random numbers), on local processes or a Dask cluster, and writes sweep.csv, "
+        "sweep.json and sweep.png (the lab extra) to --out. Finished paths are kept in "
+        "results.jsonl: a re-run with the same arguments runs only what is missing.",
+    )
+    p.add_argument("--config", "-c", type=Path, required=True, help="TOML config file")
+    p.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="PATH=A:B:N|PATH=V1,V2",
+        help="a setting and its values, e.g. hedge.BTC.policy.band=0.1:1.0:10 (repeatable)",
+    )
+    p.add_argument("--paths", type=int, default=20, help="seeded paths per setting (20)")
+    p.add_argument("--days", type=float, default=7.0, help="simulated days per path (7)")
+    p.add_argument("--seed", type=int, default=None, help="first path's seed (config sim.seed)")
+    p.add_argument("--tick-ms", type=int, default=60_000, help="ms between ticks (60000)")
+    p.add_argument("--jobs", type=int, default=None, help="local processes (one per core)")
+    p.add_argument("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) instead")
+    p.add_argument("--out", type=Path, default=Path("sweep-out"), help="result folder")
+    p.add_argument(
+        "--risk-budget-usd",
+        type=float,
+        default=None,
+        help="recommend the cheapest setting whose hedged P&L std is within this",
+    )
+    p.set_defaults(func=lazy("bot.backtest.sweep_cli:cmd_sweep"))
+
+
+def _usage(args: argparse.Namespace) -> str | None:
+    if not args.grid:
+        return "--grid: give at least one (e.g. --grid 'hedge.BTC.policy.band=0.1:1.0:10')"
+    if not args.days > 0:
+        return f"--days: must be > 0 (got {args.days})"
+    if args.paths < 1:
+        return f"--paths: must be >= 1 (got {args.paths})"
+    if args.tick_ms < 1:
+        return f"--tick-ms: must be >= 1 (got {args.tick_ms})"
+    if args.jobs is not None and args.jobs < 1:
+        return f"--jobs: must be >= 1 (got {args.jobs})"
+    if args.risk_budget_usd is not None and not args.risk_budget_usd >= 0:
+        return f"--risk-budget-usd: must be >= 0 (got {args.risk_budget_usd})"
+    if args.scheduler is not None and "://" not in args.scheduler:
+        return f"--scheduler: must be an address like tcp://HOST:PORT (got {args.scheduler!r})"
+    return None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bot.backtest import sweep
+    from bot.config import ConfigError, load_settings
+
+    problem = _usage(args)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    try:
+        combos = sweep.combinations([sweep.parse_grid(g) for g in args.grid])
+    except sweep.GridError as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config, args.secrets)
+    except ConfigError as e:
+        print(e.render(), file=sys.stderr)
+        return 2
+    if any(a.exchange != "sim" for a in settings.accounts.values()):
+        print("accounts: a sweep runs on the simulated exchange only", file=sys.stderr)
+        return 2
+    runnable, skipped = [], []
+    for combo in combos:
+        try:
+            runnable.append((combo, sweep.apply(settings, combo)))
+        except ConfigError as e:
+            skipped.append({"label": sweep.label(combo), "settings": combo, "reason": e.render()})
+    for s in skipped:
+        print(f"skipped {s['label']}: {s['reason']}", file=sys.stderr)
+    if not runnable:
+        print("sweep: no combination of the grid validates; nothing to run", file=sys.stderr)
+        return 2
+    return _run(args, settings, runnable, skipped)
+
+
+def _run(
+    args: argparse.Namespace,
+    settings: Settings,
+    runnable: list[tuple[dict[str, Any], Settings]],
+    skipped: list[dict[str, Any]],
+) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from bot import logs
+    from bot.backtest import plots, sweep, sweep_run
+    from bot.backtest.path import PathSpec
+
+    logs.configure("error", "console")
+    seed = settings.sim.seed if args.seed is None else args.seed
+    spec = PathSpec(seed=seed, days=args.days, tick_ms=args.tick_ms, start_ms=START_MS)
+    rid = sweep_run.run_id(args.config.read_text(encoding="utf-8"), spec)
+    paths = sweep_run.specs(spec, args.paths)
+    done = sweep_run.load_done(args.out, rid)
+    work = [
+        sweep_run.Work(sweep.key(combo), s, p)
+        for combo, s in runnable
+        for p in paths
+        if (sweep.key(combo), p.seed) not in done
+    ]
+    total = len(runnable) * len(paths)
+    if total > len(work):
+        print(f"sweep: {total - len(work)} of {total} path(s) already done in {args.out}")
+    jobs = args.jobs or min(len(work) or 1, os.cpu_count() or 1)
+    columns = (TextColumn("[bold]paths"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    finished = {"n": 0}
+
+    def advance() -> None:
+        finished["n"] += 1
+        progress.advance(task)
+
+    try:
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("paths", total=total, completed=total - len(work))
+            done |= sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance)
+    except OSError as e:
+        if args.scheduler is None:
+            raise
+        print(f"--scheduler: cannot use {args.scheduler} ({e})", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        kept = total - len(work) + finished["n"]
+        print(
+            f"sweep: interrupted; {kept} of {total} path(s) kept in "
+            f"{args.out / sweep_run.RESULTS}: run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    rows = sweep.table([c for c, _ in runnable], done, [p.seed for p in paths])
+    best = None
+    if args.risk_budget_usd is not None:
+        best = sweep.recommend(rows, args.risk_budget_usd)
+    _write(args, rows, skipped, spec, best)
+    _print(rows, best, args.risk_budget_usd)
+    why = plots.missing()
+    if why is None:
+        png = plots.frontier_png(args.out / "sweep.png", rows, f"sweep: {args.config.name}")
+        print(f"  picture  {png}")
+    else:
+        print(f"  picture  none: {why}")
+    return 1 if args.risk_budget_usd is not None and best is None else 0
+
+
+def _write(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    spec: PathSpec,
+    best: dict[str, Any] | None,
+) -> None:
+    doc = {
+        "config": args.config.name,
+        "seed": spec.seed,
+        "paths": args.paths,
+        "days": spec.days,
+        "tick_ms": spec.tick_ms,
+        "risk_budget_usd": args.risk_budget_usd,
+        "recommended": best["settings"] if best else None,
+        "rows": rows,
+        "skipped": skipped,
+    }
+    (args.out / "sweep.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    names = sorted({p for r in rows for p in r["settings"]})
+    flat = [[*(r["settings"].get(n, "") for n in names), *(r[c] for c in COLUMNS)] for r in rows]
+    with (args.out / "sweep.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow([*names, *COLUMNS])
+        w.writerows(flat)
+    try:  # for dataframes (pandas, Dask, Polars), where pyarrow is installed
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    header = [*names, *COLUMNS]
+    columns: dict[str, list[Any]] = {}
+    for i, h in enumerate(header):
+        values = [x[i] for x in flat]
+        mixed = len({type(v) for v in values}) > 1  # a column has one type: mixed goes as text
+        columns[h] = [str(v) for v in values] if mixed else values
+    pq.write_table(pa.table(columns), args.out / "sweep.parquet")
+
+
+def _print(rows: list[dict[str, Any]], best: dict[str, Any] | None, budget: float | None) -> None:
+    from bot.backtest import sweep
+
+    width = max(len(r["label"]) for r in rows) if rows else 5
+    print(f"  {'setting':<{width}}  {'cost':>10}  {'P&L std':>10}  {'5% CVaR':>10}  frontier")
+    for r in rows:
+        mark = ",".join(n for n, f in (("std", "frontier"), ("cvar", "frontier_cvar")) if r[f])
+        print(
+            f"  {r['label']:<{width}}  {r['cost_mean_usd']:>10,.2f}  {r['pnl_std_usd']:>10,.2f}"
+            f"  {r['pnl_cvar_5_usd']:>10,.2f}  {mark}"
+        )
+    if budget is None:
+        return
+    if best is None:
+        low = min(rows, key=lambda r: r["pnl_std_usd"])
+        print(
+            f"no setting has a hedged P&L std within {budget:,.2f} USD; the lowest is "
+            f"{low['label']} ({low['pnl_std_usd']:,.2f})"
+        )
+        return
+    print(
+        f"recommended within a std of {budget:,.2f} USD: {best['label']} "
+        f"(cost {best['cost_mean_usd']:,.2f}, std {best['pnl_std_usd']:,.2f}); in the config:"
+    )
+    for line in sweep.toml_lines(best["settings"]):
+        print(f"  {line}")
