@@ -7,8 +7,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli_lazy import lazy
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 # 2026-01-01T00:00:00Z: a fixed start, so a run does not depend on the day it is run.
 START_MS = 1_767_225_600_000
@@ -40,7 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep_cli.register(sub)  # the lab's sweep sits beside the backtest it repeats
 
 
-def _usage(args: argparse.Namespace) -> str | None:
+def path_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the path arguments backtest and sweep share, or None."""
     if not args.days > 0:
         return f"--days: must be > 0 (got {args.days})"
     if args.paths < 1:
@@ -52,27 +57,36 @@ def _usage(args: argparse.Namespace) -> str | None:
     return None
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from bot.backtest.runner import run_paths
-    from bot.clock import monotonic_s
+def simulated_settings(args: argparse.Namespace, what: str) -> Settings | None:
+    """The config, if it loads and every account is simulated; else None, having said why."""
     from bot.config import ConfigError, load_settings
 
-    problem = _usage(args)
-    if problem is not None:
-        print(problem, file=sys.stderr)
-        return 2
     try:
         settings = load_settings(args.config, args.secrets)
     except ConfigError as e:
         print(e.render(), file=sys.stderr)
-        return 2
+        return None
     real = [f"{n} ({a.exchange})" for n, a in settings.accounts.items() if a.exchange != "sim"]
     if real:
         print(
-            f"accounts: a backtest runs on the simulated exchange; {', '.join(real)} "
+            f"accounts: {what} runs on the simulated exchange; {', '.join(real)} "
             "are real exchanges",
             file=sys.stderr,
         )
+        return None
+    return settings
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from bot.backtest.runner import run_paths
+    from bot.clock import monotonic_s
+
+    problem = path_usage(args)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
+    settings = simulated_settings(args, "a backtest")
+    if settings is None:
         return 2
     from bot import logs
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.backtest.cli import START_MS
+from bot.backtest.cli import START_MS, path_usage, simulated_settings
 from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
@@ -71,14 +71,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _usage(args: argparse.Namespace) -> str | None:
     if not args.grid:
         return "--grid: give at least one (e.g. --grid 'hedge.BTC.policy.band=0.1:1.0:10')"
-    if not args.days > 0:
-        return f"--days: must be > 0 (got {args.days})"
-    if args.paths < 1:
-        return f"--paths: must be >= 1 (got {args.paths})"
-    if args.tick_ms < 1:
-        return f"--tick-ms: must be >= 1 (got {args.tick_ms})"
-    if args.jobs is not None and args.jobs < 1:
-        return f"--jobs: must be >= 1 (got {args.jobs})"
+    if (problem := path_usage(args)) is not None:
+        return problem
     if args.risk_budget_usd is not None and not args.risk_budget_usd >= 0:
         return f"--risk-budget-usd: must be >= 0 (got {args.risk_budget_usd})"
     if args.scheduler is not None and "://" not in args.scheduler:
@@ -88,7 +82,7 @@ def _usage(args: argparse.Namespace) -> str | None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bot.backtest import sweep
-    from bot.config import ConfigError, load_settings
+    from bot.config import ConfigError
 
     problem = _usage(args)
     if problem is not None:
@@ -99,13 +93,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except sweep.GridError as e:
         print(e, file=sys.stderr)
         return 2
-    try:
-        settings = load_settings(args.config, args.secrets)
-    except ConfigError as e:
-        print(e.render(), file=sys.stderr)
-        return 2
-    if any(a.exchange != "sim" for a in settings.accounts.values()):
-        print("accounts: a sweep runs on the simulated exchange only", file=sys.stderr)
+    settings = simulated_settings(args, "a sweep")
+    if settings is None:
         return 2
     runnable, skipped = [], []
     for combo in combos:
