@@ -66,9 +66,14 @@ def corridor(
     delta_coin: float,
     band: Band,
     refresh_ms: int,
+    coin_equity: bool = False,
 ) -> Corridor | None:
     """The corridor around `s0` for a book `qty` (held + in flight, aligned with cols.keys) whose
-    delta `delta_coin` is inside `band`; None when there is none worth having."""
+    delta `delta_coin` is inside `band`; None when there is none worth having. `coin_equity`:
+    the delta also counts the coin value of the coin-settled lines (the "usd" view with balances
+    read, bot/hedger/equity.py): -qF/S for inverse delta-one lines, q P/S for coin-settled
+    options, whose slopes are bounded by the same terms as their deltas' (|q|F/S_lo^2; |q|/S_lo
+    per coin for options, |premium-adjusted delta| <= 1), so those terms count twice."""
     m = margin(delta_coin, s0, band)
     if not (math.isfinite(m) and m > 0.0 and math.isfinite(s0) and s0 > 0.0):
         return None
@@ -77,6 +82,7 @@ def corridor(
     h_ms = float(refresh_ms)
     gamma = 0.0
     charm = 0.0
+    twice = 2.0 if coin_equity else 1.0
     idx = cols.opt[qty[cols.opt] != 0.0]  # options held or in flight
     size = np.abs(qty[idx]) * cols.contract_size[idx]
     k = cols.strike[idx]
@@ -94,7 +100,7 @@ def corridor(
         if below.size:
             s_lo = max(s_lo, float(below.max()) * (1.0 + 1e-9))
         inv_dead = dead & inverse
-        gamma += float(size[inv_dead] @ k[inv_dead]) / (s_lo * s_lo)
+        gamma += twice * float(size[inv_dead] @ k[inv_dead]) / (s_lo * s_lo)
     alive = ~dead
     if alive.any():
         sigma = iv[idx][alive]
@@ -103,7 +109,7 @@ def corridor(
             return None  # a zero-vol option's step moves with the discounting: decide each tick
         h_ms = min(h_ms, float(left_ms[alive].min()) / 2.0)  # tau stays >= half of what it is
     h_years = h_ms / MS_PER_YEAR
-    gamma += float(np.abs(qty) @ cols.inverse_usd) / (s_lo * s_lo)
+    gamma += twice * float(np.abs(qty) @ cols.inverse_usd) / (s_lo * s_lo)
     if alive.any():
         t_min = tau - h_years
         root = np.sqrt(t_min)
@@ -113,9 +119,10 @@ def corridor(
         )
         inv, call, k_a = inverse[alive], cols.is_call[idx][alive], k[alive]
         if inv.any():
-            g = g + np.where(inv, 1.0 / s_lo + np.where(call, s_hi, k_a) / (s_lo * s_lo), 0.0)
+            pa = 1.0 / s_lo + np.where(call, s_hi, k_a) / (s_lo * s_lo)
+            g = g + np.where(inv, pa + (1.0 / s_lo if coin_equity else 0.0), 0.0)
             theta = s_hi * _PHI_MAX * sigma / (2.0 * root) + abs(rate) * k_a
-            c = c + np.where(inv, theta / s_lo, 0.0)
+            c = c + np.where(inv, twice * theta / s_lo, 0.0)
         gamma += float(size[alive] @ g)
         charm += float(size[alive] @ c)
     scale = s_hi if usd else 1.0

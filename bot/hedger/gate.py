@@ -68,6 +68,7 @@ class CorridorGate:
         eng: EngineConfig,
         quiet_until_ms: int,
         feeds_version: int,
+        coin_equity: bool = False,
     ) -> None:
         """After a decision that does not trade: inside the band, the index range (and time) in
         which the next decisions would be the same; with an order in flight, every price gives
@@ -82,7 +83,9 @@ class CorridorGate:
         elif decision.reason == "inside_band":
             cols, qty, iv, rate = inputs
             bounds = decision.bounds
-            c = corridor(cols, qty, iv, exp.price, rate, now, exp.delta_coin, bounds, refresh_ms)
+            c = corridor(
+                cols, qty, iv, exp.price, rate, now, exp.delta_coin, bounds, refresh_ms, coin_equity
+            )
         else:
             c = None
         if c is None:

@@ -375,7 +375,6 @@ class Hedger:
             # A width in another unit than the aim's moves with the price.
             or policy.band_unit not in (None, policy.aim.unit)
             or _remembers(modifiers_for(self.settings.hedge[u]))
-            or self.view.equity_moves(u)  # held coin-settled value moves the usd-view delta
         ):
             return
         ref = self.hedge_line(u)
@@ -388,6 +387,7 @@ class Hedger:
             eng,
             min(self.feeds.quiet_until(u), self.view.external_until(u)),
             self.feeds.version,
+            coin_equity=self.view.equity_moves(u),
         )
 
     def _book_behind(self, underlying: str) -> bool:

@@ -291,7 +291,7 @@ class MarketView:
 
     def equity_moves(self, underlying: str) -> bool:
         """Does the coin the accounts hold change with the price (coin-settled lines held in
-        an account whose balances count, in the usd view)? Then no corridor can hold."""
+        an account whose balances count, in the usd view)? The corridor then bounds that too."""
         if self._settings().engine.hedge_view != "usd":
             return False
         accounts = self.equity.accounts.get(underlying)
