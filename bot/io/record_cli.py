@@ -69,14 +69,15 @@ def cmd_record(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         record.stop_on_signals(stop)
-        rows.extend(await record.record(settings, LiveClock(), args.duration, args.every_ms, stop))
+        await record.record(settings, LiveClock(), args.duration, args.every_ms, stop, rows)
 
+    code = 0
     try:
         asyncio.run(main())
     except (VenueError, ConfigError) as e:
         msg = e.render() if isinstance(e, ConfigError) else str(e)
         print(f"record: {msg}", file=sys.stderr)
-        return 1
-    record.write(args.out, rows)
+        code = 1
+    record.write(args.out, rows)  # what was recorded, also after an error
     print(f"record: {len(rows)} rows to {args.out}")
-    return 0
+    return code
