@@ -153,6 +153,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     ticks = sum(r.ticks for r in results)
     timing = {"wall_s": wall, "ticks": ticks, "ticks_per_s": ticks / wall if wall > 0 else 0.0}
     doc = report.build(args.config.name, spec, args.paths, results)
+    doc["market"] = {"data": str(args.data)} if args.data else {"model": args.market or "config"}
     path = report.write(args.out, doc, timing)
     for line in report.summary_lines(doc, timing):
         print(line)
