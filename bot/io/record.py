@@ -1,6 +1,6 @@
 """`hedgebot record`: the live tickers of a config's hedge instruments and option lines, written
-as a data file `hedgebot backtest --data` replays (columns: timestamp (epoch ms), symbol, bid,
-ask, last, mark, iv, index; Parquet for a .parquet name, else CSV).
+as a data file `hedgebot backtest --data` replays (columns: timestamp (epoch ms, when received),
+symbol, bid, ask, last, mark, iv, index; Parquet for a .parquet name, else CSV).
 
 Public data only, through the same CcxtVenue as the daemon (watch_ticker); no order is ever sent.
 It stops after --duration clock seconds or at Ctrl-C / SIGTERM, and writes what it has either way.
@@ -49,8 +49,9 @@ def targets(settings: Settings) -> list[Target]:
     return sorted((t for t in found if t.account in real), key=lambda t: (t.account, t.symbol))
 
 
-def row_of(t: Ticker) -> Row:
-    return (t.ts_ms, t.symbol, t.bid, t.ask, t.last, t.mark, t.iv, t.index)
+def row_of(t: Ticker, received_ms: int) -> Row:
+    """Stamped when received: venues repeat a ticker with its old time while nothing changes."""
+    return (received_ms, t.symbol, t.bid, t.ask, t.last, t.mark, t.iv, t.index)
 
 
 async def record(
@@ -105,7 +106,7 @@ async def _watch(venue: CcxtVenue, t: Target, rows: list[Row], clock: Clock, eve
             continue
         now = clock.now_ms()
         if last_ms is None or now - last_ms >= every_ms:
-            rows.append(row_of(ticker))
+            rows.append(row_of(ticker, now))
             last_ms = now
 
 
