@@ -226,7 +226,11 @@ def test_backtest_market_flag_and_bad_data(tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = _backtest("--market", "heston", "--days", "0.1", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert json.loads((out / "report.json").read_text())["market"] == {"model": "heston"}
+    report = json.loads((out / "report.json").read_text())
+    assert report["market"] == {"model": "heston"}
+    # The options' IV moves with heston's variance: the attribution has a vega part.
+    parts = report["summary"]["attribution_usd"]
+    assert parts["vega"] != 0.0 and abs(parts["residual"]) < abs(parts["theta"])
     bad = _write(tmp_path, "bad.csv", f"timestamp,open,high,low,close,volume\n{T0},1,1,1,x,1")
     r = _backtest("--data", str(bad), "--out", str(out))
     assert r.returncode == 2

@@ -268,7 +268,9 @@ def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
         return None
     e, market = now
     coin = e.delta_coin - e.in_flight_coin
-    return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), _iv(market)
+    ivs = hedger.view.market_with_ivs(u)  # the view keeps option IVs in arrays, not in `market`
+    iv = _iv(ivs if ivs is not None else market)
+    return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), iv
 
 
 def _attribute(
@@ -279,7 +281,7 @@ def _attribute(
 ) -> None:
     """This tick's move against the book held before it."""
     for u, before in held.items():
-        market = hedger.view.market(u)
+        market = hedger.view.market_with_ivs(u)
         if before is not None and market is not None:
             attribution.step(before[0], before[1], market.index, _iv(market), dt_ms)
 
