@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Each register() declares arguments with argparse only; the handlers load lazily.
     from bot.backtest import cli as backtest_cli
     from bot.execution import halt_cli
-    from bot.io import ctl_cli, fleet_cli, journal_cli
+    from bot.io import ctl_cli, fleet_cli, journal_cli, record_cli
     from bot.venues import markets_args
 
     journal_cli.register(sub)
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_cli.register(sub)
     halt_cli.register(sub)
     backtest_cli.register(sub)
+    record_cli.register(sub)
     markets_args.register(sub)
     return parser
 

@@ -110,6 +110,19 @@ class SimUnderlying(Section):
     jump_intensity: float = Field(default=4.0, ge=0, description="jumps per year")
     jump_mean: float = 0.0
     jump_std: float = Field(default=0.03, ge=0)
+    # The price path's model (README "Markets to test on"); the fields below belong to one model.
+    model: Literal["gbm", "jumps", "heston", "regime"] = Field(
+        default="jumps", description="gbm, jumps (gbm + Merton jumps), heston or regime"
+    )
+    kappa: float = Field(default=2.0, gt=0, description="heston: variance mean reversion, 1/year")
+    theta: float | None = Field(default=None, gt=0, description="heston: long-run variance (vol^2)")
+    xi: float = Field(default=0.5, ge=0, description="heston: vol of variance")
+    rho: float = Field(default=-0.5, ge=-1, le=1, description="heston: price/variance correlation")
+    v0: float | None = Field(default=None, gt=0, description="heston: starting variance (theta)")
+    vol2: float | None = Field(default=None, gt=0, le=5, description="regime: stressed vol (2 vol)")
+    drift2: float = Field(default=0.0, description="regime: stressed annual drift")
+    switch_rate: float = Field(default=12.0, ge=0, description="regime: calm to stressed, 1/year")
+    switch_back_rate: float = Field(default=52.0, ge=0, description="regime: back to calm, 1/year")
 
 
 class SimConfig(Section):

@@ -51,6 +51,7 @@ def loaded_by(argv: list[str]) -> tuple[list[str], str]:
         ["journal", "--help"],
         ["fleet", "--help"],
         ["halt", "--help"],
+        ["record", "--help"],
         ["ctl", "nonsense"],  # a usage error is reported before anything heavy is imported
     ],
 )
@@ -70,6 +71,7 @@ def test_every_subcommand_is_registered_with_a_handler() -> None:
         "fleet": ["fleet"],
         "ctl": ["ctl", "--config", "x.toml", "pause"],
         "halt": ["halt", "--config", "x.toml"],
+        "record": ["record", "--config", "x.toml", "--out", "x.csv", "--duration", "30m"],
     }
     for name, argv in cases.items():
         args = parser.parse_args(argv)

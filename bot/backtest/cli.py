@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
+    from bot.backtest.path import PathSpec
     from bot.config import Settings
 
 # 2026-01-01T00:00:00Z: a fixed start, so a run does not depend on the day it is run.
@@ -29,7 +30,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--config", "-c", type=Path, required=True, help="TOML config file")
     p.add_argument("--secrets", type=Path, help="dotenv file with HEDGEBOT_* secrets")
-    p.add_argument("--days", type=float, default=30.0, help="simulated days per path (30)")
+    p.add_argument(
+        "--days", type=float, default=None, help="days per path (30; with --data: the file's span)"
+    )
+    p.add_argument(
+        "--market",
+        choices=("gbm", "jumps", "heston", "regime"),
+        help="price model for every underlying (default: each sim.underlyings.<U>.model)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="replay recorded prices from this CSV or Parquet file instead of a synthetic path",
+    )
+    p.add_argument(
+        "--data-symbol",
+        action="append",
+        default=[],
+        metavar="U=SYMBOL",
+        help="with --data: the file's symbol whose price is underlying U's index (repeatable; "
+        "default: the symbol's prefix, BTC-PERPETUAL is BTC)",
+    )
     p.add_argument("--seed", type=int, default=None, help="first path's seed (config sim.seed)")
     p.add_argument("--paths", type=int, default=1, help="independent seeded paths (1)")
     p.add_argument("--tick-ms", type=int, default=60_000, help="ms between ticks (60000)")
@@ -46,7 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def path_usage(args: argparse.Namespace) -> str | None:
     """What is wrong with the path arguments backtest and sweep share, or None."""
-    if not args.days > 0:
+    if args.days is not None and not args.days > 0:
         return f"--days: must be > 0 (got {args.days})"
     if args.paths < 1:
         return f"--paths: must be >= 1 (got {args.paths})"
@@ -54,6 +75,16 @@ def path_usage(args: argparse.Namespace) -> str | None:
         return f"--tick-ms: must be >= 1 (got {args.tick_ms})"
     if args.jobs is not None and args.jobs < 1:
         return f"--jobs: must be >= 1 (got {args.jobs})"
+    return None
+
+
+def _usage(args: argparse.Namespace) -> str | None:
+    if (problem := path_usage(args)) is not None:
+        return problem
+    if args.data is not None and args.market is not None:
+        return "--market and --data: pick one (--data replays a recorded market)"
+    if args.data_symbol and args.data is None:
+        return "--data-symbol: only with --data"
     return None
 
 
@@ -77,11 +108,40 @@ def simulated_settings(args: argparse.Namespace, what: str) -> Settings | None:
     return settings
 
 
+def with_model(settings: Settings, model: str) -> Settings:
+    """`--market`: every underlying on `model`, its other parameters as configured."""
+    und = {u: x.model_copy(update={"model": model}) for u, x in settings.sim.underlyings.items()}
+    return settings.model_copy(update={"sim": settings.sim.model_copy(update={"underlyings": und})})
+
+
+def _spec(args: argparse.Namespace, settings: Settings, seed: int) -> PathSpec:
+    from bot.backtest.path import DAY_MS, PathSpec
+
+    if args.data is None:
+        days = 30.0 if args.days is None else args.days
+        return PathSpec(seed=seed, days=days, tick_ms=args.tick_ms, start_ms=START_MS)
+    from bot.backtest import data
+
+    rec = data.load(
+        args.data, sorted(settings.sim.underlyings), data.parse_mapping(args.data_symbol)
+    )
+    first, last = rec.span()
+    days = (last - first) / DAY_MS
+    if days * DAY_MS < args.tick_ms:
+        raise data.DataError(
+            f"{args.data}: spans {last - first} ms, less than one tick (--tick-ms)"
+        )
+    if args.days is not None:
+        days = min(days, args.days)
+    return PathSpec(seed=seed, days=days, tick_ms=args.tick_ms, start_ms=first, data=rec)
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from bot.backtest.data import DataError
     from bot.backtest.runner import run_paths
     from bot.clock import monotonic_s
 
-    problem = path_usage(args)
+    problem = _usage(args)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
@@ -92,10 +152,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     logs.configure("error", "console")  # the progress bar and summary speak; the hedger is quiet
     from bot.backtest import report
-    from bot.backtest.path import PathSpec
 
+    if args.market is not None:
+        settings = with_model(settings, args.market)
     seed = settings.sim.seed if args.seed is None else args.seed
-    spec = PathSpec(seed=seed, days=args.days, tick_ms=args.tick_ms, start_ms=START_MS)
+    try:
+        spec = _spec(args, settings, seed)
+    except DataError as e:
+        print(f"--data: {e}", file=sys.stderr)
+        return 2
     jobs = args.jobs or min(args.paths, os.cpu_count() or 1)
     started = monotonic_s()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -104,6 +169,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     ticks = sum(r.ticks for r in results)
     timing = {"wall_s": wall, "ticks": ticks, "ticks_per_s": ticks / wall if wall > 0 else 0.0}
     doc = report.build(args.config.name, spec, args.paths, results)
+    doc["market"] = {"data": str(args.data)} if args.data else {"model": args.market or "config"}
     path = report.write(args.out, doc, timing)
     for line in report.summary_lines(doc, timing):
         print(line)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.backtest.attribution import Attribution
+from bot.backtest.data import Recorded
 from bot.backtest.recorder import EventsFile, Recorder
 from bot.backtest.series import Series
 from bot.backtest.valuation import value_usd
@@ -31,6 +32,7 @@ from bot.shell.positions import PositionWatch
 from bot.shell.reconcile import Reconciler
 from bot.venues.base import Venue
 from bot.venues.sim import SimVenue
+from bot.venues.sim.replay import ReplayModel
 
 DAY_MS = 86_400_000
 
@@ -41,6 +43,7 @@ class PathSpec:
     days: float
     tick_ms: int
     start_ms: int
+    data: Recorded | None = None  # --data: recorded prices replace the synthetic path
 
 
 @dataclass(slots=True)
@@ -96,6 +99,16 @@ def path_settings(settings: Settings, seed: int) -> Settings:
     return settings.model_copy(update={"sim": sim, "risk": risk})
 
 
+def replay_settings(settings: Settings, data: Recorded, start_ms: int) -> Settings:
+    """The sim's starting prices are the recorded ones at the start."""
+    und = {
+        u: x.model_copy(update={"price": data.at(u, start_ms)[0]})
+        for u, x in settings.sim.underlyings.items()
+    }
+    sim = settings.sim.model_copy(update={"underlyings": und})
+    return settings.model_copy(update={"sim": sim})
+
+
 async def _run(
     settings: Settings,
     spec: PathSpec,
@@ -104,6 +117,8 @@ async def _run(
     detail: bool,
 ) -> PathResult:
     settings = path_settings(settings, spec.seed)
+    if spec.data is not None:
+        settings = replay_settings(settings, spec.data, spec.start_ms)
     clock = VirtualClock(spec.start_ms)
     counter = iter(range(1, 2**62))
     venues: dict[str, SimVenue] = {
@@ -116,6 +131,10 @@ async def _run(
         )
         for name in settings.accounts
     }
+    if spec.data is not None:
+        vols = {u: x.vol for u, x in settings.sim.underlyings.items()}
+        for v in venues.values():
+            v.exchange.use_model(ReplayModel(spec.data, vols))
     catalog: dict[LineKey, Instrument] = {}
     recorder = Recorder(catalog)
     loop = asyncio.get_running_loop()

@@ -24,7 +24,8 @@ from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, Positi
 from bot.venues.sim import book as bk
 from bot.venues.sim.ledger import Ledger, Position
 from bot.venues.sim.listing import build_listing, settle_currency, symbol_for
-from bot.venues.sim.market import MarketState, Stepper, params_of, rngs
+from bot.venues.sim.market import MarketState, params_of, rngs, stepper_for
+from bot.venues.sim.models import MarketModel
 from bot.venues.sim.pricing import Fair
 from bot.venues.sim.quotes import BookView, Quotes
 from bot.venues.sim.records import (
@@ -76,12 +77,11 @@ class SimExchange:
         self.expired: set[str] = set()
         self.order_seq = 0
         self.trade_seq = 0
-        self._stepper = Stepper(self.params, market.prices)
-        vols = {u: p.vol for u, p in self.params.items()}
+        self._stepper: MarketModel = stepper_for(self.params, market.prices)
         self.quotes = Quotes(
             self.instruments,
             self._stepper.names,
-            vols,
+            self._stepper.vols,
             self.book_params,
             self.option_book_params,
         )
@@ -195,6 +195,8 @@ class SimExchange:
         if now_ms <= ts:
             return changes
         prices = self._stepper.advance(self.quotes.prices, ts, now_ms, self.market_rng)
+        if self._stepper.dynamic_vols:
+            self.quotes.set_vols(self._stepper.vols)
         self.quotes.move(prices, now_ms)
         self._market = None
         if self._expiries and self._expiries[0][0] <= now_ms:
@@ -209,6 +211,13 @@ class SimExchange:
                 changes.extend(self._match_resting(order, now_ms))
         self._working = {c: o for c, o in self._working.items() if _working(o)}
         return changes
+
+    def use_model(self, model: MarketModel) -> None:
+        """Step prices with `model` from now on (a backtest's --market or --data replay)."""
+        if model.names != self._stepper.names:
+            raise ValueError(f"market model names {model.names} != {self._stepper.names}")
+        self._stepper = model
+        self.quotes.set_vols(model.vols)
 
     def rebase(self, now_ms: int) -> None:
         """Move the market's time back to `now_ms`, prices unchanged: for a restart on a clock

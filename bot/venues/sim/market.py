@@ -19,6 +19,7 @@ import numpy as np
 
 from bot.config import SimConfig
 from bot.core.greeks import MS_PER_YEAR
+from bot.venues.sim.models import MarketModel, ModelStepper
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,17 @@ class UnderlyingParams:
     jump_intensity: float = 0.0  # jumps per year
     jump_mean: float = 0.0  # mean log jump size
     jump_std: float = 0.0  # standard deviation of the log jump size
+    # The model and its parameters (bot/venues/sim/models.py); "jumps" is the Merton model here.
+    model: str = "jumps"
+    kappa: float = 2.0
+    theta: float = 0.36
+    xi: float = 0.5
+    rho: float = -0.5
+    v0: float = 0.36
+    vol2: float = 1.2
+    drift2: float = 0.0
+    switch_rate: float = 12.0
+    switch_back_rate: float = 52.0
 
     @property
     def jump_compensator(self) -> float:
@@ -40,17 +52,40 @@ class MarketState:
     prices: Mapping[str, float]  # USD per coin, by underlying
 
 
-def params_of(cfg: SimConfig) -> dict[str, UnderlyingParams]:
-    return {
-        u: UnderlyingParams(
+def params_of(cfg: SimConfig, model: str | None = None) -> dict[str, UnderlyingParams]:
+    """Each underlying's parameters; `model` (the backtest's --market) overrides the config's.
+    Defaults: heston theta = v0 = vol^2, regime vol2 = 2 vol; gbm has no jumps."""
+    out = {}
+    for u, x in cfg.underlyings.items():
+        m = model or x.model
+        theta = x.theta if x.theta is not None else x.vol * x.vol
+        out[u] = UnderlyingParams(
             vol=x.vol,
             drift=x.drift,
-            jump_intensity=x.jump_intensity,
+            jump_intensity=0.0 if m == "gbm" else x.jump_intensity,
             jump_mean=x.jump_mean,
             jump_std=x.jump_std,
+            model=m,
+            kappa=x.kappa,
+            theta=theta,
+            xi=x.xi,
+            rho=x.rho,
+            v0=x.v0 if x.v0 is not None else theta,
+            vol2=x.vol2 if x.vol2 is not None else min(2.0 * x.vol, 5.0),
+            drift2=x.drift2,
+            switch_rate=x.switch_rate,
+            switch_back_rate=x.switch_back_rate,
         )
-        for u, x in cfg.underlyings.items()
-    }
+    return out
+
+
+def stepper_for(params: Mapping[str, UnderlyingParams], names: Iterable[str]) -> MarketModel:
+    """`Stepper` (bit for bit the original path) when every underlying is gbm or jumps; the
+    models' stepper, with state and moving vols, when any is heston or regime."""
+    names = list(names)
+    if all(params[u].model in ("gbm", "jumps") for u in names):
+        return Stepper(params, names)
+    return ModelStepper(params, names)
 
 
 def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -103,9 +138,12 @@ class Stepper:
     which costs more than the arithmetic for a handful of underlyings.
     """
 
+    dynamic_vols = False  # the options' IV stays `vol`
+
     def __init__(self, params: Mapping[str, UnderlyingParams], names: Iterable[str]) -> None:
         self.names = sorted(names)
         p = [params[u] for u in self.names]
+        self.vols = {u: x.vol for u, x in zip(self.names, p, strict=True)}
         # The same expression as in `step`, evaluated once: vol, drift and jumps are fixed.
         drift = [x.drift - 0.5 * x.vol * x.vol - x.jump_intensity * x.jump_compensator for x in p]
         self._rows = [

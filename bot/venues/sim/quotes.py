@@ -9,6 +9,9 @@ The first option asked for at a version prices every option in one vectorized ca
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
 
 from bot.core.greeks import FloatArray
 from bot.core.instruments import Instrument, Kind
@@ -52,6 +55,16 @@ class Quotes:
         self.ts_ms = ts_ms
         self._fairs.clear()
         self._books.clear()
+        self._marks = None
+
+    def set_vols(self, vols: Mapping[str, float]) -> None:
+        """The options' IV by underlying (a model with moving vol): the next `move` prices them."""
+        if all(self.vols[u] == vols[u] for u in self.names):
+            return
+        self.vols = {u: vols[u] for u in self.names}
+        sigma = np.array([vols[u] for u in self.names], dtype=np.float64)[self.options.underlying]
+        self.options = replace(self.options, sigma=sigma, half_var=0.5 * sigma * sigma)
+        self._fairs.clear()
         self._marks = None
 
     def index(self, underlying: str) -> float:
