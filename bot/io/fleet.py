@@ -216,7 +216,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def _greeks_table(state: dict[str, Any]) -> Table | None:
-    """The book's greeks per underlying, rounded to what they mean (the state keeps full precision)."""
+    """Greeks per underlying, rounded to what they mean (the state keeps full precision)."""
     unders = state.get("underlyings")
     if not isinstance(unders, dict) or not unders:
         return None
