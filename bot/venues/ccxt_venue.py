@@ -37,6 +37,7 @@ from bot.venues.base import (
     VenueTransient,
 )
 from bot.venues.ccxt_markets import Problem, map_markets
+from bot.venues.ccxt_modes import check_modes
 from bot.venues.ccxt_profiles import profile_for
 from bot.venues.ccxt_setup import (
     apply_url_overrides,
@@ -83,6 +84,7 @@ class CcxtVenue:
         # venue amount units per book contract, by symbol (see ccxt_profiles)
         self._per_contract: dict[str, float] = {}
         self.refused: dict[str, list[Problem]] = {}
+        self._modes_checked = False  # position/margin mode, once per start (ccxt_modes.py)
         # venue order id -> our client id, for payloads that do not echo the client id.
         self._client_ids: dict[str, str] = {}
 
@@ -120,6 +122,9 @@ class CcxtVenue:
                 first=sorted(mapped.refused)[:10],
             )
         await check_required(self, self.required)
+        if not self._modes_checked:
+            self._modes_checked = True
+            await check_modes(self, self.required)
         return dict(self._instruments)
 
     def listed(self, symbol: str) -> Instrument | None:
