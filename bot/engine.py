@@ -192,6 +192,7 @@ class Engine:
             self.positions.check(self.clock.now_ms())
             await self.clock.sleep(HEARTBEAT_S)
             h.mark_all_dirty()
+            self.pnl.ensure_start()
             now = self.clock.now_ms()
             if now - last_summary >= self.settings.engine.summary_interval_s * 1000:
                 last_summary = now

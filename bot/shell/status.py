@@ -41,6 +41,11 @@ class PnlStatus:
                 signed = d["amount"] if d["side"] == "buy" else -d["amount"]
                 self.basis.on_fill(key, ins, signed, d["price"])
 
+    def ensure_start(self) -> None:
+        """Take the start value as soon as there is one (the heartbeat calls this)."""
+        if self.start_value_usd is None:
+            self.start_value_usd = self._value()
+
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "fees_usd": self.costs.fees_usd,
@@ -50,6 +55,7 @@ class PnlStatus:
         if value is not None and self.start_value_usd is None:
             self.start_value_usd = value
         out["value_usd"] = value
+        out["start_value_usd"] = self.start_value_usd
         out["pnl_usd"] = (
             value - self.start_value_usd
             if value is not None and self.start_value_usd is not None

@@ -53,7 +53,10 @@ def test_book_at_start_one_fill_line_and_status_pnl(tmp_path: Path) -> None:
     last = statuses[-1]
     assert last["fees_usd"] > 0 and isinstance(last["slippage_usd"], float)
     assert isinstance(last["value_usd"], float) and isinstance(last["pnl_usd"], float)
-    assert statuses[0]["pnl_usd"] == 0.0  # the first valuation is the start
+    # the start value is taken at the first valuation, seconds after start
+    starts = {e["start_value_usd"] for e in statuses}
+    assert len(starts) == 1 and None not in starts
+    assert last["pnl_usd"] == last["value_usd"] - last["start_value_usd"]
     # short gamma, hedged: the P&L moves but stays a fraction of the book's notional
     assert abs(last["pnl_usd"]) < 60 * 60_000 * 0.2
 
