@@ -84,7 +84,6 @@ class CcxtVenue:
         # venue amount units per book contract, by symbol (see ccxt_profiles)
         self._per_contract: dict[str, float] = {}
         self.refused: dict[str, list[Problem]] = {}
-        self._modes_checked = False  # position/margin mode, once per start (ccxt_modes.py)
         # venue order id -> our client id, for payloads that do not echo the client id.
         self._client_ids: dict[str, str] = {}
 
@@ -104,6 +103,7 @@ class CcxtVenue:
             live_orders=self.mode == "live",
         )
         await self.load_instruments()
+        await check_modes(self, self.required)  # position/margin mode against the config
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -122,9 +122,6 @@ class CcxtVenue:
                 first=sorted(mapped.refused)[:10],
             )
         await check_required(self, self.required)
-        if not self._modes_checked:
-            self._modes_checked = True
-            await check_modes(self, self.required)
         return dict(self._instruments)
 
     def listed(self, symbol: str) -> Instrument | None:
