@@ -82,6 +82,16 @@ class AccountConfig(Section):
         default_factory=dict,
         description="paper mode on a real exchange: starting balances by currency",
     )
+    position_mode: Literal["oneway", "hedge"] | None = Field(
+        default=None,
+        description="checked at start on testnet/live accounts (a mismatch refuses to start); "
+        "unset: not checked",
+    )
+    margin_mode: Literal["cross", "isolated"] | None = Field(
+        default=None,
+        description="checked at start on testnet/live accounts for the symbols the config "
+        "uses (a mismatch refuses to start); unset: not checked",
+    )
 
     @model_validator(mode="after")
     def _live_needs_keys_and_confirmation(self) -> AccountConfig:

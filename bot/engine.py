@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
 from bot.core.book import Exposure, LineKey
@@ -29,6 +30,7 @@ from bot.io.journal import Journal
 from bot.operator import OperatorControls
 from bot.shell.positions import PositionWatch
 from bot.shell.reconcile import Reconciler
+from bot.shell.status import PnlStatus
 from bot.shell.streams import RESUBSCRIBED_S, Streams
 from bot.tasks import cancel_all
 from bot.venues.base import Venue, VenueError
@@ -71,6 +73,8 @@ class Engine:
             self.venues, self.hedger, int(RESUBSCRIBED_S * 1000), self._reconcile_soon
         )
         self.reconciler = Reconciler(self.venues, self.hedger, self.positions, clock, journal)
+        self.pnl = PnlStatus(self.hedger, set(self.venues), self.reconciler.balances)
+        bus.add(self.pnl)
         self.streams = Streams(
             self.venues,
             self.hedger,
@@ -115,6 +119,7 @@ class Engine:
             await venue.connect()
             for symbol, ins in (await venue.load_instruments()).items():
                 self.catalog[(name, symbol)] = ins
+        logs.register_steps((s, i.price_step, i.amount_step) for (_, s), i in self.catalog.items())
         for key in h.add_hedge_lines():
             self.streams.watch_book(key)
         # Before any decision: settle what the journal says was in flight (recovery books its
@@ -187,8 +192,9 @@ class Engine:
             self.positions.check(self.clock.now_ms())
             await self.clock.sleep(HEARTBEAT_S)
             h.mark_all_dirty()
+            self.pnl.ensure_start()
             now = self.clock.now_ms()
             if now - last_summary >= self.settings.engine.summary_interval_s * 1000:
                 last_summary = now
                 working = sum(1 for o in h.ledger.unsettled() if not o.status.is_terminal)
-                h.emit("state", "daemon.status", **h.summary(working))
+                h.emit("state", "daemon.status", **h.summary(working), **self.pnl.report())

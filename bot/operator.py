@@ -328,6 +328,8 @@ class OperatorControls:
                 "delta_coin": exp.delta_coin if exp else None,
                 "delta_usd": exp.delta_usd if exp else None,
                 "gamma_coin": exp.gamma_coin if exp else None,
+                "vega_usd": exp.vega_usd if exp else None,
+                "theta_usd": exp.theta_usd if exp else None,
                 "in_flight_coin": exp.in_flight_coin if exp else None,
                 "price": exp.price if exp else None,
                 # the band the policy used last: it may move with greeks or time

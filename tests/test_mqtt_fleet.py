@@ -32,7 +32,13 @@ class DriftingController(FakeController):
         doc = super().state()
         doc.pop("mode")
         doc["accounts"] = {"a": {"mode": "testnet"}, "b": {"mode": "paper"}}
-        doc["underlyings"]["BTC"].update(delta_coin=0.9, delta_usd=54_000.0)
+        doc["underlyings"]["BTC"].update(
+            delta_coin=0.9123456789,
+            delta_usd=54_000.123456,
+            gamma_coin=-1.23456e-5,
+            vega_usd=-150.456789,
+            theta_usd=3650.004,
+        )
         doc["underlyings"]["ETH"] = {
             "delta_coin": -2.0,
             "delta_usd": -6000.0,
@@ -91,7 +97,7 @@ async def test_fleet_table_from_two_bots(mqtt_broker: Broker, two_bots: None) ->
     assert "offline" in lines["alpha"] and "paper" in lines["alpha"] and "active" in lines["alpha"]
     assert "BTC +0.0500 / $+3,000  (+0 ±0.1 coin)" in lines["alpha"]
     assert "online" in lines["beta"] and "paper,testnet" in lines["beta"]
-    assert "BTC +0.9000 / $+54,000" in lines["beta"]
+    assert "BTC +0.9123 / $+54,000" in lines["beta"]
     assert "ETH -2.0000 / $-6,000  (+0 ±10000 usd)" in out
     assert "stale: ws" in lines["beta"]
     assert " 2 " in lines["beta"]  # open orders
@@ -106,6 +112,10 @@ async def test_status_of_one_bot(mqtt_broker: Broker, two_bots: None) -> None:
     assert rc == 0, out
     assert "beta" in out and "online" in out and "alpha" not in out
     assert "events_dropped=0" in out
+    # the greeks table: vega and theta beside delta and gamma, rounded to what they mean
+    row = next(line for line in out.splitlines() if "BTC" in line and "+3,650.00" in line)
+    assert "+0.912346" in row and "+54,000.12" in row and "-1.23e-05" in row
+    assert "-150.46" in row
 
 
 async def test_status_of_unknown_bot_exits_1(mqtt_broker: Broker, two_bots: None) -> None:

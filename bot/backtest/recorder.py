@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.backtest.valuation import usd_price
 from bot.core.book import LineKey
 from bot.core.instruments import Instrument
+from bot.core.pnl import Costs
 from bot.events import Event
 
 if TYPE_CHECKING:
@@ -24,29 +24,23 @@ class Recorder:
         self.fills = 0
         self.rejects = 0
         self.decisions = 0
-        self.fees_usd = 0.0
-        self.slippage_usd = 0.0
-        self._mid: dict[str, float] = {}  # client id -> mid when sent, until the order is done
+        self.costs = Costs(catalog)
+
+    @property
+    def fees_usd(self) -> float:
+        return self.costs.fees_usd
+
+    @property
+    def slippage_usd(self) -> float:
+        return self.costs.slippage_usd
 
     def emit(self, event: Event) -> None:
         d = event.data
+        self.costs.on_event(event.name, d, self.index)
         if event.name == "order.sent":
             self.orders += 1
-            self._mid[d["client_id"]] = d["mid"]
-        elif event.name == "order.done":
-            self._mid.pop(d["client_id"], None)
         elif event.name == "order.fill":
             self.fills += 1
-            underlying = d["symbol"].split("/")[0]
-            fee_ccy = d["fee_currency"]
-            self.fees_usd += d["fee"] * usd_price(fee_ccy, {fee_ccy: self.index(underlying)})
-            mid = self._mid.get(d["client_id"])
-            if mid:
-                # What the fill paid beyond mid, in USD: that share of the fill's notional.
-                sign = 1.0 if d["side"] == "buy" else -1.0
-                ins = self.catalog[(d["account"], d["symbol"])]
-                notional = ins.notional_usd(d["amount"], d["price"])
-                self.slippage_usd += sign * (d["price"] - mid) / mid * notional
         elif event.kind == "reject":
             self.rejects += 1
         elif event.name == "hedge.decision" and d.get("trade"):

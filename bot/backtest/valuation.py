@@ -10,15 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.core.instruments import Instrument, Kind
+from bot.core.pnl import usd_price
 from bot.venues.sim.ledger import Ledger
-
-STABLE = frozenset({"USD", "USDT", "USDC", "DAI", "FDUSD"})
-
-
-def usd_price(currency: str, index: Mapping[str, float]) -> float:
-    if currency in STABLE:
-        return 1.0
-    return index.get(currency, 0.0)
 
 
 def value_usd(

@@ -33,6 +33,7 @@ from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
+from bot.hedger.report import book_loaded
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for, policy_for
 from bot.venues.base import Venue
@@ -103,6 +104,7 @@ class Hedger:
         self.force: set[str] = set()
         self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
         self.halt_reasons: dict[str, str | None] = {}
+        self.book_reported: set[str] = set()  # underlyings whose book.loaded was emitted
         self.last_decision: dict[str, HedgeDecision] = {}
         self.policy_memory: dict[str, Memory] = {}  # the modifiers' memory per underlying
         self.realized_vol: dict[str, EwmaVol] = {}  # EWMA of the hedge instrument's returns
@@ -324,6 +326,10 @@ class Hedger:
         if seen is None:
             return None
         exp, mkt = seen
+        if underlying not in self.book_reported:
+            # Once, at the first exposure (first market data): the book being hedged.
+            self.book_reported.add(underlying)
+            self.emit("state", "book.loaded", **book_loaded(self.view, exp))
         mkt = replace(mkt, vol=self.realized_vol.get(underlying, EwmaVol()).vol)
         if self.settings.engine.greeks_source == "both":
             self.view.check_greeks(underlying)

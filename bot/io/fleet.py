@@ -194,6 +194,9 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
                 style="dim",
             )
         )
+    greeks = _greeks_table(st)
+    if greeks is not None:
+        parts.append(greeks)
     feeds = st.get("feeds")
     if isinstance(feeds, dict) and feeds:
         t = Table(title="feeds")
@@ -205,6 +208,33 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
             t.add_row(name, "yes" if f.get("ok") else "NO", _age(_num(f.get("age_ms"))))
         parts.append(t)
     return Group(*parts)
+
+
+def _fmt(v: Any, spec: str) -> str:
+    n = _num(v)
+    return "-" if n is None else format(n, spec)
+
+
+def _greeks_table(state: dict[str, Any]) -> Table | None:
+    """Greeks per underlying, rounded to what they mean (the state keeps full precision)."""
+    unders = state.get("underlyings")
+    if not isinstance(unders, dict) or not unders:
+        return None
+    t = Table(title="greeks")
+    t.add_column("underlying")
+    for col in ("delta coin", "delta usd", "gamma coin/usd", "vega usd/vol", "theta usd/yr"):
+        t.add_column(col, justify="right")
+    for name, u in sorted(unders.items()):
+        u = u if isinstance(u, dict) else {}
+        t.add_row(
+            name,
+            _fmt(u.get("delta_coin"), "+.6f"),
+            _fmt(u.get("delta_usd"), "+,.2f"),
+            _fmt(u.get("gamma_coin"), "+.3g"),
+            _fmt(u.get("vega_usd"), "+,.2f"),
+            _fmt(u.get("theta_usd"), "+,.2f"),
+        )
+    return t
 
 
 # --- broker side --------------------------------------------------------------------------------

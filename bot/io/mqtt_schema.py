@@ -299,7 +299,9 @@ class ExternalPositionIn(_In):
 class UnderlyingState(_Out):
     delta_coin: float | None = Field(default=None, description="net delta in coin, in flight in")
     delta_usd: float | None = None
-    gamma_coin: float | None = None
+    gamma_coin: float | None = Field(default=None, description="d(delta_coin)/dS, coin per USD")
+    vega_usd: float | None = Field(default=None, description="USD per 1.00 of implied vol")
+    theta_usd: float | None = Field(default=None, description="USD per year of time decay")
     in_flight_coin: float | None = Field(default=None, description="delta of unsettled orders")
     price: float | None = Field(default=None, description="index (or mid) the delta is priced at")
     target: float | None = Field(

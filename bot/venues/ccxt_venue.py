@@ -37,6 +37,7 @@ from bot.venues.base import (
     VenueTransient,
 )
 from bot.venues.ccxt_markets import Problem, map_markets
+from bot.venues.ccxt_modes import check_modes
 from bot.venues.ccxt_profiles import profile_for
 from bot.venues.ccxt_setup import (
     apply_url_overrides,
@@ -102,6 +103,7 @@ class CcxtVenue:
             live_orders=self.mode == "live",
         )
         await self.load_instruments()
+        await check_modes(self, self.required)  # position/margin mode against the config
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -362,6 +362,7 @@ def test_state_events_status_and_last_will(
         assert btc.band == 0.4 and btc.unit == "coin" and btc.target == 0.0
         assert (btc.band_lower, btc.band_upper, btc.policy) == (0.4, 0.4, "band")
         assert btc.delta_usd is not None and btc.price is not None
+        assert btc.vega_usd is not None and btc.theta_usd is not None
         assert doc.accounts["sim"].exchange == "sim" and doc.accounts["sim"].mode == "paper"
         assert doc.feeds and all(f.ok for f in doc.feeds.values())
         assert isinstance(doc.open_orders, list)
@@ -392,6 +393,7 @@ def test_state_events_status_and_last_will(
         )
         assert r.returncode == 0, r.stdout + r.stderr
         assert BOT in r.stdout and "online" in r.stdout and "paper" in r.stdout
+        assert "greeks" in r.stdout and "vega usd/vol" in r.stdout and "theta usd/yr" in r.stdout
         r = subprocess.run(
             [sys.executable, "-m", "bot", "fleet", "--config", str(cfg), "--timeout", "3"],
             cwd=ROOT,

@@ -65,6 +65,9 @@ class BinanceEmulator(BaseEmulator):
     def __init__(self, state: ExchangeState | None = None) -> None:
         super().__init__(state or ExchangeState(default_markets(), {"USDT": 100_000.0}))
         self.update_ids: dict[str, int] = {}
+        # the account's modes, as the exchange reports them (tests switch them)
+        self.dual_side_position = False
+        self.margin_type = "cross"
 
     def config_urls(self) -> dict[str, str]:
         """AccountConfig.urls pointing ccxt's binanceusdm (demo mode or live) at the emulator."""
@@ -239,8 +242,8 @@ class BinanceEmulator(BaseEmulator):
             "askNotional": "0",
             "updateTime": now_ms(),
             "leverage": "20",
-            "marginType": "cross",
-            "isolated": False,
+            "marginType": self.margin_type,
+            "isolated": self.margin_type == "isolated",
             "maxNotionalValue": "1000000",
         }
 
@@ -366,6 +369,12 @@ class BinanceEmulator(BaseEmulator):
                 }
                 for s in st.markets
             ]
+        if name == "positionSide/dual":
+            return {"dualSidePosition": self.dual_side_position}
+        if name == "symbolConfig":
+            m = self._market(p["symbol"])
+            margin = "CROSSED" if self.margin_type == "cross" else "ISOLATED"
+            return [{"symbol": m.id, "marginType": margin, "isAutoAddMargin": "false"}]
         if name == "positionRisk":
             rows = [self._position_risk(s) for s in st.markets]
             if version == "v3":  # v3 lists open positions only

@@ -374,7 +374,7 @@ class SimExchange:
             )
             self._record_fill(fill)
             changes.fills.append(fill)
-            log.info(
+            log.debug(
                 "sim.fill",
                 client_id=r.client_id,
                 symbol=r.symbol,
