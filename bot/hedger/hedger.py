@@ -33,6 +33,7 @@ from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
+from bot.hedger.riskview import RiskView
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for, policy_for
 from bot.venues.base import Venue
@@ -109,6 +110,7 @@ class Hedger:
         self._dirty: set[str] = set()
         self._bad_data: set[tuple[str, str]] = set()
         self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
+        self.riskview = RiskView(self)  # scenario grid, VaR and the VaR limit, on a timer
 
     @property
     def risk_state(self) -> risk.RiskState:
@@ -272,6 +274,7 @@ class Hedger:
     def decide_dirty(self) -> None:
         """One decision for every underlying marked dirty since the last call."""
         dirty, self._dirty = self._dirty, set()
+        self.riskview.start()  # armed here, inside the running loop; idempotent
         for u in sorted(dirty):
             try:
                 self.evaluate(u)
