@@ -159,4 +159,5 @@ def var_cvar(pnl: Sequence[float] | FloatArray, level: float = VAR_LEVEL) -> tup
     if n == 0:
         raise ValueError("no scenarios")
     k = n - math.ceil(level * n - 1e-9) + 1
-    return float(losses[k - 1]), float(losses[:k].mean())
+    # + 0.0: a flat book reports 0.0, not -0.0
+    return float(losses[k - 1]) + 0.0, float(losses[:k].mean()) + 0.0

@@ -568,6 +568,7 @@ class Hedger:
             "open_orders_left": open_orders_left,
             # Orders the venue never gave a final state for: check them at the venue.
             "stuck_orders": sorted(self.executor.stuck.orders),
+            "risk": self.riskview.brief(),
         }
 
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:

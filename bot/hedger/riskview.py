@@ -174,6 +174,22 @@ class RiskView:
             out["var_99_usd"], out["cvar_99_usd"] = scenarios.var_cvar(summed)
         return out
 
+    def brief(self) -> dict[str, Any]:
+        """VaR, CVaR, samples and the worst grid cell per underlying and `total` (summaries)."""
+        rows = dict(self.report.get("underlyings", {}))
+        if "total" in self.report:
+            rows["total"] = self.report["total"]
+        out: dict[str, Any] = {}
+        for name, r in rows.items():
+            grid = r.get("scenarios")
+            out[name] = {
+                "var_99_usd": r.get("var_99_usd"),
+                "cvar_99_usd": r.get("cvar_99_usd"),
+                "samples": r.get("samples"),
+                "worst": None if grid is None else grid["worst"],
+            }
+        return out
+
     def _limit(self, var_usd: float | None) -> None:
         before = self.h.risk_state
         after = risk.apply_var(before, var_usd, self.h.settings.risk.var_limit_usd)
