@@ -60,36 +60,50 @@ def inverse_pnl_coin(qty: float, size_usd: float, s0: float, s: float) -> float:
     return qty * size_usd * (1.0 / s0 - 1.0 / s)
 
 
-def values_usd(b: BookInputs, spots: FloatArray, iv_points: float = 0.0) -> FloatArray:
-    """USD value of the book (relative to the inverse lines' value at b.spot) at each spot."""
+def values_usd(
+    b: BookInputs, spots: FloatArray, iv_points: Sequence[float] | float = 0.0
+) -> FloatArray:
+    """USD value of the book (the inverse lines' counted from b.spot) at each spot, for each IV
+    shift in points: shape (len(iv_points), len(spots)), or (len(spots),) for one scalar shift.
+    All cells are priced in one vectorized Black-Scholes call."""
     c = b.cols
     s = np.asarray(spots, dtype=np.float64)
+    pts = np.atleast_1d(np.asarray(iv_points, dtype=np.float64))
     one = ~c.is_option
     linear = float(b.qty @ np.where(one & ~c.is_inverse, c.contract_size, 0.0))
     inverse = float(b.qty @ np.where(one & c.is_inverse, c.contract_size, 0.0))
-    value = (linear + b.extra_coin) * s + inverse * (1.0 / b.spot - 1.0 / s) * s
+    flat = (linear + b.extra_coin) * s + inverse * (1.0 / b.spot - 1.0 / s) * s
+    value = np.broadcast_to(flat, (pts.size, s.size)).copy()
     live = c.opt[b.qty[c.opt] != 0.0]
     if live.size:
         sigma = b.iv[live]
         if np.isnan(sigma).any():
             missing = [c.keys[i][1] for i in live[np.isnan(sigma)].tolist()]
             raise MissingIV(f"no implied vol for held options {missing}")
-        sigma = np.maximum(sigma + iv_points / 100.0, MIN_IV)
+        shocked = np.maximum(sigma[None, :] + pts[:, None] / 100.0, MIN_IV)  # (ivs, options)
         t = year_fractions(c.expiry_ms[live], b.now_ms)
         g = black_scholes(
-            s[:, None], c.strike[live], t, b.rate, sigma, c.is_call[live]
-        )  # USD price per coin, shape (spots, options)
+            s[None, :, None],
+            c.strike[live],
+            t,
+            b.rate,
+            shocked[:, None, :],
+            c.is_call[live],
+        )  # USD price per coin, shape (ivs, spots, options)
         usd = np.asarray(g.price, dtype=np.float64)
-        inv = c.is_inverse[live]
         # Coin-settled: the premium is usd/S coin, worth usd/S x S in USD: the same USD value.
-        coin = usd / s[:, None]
-        usd = np.where(inv[None, :], coin * s[:, None], usd)
-        value = value + usd @ (b.qty[live] * c.contract_size[live])
-    return np.asarray(value, dtype=np.float64)
+        s3 = s[None, :, None]
+        usd = np.where(c.is_inverse[live][None, None, :], usd / s3 * s3, usd)
+        value += usd @ (b.qty[live] * c.contract_size[live])
+    out = np.asarray(value, dtype=np.float64)
+    return out[0] if np.ndim(iv_points) == 0 else out
 
 
-def pnl_usd(b: BookInputs, spots: FloatArray, iv_points: float = 0.0) -> FloatArray:
-    """Change of the book's USD value from (b.spot, IVs) to each of `spots` at IV + points."""
+def pnl_usd(
+    b: BookInputs, spots: FloatArray, iv_points: Sequence[float] | float = 0.0
+) -> FloatArray:
+    """Change of the book's USD value from (b.spot, IVs) to each of `spots` at IV + points
+    (shaped as values_usd)."""
     base = float(values_usd(b, np.array([b.spot]))[0])
     return np.asarray(values_usd(b, spots, iv_points) - base, dtype=np.float64)
 
@@ -128,8 +142,8 @@ class Grid:
 def scenario_grid(b: BookInputs, spot_pct: Sequence[float], iv_points: Sequence[float]) -> Grid:
     """P&L in USD of every (IV shock, spot shock) cell."""
     spots = b.spot * (1.0 + np.asarray(spot_pct, dtype=np.float64) / 100.0)
-    rows = tuple(tuple(pnl_usd(b, spots, p).tolist()) for p in iv_points)
-    return Grid(tuple(spot_pct), tuple(iv_points), rows)
+    cells = pnl_usd(b, spots, list(iv_points)).tolist()
+    return Grid(tuple(spot_pct), tuple(iv_points), tuple(tuple(r) for r in cells))
 
 
 def zero_grid(spot_pct: Sequence[float], iv_points: Sequence[float]) -> Grid:

@@ -1,8 +1,11 @@
 """The risk the hedge leaves, kept current on a clock timer (bot/core/scenarios.py does the math).
 
-Every `period_s` (the smaller of risk.var_sample_s and RECOMPUTE_S, so cost is bounded and
-independent of the tick rate) it revalues each underlying's book on the scenario grid and on
-the recorded 1-day returns, and applies the VaR limit (bot/core/risk.py apply_var).
+Every `period_s` (the smaller of risk.var_sample_s and RECOMPUTE_S, independent of the tick
+rate) it samples the index when due and, if anything moved since the last computation (a new
+sample, positions, the config, an index by 1%), revalues each underlying's
+book on the scenario grid and on the recorded 1-day returns, and applies the VaR limit
+(bot/core/risk.py apply_var). The cost is bounded: one vectorized pricing of grid plus history
+per underlying, at most once a minute.
 
 History: the index of every hedged underlying is sampled at the same timer instants every
 risk.var_sample_s; a ring of risk.var_window + 1 samples gives up to var_window returns, each
@@ -25,11 +28,13 @@ from bot.core.book import exposure_of
 from bot.core.scenarios import BookInputs, Grid
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.hedger.hedger import Hedger
 
 log = structlog.get_logger("hedgebot.risk")
 
-RECOMPUTE_S = 60.0  # the grid and VaR follow positions at least this often
+RECOMPUTE_S = 60.0  # the timer's period at most: a position change shows within a minute
+MOVE_FRACTION = 0.01  # an index move that makes the numbers stale
 
 
 class RiskView:
@@ -38,6 +43,8 @@ class RiskView:
         self.samples: deque[tuple[int, dict[str, float]]] = deque(maxlen=self._maxlen())
         self.report: dict[str, Any] = {}
         self._timer: Timer | None = None
+        # what the last computation saw: (ms, ledger version, settings, index per underlying)
+        self._basis: tuple[int, int, Settings, dict[str, float]] | None = None
 
     def _maxlen(self) -> int:
         return self.h.settings.risk.var_window + 1
@@ -70,15 +77,31 @@ class RiskView:
         now = self.h.clock.now_ms()
         if self.samples.maxlen != self._maxlen():
             self.samples = deque(self.samples, maxlen=self._maxlen())
-        if not self.samples or now - self.samples[-1][0] >= cfg.var_sample_s * 1000:
-            prices = {}
-            for u in self.h.settings.hedge:
-                mkt = self.h.view.market(u)
-                if mkt is not None:
-                    prices[u] = mkt.index
-            if prices:
-                self.samples.append((now, prices))
-        self.compute(now)
+        prices = {}
+        for u in self.h.settings.hedge:
+            mkt = self.h.view.market(u)
+            if mkt is not None:
+                prices[u] = mkt.index
+        sampled = False
+        if prices and (not self.samples or now - self.samples[-1][0] >= cfg.var_sample_s * 1000):
+            self.samples.append((now, prices))
+            sampled = True
+        if sampled or self._stale(now, prices):
+            self._basis = (now, self.h.ledger.version, self.h.settings, prices)
+            self.compute(now)
+
+    def _stale(self, now: int, prices: dict[str, float]) -> bool:
+        """Recompute only when something moved: positions (the ledger), the config, an index by
+        more than MOVE_FRACTION; a new sample (every var_sample_s) also recomputes, which bounds
+        how old IVs and external positions can be in the numbers."""
+        if self._basis is None:
+            return True
+        _, version, settings, seen = self._basis
+        if version != self.h.ledger.version or settings is not self.h.settings:
+            return True
+        if set(prices) != set(seen):
+            return True
+        return any(abs(p / seen[u] - 1.0) > MOVE_FRACTION for u, p in prices.items())
 
     def returns(self, underlying: str) -> dict[int, float]:
         """Sample index -> 1-day return of `underlying` ending at that sample."""
