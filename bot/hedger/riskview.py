@@ -72,7 +72,7 @@ class RiskView:
             self.h.emit("alert", "risk.failed", error=repr(e))
         self._timer = self.h.clock.call_later(self.period_s, self._tick)
 
-    def run(self) -> None:
+    def run(self, force: bool = False) -> None:
         cfg = self.h.settings.risk
         now = self.h.clock.now_ms()
         if self.samples.maxlen != self._maxlen():
@@ -86,7 +86,7 @@ class RiskView:
         if prices and (not self.samples or now - self.samples[-1][0] >= cfg.var_sample_s * 1000):
             self.samples.append((now, prices))
             sampled = True
-        if sampled or self._stale(now, prices):
+        if force or sampled or self._stale(now, prices):
             self._basis = (now, self.h.ledger.version, self.h.settings, prices)
             self.compute(now)
 
