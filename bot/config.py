@@ -377,10 +377,10 @@ class RiskConfig(Section):
         ld_w, ld_r = self.liquidation_distance_warn, self.liquidation_distance_reduce
         if ld_w is not None and ld_r is not None and ld_r > ld_w:
             raise ValueError("liquidation_distance_reduce must be <= liquidation_distance_warn")
-        for name, grid in (("scenario_spot_pct", self.scenario_spot_pct),):
-            bad = [x for x in grid if not -100.0 < x < 1000.0]
-            if bad:
-                raise ValueError(f"{name} values must be in (-100, 1000) percent, got {bad}")
+        bad = [x for x in self.scenario_spot_pct if not -100.0 < x < 1000.0]
+        if bad:
+            # a -100 % shock is a zero price: no option or inverse contract has a value there
+            raise ValueError(f"scenario_spot_pct values must be in (-100, 1000) percent, got {bad}")
         if self.var_min_samples > self.var_window:
             raise ValueError(
                 f"var_min_samples ({self.var_min_samples}) must be <= var_window "

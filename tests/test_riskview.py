@@ -143,3 +143,23 @@ def test_var_limit_hysteresis_state_document_and_metrics() -> None:
 def gauge_value(text: str, series: str) -> float:
     line = next(x for x in text.splitlines() if x.startswith(series + " "))
     return float(line.split()[-1])
+
+
+def test_var_config_rules_name_field_value_and_rule() -> None:
+    from pydantic import ValidationError
+
+    from bot.config import ConfigError
+    from bot.config_set import with_setting
+
+    s = settings(1000.0)
+    assert with_setting(s, "risk.var_limit_usd", 500.0).risk.var_limit_usd == 500.0
+    with pytest.raises(ConfigError, match=r"risk\.var_limit_usd.*only be lowered live"):
+        with_setting(s, "risk.var_limit_usd", 2000.0)
+    with pytest.raises(
+        ValidationError, match=r"var_min_samples \(30\) must be <= var_window \(20\)"
+    ):
+        Settings(risk={"var_window": 20, "var_min_samples": 30})
+    with pytest.raises(ValidationError, match=r"scenario_spot_pct.*\[-100\.0\]"):
+        Settings(risk={"scenario_spot_pct": [-100.0]})
+    with pytest.raises(ValidationError, match="var_limit_usd"):
+        Settings(risk={"var_limit_usd": -1.0})
