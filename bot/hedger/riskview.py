@@ -125,7 +125,13 @@ class RiskView:
         lines = exposure_of(
             cols, qty, zero, exp.price, iv, rate, now, self.h.settings.engine.hedge_view
         )
-        return BookInputs(cols, qty, iv, exp.price, rate, now, exp.delta_coin - lines.delta_coin)
+        # Coin held outside the lines (equity, external deltas): what the exposure counts beyond
+        # our lines, less a venue-greeks shift (the options are revalued by our own model).
+        extra = exp.delta_coin - lines.delta_coin - self.h.view.venue_shift(underlying)
+        if self.h.settings.engine.hedge_view == "coin":
+            # the coin view leaves held coin alone: the book is what its delta counts
+            qty = np.where(cols.is_spot, 0.0, qty)
+        return BookInputs(cols, qty, iv, exp.price, rate, now, extra)
 
     def compute(self, now: int) -> None:
         cfg = self.h.settings.risk
