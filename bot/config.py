@@ -365,6 +365,26 @@ class RiskConfig(Section):
     liquidation_distance_reduce: float | None = Field(
         default=0.08, gt=0, lt=1, description="... below which to trade reducing-only"
     )
+    var_limit_usd: float | None = Field(
+        default=None, gt=0, description="1-day 99% VaR of the book above which to reduce only"
+    )
+    scenario_spot_pct: list[float] = Field(
+        default_factory=lambda: [-30.0, -20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 30.0],
+        min_length=1,
+        description="spot shocks of the scenario grid, percent",
+    )
+    scenario_iv_points: list[float] = Field(
+        default_factory=lambda: [-20.0, -10.0, 0.0, 10.0, 20.0],
+        min_length=1,
+        description="implied-vol shocks of the scenario grid, vol points",
+    )
+    var_sample_s: float = Field(
+        default=3600.0, gt=0, le=86_400, description="index sampled this often for VaR"
+    )
+    var_window: int = Field(default=250, ge=2, le=100_000, description="returns kept for VaR")
+    var_min_samples: int = Field(
+        default=100, ge=1, description="no VaR (null) until this many returns are recorded"
+    )
     initial_state: Literal["active", "reducing_only", "halted"] = "active"
     halt_file: Path | None = Field(
         default=None, description="kill switch: while this file exists, trading is halted"
@@ -380,6 +400,15 @@ class RiskConfig(Section):
         ld_w, ld_r = self.liquidation_distance_warn, self.liquidation_distance_reduce
         if ld_w is not None and ld_r is not None and ld_r > ld_w:
             raise ValueError("liquidation_distance_reduce must be <= liquidation_distance_warn")
+        bad = [x for x in self.scenario_spot_pct if not -100.0 < x < 1000.0]
+        if bad:
+            # a -100 % shock is a zero price: no option or inverse contract has a value there
+            raise ValueError(f"scenario_spot_pct values must be in (-100, 1000) percent, got {bad}")
+        if self.var_min_samples > self.var_window:
+            raise ValueError(
+                f"var_min_samples ({self.var_min_samples}) must be <= var_window "
+                f"({self.var_window}): VaR would never be reported"
+            )
         return self
 
 

@@ -48,6 +48,7 @@ LOWER_ONLY = (
     "breaker_failures",
     "margin_ratio_warn",
     "margin_ratio_reduce",
+    "var_limit_usd",
 )
 HIGHER_ONLY = ("liquidation_distance_warn", "liquidation_distance_reduce")
 _RAISE_RULE = "to raise it, edit the file and reload"

@@ -369,6 +369,9 @@ class OperatorControls:
                 for n, a in self.settings.accounts.items()
             },
             "underlyings": unders,
+            # scenario grid and 1-day 99% VaR per underlying and for the book (riskview.py);
+            # null numbers until there is history enough, never made up
+            "risk": self.hedger.riskview.report or None,
             "feeds": {
                 f"{a}:{s}": {"ok": f.error is None, "age_ms": now - f.last_ok_ms, "error": f.error}
                 for (a, s), f in self.hedger.feeds.feeds.items()

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bot.backtest.attribution import Attribution
 from bot.backtest.data import Recorded
@@ -67,6 +68,9 @@ class PathResult:
     price_start: float = 0.0
     price_end: float = 0.0
     attribution: Attribution = field(default_factory=Attribution)
+    # end of path: 1-day 99% VaR/CVaR and the worst scenario cell per underlying and "total"
+    # (bot/hedger/riskview.py; null VaR when the path is shorter than var_min_samples samples)
+    risk: dict[str, Any] = field(default_factory=dict)
     series: Series = field(default_factory=Series)  # for the picture; not in report.json
 
     @property
@@ -203,6 +207,9 @@ async def _run(
                 on_tick(result.ticks)
         # Let what is in flight settle before the books are closed.
         await clock.advance_to(t + int(settings.execution.order_timeout_s * 2000))
+        hedger.riskview.run(force=True)  # the risk the hedge leaves at the end of the path
+        hedger.riskview.stop()
+        result.risk = hedger.riskview.brief()
     finally:
         for task in pumps:
             task.cancel()

@@ -74,6 +74,8 @@ def build(
                 for part in PARTS
             },
         },
+        # end-of-path 1-day 99% VaR of the whole book, over paths (paths without one left out)
+        "end_var_99_usd": _end_var(results),
         "per_path": [path_dict(r) for r in results],
     }
 
@@ -104,6 +106,37 @@ def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]
         f"  inside the band  {s['share_in_band']['mean'] * 100:.1f}% of ticks",
         "  P&L attribution  " + "  ".join(f"{k} {v:,.2f}" for k, v in s["attribution_usd"].items()),
         f"  largest |delta|  {s['max_abs_delta_coin']:.4f} coin",
+        *_risk_lines(report),
         f"  ticks            {s['ticks']:,} in {timing['wall_s']:.2f} s "
         f"({timing['ticks_per_s']:,.0f} ticks/s)",
     ]
+
+
+def _risk_lines(report: dict[str, Any]) -> list[str]:
+    """End-of-path VaR and the worst scenario cell of the whole book, per path."""
+    out = []
+    for p in report["per_path"]:
+        total = p.get("risk", {}).get("total")
+        if not total:
+            continue
+        var, cvar, worst = total["var_99_usd"], total["cvar_99_usd"], total["worst"]
+        risk = (
+            f"VaR {var:,.2f}  CVaR {cvar:,.2f}"
+            if var is not None
+            else f"VaR none ({total['samples']} samples)"
+        )
+        cell = (
+            f"worst cell {worst['pnl_usd']:,.2f} at spot {worst['spot_pct']:+g}% "
+            f"iv {worst['iv_points']:+g}pt"
+            if worst
+            else "worst cell none"
+        )
+        out.append(f"  end risk path {p['seed']}  {risk}  {cell}")
+    return out
+
+
+def _end_var(results: Sequence[PathResult]) -> dict[str, float] | None:
+    """Stats over paths of the end-of-path book VaR; None when no path has one (too short)."""
+    found = [r.risk.get("total", {}).get("var_99_usd") for r in results]
+    values = [float(v) for v in found if v is not None]
+    return stats(values) if values else None

@@ -477,3 +477,26 @@ def apply_margin(state: RiskState, assessment: MarginAssessment) -> RiskState:
     ):
         return set_trading_state(state, TradingState.ACTIVE, "margin_recovered")
     return state
+
+
+# --- value at risk ----------------------------------------------------------------------------
+
+VAR_REASON = "var_limit"
+VAR_RESUME_FRACTION = 0.9  # back to active only below 90% of the limit: hysteresis
+
+
+def apply_var(state: RiskState, var_usd: float | None, limit_usd: float | None) -> RiskState:
+    """Force reducing_only when the book's VaR exceeds the limit; lift it only when VaR is back
+    below VAR_RESUME_FRACTION of the limit and the VaR rule set it (never overrides an operator
+    or the margin rule). No VaR (too little history) changes nothing: no number is made up."""
+    if var_usd is None or limit_usd is None:
+        return state
+    if var_usd > limit_usd and state.trading_state is TradingState.ACTIVE:
+        return set_trading_state(state, TradingState.REDUCING_ONLY, VAR_REASON)
+    if (
+        var_usd < VAR_RESUME_FRACTION * limit_usd
+        and state.trading_state is TradingState.REDUCING_ONLY
+        and state.state_reason == VAR_REASON
+    ):
+        return set_trading_state(state, TradingState.ACTIVE, "var_recovered")
+    return state

@@ -34,6 +34,7 @@ from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
 from bot.hedger.report import book_loaded
+from bot.hedger.riskview import RiskView
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for, policy_for
 from bot.venues.base import Venue
@@ -111,6 +112,7 @@ class Hedger:
         self._dirty: set[str] = set()
         self._bad_data: set[tuple[str, str]] = set()
         self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
+        self.riskview = RiskView(self)  # scenario grid, VaR and the VaR limit, on a timer
 
     @property
     def risk_state(self) -> risk.RiskState:
@@ -274,6 +276,7 @@ class Hedger:
     def decide_dirty(self) -> None:
         """One decision for every underlying marked dirty since the last call."""
         dirty, self._dirty = self._dirty, set()
+        self.riskview.start()  # armed here, inside the running loop; idempotent
         for u in sorted(dirty):
             try:
                 self.evaluate(u)
@@ -571,6 +574,7 @@ class Hedger:
             "open_orders_left": open_orders_left,
             # Orders the venue never gave a final state for: check them at the venue.
             "stuck_orders": sorted(self.executor.stuck.orders),
+            "risk": self.riskview.brief(),
         }
 
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:

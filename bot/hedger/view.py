@@ -368,6 +368,13 @@ class MarketView:
             venue += qty * vd if vd is not None else mine
         return own, venue
 
+    def venue_shift(self, underlying: str) -> float:
+        """What greeks_source = venue added to the options' delta in the last snapshot (coin)."""
+        if self._settings().engine.greeks_source != "venue":
+            return 0.0
+        own, venue = self._last_option_deltas.get(underlying, (0.0, 0.0))
+        return venue - own
+
     def check_greeks(self, underlying: str) -> None:
         """greeks_source = both: trade on our own greeks, alert when the venue's differ by more
         than greeks_divergence_tol relative to the larger of the two totals and more than

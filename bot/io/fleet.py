@@ -207,6 +207,9 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
             f = f if isinstance(f, dict) else {}
             t.add_row(name, "yes" if f.get("ok") else "NO", _age(_num(f.get("age_ms"))))
         parts.append(t)
+    risk = _risk_table(st.get("risk"))
+    if risk is not None:
+        parts.append(risk)
     return Group(*parts)
 
 
@@ -234,6 +237,38 @@ def _greeks_table(state: dict[str, Any]) -> Table | None:
             _fmt(u.get("vega_usd"), "+,.2f"),
             _fmt(u.get("theta_usd"), "+,.2f"),
         )
+    return t
+
+
+def _usd(v: Any) -> str:
+    n = _num(v)
+    return "-" if n is None else f"${n:,.0f}"
+
+
+def _risk_table(block: Any) -> Table | None:
+    """VaR, CVaR and the worst scenario cell per underlying and for the book ("-": no number
+    yet, too little history or a book that cannot be valued)."""
+    if not isinstance(block, dict):
+        return None
+    rows = dict(block.get("underlyings") or {})
+    rows["total"] = block.get("total")
+    t = Table(title="risk (1-day 99%, historical; worst scenario cell)")
+    for col in ("underlying", "VaR", "CVaR", "samples", "worst cell"):
+        t.add_column(col, justify="left" if col in ("underlying", "worst cell") else "right")
+    for name, r in rows.items():
+        if not isinstance(r, dict):
+            continue
+        grid = r.get("scenarios")
+        worst = grid.get("worst") if isinstance(grid, dict) else None
+        cell = "-"
+        if isinstance(worst, dict):
+            sp, ivp = _num(worst.get("spot_pct")), _num(worst.get("iv_points"))
+            where = "?" if sp is None or ivp is None else f"spot {sp:+g}% iv {ivp:+g}pt"
+            cell = f"{_usd(worst.get('pnl_usd'))} at {where}"
+        if r.get("error"):
+            cell = str(r["error"])
+        samples = r.get("samples")
+        t.add_row(name, _usd(r.get("var_99_usd")), _usd(r.get("cvar_99_usd")), str(samples), cell)
     return t
 
 

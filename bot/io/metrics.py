@@ -8,6 +8,7 @@ A private registry keeps several daemons in one process (tests) from colliding.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -80,6 +81,19 @@ class Metrics:
             ["underlying"],
             registry=r,
         )
+        self.var = Gauge(
+            "hedgebot_var_usd",
+            "1-day 99% VaR, USD (historical simulation); underlying=total for the book; NaN until "
+            "there is history enough",
+            ["underlying"],
+            registry=r,
+        )
+        self.cvar = Gauge(
+            "hedgebot_cvar_usd",
+            "1-day 99% CVaR (mean loss beyond the VaR), USD; as hedgebot_var_usd",
+            ["underlying"],
+            registry=r,
+        )
         self.feed_ok = Gauge("hedgebot_feed_ok", "1 while a feed is healthy", ["feed"], registry=r)
         self.info = Gauge(
             "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
@@ -126,8 +140,18 @@ class Metrics:
             stuck[u] = stuck.get(u, 0) + 1
         for u, n in stuck.items():
             self.stuck_orders.labels(underlying=u).set(n)
+        self._refresh_risk(state.get("risk") or {})
         for name, f in state.get("feeds", {}).items():
             self.feed_ok.labels(feed=name).set(1 if f.get("ok") else 0)
+
+    def _refresh_risk(self, block: dict[str, Any]) -> None:
+        rows = dict(block.get("underlyings") or {})
+        if block.get("total") is not None:
+            rows["total"] = block["total"]
+        for u, r in rows.items():
+            for gauge, key in ((self.var, "var_99_usd"), (self.cvar, "cvar_99_usd")):
+                v = r.get(key)
+                gauge.labels(underlying=u).set(math.nan if v is None else float(v))
 
 
 def make_app(registry: CollectorRegistry, health: Health | None) -> WSGIApplication:

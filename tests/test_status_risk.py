@@ -1,0 +1,76 @@
+"""`hedgebot status` shows the risk block of a bot's state, published by a real bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+
+from bot.io.mqtt import MqttBridge
+from tests.test_mqtt_bridge import FakeController, make_config, until
+from tests.test_mqtt_broker import Broker, mqtt_broker
+from tests.test_mqtt_fleet import _args, _console
+
+__all__ = ["mqtt_broker"]
+pytestmark = pytest.mark.slow
+
+GRID = {
+    "spot_pct": [-10.0, 0.0, 10.0],
+    "iv_points": [0.0],
+    "pnl_usd": [[-7200.0, 0.0, 7200.0]],
+    "worst": {"spot_pct": -10.0, "iv_points": 0.0, "pnl_usd": -7200.0},
+}
+
+
+class RiskController(FakeController):
+    def state(self) -> dict[str, Any]:
+        doc = super().state()
+        doc["risk"] = {
+            "underlyings": {
+                "BTC": {
+                    "scenarios": GRID,
+                    "var_99_usd": 1234.5,
+                    "cvar_99_usd": 1500.25,
+                    "samples": 250,
+                    "error": None,
+                },
+                "ETH": {
+                    "scenarios": None,
+                    "var_99_usd": None,
+                    "cvar_99_usd": None,
+                    "samples": 0,
+                    "error": "no implied vol for held options ['ETH-X']",
+                },
+            },
+            "total": {"scenarios": None, "var_99_usd": None, "cvar_99_usd": None, "samples": 0},
+        }
+        return doc
+
+
+async def test_status_prints_var_cvar_and_the_worst_cell(mqtt_broker: Broker) -> None:
+    bridge = MqttBridge(make_config(mqtt_broker), "gamma", RiskController())
+    task = asyncio.create_task(bridge.run())
+    await until(lambda: bridge.connected)
+    bridge.request_state()
+    await asyncio.sleep(0.3)
+    try:
+        console = _console()
+        args = _args(mqtt_broker, _cmd="status", bot_id="gamma", timeout=3)
+        rc = await asyncio.to_thread(args.func, args, console)
+    finally:
+        await bridge.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    out = console.export_text()
+    assert rc == 0, out
+    rows = {
+        c.split()[0]: c
+        for c in (line.replace("│", " ") for line in out.splitlines())
+        if c.split()[:1] in (["BTC"], ["ETH"], ["total"])
+    }
+    assert "$1,234" in rows["BTC"] and "$1,500" in rows["BTC"] and " 250 " in rows["BTC"]
+    assert "$-7,200 at spot -10% iv +0pt" in rows["BTC"]
+    assert "no implied vol" in rows["ETH"]
+    assert rows["total"].split()[1:4] == ["-", "-", "0"]  # no number is made up
