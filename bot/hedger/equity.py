@@ -98,7 +98,7 @@ class EquityTracker:
             ins = lines.get(fill.symbol)
             if ins is not None:
                 holding.on_fill(ins, fill.signed_amount, fill.price, fill.fee, fill.fee_currency)
-        log.info(
+        log.debug(
             "equity.read",
             account=account,
             coin=coin,
