@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.command_auth import signed
-from bot.io.mqtt import Topics, describe_validation, dumps, tool_client
+from bot.io.mqtt import Topics, describe_validation, dumps, tool_broker, tool_client
 from bot.io.mqtt_schema import CommandReply, parse_command
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_REPLY = 0, 1, 2, 3
@@ -217,15 +217,7 @@ def _resolve(args: argparse.Namespace) -> tuple[MqttConfig, str]:
         settings = load_settings(args.config, args.secrets)
     except ConfigError as e:
         raise UsageError(e.render()) from None
-    cfg = settings.mqtt
-    update: dict[str, Any] = {}
-    if args.host is not None:
-        update["host"] = args.host
-    if args.port is not None:
-        update["port"] = args.port
-    if update:
-        cfg = cfg.model_copy(update=update)
-    return cfg, args.bot_id if args.bot_id is not None else settings.bot_id
+    return tool_broker(settings, args.host, args.port, args.bot_id)
 
 
 def cmd_ctl(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -24,7 +24,7 @@ from rich.text import Text
 from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.fleet_cli import register as register
-from bot.io.mqtt import tool_client
+from bot.io.mqtt import tool_broker, tool_client
 
 
 def _now_ms() -> int:
@@ -316,16 +316,7 @@ async def collect(
 def _resolve(args: argparse.Namespace) -> tuple[MqttConfig, str]:
     """Broker settings: the config file (and environment) first, then --host/--port."""
     settings = load_settings(getattr(args, "config", None))
-    cfg = settings.mqtt
-    update: dict[str, Any] = {}
-    if args.host is not None:
-        update["host"] = args.host
-    if args.port is not None:
-        update["port"] = args.port
-    if update:
-        cfg = cfg.model_copy(update=update)
-    bot_id = args.bot_id if args.bot_id is not None else settings.bot_id
-    return cfg, bot_id
+    return tool_broker(settings, args.host, args.port, args.bot_id)
 
 
 def cmd_status(args: argparse.Namespace, console: Console | None = None) -> int:

@@ -30,7 +30,7 @@ import structlog
 from pydantic import ValidationError
 
 from bot.clock import monotonic_s, wall_ms
-from bot.config import SECRET_FIELDS, MqttConfig
+from bot.config import SECRET_FIELDS, MqttConfig, Settings
 from bot.control import CommandError, Controller
 from bot.events import Event, EventSink
 from bot.io import mqtt_inbox
@@ -201,6 +201,20 @@ def tls_params(cfg: MqttConfig) -> aiomqtt.TLSParameters | None:
         keyfile=str(cfg.key_file) if cfg.key_file else None,
         cert_reqs=ssl.CERT_REQUIRED,
     )
+
+
+def tool_broker(
+    settings: Settings, host: str | None, port: int | None, bot_id: str | None
+) -> tuple[MqttConfig, str]:
+    """The broker and bot id an operator tool talks to: the config's, then --host, --port and
+    --bot-id over them."""
+    update: dict[str, Any] = {}
+    if host is not None:
+        update["host"] = host
+    if port is not None:
+        update["port"] = port
+    cfg = settings.mqtt.model_copy(update=update) if update else settings.mqtt
+    return cfg, bot_id if bot_id is not None else settings.bot_id
 
 
 def tool_client(cfg: MqttConfig, role: str) -> aiomqtt.Client:
