@@ -36,17 +36,13 @@ from bot.hedger.policies import Policies
 from bot.hedger.report import book_loaded
 from bot.hedger.riskview import RiskView
 from bot.hedger.view import MarketView
-from bot.policy_config import modifiers_for, policy_for
+from bot.policy_config import modifiers_for
 from bot.venues.base import Venue
 
 log = structlog.get_logger("hedgebot.hedger")
 
 # Longest a decision waits for the hedge instrument's book of the same tick (clock ms).
 BOOK_WAIT_MS = 1_000
-
-
-def policy_of(settings: Settings, underlying: str) -> TriggerPolicy:
-    return policy_for(settings.hedge[underlying])
 
 
 class Hedger:

@@ -17,7 +17,6 @@ from typing import TypeVar
 import structlog
 
 from bot.clock import Clock
-from bot.config import StreamKind
 from bot.core.book import LineKey
 from bot.core.orders import PositionReport
 from bot.hedger.feeds import FeedState, stale_limit_s
@@ -73,7 +72,7 @@ class Streams:
                 lambda: venue.watch_ticker(key[1]),
                 self.hedger.on_ticker,
                 True,
-                self._limit("ticker"),
+                stale_limit_s(self.hedger.settings.engine, "ticker"),
             )
         )
 
@@ -86,7 +85,7 @@ class Streams:
                 lambda: venue.watch_order_book(key[1]),
                 self.hedger.on_book,
                 True,
-                self._limit("book"),
+                stale_limit_s(self.hedger.settings.engine, "book"),
             )
         )
 
@@ -112,10 +111,6 @@ class Streams:
                 stale_limit_s(self.hedger.settings.engine, "positions_poll"),
             )
         )
-
-    def _limit(self, kind: StreamKind) -> float:
-        eng = self.hedger.settings.engine
-        return eng.stale_after_by_stream.get(kind, eng.stale_after_s)
 
     async def _stream(
         self,
