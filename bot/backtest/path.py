@@ -193,16 +193,12 @@ async def _run(
             held = {u: _held(hedger, u) for u in underlyings} if detail else {}
             for venue in venues.values():
                 venue.tick()
-            # This tick's decision runs below, in line: the feed's wake-ups need no callback
-            # (one would keep the virtual loop from jumping idle to the next tick).
-            scheduled["decide"] = True
             _feed(hedger, venues, hedge_lines)
             if result.ticks == 0 and detail:
                 _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
             else:
                 _attribute(result.attribution, hedger, held, spec.tick_ms)
             hedger.decide_dirty()
-            scheduled["decide"] = False
             _note(result, hedger, underlyings)
             result.ticks += 1
             if detail and result.series.wants(result.ticks):
