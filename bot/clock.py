@@ -16,6 +16,7 @@ external positions sent by other systems, MQTT command freshness, file-write thr
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -122,17 +123,27 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         # Private, stable since 3.4: _ready holds callbacks to run now, _scheduled the timers.
         ready: Any = self.__dict__["_ready"]
         scheduled: Any = self.__dict__["_scheduled"]
-        if not ready and scheduled:
-            when = scheduled[0]._when
-            if when > self._virtual_s:
-                self._virtual_s = when
+        if not ready:
+            self._drop_cancelled_head(scheduled)
+            if scheduled and scheduled[0]._when > self._virtual_s:
+                self._virtual_s = scheduled[0]._when
         super()._run_once()  # type: ignore[misc]
+
+    def _drop_cancelled_head(self, scheduled: Any) -> None:
+        # As the base loop does before it waits: a cancelled timer left at the head would set
+        # the jump, and the base loop, having dropped it, would wait in real time for the next.
+        while scheduled and scheduled[0]._cancelled:
+            self.__dict__["_timer_cancelled_count"] -= 1
+            heapq.heappop(scheduled)._scheduled = False
 
     def is_idle_until(self, when_s: float) -> bool:
         """True when nothing is ready and no timer falls before `when_s`."""
         ready: Any = self.__dict__["_ready"]
         scheduled: Any = self.__dict__["_scheduled"]
-        return not ready and (not scheduled or scheduled[0]._when > when_s)
+        if ready:
+            return False
+        self._drop_cancelled_head(scheduled)
+        return not scheduled or scheduled[0]._when > when_s
 
     def jump(self, when_s: float) -> None:
         """Move time forward with no timer due before it (see is_idle_until)."""
