@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bot.cli import build_parser
-from bot.io.journal import TABLES
+from bot.io.journal_rows import TABLES
 from tests.helpers import ROOT, clean_env
 
 HEAVY = ("pydantic", "structlog", "aiomqtt", "paho", "rich", "numpy", "scipy", "ccxt", "bot.config")

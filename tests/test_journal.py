@@ -21,8 +21,10 @@ import pytest
 from bot.clock import wall_ms
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event, EventBus
-from bot.io.journal import SCHEMA_VERSION, Journal, JournalError, iso_ms
+from bot.io.journal import Journal, JournalError
 from bot.io.journal_cli import parse_time, register
+from bot.io.journal_rows import iso_ms
+from bot.io.journal_schema import SCHEMA_VERSION
 
 SYM = "BTC/USDT:USDT"
 T0 = 1_700_000_000_000

@@ -15,203 +15,29 @@ millisecond, cheap next to a venue round trip.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import math
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import structlog
 
 from bot.clock import wall_ms
-from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
+from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate
 from bot.events import Event
-
-SCHEMA_VERSION = 2
-
-Row = dict[str, Any]
-Table = Literal["orders", "fills", "decisions", "events"]
-Axis = Literal["wall", "clock"]  # which time a range applies to
-TABLES: tuple[Table, ...] = ("orders", "fills", "decisions", "events")
-ExportFormat = Literal["csv", "json"]
+from bot.io.journal_reads import JournalReads
+from bot.io.journal_rows import merge_order, safe_dumps, upsert_order
+from bot.io.journal_schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION
 
 _log = structlog.get_logger("hedgebot.journal")
-
-_SCHEMA_V1 = """
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE decisions (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts         INTEGER NOT NULL,
-    underlying TEXT    NOT NULL,
-    delta      REAL,
-    target     REAL,
-    band       REAL,
-    action     TEXT    NOT NULL,
-    reason     TEXT    NOT NULL,
-    json       TEXT    NOT NULL DEFAULT '{}'
-);
-CREATE INDEX decisions_ts ON decisions (ts);
-CREATE TABLE intents (
-    client_id   TEXT PRIMARY KEY,
-    ts          INTEGER NOT NULL,
-    underlying  TEXT    NOT NULL,
-    symbol      TEXT    NOT NULL,
-    side        TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
-    amount      REAL    NOT NULL,
-    reason      TEXT    NOT NULL,
-    reduce_only INTEGER NOT NULL DEFAULT 0,
-    state       TEXT    NOT NULL
-);
-CREATE INDEX intents_state ON intents (state);
-CREATE TABLE orders (
-    client_id      TEXT PRIMARY KEY REFERENCES intents (client_id),
-    venue_order_id TEXT,
-    symbol         TEXT    NOT NULL,
-    side           TEXT    NOT NULL,
-    amount         REAL    NOT NULL,
-    status         TEXT    NOT NULL,
-    filled         REAL    NOT NULL DEFAULT 0,
-    average        REAL,
-    price          REAL,
-    reason         TEXT,
-    ts_created     INTEGER NOT NULL,
-    ts_updated     INTEGER NOT NULL,
-    json           TEXT    NOT NULL DEFAULT '{}'
-);
-CREATE INDEX orders_ts ON orders (ts_created);
-CREATE TABLE order_events (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    client_id TEXT    NOT NULL REFERENCES intents (client_id),
-    ts        INTEGER NOT NULL,
-    status    TEXT    NOT NULL,
-    filled    REAL    NOT NULL,
-    json      TEXT    NOT NULL
-);
-CREATE INDEX order_events_client ON order_events (client_id);
-CREATE TABLE fills (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    trade_id     TEXT    NOT NULL,
-    client_id    TEXT    NOT NULL,
-    symbol       TEXT    NOT NULL,
-    side         TEXT    NOT NULL,
-    amount       REAL    NOT NULL,
-    price        REAL    NOT NULL,
-    fee          REAL    NOT NULL,
-    fee_currency TEXT    NOT NULL,
-    ts           INTEGER NOT NULL,
-    UNIQUE (symbol, trade_id)
-);
-CREATE INDEX fills_client ON fills (client_id);
-CREATE INDEX fills_ts ON fills (ts);
-CREATE TABLE state_changes (
-    id   INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts   INTEGER NOT NULL,
-    name TEXT    NOT NULL,
-    json TEXT    NOT NULL
-);
-CREATE INDEX state_changes_ts ON state_changes (ts);
-CREATE TABLE events (
-    id   INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts   INTEGER NOT NULL,
-    kind TEXT    NOT NULL,
-    name TEXT    NOT NULL,
-    json TEXT    NOT NULL
-);
-CREATE INDEX events_ts ON events (ts);
-"""
-
-# Migrations from version N to N+1, appended as the schema grows; each runs in one transaction.
-_MIGRATIONS: dict[int, str] = {
-    # v2: the wall-clock time of each row beside its clock time (`ts`), which in a simulated
-    # run is simulated time; the journal's time filters and `time` column use the wall clock.
-    1: """
-ALTER TABLE decisions ADD COLUMN wall INTEGER;
-ALTER TABLE orders ADD COLUMN wall_created INTEGER;
-ALTER TABLE fills ADD COLUMN wall INTEGER;
-ALTER TABLE state_changes ADD COLUMN wall INTEGER;
-ALTER TABLE events ADD COLUMN wall INTEGER;
-CREATE INDEX decisions_wall ON decisions (wall);
-CREATE INDEX orders_wall ON orders (wall_created);
-CREATE INDEX fills_wall ON fills (wall);
-CREATE INDEX events_wall ON events (wall);
-""",
-}
-
-# Progress of an order: an update never moves an order backwards (updates can arrive late or
-# twice, from the websocket and from REST reconciliation).
-_RANK: dict[OrderStatus, int] = {
-    OrderStatus.CREATED: 0,
-    OrderStatus.SENT: 1,
-    OrderStatus.OPEN: 2,
-    OrderStatus.PARTIALLY_FILLED: 3,
-    OrderStatus.FILLED: 4,
-    OrderStatus.CANCELLED: 4,
-    OrderStatus.REJECTED: 4,
-    OrderStatus.EXPIRED: 4,
-}
-_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in OrderStatus if s.is_terminal)
 
 
 class JournalError(Exception):
     """The journal cannot be opened (newer schema, not a journal, unreadable)."""
 
 
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """An intent whose order is not known to be finished: reconcile it with the venue by
-    client id before any new decision."""
-
-    intent: OrderIntent
-    ts_ms: int
-    status: OrderStatus  # CREATED: journaled, maybe never sent; SENT: outcome unknown
-    venue_order_id: str | None
-    filled: float
-    price: float | None
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, default=_json_default, separators=(",", ":"), allow_nan=False)
-
-
-def _json_default(o: Any) -> Any:
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
-    if isinstance(o, Path):
-        return str(o)
-    return repr(o)
-
-
-def _safe_dumps(data: Any) -> str:
-    # NaN/inf are not JSON; turn them into null rather than lose the whole row.
-    try:
-        return _dumps(data)
-    except ValueError:
-        return json.dumps(_clean_floats(data), default=_json_default, separators=(",", ":"))
-
-
-def _clean_floats(data: Any) -> Any:
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, Mapping):
-        return {str(k): _clean_floats(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_clean_floats(v) for v in data]
-    return data
-
-
-def iso_ms(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
-
-
-class Journal:
+class Journal(JournalReads):
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
@@ -284,15 +110,15 @@ class Journal:
         # executescript commits on its own, so the DDL and the version go in one explicit script.
         self._conn.executescript(
             "BEGIN IMMEDIATE;\n"
-            + _SCHEMA_V1
-            + "".join(_MIGRATIONS[v] for v in range(1, SCHEMA_VERSION))
+            + SCHEMA_V1
+            + "".join(MIGRATIONS[v] for v in range(1, SCHEMA_VERSION))
             + f"INSERT INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\n"
             + "COMMIT;"
         )
         _log.info("journal.created", path=str(self.path), schema_version=SCHEMA_VERSION)
 
     def _apply_migration(self, from_version: int) -> None:
-        script = _MIGRATIONS[from_version]
+        script = MIGRATIONS[from_version]
         self._conn.executescript(
             "BEGIN IMMEDIATE;\n"
             + script
@@ -367,7 +193,7 @@ class Journal:
             band,
             action,
             reason,
-            _safe_dumps(data or {}),
+            safe_dumps(data or {}),
         )
         self._write(
             False,
@@ -445,10 +271,10 @@ class Journal:
             if known.fetchone() is None:
                 return "unknown"
             old = c.execute("SELECT * FROM orders WHERE client_id = ?", (update.client_id,))
-            merged = _merge(old.fetchone(), update)
+            merged = merge_order(old.fetchone(), update)
             if merged is None:
                 return "same"
-            _upsert_order(c, merged, update)
+            upsert_order(c, merged, update)
             return "changed"
 
         outcome = self._write(True, tx)
@@ -492,7 +318,7 @@ class Journal:
             True,
             lambda c: c.execute(
                 "INSERT INTO state_changes (ts, wall, name, json) VALUES (?, ?, ?, ?)",
-                (ts_ms, wall_ms(), name, _safe_dumps(data or {})),
+                (ts_ms, wall_ms(), name, safe_dumps(data or {})),
             ),
         )
 
@@ -500,7 +326,7 @@ class Journal:
         """EventSink: journal the event. Never raises: a broken journal loses telemetry here, and
         the order paths (which do raise) are what protect the money."""
         try:
-            payload = _safe_dumps(dict(event.data))
+            payload = safe_dumps(dict(event.data))
             self._write(
                 False,
                 lambda c: c.execute(
@@ -532,305 +358,3 @@ class Journal:
             band=num("band"),
             data=d,
         )
-
-    # --- reads --------------------------------------------------------------------------------
-
-    def in_flight_intents(self) -> list[InFlight]:
-        """Intents whose order is not terminal (or was never sent), oldest first."""
-        rows = self._conn.execute(
-            "SELECT i.*, o.status AS o_status, o.venue_order_id, o.filled, o.price"
-            " FROM intents i LEFT JOIN orders o USING (client_id)"
-            f" WHERE i.state NOT IN ({_TERMINAL_SQL}) ORDER BY i.ts, i.rowid"
-        ).fetchall()
-        return [_in_flight(r) for r in rows]
-
-    def intent(self, client_id: str) -> OrderIntent | None:
-        row = self._conn.execute("SELECT * FROM intents WHERE client_id = ?", (client_id,))
-        found = row.fetchone()
-        return None if found is None else _intent(found)
-
-    def order(self, client_id: str) -> Row | None:
-        row = self._conn.execute("SELECT * FROM orders WHERE client_id = ?", (client_id,))
-        found = row.fetchone()
-        return None if found is None else dict(found)
-
-    def order_events(self, client_id: str) -> list[Row]:
-        rows = self._conn.execute(
-            "SELECT * FROM order_events WHERE client_id = ? ORDER BY id", (client_id,)
-        )
-        return [dict(r) for r in rows.fetchall()]
-
-    def fills_for(self, client_id: str) -> list[Fill]:
-        rows = self._conn.execute(
-            "SELECT * FROM fills WHERE client_id = ? ORDER BY ts, id", (client_id,)
-        )
-        return [_fill(r) for r in rows.fetchall()]
-
-    def filled_amount(self, client_id: str) -> float:
-        """Contracts booked from fills for this client id (the fills, not the order's `filled`,
-        are what the book has applied)."""
-        row = self._conn.execute(
-            "SELECT COALESCE(SUM(amount), 0.0) FROM fills WHERE client_id = ?", (client_id,)
-        ).fetchone()
-        return float(row[0])
-
-    def orders_between(
-        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
-    ) -> list[Row]:
-        """Orders created in [since, until), with their intent's underlying and reason."""
-        return self._between(
-            "SELECT o.client_id, o.ts_created AS ts, o.wall_created AS wall, i.underlying,"
-            " o.symbol, o.side, o.amount, o.price, o.status, o.filled, o.average,"
-            " o.venue_order_id, o.reason, i.reason AS intent_reason, o.ts_updated"
-            " FROM orders o JOIN intents i USING (client_id)",
-            ("o.ts_created", "o.wall_created"),
-            since_ms,
-            until_ms,
-            axis,
-        )
-
-    def fills_between(
-        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
-    ) -> list[Row]:
-        return self._between(
-            "SELECT ts, wall, trade_id, client_id, symbol, side, amount, price, fee,"
-            " fee_currency FROM fills",
-            ("ts", "wall"),
-            since_ms,
-            until_ms,
-            axis,
-        )
-
-    def decisions_between(
-        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
-    ) -> list[Row]:
-        return self._between(
-            "SELECT ts, wall, underlying, action, reason, delta, target, band, json FROM decisions",
-            ("ts", "wall"),
-            since_ms,
-            until_ms,
-            axis,
-        )
-
-    def events_between(
-        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
-    ) -> list[Row]:
-        select = "SELECT ts, wall, kind, name, json FROM events"
-        return self._between(select, ("ts", "wall"), since_ms, until_ms, axis)
-
-    def state_changes_between(
-        self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
-    ) -> list[Row]:
-        select = "SELECT ts, wall, name, json FROM state_changes"
-        return self._between(select, ("ts", "wall"), since_ms, until_ms, axis)
-
-    def rows(
-        self,
-        table: Table,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-        axis: Axis = "wall",
-    ) -> list[Row]:
-        """Rows of `table` in [since, until) of the wall clock (when they were written), or of
-        the daemon's clock with axis "clock" (simulated time in a simulated run)."""
-        readers: dict[Table, Callable[[int | None, int | None, Axis], list[Row]]] = {
-            "orders": self.orders_between,
-            "fills": self.fills_between,
-            "decisions": self.decisions_between,
-            "events": self.events_between,
-        }
-        return readers[table](since_ms, until_ms, axis)
-
-    def _between(
-        self,
-        select: str,
-        columns: tuple[str, str],
-        since_ms: int | None,
-        until_ms: int | None,
-        axis: Axis,
-    ) -> list[Row]:
-        # The query text is built from constants only; the bounds are bound parameters. Rows
-        # written before schema v2 have no wall time: their clock time stands in.
-        clock, wall = columns
-        ts_col = clock if axis == "clock" else f"COALESCE({wall}, {clock})"
-        where, params = [], []
-        if since_ms is not None:
-            where.append(f"{ts_col} >= ?")
-            params.append(since_ms)
-        if until_ms is not None:
-            where.append(f"{ts_col} < ?")
-            params.append(until_ms)
-        sql = select + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {ts_col}"
-        return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
-
-    def export(
-        self,
-        table: Table,
-        fmt: ExportFormat,
-        out: IO[str],
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-        axis: Axis = "wall",
-    ) -> int:
-        """Write the rows of `table` in [since, until) as CSV or JSON; returns the row count."""
-        rows = self.rows(table, since_ms, until_ms, axis)
-        if fmt == "csv":
-            write_csv(rows, out)
-        else:
-            write_json(rows, out)
-        return len(rows)
-
-
-# --- row helpers ------------------------------------------------------------------------------
-
-
-def with_time(rows: Iterable[Row]) -> list[Row]:
-    """Rows with readable UTC columns first: `time`, when it was written (wall clock), and
-    `clock_time`, the daemon's clock (simulated time in a simulated run; the same as `time`,
-    up to latency, otherwise). The epoch-ms `ts` and `wall` stay for machines."""
-    out = []
-    for r in rows:
-        wall = r.get("wall")
-        ts = int(r["ts"])
-        out.append(
-            {"time": iso_ms(int(wall) if wall is not None else ts), "clock_time": iso_ms(ts), **r}
-        )
-    return out
-
-
-def write_csv(rows: list[Row], out: IO[str]) -> None:
-    rows = with_time(rows)
-    if not rows:
-        return
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-
-
-def write_json(rows: list[Row], out: IO[str]) -> None:
-    decoded = [_decode_json_col(r) for r in with_time(rows)]
-    json.dump(decoded, out, indent=2, default=_json_default)
-    out.write("\n")
-
-
-def _decode_json_col(row: Row) -> Row:
-    # The stored json column is a document; nest it rather than export a string of JSON.
-    if isinstance(row.get("json"), str):
-        try:
-            return {**row, "json": json.loads(row["json"])}
-        except ValueError:
-            return row
-    return row
-
-
-def _merge(old: sqlite3.Row | None, u: OrderUpdate) -> Row | None:
-    """The order row after applying `u`, or None when `u` adds nothing."""
-    if old is None:
-        return {
-            "venue_order_id": u.venue_order_id,
-            "status": u.status,
-            "filled": u.filled,
-            "average": u.average,
-            "price": u.price,
-            "reason": u.reason,
-            "ts_created": u.ts_ms,
-            "ts_updated": u.ts_ms,
-        }
-    old_status = OrderStatus(old["status"])
-    status = u.status if _RANK[u.status] > _RANK[old_status] else old_status
-    more_filled = u.filled > float(old["filled"]) + 1e-12
-    # The average follows the fills: take the update's only when it knows of more of them.
-    take_average = u.average is not None and (more_filled or old["average"] is None)
-    merged: Row = {
-        "venue_order_id": old["venue_order_id"] or u.venue_order_id,
-        "status": status,
-        "filled": max(float(old["filled"]), u.filled),
-        "average": u.average if take_average else old["average"],
-        # A re-priced (amended) order reports its new price; a late update must not undo it.
-        "price": u.price if u.price is not None and u.ts_ms >= old["ts_updated"] else old["price"],
-        "reason": old["reason"] or u.reason,
-        "ts_created": int(old["ts_created"]),
-        "ts_updated": max(int(old["ts_updated"]), u.ts_ms),
-    }
-    same = (
-        merged["venue_order_id"] == old["venue_order_id"]
-        and merged["status"] == old_status
-        and merged["filled"] == float(old["filled"])
-        and merged["average"] == old["average"]
-        and merged["price"] == old["price"]
-        and merged["reason"] == old["reason"]
-    )
-    return None if same else merged
-
-
-def _upsert_order(c: sqlite3.Connection, m: Row, u: OrderUpdate) -> None:
-    raw = _safe_dumps(dataclasses.asdict(u))
-    status = OrderStatus(m["status"]).value
-    c.execute(
-        "INSERT INTO orders (client_id, venue_order_id, symbol, side, amount, status, filled,"
-        " average, price, reason, ts_created, ts_updated, json, wall_created)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (client_id) DO UPDATE SET venue_order_id = excluded.venue_order_id,"
-        " status = excluded.status, filled = excluded.filled, average = excluded.average,"
-        " price = excluded.price, reason = excluded.reason, ts_updated = excluded.ts_updated,"
-        " json = excluded.json",
-        (
-            u.client_id,
-            m["venue_order_id"],
-            u.symbol,
-            u.side.value,
-            u.amount,
-            status,
-            m["filled"],
-            m["average"],
-            m["price"],
-            m["reason"],
-            m["ts_created"],
-            m["ts_updated"],
-            raw,
-            wall_ms(),
-        ),
-    )
-    c.execute(
-        "INSERT INTO order_events (client_id, ts, status, filled, json) VALUES (?, ?, ?, ?, ?)",
-        (u.client_id, u.ts_ms, u.status.value, u.filled, raw),
-    )
-    c.execute("UPDATE intents SET state = ? WHERE client_id = ?", (status, u.client_id))
-
-
-def _intent(r: sqlite3.Row) -> OrderIntent:
-    return OrderIntent(
-        client_id=r["client_id"],
-        underlying=r["underlying"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        amount=float(r["amount"]),
-        reason=r["reason"],
-        reduce_only=bool(r["reduce_only"]),
-    )
-
-
-def _in_flight(r: sqlite3.Row) -> InFlight:
-    status = r["o_status"] or r["state"]
-    return InFlight(
-        intent=_intent(r),
-        ts_ms=int(r["ts"]),
-        status=OrderStatus(status),
-        venue_order_id=r["venue_order_id"],
-        filled=float(r["filled"] or 0.0),
-        price=None if r["price"] is None else float(r["price"]),
-    )
-
-
-def _fill(r: sqlite3.Row) -> Fill:
-    return Fill(
-        client_id=r["client_id"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        amount=float(r["amount"]),
-        price=float(r["price"]),
-        fee=float(r["fee"]),
-        fee_currency=r["fee_currency"],
-        ts_ms=int(r["ts"]),
-        trade_id=r["trade_id"],
-    )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from bot.io.journal import Axis, Row, Table
+    from bot.io.journal_rows import Axis, Row, Table
 
 # rich, the config and the journal (structlog) are imported by the handler, not here: the CLI
 # imports this module to declare the arguments, and `hedgebot --help` must stay fast.
@@ -161,7 +161,7 @@ def _open_output(path: Path | None) -> Iterator[IO[str]]:
 
 
 def _write(rows: list[Row], table: Table, fmt: str, out: IO[str], to_file: bool) -> None:
-    from bot.io.journal import write_csv, write_json
+    from bot.io.journal_rows import write_csv, write_json
 
     if fmt == "csv":
         write_csv(rows, out)
@@ -175,7 +175,7 @@ def _write_table(rows: list[Row], table: Table, out: IO[str], to_file: bool) -> 
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    from bot.io.journal import with_time
+    from bot.io.journal_rows import with_time
 
     # A file gets plain text at a fixed width; a terminal gets rich's colours and its width.
     console = Console(file=out, width=200 if to_file else None, no_color=to_file)
