@@ -14,9 +14,12 @@ import dataclasses
 import enum
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.config import PositionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderRequest, Side
@@ -135,14 +138,40 @@ def scenario() -> dict[str, Any]:
     return {"ticks": ticks, "state": ex.to_json()}
 
 
+def same(got: Any, want: Any, where: str) -> None:
+    """Equal, floats to the last few bits: numpy's exp/log may differ in the last bit between
+    versions and CPUs (SIMD paths), which is not a different market. Anything else is exact:
+    strings, integers, None, the random generators' states, every rounded price level."""
+    if isinstance(want, float) and isinstance(got, float):
+        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12), f"{where}: {got} != {want}"
+    elif isinstance(want, dict) and isinstance(got, dict):
+        assert got.keys() == want.keys(), f"{where}: keys differ"
+        for k in want:
+            same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list) and isinstance(got, list):
+        assert len(got) == len(want), f"{where}: lengths differ"
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            same(g, w, f"{where}[{i}]")
+    else:
+        assert got == want and type(got) is type(want), f"{where}: {got!r} != {want!r}"
+
+
 def test_same_seed_same_exchange_as_the_eager_one() -> None:
     want = json.loads(FIXTURE.read_text())
     got = json.loads(json.dumps(scenario()))  # the same JSON round trip the fixture went through
     assert len(got["ticks"]) == len(want["ticks"])
     for n, (g, w) in enumerate(zip(got["ticks"], want["ticks"], strict=True)):
         for key in w:
-            assert g.get(key) == w[key], f"tick {n}: {key} differs"
-    assert got["state"] == want["state"]
+            same(g.get(key), w[key], f"tick {n}: {key}")
+    same(got["state"], want["state"], "state")
+
+
+def test_the_comparison_catches_a_different_market() -> None:
+    want = json.loads(FIXTURE.read_text())
+    moved = json.loads(json.dumps(want))
+    moved["ticks"][0]["tickers"][0]["mark"] *= 1 + 1e-9
+    with pytest.raises(AssertionError, match="mark"):
+        same(moved["ticks"][0], want["ticks"][0], "tick 0")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import structlog
 from bot.clock import Clock
 from bot.core.orders import OrderRequest, OrderStatus, OrderUpdate
 from bot.execution.executor import Executor
-from bot.io.journal import InFlight
+from bot.io.journal_rows import InFlight
 from bot.venues.base import Venue, VenueError
 
 log = structlog.get_logger("hedgebot.recovery")
