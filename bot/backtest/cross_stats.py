@@ -7,7 +7,8 @@ r over the tick:
     unhedged = D x r_U        hedged = D x r_U - sum_P m_P x price_P x r_P
 
 so it measures the cross hedge as the betas commanded it (the proxies' own band and execution
-error shows in their drift, not here). Sums are kept so paths pool exactly.
+error shows in their drift, not here), over the ticks a cross hedge was held (not the warmup,
+not while U is hedged directly). Sums are kept so paths pool exactly.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ def before(hedger: Hedger) -> Before:
         prices = _prices(hedger, (u, *h.cross.proxies))
         if exp is None or prices is None:
             continue
+        mapped = hedger.cross.mapped_coin(u)
+        if not mapped:
+            continue  # no cross hedge held (warmup, or a direct hedge): not this figure's ticks
         held = (exp.delta_coin - exp.in_flight_coin) * exp.price
-        out[u] = (held, hedger.cross.mapped_coin(u), prices)
+        out[u] = (held, mapped, prices)
     return out
 
 

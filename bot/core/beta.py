@@ -49,8 +49,8 @@ class Spec:
 class Moments:
     """Running moments of m return series (axis -1), with optional leading batch axes.
 
-    EWMA: w, s1, s2 are the decayed sums of 1, x and x x^T. Window: `buf` holds the last
-    `window` returns (row `count % window` is the next to be replaced)."""
+    w, s1, s2 are the sums of 1, x and x x^T: decayed (EWMA), or over the last `window`
+    returns, which `buf` holds (row `count % window` is the next to be replaced)."""
 
     count: int  # returns seen
     w: FloatArray  # (...,)
@@ -66,30 +66,39 @@ def start(spec: Spec, m: int, batch: tuple[int, ...] = ()) -> Moments:
 
 def update(spec: Spec, mo: Moments, x: FloatArray) -> Moments:
     """The moments with one more joint return `x` (shape (..., m))."""
+    outer = x[..., :, None] * x[..., None, :]
     if spec.window is not None and mo.buf is not None:
+        # Running sums over the window: add the new row, take out the one it replaces; the
+        # sums are recomputed from the buffer once per window so rounding cannot accumulate.
+        at = mo.count % spec.window
         buf = mo.buf.copy()
-        buf[..., mo.count % spec.window, :] = x
-        return Moments(mo.count + 1, mo.w, mo.s1, mo.s2, buf)
+        old = buf[..., at, :].copy()
+        buf[..., at, :] = x
+        count = mo.count + 1
+        if at == spec.window - 1:
+            s1 = buf.sum(axis=-2)
+            s2 = np.swapaxes(buf, -1, -2) @ buf
+        else:
+            s1 = mo.s1 + x - old
+            s2 = mo.s2 + outer - old[..., :, None] * old[..., None, :]
+        w = np.full(mo.w.shape, float(min(count, spec.window)))
+        return Moments(count, w, s1, s2, buf)
     assert spec.half_life is not None
     lam = 0.5 ** (1.0 / spec.half_life)
-    outer = x[..., :, None] * x[..., None, :]
     return Moments(mo.count + 1, lam * mo.w + 1.0, lam * mo.s1 + x, lam * mo.s2 + outer, None)
 
 
 def covariance(spec: Spec, mo: Moments) -> FloatArray:
-    """The covariance of the returns (..., m, m); zeros before two returns."""
-    if spec.window is not None and mo.buf is not None:
-        n = min(mo.count, spec.window)
-        if n < 2:
-            return np.zeros(mo.buf.shape[:-2] + (mo.buf.shape[-1],) * 2)
-        rows = mo.buf[..., :n, :]
-        c = rows - rows.mean(axis=-2, keepdims=True)
-        return np.asarray(np.swapaxes(c, -1, -2) @ c / (n - 1), dtype=np.float64)
+    """The covariance of the returns (..., m, m); zeros before two returns. A window's is the
+    sample covariance (n - 1); the EWMA's is normalized by the total weight."""
     if mo.count < 2:
         return np.zeros(mo.s2.shape)
     w = mo.w[..., None]
     mean = mo.s1 / w
     cov = mo.s2 / w[..., None] - mean[..., :, None] * mean[..., None, :]
+    if spec.window is not None:
+        n = min(mo.count, spec.window)
+        cov = cov * (n / (n - 1))
     return np.asarray(cov, dtype=np.float64)
 
 

@@ -9,7 +9,8 @@ has a price stamped at or after the sample time, so a tick's prices are sampled 
 A cross-hedged underlying U never trades its own instrument while its beta holds; its USD delta
 D maps onto each proxy P as beta_P x D / price_P coin, added to P's exposure (like a position
 held elsewhere), so P's own policy, band and instrument carry it, counted once. Its state:
-- warmup: fewer than `min_samples` returns: nothing is mapped (no order is sized from it);
+- warmup: fewer than `min_samples` returns: nothing is mapped and U does not trade (no order
+  is sized from a short history, whatever `on_breakdown` says);
 - active: corr >= corr_floor: mapped with the current beta;
 - breakdown: corr < corr_floor (alert `cross.breakdown`), then by `on_breakdown`: "halt"
   freezes U's share of the proxies' hedges in proxy coin (nothing trades because of U),
@@ -141,7 +142,7 @@ class CrossHedges:
 
     def trades_directly(self, u: str) -> bool:
         est = self._current().get(u)
-        return est is not None and est.cfg.on_breakdown == "direct" and est.status != "active"
+        return est is not None and est.cfg.on_breakdown == "direct" and est.status == "breakdown"
 
     def hold_reason(self, u: str) -> str | None:
         """Why U's own instrument does not trade (None: it does, as a direct hedge)."""
