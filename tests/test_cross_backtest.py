@@ -38,9 +38,9 @@ def events_of(settings: Settings, tmp: Path, days: float, seed: int = 3) -> list
 def test_backtest_reports_variance_reduction_near_rho_squared(tmp_path: Path) -> None:
     cfg = pair_config(tmp_path, {"matrix": [[1.0, 0.95], [0.95, 1.0]]}, {})
     out = tmp_path / "out"
+    args = ["backtest", "--config", str(cfg), "--days", "1", "--paths", "2", "--jobs", "2"]
     r = subprocess.run(
-        [sys.executable, "-m", "bot", "backtest", "--config", str(cfg), "--days", "1"]
-        + ["--paths", "2", "--jobs", "2", "--out", str(out)],
+        [sys.executable, "-m", "bot", *args, "--out", str(out)],
         capture_output=True,
         text=True,
         cwd=ROOT,
