@@ -67,12 +67,17 @@ class CrossHedges:
         self._halted = halted
         self._emit = emit
         self._est: dict[str, _Estimate] = {}
+        self._seen: Settings | None = None  # the settings _est was checked against
 
     # ---- which underlyings -------------------------------------------------------------------
 
     def _current(self) -> dict[str, _Estimate]:
         """One estimate per cross-hedged underlying; a changed [hedge.U.cross] starts afresh."""
-        hedge = self._settings().hedge
+        settings = self._settings()
+        if settings is self._seen:
+            return self._est  # settings are frozen: the same object, the same answer
+        self._seen = settings
+        hedge = settings.hedge
         crossed = {u: h.cross for u, h in hedge.items() if h.cross is not None}
         for u in [u for u in self._est if u not in crossed]:
             del self._est[u]
