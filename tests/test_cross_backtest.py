@@ -113,3 +113,33 @@ def test_breakdown_keep_goes_on_with_the_last_good_beta(tmp_path: Path) -> None:
     c = sol[0]["cross"]
     # the beta in use is the last that held, not the broken estimate
     assert c["beta_used"]["BTC"] > c["beta"]["BTC"] and c["corr"] < 0.5
+
+
+def test_the_example_config_hedges_two_underlyings_with_two_proxies(tmp_path: Path) -> None:
+    """config/cross.toml: SOL and AVAX spot on BTC and ETH perps, the multivariate regression."""
+    out = tmp_path / "out"
+    args = ["backtest", "--config", str(ROOT / "config" / "cross.toml"), "--days", "1"]
+    args += ["--paths", "1", "--jobs", "1", "--tick-ms", "300000", "--events", "--out", str(out)]
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    ev = [json.loads(x) for x in next(out.glob("events-*.jsonl")).read_text().splitlines()]
+    ready = {e["underlying"]: e for e in ev if e["event"] == "cross.ready"}
+    assert set(ready) == {"SOL", "AVAX"}
+    for e in ready.values():
+        assert set(e["beta"]) == {"BTC", "ETH"} and e["samples"] == 96
+        assert e["corr"] > 0.7  # 0.75-0.8 against each proxy alone: R is higher
+    trades = [e for e in ev if e["event"] == "hedge.decision" and e["trade"]]
+    assert {e["underlying"] for e in trades} == {"BTC", "ETH"}
+    for e in trades:
+        carried = e["cross"]["carries_coin"]
+        assert carried["SOL"] > 0 and carried["AVAX"] > 0
+        assert e["ts_ms"] >= max(x["ts_ms"] for x in ready.values())
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["cross_hedges"]) == {"AVAX", "SOL"}

@@ -257,8 +257,8 @@ def _feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey
 def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
     for u in underlyings:
         d = hedger.last_decision.get(u)
-        if d is None or d.reason in ("no_market_data",):
-            continue
+        if d is None or d.reason in ("no_market_data",) or d.reason.startswith("cross_"):
+            continue  # a cross-hedged underlying's band is not what hedges it
         result.ticks_decided += 1
         drift = abs(d.delta - d.target)
         result.ticks_in_band += drift <= d.band
