@@ -118,8 +118,8 @@ def test_breakdown_keep_goes_on_with_the_last_good_beta(tmp_path: Path) -> None:
 def test_the_example_config_hedges_two_underlyings_with_two_proxies(tmp_path: Path) -> None:
     """config/cross.toml: SOL and AVAX spot on BTC and ETH perps, the multivariate regression."""
     out = tmp_path / "out"
-    args = ["backtest", "--config", str(ROOT / "config" / "cross.toml"), "--days", "1"]
-    args += ["--paths", "1", "--jobs", "1", "--tick-ms", "300000", "--events", "--out", str(out)]
+    args = ["backtest", "--config", str(ROOT / "config" / "cross.toml"), "--days", "0.25"]
+    args += ["--paths", "1", "--jobs", "1", "--tick-ms", "60000", "--events", "--out", str(out)]
     r = subprocess.run(
         [sys.executable, "-m", "bot", *args],
         capture_output=True,
@@ -133,7 +133,7 @@ def test_the_example_config_hedges_two_underlyings_with_two_proxies(tmp_path: Pa
     ready = {e["underlying"]: e for e in ev if e["event"] == "cross.ready"}
     assert set(ready) == {"SOL", "AVAX"}
     for e in ready.values():
-        assert set(e["beta"]) == {"BTC", "ETH"} and e["samples"] == 96
+        assert set(e["beta"]) == {"BTC", "ETH"} and e["samples"] == 120
         assert e["corr"] > 0.7  # 0.75-0.8 against each proxy alone: R is higher
     trades = [e for e in ev if e["event"] == "hedge.decision" and e["trade"]]
     assert {e["underlying"] for e in trades} == {"BTC", "ETH"}
