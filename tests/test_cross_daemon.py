@@ -147,3 +147,29 @@ def test_state_document_and_metrics_report_beta_corr_and_residual() -> None:
     )
     assert gauge('hedgebot_cross_active{underlying="SOL"}') == 1.0
     assert not math.isnan(gauge('hedgebot_delta_coin{underlying="BTC"}'))
+
+
+def test_a_restart_keeps_the_proxy_hedge_through_the_new_warmup(tmp_path: Path) -> None:
+    """The estimate's history dies with the daemon; the share the BTC perp carried does not:
+    it comes back from the journal, so the new warmup neither unwinds nor re-sizes it."""
+    doc = tomllib.loads(PAIR.read_text())
+    doc["hedge"]["SOL"]["cross"].update(window=120, min_samples=60)
+    doc["hedge"]["BTC"]["policy"]["band"] = 0.2
+    doc["journal"] = {"path": str(tmp_path / "j.sqlite")}
+    doc["sim"]["state_file"] = str(tmp_path / "sim.json")
+    doc["log"]["level"] = "info"
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(tomlw.dumps(doc))
+    run = ["run", "--config", str(cfg), "--clock", "virtual", "--log-format", "json"]
+    rc, first, err = run_bot([*run, "--duration", "5400"], timeout=300)
+    assert rc == 0, err
+    sent = [e for e in first if e["event"] == "order.sent"]
+    assert sent and all(e["symbol"] == "BTC/USDT:USDT" for e in sent)
+    rc, second, err = run_bot([*run, "--duration", "1800", "--start-ms", "1767231000000"])
+    assert rc == 0, err
+    restored = [e for e in second if e["event"] == "cross.restored"]
+    assert len(restored) == 1 and restored[0]["mapped_coin"]["BTC"] > 0
+    assert not [e for e in second if e["event"] in ("cross.ready", "order.sent")]
+    sol = [e for e in second if e["event"] == "hedge.decision" and e["underlying"] == "SOL"]
+    assert sol and sol[0]["reason"] == "cross_warmup"
+    assert sol[0]["cross"]["mapped_coin"] == restored[0]["mapped_coin"]

@@ -9,20 +9,25 @@ has a price stamped at or after the sample time, so a tick's prices are sampled 
 A cross-hedged underlying U never trades its own instrument while its beta holds; its USD delta
 D maps onto each proxy P as beta_P x D / price_P coin, added to P's exposure (like a position
 held elsewhere), so P's own policy, band and instrument carry it, counted once. Its state:
-- warmup: fewer than `min_samples` returns: nothing is mapped and U does not trade (no order
-  is sized from a short history, whatever `on_breakdown` says);
+- warmup: fewer than `min_samples` returns: U's share stays what it was (nothing at first;
+  after a restart or a changed [hedge.U.cross], what the proxies carried) and U does not
+  trade: no order is sized from a short history, whatever `on_breakdown` says;
 - active: corr >= corr_floor: mapped with the current beta;
 - breakdown: corr < corr_floor (alert `cross.breakdown`), then by `on_breakdown`: "halt"
   freezes U's share of the proxies' hedges in proxy coin (nothing trades because of U),
   "direct" maps nothing and U trades its own instrument, "keep" maps with the last beta that
   held. Back above the floor: `cross.recovered`.
 While U's own data is halted (stale feed, pause, ...) its share is frozen as in "halt".
+At start, each share is restored from the journal (`restore`): what the proxy's latest trade
+was sized to carry. The warmup then holds it instead of unwinding the proxies' hedges because
+the estimate's history was lost with the restart.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +89,10 @@ class CrossHedges:
         for u, cfg in crossed.items():
             est = self._est.get(u)
             if est is None or est.cfg != cfg:
-                self._est[u] = _estimate_for(u, cfg)
+                fresh = self._est[u] = _estimate_for(u, cfg)
+                if est is not None:  # the new warmup holds the share the proxies carry
+                    kept = set(cfg.proxies)
+                    fresh.mapped = {p: c for p, c in est.mapped.items() if p in kept}
         return self._est
 
     def involves(self, underlying: str) -> bool:
@@ -95,6 +103,27 @@ class CrossHedges:
         """Proxies whose exposure moves when these underlyings' does."""
         est = self._current()
         return {p for u in underlyings if u in est for p in est[u].names[1:]}
+
+    def restore(self, decisions: Iterable[Mapping[str, Any]]) -> None:
+        """Each share as the proxies' latest journaled trades carried it (`carries_coin`)."""
+        est = self._current()
+        carried: dict[str, dict[str, float]] = {}  # proxy -> U -> coin, latest trade wins
+        for row in decisions:
+            detail = row.get("json")
+            data = json.loads(detail) if isinstance(detail, str) else detail
+            if row.get("action") != "trade" or not isinstance(data, dict):
+                continue
+            cross = data.get("cross")
+            if isinstance(cross, dict) and isinstance(cross.get("carries_coin"), dict):
+                carried[str(row.get("underlying"))] = {
+                    str(u): float(c)
+                    for u, c in cross["carries_coin"].items()
+                    if isinstance(c, int | float) and math.isfinite(c)
+                }
+        for u, e in est.items():
+            e.mapped = {p: carried[p][u] for p in e.names[1:] if u in carried.get(p, {})}
+            if e.mapped:
+                self._emit("state", "cross.restored", underlying=u, mapped_coin=dict(e.mapped))
 
     # ---- sampling ----------------------------------------------------------------------------
 
