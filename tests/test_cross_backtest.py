@@ -54,6 +54,9 @@ def test_backtest_reports_variance_reduction_near_rho_squared(tmp_path: Path) ->
     assert sol["ticks"] == 2 * (1440 - 121)
     assert abs(sol["variance_reduction"] - 0.95**2) <= 0.03, sol
     assert "cross hedge SOL   variance reduction" in r.stdout
+    # the BTC perp's P&L is in the delta part (BTC's own book), not left in the residual
+    parts = report["summary"]["attribution_usd"]
+    assert abs(parts["residual"]) <= 0.01 * abs(parts["delta"]) + 1.0, parts
     for p in report["per_path"]:
         assert p["cross"]["SOL"]["variance_reduction"] > 0.85
 

@@ -279,7 +279,8 @@ def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
     if now is None:
         return None
     e, market = now
-    coin = e.delta_coin - e.in_flight_coin
+    # a cross hedge's share is another underlying's delta, attributed there
+    coin = e.delta_coin - e.in_flight_coin - hedger.cross.coin_onto(u)
     iv = _iv(hedger.view.market_with_ivs(u) or market)
     return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), iv
 

@@ -569,6 +569,8 @@ class Hedger:
                 band = self.band_report(u) or {}
                 band.pop("underlying", None)
                 deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd, **band}
+                if (cross := self.cross.report(u)) is not None:
+                    deltas[u]["cross"] = cross
         orders = self.ledger.orders.values()
         return {
             "delta": deltas,
