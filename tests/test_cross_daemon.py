@@ -173,3 +173,46 @@ def test_a_restart_keeps_the_proxy_hedge_through_the_new_warmup(tmp_path: Path) 
     sol = [e for e in second if e["event"] == "hedge.decision" and e["underlying"] == "SOL"]
     assert sol and sol[0]["reason"] == "cross_warmup"
     assert sol[0]["cross"]["mapped_coin"] == restored[0]["mapped_coin"]
+
+
+def test_a_stale_cross_hedged_feed_freezes_its_share() -> None:
+    """SOL's feed goes silent: past engine.stale_after_s its share on BTC stops following BTC's
+    price (stale data sizes nothing); while fresh it follows (beta x D / price of BTC)."""
+    s = settings()
+    s = s.model_copy(update={"engine": s.engine.model_copy(update={"stale_after_s": 150.0})})
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(70) * 0.002
+    btc = 60_000.0 * np.exp(np.cumsum(x))
+    sol = 150.0 * np.exp(np.cumsum(1.5 * x + rng.standard_normal(70) * 0.001))
+
+    async def main() -> list[float]:
+        clock = VirtualClock(START)
+        venue = SimVenue("sim", s.sim, [], clock, run_market=False)
+        catalog: dict[LineKey, Instrument] = {}
+        hedger = Hedger(s, {"sim": venue}, catalog, clock, EventBus(Sink()))
+        await venue.connect()
+        for symbol, ins in (await venue.load_instruments()).items():
+            catalog[("sim", symbol)] = ins
+        hedger.add_hedge_lines()
+        fill = Fill("x", "SOL/USDT:USDT", Side.BUY, 2000.0, 150.0, 0.0, "USDT", START, "t1")
+        hedger.on_fills("sim", [fill])
+        carried = []
+        for i in range(70):
+            await clock.advance_to(START + (i + 1) * MIN)
+            now = clock.now_ms()
+            feeds = [("BTC/USDT:USDT", btc[i])] + ([("SOL/USDT:USDT", sol[i])] if i < 60 else [])
+            for sym, p in feeds:
+                hedger.on_ticker("sim", Ticker(sym, now, p - 0.01, p + 0.01, p, p, p))
+            hedger.decide_dirty()
+            carried.append(hedger.cross.mapped_coin("SOL")["BTC"] if i >= 41 else 0.0)
+        hedger.riskview.stop()
+        await venue.close()
+        return carried
+
+    carried = run_virtual(main)
+    # fresh (i = 60, 61: SOL's last tick is 1-2 minutes old): follows BTC's price
+    assert carried[61] == pytest.approx(carried[60] * btc[60] / btc[61], rel=1e-9)
+    assert carried[61] != carried[60]
+    # stale from i = 62 (150 s): frozen, whatever BTC does
+    assert len(set(carried[62:])) == 1
+    assert len(set(btc[62:].tolist())) == 8
