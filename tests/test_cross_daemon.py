@@ -21,7 +21,9 @@ from bot.core.market import Ticker
 from bot.core.orders import Fill, Side
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
+from bot.io.ctl import render
 from bot.io.metrics import Metrics
+from bot.io.mqtt_schema import CommandReply
 from bot.operator import OperatorControls
 from bot.venues.sim import SimVenue
 from tests import tomlw
@@ -146,6 +148,13 @@ def test_state_document_and_metrics_report_beta_corr_and_residual() -> None:
         c["residual_std"]
     )
     assert gauge('hedgebot_cross_active{underlying="SOL"}') == 1.0
+    # what `hedgebot ctl status` prints from the same document
+    shown = render(CommandReply(id=1, ok=True, cmd="status", result=done, ts_ms=START))
+    sol_line = next(x for x in shown.splitlines() if x.startswith("  SOL:"))
+    assert 'cross active on ["BTC"]: beta {"BTC": ' in sol_line
+    assert "samples 50/40" in sol_line and "residual std " in sol_line
+    btc_line = next(x for x in shown.splitlines() if x.startswith("  BTC:"))
+    assert 'carries {"SOL": ' in btc_line
     assert not math.isnan(gauge('hedgebot_delta_coin{underlying="BTC"}'))
 
 
