@@ -109,9 +109,14 @@ class CrossHedges:
         est = self._current()
         carried: dict[str, dict[str, float]] = {}  # proxy -> U -> coin, latest trade wins
         for row in decisions:
+            if row.get("action") != "trade":
+                continue
             detail = row.get("json")
-            data = json.loads(detail) if isinstance(detail, str) else detail
-            if row.get("action") != "trade" or not isinstance(data, dict):
+            try:
+                data = json.loads(detail) if isinstance(detail, str) else detail
+            except ValueError:
+                continue  # an unreadable row restores nothing; it must not stop the start
+            if not isinstance(data, dict):
                 continue
             cross = data.get("cross")
             if isinstance(cross, dict) and isinstance(cross.get("carries_coin"), dict):
