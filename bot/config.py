@@ -44,6 +44,7 @@ from bot.config_sources import (
     read_toml,
     rebase_paths,
 )
+from bot.cross_config import CrossConfig, SimCorrelation, cross_problems
 from bot.policy_config import PolicyConfig, explain_moved_keys
 
 
@@ -178,6 +179,21 @@ class SimConfig(Section):
     underlyings: dict[str, SimUnderlying] = Field(
         default_factory=lambda: {"BTC": SimUnderlying(price=60_000.0)}
     )
+    correlation: SimCorrelation | None = Field(
+        default=None,
+        description="correlated underlyings, breakdown regime (none: independent)",
+    )
+
+    @model_validator(mode="after")
+    def _correlated_are_listed(self) -> SimConfig:
+        if self.correlation is not None:
+            missing = [u for u in self.correlation.underlyings if u not in self.underlyings]
+            if missing:
+                raise ValueError(
+                    f"correlation.underlyings: {missing} not in sim.underlyings "
+                    f"({sorted(self.underlyings)})"
+                )
+        return self
 
 
 class PositionConfig(Section):
@@ -218,6 +234,10 @@ class HedgeConfig(Section):
     hedge_ratio: float = Field(default=1.0, gt=0, le=1, description="share of the gap to trade")
     policy: PolicyConfig = Field(description="[hedge.<U>.policy]: when to trade (kind = ...)")
     enabled: bool = True
+    cross: CrossConfig | None = Field(
+        default=None,
+        description="[hedge.<U>.cross]: hedge with other underlyings' hedges by beta (README)",
+    )
 
 
 ExecutionMode = Literal["taker", "maker_first", "twap"]
@@ -609,6 +629,13 @@ class Settings(BaseSettings):
                 modes.add(str(mode))
         mode = next((m for m in ("live", "testnet") if m in modes), "paper")
         return {**data, "journal": {**(journal or {}), "path": default_journal_path(mode)}}
+
+    @model_validator(mode="after")
+    def _cross_hedges_chain_right(self) -> Settings:
+        problems = cross_problems(self.hedge)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _accounts_exist(self) -> Settings:

@@ -126,6 +126,7 @@ class Engine:
         # fills once); the initial reconciliation then adopts the venue's positions.
         if self.journal is not None:
             await recovery.recover(h.executor, self.journal, self.catalog, h.hedge_account, h.emit)
+            h.cross.restore(self.journal.decisions_between())  # cross shares held before
         await self.reconciler.reconcile(initial=True)
         await recovery.report_unknown_orders(self.venues, h.executor, self.journal, h.emit)
         for name, venue in self.venues.items():

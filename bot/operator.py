@@ -342,6 +342,9 @@ class OperatorControls:
                 "hedge_instrument": h.instrument,
                 "halted": self.hedger.halt_reasons.get(u),
                 "last_decision": d.reason if d else None,
+                # beta, corr, residual std and what is mapped (README "Cross hedges"); null
+                # for an underlying with no cross hedge
+                "cross": self.hedger.cross.report(u),
             }
         trading = self.hedger.risk_state.trading_state
         modes = {a.mode for a in self.settings.accounts.values()}

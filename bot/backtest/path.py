@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot.backtest import cross_stats
 from bot.backtest.attribution import Attribution
 from bot.backtest.data import Recorded
 from bot.backtest.recorder import EventsFile, Recorder
@@ -72,6 +73,8 @@ class PathResult:
     # (bot/hedger/riskview.py; null VaR when the path is shorter than var_min_samples samples)
     risk: dict[str, Any] = field(default_factory=dict)
     series: Series = field(default_factory=Series)  # for the picture; not in report.json
+    # each cross-hedged underlying's per-tick P&L sums (bot/backtest/cross_stats.py)
+    cross: dict[str, cross_stats.CrossStats] = field(default_factory=dict)
 
     @property
     def share_in_band(self) -> float:
@@ -191,9 +194,11 @@ async def _run(
             await clock.advance_to(t)
             # The book as it is held when the market moves (fills so far, not orders in flight).
             held = {u: _held(hedger, u) for u in underlyings} if detail else {}
+            crossed = cross_stats.before(hedger) if detail else {}
             for venue in venues.values():
                 venue.tick()
             _feed(hedger, venues, hedge_lines)
+            cross_stats.after(result.cross, hedger, crossed)
             if result.ticks == 0 and detail:
                 _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
             else:
@@ -252,8 +257,8 @@ def _feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey
 def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
     for u in underlyings:
         d = hedger.last_decision.get(u)
-        if d is None or d.reason in ("no_market_data",):
-            continue
+        if d is None or d.reason in ("no_market_data",) or d.reason.startswith("cross_"):
+            continue  # a cross-hedged underlying's band is not what hedges it
         result.ticks_decided += 1
         drift = abs(d.delta - d.target)
         result.ticks_in_band += drift <= d.band
@@ -274,7 +279,8 @@ def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
     if now is None:
         return None
     e, market = now
-    coin = e.delta_coin - e.in_flight_coin
+    # a cross hedge's share is another underlying's delta, attributed there
+    coin = e.delta_coin - e.in_flight_coin - hedger.cross.coin_onto(u)
     iv = _iv(hedger.view.market_with_ivs(u) or market)
     return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), iv
 

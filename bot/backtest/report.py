@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bot.backtest.attribution import PARTS
+from bot.backtest.cross_stats import pooled, reduction
 from bot.backtest.path import PathResult, PathSpec
 
 CVAR_LEVEL = 0.05
@@ -39,6 +40,7 @@ def path_dict(r: PathResult) -> dict[str, Any]:
     d = asdict(r)
     d.pop("series")  # the picture's data, not a result
     d["share_in_band"] = r.share_in_band
+    d["cross"] = {u: reduction([s]) for u, s in sorted(r.cross.items())}
     return d
 
 
@@ -74,6 +76,8 @@ def build(
                 for part in PARTS
             },
         },
+        # each cross hedge's 1 - var(hedged) / var(unhedged) of the per-tick P&L, pooled
+        "cross_hedges": pooled(r.cross for r in results),
         # end-of-path 1-day 99% VaR of the whole book, over paths (paths without one left out)
         "end_var_99_usd": _end_var(results),
         "per_path": [path_dict(r) for r in results],
@@ -107,6 +111,12 @@ def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]
         "  P&L attribution  " + "  ".join(f"{k} {v:,.2f}" for k, v in s["attribution_usd"].items()),
         f"  largest |delta|  {s['max_abs_delta_coin']:.4f} coin",
         *_risk_lines(report),
+        *(
+            f"  cross hedge {u:<5} variance reduction "
+            + (f"{c['variance_reduction']:.3f}" if c["variance_reduction"] is not None else "none")
+            + f" over {c['ticks']:,} ticks"
+            for u, c in report.get("cross_hedges", {}).items()
+        ),
         f"  ticks            {s['ticks']:,} in {timing['wall_s']:.2f} s "
         f"({timing['ticks_per_s']:,.0f} ticks/s)",
     ]

@@ -29,6 +29,7 @@ from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
+from bot.hedger.cross import CrossHedges
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
@@ -79,6 +80,10 @@ class Hedger:
             self._lines_changed,
         )
         self.feeds = FeedHealth(lambda: self.settings.engine, self._underlyings_of_feed)
+        self.cross = CrossHedges(
+            lambda: self.settings, self.view, lambda u: self.halt_reason(u) is not None, self.emit
+        )
+        self.view.cross_coin = self.cross.coin_onto
         self.executor = Executor(
             venues,
             catalog,
@@ -273,6 +278,8 @@ class Hedger:
         """One decision for every underlying marked dirty since the last call."""
         dirty, self._dirty = self._dirty, set()
         self.riskview.start()  # armed here, inside the running loop; idempotent
+        self.cross.sample()
+        dirty |= self.cross.proxies_of(dirty)  # a cross-hedged delta moves its proxies'
         for u in sorted(dirty):
             try:
                 self.evaluate(u)
@@ -335,13 +342,14 @@ class Hedger:
         force = underlying in self.force
         hedge = self.settings.hedge[underlying]
         modifiers = modifiers_for(hedge)
+        cross = self.cross.report(underlying)
         decision = decide(
             policy,
             exp,
             mkt,
             self.clock.now_ms(),
             order_in_flight=self.ledger.has_unsettled(underlying),
-            halted_reason=reason,
+            halted_reason=reason or self.cross.hold_reason(underlying),
             force=force,
             hedge_ratio=hedge.hedge_ratio,
             modifiers=modifiers,
@@ -357,6 +365,7 @@ class Hedger:
                 **decision.as_dict(),
                 delta_coin=exp.delta_coin,
                 gamma_coin=exp.gamma_coin,
+                **({"cross": cross} if cross is not None else {}),
             )
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
@@ -380,6 +389,7 @@ class Hedger:
             # A width in another unit than the aim's moves with the price.
             or policy.band_unit not in (None, policy.aim.unit)
             or _remembers(modifiers_for(self.settings.hedge[u]))
+            or self.cross.involves(u)  # moves with other underlyings' prices
         ):
             return
         ref = self.hedge_line(u)
@@ -559,6 +569,8 @@ class Hedger:
                 band = self.band_report(u) or {}
                 band.pop("underlying", None)
                 deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd, **band}
+                if (cross := self.cross.report(u)) is not None:
+                    deltas[u]["cross"] = cross
         orders = self.ledger.orders.values()
         return {
             "delta": deltas,

@@ -84,6 +84,8 @@ class MarketView:
         self.equity = EquityTracker(
             self.lines, ledger.positions, self.market_with_ivs, clock.now_ms
         )
+        # coin delta other underlyings' cross hedges put on an underlying (bot/hedger/cross.py)
+        self.cross_coin: Callable[[str], float] = lambda _underlying: 0.0
 
     # ---- lines -------------------------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class MarketView:
                     held[i] += ext.qty
         if eng.hedge_view == "usd" and self.equity.counts(underlying):
             external += self._equity(underlying, st, held, mkt)
+        external += self.cross_coin(underlying)
         pending = self._pending(st)
         self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
         now = self.clock.now_ms()

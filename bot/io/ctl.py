@@ -158,7 +158,7 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
         )
         if s.get("halted"):
             line += f", not trading: {s['halted']}"
-        lines.append(line)
+        lines.append(line + _cross_text(s.get("cross")))
     orders = doc.get("open_orders")
     n_orders = len(orders) if isinstance(orders, list) else orders
     feeds = doc.get("feeds") or {}
@@ -169,6 +169,19 @@ def _status_lines(doc: dict[str, Any]) -> list[str]:
         + ("ok" if not bad else "stale: " + ", ".join(bad))
     )
     return lines
+
+
+def _cross_text(c: Any) -> str:
+    """A cross hedge's state in a few words (README "Cross hedges")."""
+    if not isinstance(c, dict):
+        return ""
+    if "proxies" not in c:
+        return f", carries {_fmt(c.get('carries_coin'))} coin"
+    return (
+        f", cross {c.get('status')} on {_fmt(c.get('proxies'))}: beta {_fmt(c.get('beta'))}, "
+        f"corr {_fmt(c.get('corr'))}, residual std {_fmt(c.get('residual_std'))}, "
+        f"samples {_fmt(c.get('samples'))}/{_fmt(c.get('min_samples'))}"
+    )
 
 
 def _positions_lines(result: dict[str, Any]) -> list[str]:

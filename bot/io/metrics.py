@@ -94,6 +94,27 @@ class Metrics:
             ["underlying"],
             registry=r,
         )
+        self.cross_beta = Gauge(
+            "hedgebot_cross_beta",
+            "minimum-variance beta of a cross-hedged underlying on a proxy (NaN: none yet)",
+            ["underlying", "proxy"],
+            registry=r,
+        )
+        self.cross_corr = Gauge(
+            "hedgebot_cross_corr", "correlation R of a cross hedge", ["underlying"], registry=r
+        )
+        self.cross_residual = Gauge(
+            "hedgebot_cross_residual_std",
+            "std of the cross hedge's residual log return per sample (basis risk)",
+            ["underlying"],
+            registry=r,
+        )
+        self.cross_active = Gauge(
+            "hedgebot_cross_active",
+            "1 while a cross hedge's beta holds (0: warmup or breakdown)",
+            ["underlying"],
+            registry=r,
+        )
         self.feed_ok = Gauge("hedgebot_feed_ok", "1 while a feed is healthy", ["feed"], registry=r)
         self.info = Gauge(
             "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
@@ -130,6 +151,7 @@ class Metrics:
                 if s.get(key) is not None:  # none before the first decision
                     gauge.labels(underlying=u, unit=unit).set(s[key])
             self.halted.labels(underlying=u).set(1 if s.get("halted") else 0)
+            self._refresh_cross(u, s.get("cross"))
         current = state.get("trading_state")
         for name in TRADING_STATES:
             self.trading_state.labels(state=name).set(1 if name == current else 0)
@@ -144,6 +166,16 @@ class Metrics:
         for name, f in state.get("feeds", {}).items():
             self.feed_ok.labels(feed=name).set(1 if f.get("ok") else 0)
 
+    def _refresh_cross(self, u: str, c: dict[str, Any] | None) -> None:
+        if not c or "proxies" not in c:
+            return  # no cross hedge, or a proxy (what it carries is in its delta)
+        beta = c.get("beta") or {}
+        for p in c["proxies"]:
+            self.cross_beta.labels(underlying=u, proxy=p).set(_num(beta.get(p)))
+        self.cross_corr.labels(underlying=u).set(_num(c.get("corr")))
+        self.cross_residual.labels(underlying=u).set(_num(c.get("residual_std")))
+        self.cross_active.labels(underlying=u).set(1 if c.get("status") == "active" else 0)
+
     def _refresh_risk(self, block: dict[str, Any]) -> None:
         rows = dict(block.get("underlyings") or {})
         if block.get("total") is not None:
@@ -152,6 +184,10 @@ class Metrics:
             for gauge, key in ((self.var, "var_99_usd"), (self.cvar, "cvar_99_usd")):
                 v = r.get(key)
                 gauge.labels(underlying=u).set(math.nan if v is None else float(v))
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) else math.nan
 
 
 def make_app(registry: CollectorRegistry, health: Health | None) -> WSGIApplication:

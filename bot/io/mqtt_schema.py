@@ -322,6 +322,11 @@ class UnderlyingState(_Out):
     hedge_instrument: str | None = None
     halted: str | None = Field(default=None, description="why it does not trade now, if so")
     last_decision: str | None = None
+    cross: dict[str, Any] | None = Field(
+        default=None,
+        description="cross hedge: a cross-hedged underlying's beta, beta_used, corr, "
+        "residual_std, samples, status and mapped_coin; a proxy's carries_coin (README)",
+    )
 
 
 class FeedState(_Out):

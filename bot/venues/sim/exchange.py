@@ -22,6 +22,7 @@ from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
 from bot.venues.sim import book as bk
+from bot.venues.sim.correlation import correlator_for
 from bot.venues.sim.ledger import Ledger, Position
 from bot.venues.sim.listing import build_listing, settle_currency, symbol_for
 from bot.venues.sim.market import MarketState, params_of, rngs, stepper_for
@@ -77,7 +78,8 @@ class SimExchange:
         self.expired: set[str] = set()
         self.order_seq = 0
         self.trade_seq = 0
-        self._stepper: MarketModel = stepper_for(self.params, market.prices)
+        corr = correlator_for(cfg.correlation, list(market.prices), start_ms)
+        self._stepper: MarketModel = stepper_for(self.params, market.prices, corr)
         self.quotes = Quotes(
             self.instruments,
             self._stepper.names,

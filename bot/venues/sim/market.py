@@ -19,6 +19,7 @@ import numpy as np
 
 from bot.config import SimConfig
 from bot.core.greeks import MS_PER_YEAR
+from bot.venues.sim.correlation import Correlator
 from bot.venues.sim.models import MarketModel, ModelStepper
 
 
@@ -79,13 +80,18 @@ def params_of(cfg: SimConfig, model: str | None = None) -> dict[str, UnderlyingP
     return out
 
 
-def stepper_for(params: Mapping[str, UnderlyingParams], names: Iterable[str]) -> MarketModel:
+def stepper_for(
+    params: Mapping[str, UnderlyingParams],
+    names: Iterable[str],
+    correlation: Correlator | None = None,
+) -> MarketModel:
     """`Stepper` (bit for bit the original path) when every underlying is gbm or jumps; the
-    models' stepper, with state and moving vols, when any is heston or regime."""
+    models' stepper, with state and moving vols, when any is heston or regime. `correlation`
+    mixes each step's price normals (bot/venues/sim/correlation.py)."""
     names = list(names)
     if all(params[u].model in ("gbm", "jumps") for u in names):
-        return Stepper(params, names)
-    return ModelStepper(params, names)
+        return Stepper(params, names, correlation)
+    return ModelStepper(params, names, correlation)
 
 
 def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -140,8 +146,14 @@ class Stepper:
 
     dynamic_vols = False  # the options' IV stays `vol`
 
-    def __init__(self, params: Mapping[str, UnderlyingParams], names: Iterable[str]) -> None:
+    def __init__(
+        self,
+        params: Mapping[str, UnderlyingParams],
+        names: Iterable[str],
+        correlation: Correlator | None = None,
+    ) -> None:
         self.names = sorted(names)
+        self._corr = correlation
         p = [params[u] for u in self.names]
         self.vols = {u: x.vol for u, x in zip(self.names, p, strict=True)}
         # The same expression as in `step`, evaluated once: vol, drift and jumps are fixed.
@@ -164,6 +176,8 @@ class Stepper:
         # A Poisson draw with mean 0 takes nothing from the generator, as in `step`.
         jumps = [int(rng.poisson(r[2] * dt)) if r[2] * dt > 0.0 else 0 for r in self._rows]
         jz = _normals(rng, n)
+        if self._corr is not None:
+            z = self._corr.mix(z, from_ms, to_ms, rng)
         sqrt_dt = math.sqrt(dt)
         log_ret = []
         for (a, vol, _, jm, js), zi, j, jzi in zip(self._rows, z, jumps, jz, strict=True):

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
 from bot.core.greeks import MS_PER_YEAR
+from bot.venues.sim.correlation import Correlator
 
 MIN_VOL = 0.01  # the options' IV floor when heston's variance touches zero
 
@@ -133,8 +134,14 @@ class ModelStepper:
 
     dynamic_vols = True
 
-    def __init__(self, params: Mapping[str, ModelParams], names: Iterable[str]) -> None:
+    def __init__(
+        self,
+        params: Mapping[str, ModelParams],
+        names: Iterable[str],
+        correlation: Correlator | None = None,
+    ) -> None:
         self.names = sorted(names)
+        self._corr = correlation
         self._params = [params[u] for u in self.names]
         self._state = [initial(p) for p in self._params]
 
@@ -158,13 +165,18 @@ class ModelStepper:
         dt = max(to_ms - from_ms, 0) / MS_PER_YEAR
         if dt == 0.0 or not self.names:
             return list(prices)
-        out = []
-        for n, (p, s) in enumerate(zip(self._params, self._state, strict=True)):
+        draws: list[tuple[Draws, int]] = []
+        for p in self._params:
             z = rng.standard_normal(3)
             u = float(rng.random())
             lam = p.jump_intensity * dt if p.model == "jumps" else 0.0
             jumps = int(rng.poisson(lam)) if lam > 0.0 else 0
-            d = Draws(float(z[0]), float(z[1]), float(z[2]), u)
+            draws.append((Draws(float(z[0]), float(z[1]), float(z[2]), u), jumps))
+        if self._corr is not None:  # the price normals (z1) move together
+            z1 = self._corr.mix([d.z1 for d, _ in draws], from_ms, to_ms, rng)
+            draws = [(replace(d, z1=z), j) for (d, j), z in zip(draws, z1, strict=True)]
+        out = []
+        for n, (p, s, (d, jumps)) in enumerate(zip(self._params, self._state, draws, strict=True)):
             x, self._state[n] = step_one(p, s, dt, d, jumps)
             out.append(prices[n] * math.exp(x))
         return out
