@@ -45,6 +45,7 @@ from bot.config_sources import (
     rebase_paths,
 )
 from bot.policy_config import PolicyConfig, explain_moved_keys
+from bot.routing_config import CandidateConfig, RoutingConfig, SimAccountConfig
 
 
 class Section(BaseModel):
@@ -178,6 +179,22 @@ class SimConfig(Section):
     underlyings: dict[str, SimUnderlying] = Field(
         default_factory=lambda: {"BTC": SimUnderlying(price=60_000.0)}
     )
+    funding_rate: float = Field(
+        default=0.0, ge=-0.05, le=0.05, description="every perp's funding rate per 8 hours"
+    )
+    accounts: dict[str, SimAccountConfig] = Field(
+        default_factory=dict,
+        description="[sim.accounts.<name>]: fees, spread, depth or funding of one simulated "
+        "account that differ from the above (the price path is the same)",
+    )
+
+    def for_account(self, name: str) -> SimConfig:
+        """This config with the account's overrides applied."""
+        over = self.accounts.get(name)
+        if over is None:
+            return self
+        changes = {k: v for k, v in over.model_dump().items() if v is not None}
+        return self.model_copy(update=changes) if changes else self
 
 
 class PositionConfig(Section):
@@ -218,6 +235,26 @@ class HedgeConfig(Section):
     hedge_ratio: float = Field(default=1.0, gt=0, le=1, description="share of the gap to trade")
     policy: PolicyConfig = Field(description="[hedge.<U>.policy]: when to trade (kind = ...)")
     enabled: bool = True
+    candidates: list[CandidateConfig] = Field(
+        default_factory=list,
+        description="[[hedge.<U>.candidates]]: route each order to the cheapest of these "
+        "(the hedge's own account/instrument among them); empty: always the one instrument",
+    )
+
+    @model_validator(mode="after")
+    def _candidates_consistent(self) -> HedgeConfig:
+        if not self.candidates:
+            return self
+        keys = [(c.account, c.instrument) for c in self.candidates]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"candidates: listed twice: {', '.join(f'{a}:{i}' for a, i in dup)}")
+        if (self.account, self.instrument) not in keys:
+            raise ValueError(
+                f"candidates: must include the hedge's own account/instrument "
+                f"({self.account}:{self.instrument}), the reference price of the underlying"
+            )
+        return self
 
 
 ExecutionMode = Literal["taker", "maker_first", "twap"]
@@ -564,6 +601,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
     external: ExternalConfig = ExternalConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -575,7 +613,7 @@ class Settings(BaseSettings):
             return data
         data = dict(data)
         if isinstance(data.get("hedge"), dict):
-            data["hedge"] = {str(k).upper(): _lower_account(v) for k, v in data["hedge"].items()}
+            data["hedge"] = {str(k).upper(): _lower_hedge(v) for k, v in data["hedge"].items()}
         if isinstance(data.get("accounts"), dict):
             data["accounts"] = {
                 str(k).lower(): _upper_keys_of(v, "paper_balances")
@@ -615,6 +653,15 @@ class Settings(BaseSettings):
         for name, h in self.hedge.items():
             if h.account not in self.accounts:
                 raise ValueError(f"hedge.{name}.account: no account named {h.account!r}")
+            for i, c in enumerate(h.candidates):
+                if c.account not in self.accounts:
+                    raise ValueError(
+                        f"hedge.{name}.candidates.{i}.account: no account named {c.account!r}"
+                    )
+        for name in self.sim.accounts:
+            acc = self.accounts.get(name)
+            if acc is None or acc.exchange != "sim":
+                raise ValueError(f"sim.accounts.{name}: no simulated account named {name!r}")
         for i, p in enumerate(self.positions):
             acc = self.accounts.get(p.account)
             if acc is None:
@@ -650,6 +697,13 @@ def _upper_keys_of(section: Any, *fields: str) -> Any:
         if isinstance(out.get(f), dict):
             out[f] = {str(k).upper(): v for k, v in out[f].items()}
     return out
+
+
+def _lower_hedge(v: Any) -> Any:
+    v = _lower_account(v)
+    if isinstance(v, dict) and isinstance(v.get("candidates"), list):
+        return {**v, "candidates": [_lower_account(c) for c in v["candidates"]]}
+    return v
 
 
 def _lower_account(v: Any) -> Any:

@@ -30,16 +30,22 @@ def sim_problems(settings: Settings, start_ms: int) -> list[Problem]:
         return problems
     listing = build_listing(settings.sim, listed, start_ms)
     for u, h in settings.hedge.items():
-        if h.account not in sim_accounts:
-            continue
-        where = f"hedge.{u}.instrument"
-        ins = listing.get(h.instrument)
-        if ins is None:
-            rule = f"not listed by the simulated exchange (it lists: {', '.join(sorted(listing))})"
-            problems.append((where, show(h.instrument, where), rule))
-        elif ins.kind is Kind.OPTION or ins.underlying != u:
-            rule = f"not a delta-one {u} contract"
-            problems.append((where, show(h.instrument, where), rule))
+        lines = [(h.account, h.instrument, f"hedge.{u}.instrument")]
+        lines += [
+            (c.account, c.instrument, f"hedge.{u}.candidates.{i}.instrument")
+            for i, c in enumerate(h.candidates)
+        ]
+        for account, symbol, where in lines:
+            if account not in sim_accounts:
+                continue
+            ins = listing.get(symbol)
+            if ins is None:
+                rule = (
+                    f"not listed by the simulated exchange (it lists: {', '.join(sorted(listing))})"
+                )
+                problems.append((where, show(symbol, where), rule))
+            elif ins.kind is Kind.OPTION or ins.underlying != u:
+                problems.append((where, show(symbol, where), f"not a delta-one {u} contract"))
     return problems
 
 

@@ -22,6 +22,7 @@ from bot.core.external import External, check_external
 from bot.core.orders import OrderStatus
 from bot.hedger.flatten import flatten_step
 from bot.hedger.hedger import Hedger
+from bot.hedger.routing import hedge_lines
 
 # Sections a reload cannot change while running: they keep their running values (reported).
 RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions", "journal", "mqtt", "metrics", "log")
@@ -276,8 +277,9 @@ class OperatorControls:
             self.hedger.emit("alert", "config.reload_rejected", errors=e.render())
             raise CommandError(e.render()) from None
         if set(new.hedge) != set(self.settings.hedge) or any(
-            (new.hedge[u].account, new.hedge[u].instrument)
-            != (self.settings.hedge[u].account, self.settings.hedge[u].instrument)
+            # the lines a hedge may trade (instrument and routing candidates): streams and books
+            # are set up for them at start; their limits apply at once
+            hedge_lines(new.hedge[u]) != hedge_lines(self.settings.hedge[u])
             for u in new.hedge
         ):
             self.hedger.emit(
@@ -285,7 +287,7 @@ class OperatorControls:
             )
             raise CommandError(
                 "reload cannot add or remove underlyings or change hedge "
-                "instruments; restart the daemon for that"
+                "instruments or routing candidates; restart the daemon for that"
             )
         ignored = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.settings, s)]
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
@@ -340,6 +342,8 @@ class OperatorControls:
                 ),
                 "policy": d.policy if d else None,
                 "hedge_instrument": h.instrument,
+                # each routing candidate's position, limit, funding and basis ([] without)
+                "routing": self.hedger.router.state(u, exp.price if exp else None, now),
                 "halted": self.hedger.halt_reasons.get(u),
                 "last_decision": d.reason if d else None,
             }

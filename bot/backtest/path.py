@@ -128,7 +128,7 @@ async def _run(
     venues: dict[str, SimVenue] = {
         name: SimVenue(
             name,
-            settings.sim,
+            settings.sim.for_account(name),
             [p for p in settings.positions if p.account == name],
             clock,
             run_market=False,

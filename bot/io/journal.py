@@ -32,7 +32,7 @@ from bot.clock import wall_ms
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Row = dict[str, Any]
 Table = Literal["orders", "fills", "decisions", "events"]
@@ -142,6 +142,35 @@ CREATE INDEX decisions_wall ON decisions (wall);
 CREATE INDEX orders_wall ON orders (wall_created);
 CREATE INDEX fills_wall ON fills (wall);
 CREATE INDEX events_wall ON events (wall);
+""",
+    # v3: a fill is one account's: trade ids are unique per exchange, not across accounts, so two
+    # accounts trading the same symbol (routing) may both report "t-1". Rows from before keep
+    # account '' and still block a replay of the same trade id on any account (record_fill).
+    2: """
+CREATE TABLE fills_v3 (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    account      TEXT    NOT NULL DEFAULT '',
+    trade_id     TEXT    NOT NULL,
+    client_id    TEXT    NOT NULL,
+    symbol       TEXT    NOT NULL,
+    side         TEXT    NOT NULL,
+    amount       REAL    NOT NULL,
+    price        REAL    NOT NULL,
+    fee          REAL    NOT NULL,
+    fee_currency TEXT    NOT NULL,
+    ts           INTEGER NOT NULL,
+    wall         INTEGER,
+    UNIQUE (account, symbol, trade_id)
+);
+INSERT INTO fills_v3 (id, account, trade_id, client_id, symbol, side, amount, price, fee,
+    fee_currency, ts, wall)
+    SELECT id, '', trade_id, client_id, symbol, side, amount, price, fee, fee_currency, ts, wall
+    FROM fills;
+DROP TABLE fills;
+ALTER TABLE fills_v3 RENAME TO fills;
+CREATE INDEX fills_client ON fills (client_id);
+CREATE INDEX fills_ts ON fills (ts);
+CREATE INDEX fills_wall ON fills (wall);
 """,
 }
 
@@ -460,15 +489,23 @@ class Journal:
                 status=update.status.value,
             )
 
-    def record_fill(self, fill: Fill) -> bool:
-        """Book a fill once: False when (symbol, trade_id) is already journaled, across restarts
-        and whichever feed (websocket, REST) delivered it first."""
+    def record_fill(self, fill: Fill, account: str) -> bool:
+        """Book a fill once: False when (account, symbol, trade_id) is already journaled (or
+        the trade id on that symbol from before v3, whose rows name no account), across
+        restarts and whichever feed (websocket, REST) delivered it first."""
 
         def tx(c: sqlite3.Connection) -> bool:
+            seen = c.execute(
+                "SELECT 1 FROM fills WHERE symbol = ? AND trade_id = ? AND account IN (?, '')",
+                (fill.symbol, fill.trade_id, account),
+            ).fetchone()
+            if seen is not None:
+                return False
             cur = c.execute(
-                "INSERT OR IGNORE INTO fills (trade_id, client_id, symbol, side, amount, price,"
-                " fee, fee_currency, ts, wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO fills (account, trade_id, client_id, symbol, side, amount,"
+                " price, fee, fee_currency, ts, wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    account,
                     fill.trade_id,
                     fill.client_id,
                     fill.symbol,
