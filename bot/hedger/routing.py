@@ -75,14 +75,15 @@ class Router:
         return [self._candidate(c, price, now_ms) for c in h.candidates]
 
     def _quote_fresh(self, key: LineKey, now_ms: int) -> bool:
-        """A ticker and a book within `engine.stale_after_s`: no order goes out on old data."""
+        """A ticker within `engine.stale_after_s` and a book within `execution.book_max_age_s`
+        (the executor refuses older books): no leg is planned on data it could not send on."""
+        s = self._settings()
         ticker, book = self.tickers.get(key), self.books.get(key)
-        limit_ms = self._settings().engine.stale_after_s * 1000
         return (
             ticker is not None
             and book is not None
-            and now_ms - ticker.ts_ms <= limit_ms
-            and now_ms - book.ts_ms <= limit_ms
+            and now_ms - ticker.ts_ms <= s.engine.stale_after_s * 1000
+            and now_ms - book.ts_ms <= s.execution.book_max_age_s * 1000
         )
 
     def _candidate(self, c: CandidateConfig, price: float, now_ms: int) -> Candidate:
