@@ -5,14 +5,19 @@ journal's decision row."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import named, run_bot
+from tests.e2e.test_metrics_daemon import free_port, scrape, value
+from tests.helpers import ROOT, clean_env, named, parse_events
 
 PERP = "BTC/USDT:USDT"
 LIMIT = 3.0  # the cheap account's position limit, coin
@@ -21,10 +26,15 @@ CONFIG = """
 bot_id = "route-e2e"
 [journal]
 path = "{journal}"
+[metrics]
+enabled = true
+port = {port}
+refresh_s = 0.2
 [engine]
 hedge_view = "coin"
 stale_after_s = 30
 [execution]
+book_max_age_s = 30  # clock seconds: at speed 200 the default 5 s is 25 ms of real time
 max_slippage_bps = 20
 max_fee_bps = 10
 order_timeout_s = 5
@@ -81,17 +91,33 @@ max_position_coin = {limit}
 """
 
 
+Run = tuple[list[dict[str, Any]], Path, list[str]]
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One daemon run: its JSON events, its journal and the metrics scraped while it ran."""
     tmp = tmp_path_factory.mktemp("route")
     cfg = tmp / "route.toml"
     journal = tmp / "journal.sqlite"
-    cfg.write_text(CONFIG.format(journal=journal, limit=LIMIT))
-    code, events, stderr = run_bot(
-        ["run", "--config", str(cfg), "--duration", "3600", "--log-format", "json"], timeout=240
-    )
-    assert code == 0, stderr
-    return events, journal
+    port = free_port()
+    cfg.write_text(CONFIG.format(journal=journal, limit=LIMIT, port=port))
+    log = tmp / "out.jsonl"
+    with log.open("w") as out, (tmp / "err.txt").open("w") as err:  # files: a pipe would fill
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(cfg), "--duration", "3600",
+             "--log-format", "json"],
+            cwd=ROOT, env=clean_env(), stdout=out, stderr=err, text=True,
+        )  # fmt: skip
+        scrapes: list[str] = []
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                scrapes.append(scrape(port))
+            time.sleep(0.5)
+        code = proc.wait(timeout=60)
+    assert code == 0, (tmp / "err.txt").read_text()
+    return parse_events(log.read_text()), journal, scrapes
 
 
 def routed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,9 +125,9 @@ def routed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_every_order_goes_to_the_cheaper_perp_until_its_limit(
-    run: tuple[list[dict[str, Any]], Path],
+    run: Run,
 ) -> None:
-    events, _ = run
+    events, _, _ = run
     trades = routed(events)
     assert len(trades) >= 4, "the market should have moved delta out of the band repeatedly"
     split = at_limit = 0
@@ -151,9 +177,9 @@ def test_every_order_goes_to_the_cheaper_perp_until_its_limit(
 
 
 def test_the_route_is_in_the_journals_decision_rows(
-    run: tuple[list[dict[str, Any]], Path],
+    run: Run,
 ) -> None:
-    events, journal = run
+    events, journal, _ = run
     db = sqlite3.connect(journal)
     rows = db.execute("SELECT json FROM decisions WHERE action = 'trade' ORDER BY ts").fetchall()
     db.close()
@@ -161,4 +187,21 @@ def test_the_route_is_in_the_journals_decision_rows(
     for (text,) in rows:
         route = json.loads(text)["route"]
         assert {c["account"] for c in route["candidates"]} == {"cheap", "dear"}
-        assert route["chosen"]
+        # something is chosen unless nothing could take it (a book older than allowed)
+        assert route["chosen"] or all(c["skipped"] for c in route["candidates"]), route
+    assert sum(bool(json.loads(t)["route"]["chosen"]) for (t,) in rows) >= len(rows) - 2
+
+
+def test_each_candidates_position_limit_and_funding_are_gauges(run: Run) -> None:
+    _, _, scrapes = run
+    line = '{{account="{a}",symbol="BTC/USDT:USDT",underlying="BTC"}}'
+    cheap, dear = line.format(a="cheap"), line.format(a="dear")
+    seen = [t for t in scrapes if value(t, "hedgebot_route_position_coin", dear)]
+    assert seen, "the route gauges never showed a position"
+    for text in seen:
+        assert value(text, "hedgebot_route_limit_coin", cheap) == LIMIT
+        # 5 MUSD at an index near 60k
+        assert 50 < (value(text, "hedgebot_route_limit_coin", dear) or 0.0) < 150
+        assert abs(value(text, "hedgebot_route_position_coin", cheap) or 0.0) <= LIMIT + 1e-9
+        assert value(text, "hedgebot_route_funding_rate", cheap) == pytest.approx(0.0001)
+        assert value(text, "hedgebot_route_funding_rate", dear) == pytest.approx(-0.0001)
