@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_metrics_daemon import free_port, scrape, value
-from tests.helpers import ROOT, clean_env, named, parse_events
+from tests.helpers import ROOT, clean_env, named, parse_events, run_bot
 
 PERP = "BTC/USDT:USDT"
 LIMIT = 3.0  # the cheap account's position limit, coin
@@ -205,3 +205,22 @@ def test_each_candidates_position_limit_and_funding_are_gauges(run: Run) -> None
         assert abs(value(text, "hedgebot_route_position_coin", cheap) or 0.0) <= LIMIT + 1e-9
         assert value(text, "hedgebot_route_funding_rate", cheap) == pytest.approx(0.0001)
         assert value(text, "hedgebot_route_funding_rate", dear) == pytest.approx(-0.0001)
+
+
+def test_backtest_routes_with_the_venues_funding(tmp_path: Path) -> None:
+    """`hedgebot backtest` on the example config: the same routing, funding read from the
+    simulated venues as the daemon does (fresh, not counted as zero)."""
+    code, _, stderr = run_bot(
+        ["backtest", "--config", str(ROOT / "config" / "routing.toml"), "--days", "1",
+         "--paths", "1", "--jobs", "1", "--out", str(tmp_path), "--events"],
+        timeout=180,
+    )  # fmt: skip
+    assert code == 0, stderr
+    events = parse_events(next(tmp_path.glob("events-*.jsonl")).read_text())
+    trades = routed(events)
+    assert trades
+    for d in trades:
+        assert {c["funding"] for c in d["route"]["candidates"]} == {"fresh"}
+    first = {c["account"]: c for c in trades[0]["route"]["candidates"]}
+    assert first["cheap"]["funding_rate"] == 0.0001 and first["dear"]["funding_rate"] == -0.0001
+    assert {o["account"] for o in named(events, "order.sent")} == {"cheap", "dear"}
