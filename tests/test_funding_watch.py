@@ -104,3 +104,35 @@ async def test_bad_or_failed_funding_reads_alert_go_stale_and_trading_goes_on(
     first = next(d for d in sink.named("hedge.decision") if d["trade"])
     funding = {c["account"]: c["funding_bps"] for c in first["route"]["candidates"]}
     assert funding["a"] < 0 < funding["b"]
+
+
+async def test_twap_blocks_a_candidate_whose_contract_differs_from_the_reference() -> None:
+    """TWAP re-checks the gap in the reference's contracts: an inverse candidate beside a
+    linear reference is skipped under twap, and usable under taker."""
+    from bot.execution.ledger import Ledger
+    from bot.hedger.routing import Router
+
+    def settings(mode: str) -> Settings:
+        return Settings(
+            execution={"mode": mode},
+            hedge={
+                "BTC": {
+                    "instrument": PERP,
+                    "policy": {"kind": "band", "band": 0.3},
+                    "candidates": [
+                        {"instrument": PERP, "max_position_coin": 1.0},
+                        {"instrument": "BTC/USD:BTC", "max_position_coin": 1.0},
+                    ],
+                }
+            },
+        )
+
+    venue = SimVenue("sim", settings("taker").sim, [], LiveClock(), run_market=False)
+    catalog = {("sim", s): i for s, i in (await venue.load_instruments()).items()}
+    for mode, blocked in (
+        ("twap", [None, "twap_needs_reference_contract"]),
+        ("taker", [None, None]),
+    ):
+        s = settings(mode)
+        router = Router(lambda s=s: s, catalog, Ledger(), {}, {})  # type: ignore[misc]
+        assert [c.blocked for c in router.candidates("BTC", 60_000.0, 0)] == blocked

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.core.instruments import Instrument, Kind, Settlement
@@ -152,3 +154,11 @@ def test_inverse_perp_limits_and_sizes_in_coin() -> None:
     r = route(-1.0, PRICE, [c], 8.0, NOW)
     assert [g.coin for g in r.legs] == [-0.5]
     assert r.costs[0].half_spread_bps == pytest.approx(1.0, rel=1e-6)
+
+
+def test_a_blocked_candidate_is_skipped_with_the_callers_reason() -> None:
+    cheap = cand("cheap", 0.0003, 2.0, None)
+    blocked = replace(cheap, blocked="why")
+    r = route(1.0, PRICE, [blocked, cand("dear", 0.0005, 4.0, None)], 8.0, NOW)
+    assert [c.skipped for c in r.costs] == ["why", None]
+    assert [g.key[0] for g in r.legs] == ["dear"]

@@ -37,6 +37,7 @@ class Candidate:
     funding: FundingRate | None  # perps: the latest rate read; None when none
     funding_fresh: bool  # False: missing or older than the configured age (counted as zero)
     quote_fresh: bool = True  # False: no ticker or book within the staleness limit
+    blocked: str | None = None  # a reason the caller knows it must not be used
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class CandidateCost:
     basis_annual: float | None
     total_bps: float
     cost_usd: float
-    skipped: str | None  # why it gets nothing: stale_market_data, no_book, at_limit
+    skipped: str | None  # why it gets nothing: stale_market_data, no_book, at_limit, or blocked
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +134,7 @@ def cost_of(
     if ins.kind is Kind.FUTURE:
         b_bps, b_ann = basis(ins, mid, index, now_ms)
     half, slip, skipped = _spread_and_slippage(c, sign, size, index)
+    skipped = c.blocked or skipped
     fee = ins.taker_fee * 10_000.0
     total = fee + half + slip + funding_bps
     return CandidateCost(

@@ -72,7 +72,7 @@ class Router:
 
     def candidates(self, underlying: str, price: float, now_ms: int) -> list[Candidate]:
         h = self._settings().hedge[underlying]
-        return [self._candidate(c, price, now_ms) for c in h.candidates]
+        return [self._candidate(c, underlying, price, now_ms) for c in h.candidates]
 
     def _quote_fresh(self, key: LineKey, now_ms: int) -> bool:
         """A ticker within `engine.stale_after_s` and a book within `execution.book_max_age_s`
@@ -86,7 +86,21 @@ class Router:
             and now_ms - book.ts_ms <= s.execution.book_max_age_s * 1000
         )
 
-    def _candidate(self, c: CandidateConfig, price: float, now_ms: int) -> Candidate:
+    def _blocked(self, key: LineKey, underlying: str) -> str | None:
+        """TWAP re-checks the remaining gap in the reference instrument's contracts (the
+        executor's gap_of): a candidate with another contract cannot be worked that way."""
+        s = self._settings()
+        h = s.hedge[underlying]
+        ref = self.catalog.get((h.account, h.instrument))
+        ins = self.catalog[key]
+        if s.execution.for_symbol(key[1]).mode != "twap" or ref is None:
+            return None
+        same = (ins.settlement, ins.contract_size) == (ref.settlement, ref.contract_size)
+        return None if same else "twap_needs_reference_contract"
+
+    def _candidate(
+        self, c: CandidateConfig, underlying: str, price: float, now_ms: int
+    ) -> Candidate:
         key = (c.account, c.instrument)
         return Candidate(
             key=key,
@@ -97,6 +111,7 @@ class Router:
             funding=self.funding.get(key),
             funding_fresh=self._fresh(key, now_ms),
             quote_fresh=self._quote_fresh(key, now_ms),
+            blocked=self._blocked(key, underlying),
         )
 
     def route(self, underlying: str, gap_coin: float, price: float, now_ms: int) -> Route | None:
