@@ -115,3 +115,30 @@ def test_check_config_refuses_a_bad_candidate(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "hedge.BTC.candidates.1.account" in r.stderr + r.stdout
     assert "no account named 'ghost'" in r.stderr + r.stdout
+
+
+def test_reload_applies_new_limits_and_refuses_changed_candidates(tmp_path: Path) -> None:
+    """Limits apply at a reload; adding or removing a candidate needs a restart (its streams)."""
+    from bot.clock import LiveClock
+    from bot.control import CommandError
+    from bot.daemon import make_venues
+    from bot.engine import Engine
+    from bot.events import EventBus
+    from tests.helpers import Sink
+
+    path = tmp_path / "c.toml"
+    path.write_text(BASE + candidate("a", "BTC/USDT:USDT") + candidate("b", "BTC/USDT:USDT"))
+    settings = load_settings(path, env={})
+    clock = LiveClock()
+    engine = Engine(settings, make_venues(settings, clock), clock, EventBus(Sink()), path)
+    path.write_text(
+        BASE + candidate("a", "BTC/USDT:USDT", "max_position_coin = 7")
+        + candidate("b", "BTC/USDT:USDT")
+    )  # fmt: skip
+    reply = engine.controls.reload()
+    assert "hedge.BTC.candidates" in str(reply)
+    assert engine.settings.hedge["BTC"].candidates[0].max_position_coin == 7
+    path.write_text(BASE + candidate("a", "BTC/USDT:USDT"))
+    with pytest.raises(CommandError, match="routing candidates; restart"):
+        engine.controls.reload()
+    assert len(engine.settings.hedge["BTC"].candidates) == 2
