@@ -241,6 +241,15 @@ class HedgeConfig(Section):
         "(the hedge's own account/instrument among them); empty: always the one instrument",
     )
 
+    def lines(self) -> list[tuple[str, str]]:
+        """Every (account, symbol) this hedge may trade: the reference first, then the routing
+        candidates. Streams, market checks, recording and flatten cover all of them."""
+        keys = [(self.account, self.instrument)]
+        for c in self.candidates:
+            if (c.account, c.instrument) not in keys:
+                keys.append((c.account, c.instrument))
+        return keys
+
     @model_validator(mode="after")
     def _candidates_consistent(self) -> HedgeConfig:
         if not self.candidates:

@@ -22,7 +22,6 @@ from bot.core.external import External, check_external
 from bot.core.orders import OrderStatus
 from bot.hedger.flatten import flatten_step
 from bot.hedger.hedger import Hedger
-from bot.hedger.routing import hedge_lines
 
 # Sections a reload cannot change while running: they keep their running values (reported).
 RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions", "journal", "mqtt", "metrics", "log")
@@ -279,7 +278,7 @@ class OperatorControls:
         if set(new.hedge) != set(self.settings.hedge) or any(
             # the lines a hedge may trade (instrument and routing candidates): streams and books
             # are set up for them at start; their limits apply at once
-            hedge_lines(new.hedge[u]) != hedge_lines(self.settings.hedge[u])
+            new.hedge[u].lines() != self.settings.hedge[u].lines()
             for u in new.hedge
         ):
             self.hedger.emit(

@@ -142,3 +142,21 @@ def test_reload_applies_new_limits_and_refuses_changed_candidates(tmp_path: Path
     with pytest.raises(CommandError, match="routing candidates; restart"):
         engine.controls.reload()
     assert len(engine.settings.hedge["BTC"].candidates) == 2
+
+
+def test_every_candidate_is_a_line_the_daemon_checks_records_and_flattens(tmp_path: Path) -> None:
+    """The markets a candidate trades are checked at start (`hedgebot markets` and the
+    plausibility rules) and recorded (`hedgebot record`) like the hedge instrument's."""
+    from bot.io.record import Target, targets
+    from bot.venues.ccxt_setup import symbols_for
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        BASE.replace('[accounts.b]\nexchange = "sim"', '[accounts.b]\nexchange = "deribit"')
+        + candidate("a", "BTC/USDT:USDT")
+        + candidate("b", "BTC/USD:BTC")
+    )
+    s = load_settings(path, env={})
+    assert s.hedge["BTC"].lines() == [("a", "BTC/USDT:USDT"), ("b", "BTC/USD:BTC")]
+    assert symbols_for(s, "b") == {"BTC/USD:BTC"}
+    assert targets(s) == [Target("b", "BTC/USD:BTC")]  # real-exchange accounts only

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.book import LineKey
 from bot.core.orders import OrderIntent, Side
-from bot.hedger.routing import hedge_lines
 
 if TYPE_CHECKING:
     from bot.hedger.hedger import Hedger
@@ -57,7 +56,7 @@ def flatten_step(hedger: Hedger, underlying: str) -> dict[str, Any] | None:
 def _next_line(hedger: Hedger, underlying: str) -> tuple[LineKey, float]:
     """The first hedge line (reference, then routing candidates) still holding a lot or more,
     and the amount to close; the reference and 0 when every line is flat."""
-    lines = hedge_lines(hedger.settings.hedge[underlying])
+    lines = hedger.settings.hedge[underlying].lines()
     for key in lines:
         amount = hedger.catalog[key].round_amount(abs(hedger.ledger.positions.get(key, 0.0)))
         if amount > 0.0:

@@ -36,7 +36,7 @@ from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
 from bot.hedger.report import book_loaded
 from bot.hedger.riskview import RiskView
-from bot.hedger.routing import Router, hedge_lines
+from bot.hedger.routing import Router
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for
 from bot.venues.base import Venue
@@ -144,7 +144,7 @@ class Hedger:
         the venues' listings."""
         keys = []
         for u, h in self.settings.hedge.items():
-            for i, key in enumerate(hedge_lines(h)):
+            for i, key in enumerate(h.lines()):
                 field = f"hedge.{u}.instrument" if i == 0 else f"hedge.{u}.candidates"
                 value = f"{key[0]}:{key[1]}"
                 ins = self.catalog.get(key)

@@ -11,22 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.config import HedgeConfig, Settings
+from bot.config import Settings
 from bot.core.book import LineKey
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.routing import Candidate, Route, basis, route
 from bot.execution.ledger import Ledger
 from bot.routing_config import CandidateConfig
-
-
-def hedge_lines(h: HedgeConfig) -> list[LineKey]:
-    """Every line an underlying's hedge may trade: the reference first, then the candidates."""
-    keys: list[LineKey] = [(h.account, h.instrument)]
-    keys += [
-        (c.account, c.instrument) for c in h.candidates if (c.account, c.instrument) not in keys
-    ]
-    return keys
 
 
 class Router:
