@@ -449,6 +449,7 @@ def test_cli_exports_csv_and_json_files(db: Path, tmp_path: Path) -> None:
     fills = json.loads(out_json.read_text())
     assert [f["trade_id"] for f in fills] == [f"t-{k}" for k in range(5)]
     assert all(f["client_id"] == f"hb-{k}" for k, f in enumerate(fills))
+    assert {f["account"] for f in fills} == {"sim"}  # whose fill it is (routing: several)
     events_json = tmp_path / "events.json"
     assert (
         _cli(

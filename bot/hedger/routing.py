@@ -55,15 +55,15 @@ class Router:
         max_age_ms = self._settings().routing.funding_max_age_s * 1000
         return rate is not None and now_ms - rate.ts_ms <= max_age_ms
 
-    def position_coin(self, key: LineKey, price: float) -> float:
-        """Held plus in flight, in coin."""
-        ins = self.catalog[key]
-        qty = self.ledger.positions.get(key, 0.0) + self.ledger.in_flight().get(key, 0.0)
-        return qty * ins.coin_delta_per_contract(price)
+    def position_coin(self, key: LineKey, price: float, flying: Mapping[LineKey, float]) -> float:
+        """Held plus in flight (`flying`: the ledger's in_flight()), in coin."""
+        qty = self.ledger.positions.get(key, 0.0) + flying.get(key, 0.0)
+        return qty * self.catalog[key].coin_delta_per_contract(price)
 
     def candidates(self, underlying: str, price: float, now_ms: int) -> list[Candidate]:
         h = self._settings().hedge[underlying]
-        return [self._candidate(c, underlying, price, now_ms) for c in h.candidates]
+        flying = self.ledger.in_flight()  # one walk of the orders for all candidates
+        return [self._candidate(c, underlying, price, now_ms, flying) for c in h.candidates]
 
     def _quote_fresh(self, key: LineKey, now_ms: int) -> bool:
         """A ticker within `engine.stale_after_s` and a book within `execution.book_max_age_s`
@@ -90,14 +90,19 @@ class Router:
         return None if same else "twap_needs_reference_contract"
 
     def _candidate(
-        self, c: CandidateConfig, underlying: str, price: float, now_ms: int
+        self,
+        c: CandidateConfig,
+        underlying: str,
+        price: float,
+        now_ms: int,
+        flying: Mapping[LineKey, float],
     ) -> Candidate:
         key = (c.account, c.instrument)
         return Candidate(
             key=key,
             instrument=self.catalog[key],
             book=self.books.get(key),
-            position_coin=self.position_coin(key, price),
+            position_coin=self.position_coin(key, price, flying),
             limit_coin=c.limit_coin(price),
             funding=self.funding.get(key),
             funding_fresh=self._fresh(key, now_ms),
@@ -119,6 +124,7 @@ class Router:
         if h is None or not h.candidates or price is None or price <= 0:
             return []
         out = []
+        flying = self.ledger.in_flight()
         for c in h.candidates:
             key = (c.account, c.instrument)
             ins = self.catalog.get(key)
@@ -132,7 +138,7 @@ class Router:
                     "account": c.account,
                     "symbol": c.instrument,
                     "position": self.ledger.positions.get(key, 0.0),
-                    "position_coin": self.position_coin(key, price),
+                    "position_coin": self.position_coin(key, price, flying),
                     "limit_coin": c.limit_coin(price),
                     "funding_rate": rate.rate if rate is not None else None,
                     "funding_interval_h": rate.interval_h if rate is not None else None,

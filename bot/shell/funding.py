@@ -33,7 +33,10 @@ class FundingWatch:
         """After the first `refresh()` (the engine awaits it at start)."""
         while not closing.is_set():
             await self.clock.sleep(self.hedger.settings.routing.funding_refresh_s)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception as e:  # never end the loop: rates would go stale for good
+                log.exception("funding.error", error=repr(e))
 
     async def refresh(self) -> None:
         for key in self.hedger.router.perp_lines():
