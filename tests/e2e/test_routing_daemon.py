@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -176,20 +175,21 @@ def test_every_order_goes_to_the_cheaper_perp_until_its_limit(
     assert abs(summary["delta"]["BTC"]["delta_coin"]) < 1.0
 
 
-def test_the_route_is_in_the_journals_decision_rows(
-    run: Run,
-) -> None:
+def test_the_route_is_in_the_journals_decision_rows(run: Run, tmp_path: Path) -> None:
     events, journal, _ = run
-    db = sqlite3.connect(journal)
-    rows = db.execute("SELECT json FROM decisions WHERE action = 'trade' ORDER BY ts").fetchall()
-    db.close()
+    out = tmp_path / "decisions.json"
+    code, _, stderr = run_bot(
+        ["journal", "--db", str(journal), "decisions", "--format", "json", "--output", str(out)]
+    )
+    assert code == 0, stderr
+    rows = [r for r in json.loads(out.read_text()) if r["action"] == "trade"]
     assert len(rows) == len(routed(events))
-    for (text,) in rows:
-        route = json.loads(text)["route"]
+    for row in rows:
+        route = row["json"]["route"]
         assert {c["account"] for c in route["candidates"]} == {"cheap", "dear"}
         # something is chosen unless nothing could take it (a book older than allowed)
         assert route["chosen"] or all(c["skipped"] for c in route["candidates"]), route
-    assert sum(bool(json.loads(t)["route"]["chosen"]) for (t,) in rows) >= len(rows) - 2
+    assert sum(bool(r["json"]["route"]["chosen"]) for r in rows) >= len(rows) - 2
 
 
 def test_each_candidates_position_limit_and_funding_are_gauges(run: Run) -> None:
