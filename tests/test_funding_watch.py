@@ -106,15 +106,16 @@ async def test_bad_or_failed_funding_reads_alert_go_stale_and_trading_goes_on(
     assert funding["a"] < 0 < funding["b"]
 
 
-async def test_twap_blocks_a_candidate_whose_contract_differs_from_the_reference() -> None:
+async def test_candidates_the_executor_would_refuse_or_could_not_work_are_blocked() -> None:
     """TWAP re-checks the gap in the reference's contracts: an inverse candidate beside a
-    linear reference is skipped under twap, and usable under taker."""
+    linear reference is skipped under twap, and usable under taker. A fee above the fee cap
+    is skipped too (the executor would refuse the order)."""
     from bot.execution.ledger import Ledger
     from bot.hedger.routing import Router
 
-    def settings(mode: str) -> Settings:
+    def settings(mode: str, max_fee_bps: float = 10.0) -> Settings:
         return Settings(
-            execution={"mode": mode},
+            execution={"mode": mode, "max_fee_bps": max_fee_bps},
             hedge={
                 "BTC": {
                     "instrument": PERP,
@@ -136,3 +137,7 @@ async def test_twap_blocks_a_candidate_whose_contract_differs_from_the_reference
         s = settings(mode)
         router = Router(lambda s=s: s, catalog, Ledger(), {}, {})  # type: ignore[misc]
         assert [c.blocked for c in router.candidates("BTC", 60_000.0, 0)] == blocked
+    # a taker fee (the simulated 5 bps) above execution.max_fee_bps: the executor would refuse
+    s = settings("taker", max_fee_bps=4.0)
+    router = Router(lambda: s, catalog, Ledger(), {}, {})
+    assert [c.blocked for c in router.candidates("BTC", 60_000.0, 0)] == ["fee_cap"] * 2

@@ -592,6 +592,9 @@ class Hedger:
                 band = self.band_report(u) or {}
                 band.pop("underlying", None)
                 deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd, **band}
+                routing = self.router.state(u, exp.price, self.clock.now_ms())
+                if routing:
+                    deltas[u]["routing"] = routing  # where the hedge is held, per candidate
         orders = self.ledger.orders.values()
         return {
             "delta": deltas,

@@ -78,13 +78,18 @@ class Router:
         )
 
     def _blocked(self, key: LineKey, underlying: str) -> str | None:
-        """TWAP re-checks the remaining gap in the reference instrument's contracts (the
-        executor's gap_of): a candidate with another contract cannot be worked that way."""
+        """A candidate the executor would refuse or could not work, by the config alone:
+        a taker fee above `execution.max_fee_bps` (the executor's fee cap), or TWAP on a
+        contract other than the reference's (TWAP re-checks the remaining gap in the
+        reference's contracts, the executor's gap_of)."""
         s = self._settings()
         h = s.hedge[underlying]
         ref = self.catalog.get((h.account, h.instrument))
         ins = self.catalog[key]
-        if s.execution.for_symbol(key[1]).mode != "twap" or ref is None:
+        cfg = s.execution.for_symbol(key[1])
+        if ins.taker_fee * 10_000.0 > cfg.max_fee_bps:
+            return "fee_cap"
+        if cfg.mode != "twap" or ref is None:
             return None
         same = (ins.settlement, ins.contract_size) == (ref.settlement, ref.contract_size)
         return None if same else "twap_needs_reference_contract"

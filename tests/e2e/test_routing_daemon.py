@@ -173,6 +173,10 @@ def test_every_order_goes_to_the_cheaper_perp_until_its_limit(
     assert not named(events, "position.stream_disagrees")
     assert not named(events, "reconcile.position_diff")
     assert abs(summary["delta"]["BTC"]["delta_coin"]) < 1.0
+    # where the hedge is left, candidate by candidate, agrees with the fills
+    left = {r["account"]: r for r in summary["delta"]["BTC"]["routing"]}
+    assert left["cheap"]["position"] == pytest.approx(pos)
+    assert left["cheap"]["limit_coin"] == LIMIT
 
 
 def test_the_route_is_in_the_journals_decision_rows(run: Run, tmp_path: Path) -> None:
