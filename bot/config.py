@@ -45,7 +45,7 @@ from bot.config_sources import (
     rebase_paths,
 )
 from bot.policy_config import PolicyConfig, explain_moved_keys
-from bot.routing_config import CandidateConfig, RoutingConfig, SimAccountConfig
+from bot.routing_config import CandidateConfig, FundingRate8h, RoutingConfig, SimAccountConfig
 
 
 class Section(BaseModel):
@@ -179,8 +179,11 @@ class SimConfig(Section):
     underlyings: dict[str, SimUnderlying] = Field(
         default_factory=lambda: {"BTC": SimUnderlying(price=60_000.0)}
     )
-    funding_rate: float = Field(
-        default=0.0, ge=-0.05, le=0.05, description="every perp's funding rate per 8 hours"
+    funding_rate: FundingRate8h = Field(
+        default=0.0, description="every perp's funding rate per 8 hours"
+    )
+    funding_rates: dict[str, FundingRate8h] = Field(
+        default_factory=dict, description="by perp symbol, per 8 hours, over funding_rate"
     )
     accounts: dict[str, SimAccountConfig] = Field(
         default_factory=dict,
@@ -723,7 +726,7 @@ def _lower_account(v: Any) -> Any:
 
 # Sub-trees whose keys belong to someone else (ccxt options, urls, symbols) and keep their case:
 # a lower-cased symbol would never match, and its position limit would silently not apply.
-_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts"})
+_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts", "funding_rates"})
 
 
 def _lower_keys(data: Any) -> Any:

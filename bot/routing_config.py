@@ -9,9 +9,12 @@ reference included.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# A funding rate per 8 hours; beyond 5 % is a typo (or a percent), never a market.
+FundingRate8h = Annotated[float, Field(ge=-0.05, le=0.05)]
 
 
 class _Section(BaseModel):
@@ -66,6 +69,9 @@ class SimAccountConfig(_Section):
     maker_fee: float | None = None
     spread_bps: float | None = Field(default=None, ge=0)
     level_notional_usd: float | None = Field(default=None, gt=0)
-    funding_rate: float | None = Field(
-        default=None, ge=-0.05, le=0.05, description="every perp's funding rate per 8 hours"
+    funding_rate: FundingRate8h | None = Field(
+        default=None, description="every perp's funding rate per 8 hours"
+    )
+    funding_rates: dict[str, FundingRate8h] | None = Field(
+        default=None, description="by perp symbol, per 8 hours (replaces [sim] funding_rates)"
     )

@@ -62,6 +62,30 @@ def test_a_valid_routing_config_loads(tmp_path: Path) -> None:
     assert s.sim.for_account("a") == s.sim
 
 
+async def test_simulated_funding_by_account_and_symbol(tmp_path: Path) -> None:
+    from bot.clock import LiveClock
+    from bot.venues.base import VenueRejected
+    from bot.venues.sim import SimVenue
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        BASE
+        + "[sim]\nfunding_rate = 0.0001\n"
+        + '[sim.funding_rates]\n"BTC/USD:BTC" = -0.0002\n'
+        + '[sim.accounts.b]\nfunding_rates = { "BTC/USDT:USDT" = 0.0004 }\n'
+    )
+    s = load_settings(path, env={})
+    clock = LiveClock()
+    a = SimVenue("a", s.sim.for_account("a"), [], clock, run_market=False)
+    b = SimVenue("b", s.sim.for_account("b"), [], clock, run_market=False)
+    assert (await a.fetch_funding_rate("BTC/USDT:USDT")).rate == 0.0001  # every perp
+    assert (await a.fetch_funding_rate("BTC/USD:BTC")).rate == -0.0002  # by symbol
+    assert (await b.fetch_funding_rate("BTC/USDT:USDT")).rate == 0.0004  # the account's own
+    assert (await b.fetch_funding_rate("BTC/USD:BTC")).rate == 0.0001  # its map replaces [sim]'s
+    with pytest.raises(VenueRejected, match="not a perpetual"):
+        await a.fetch_funding_rate("BTC/USDT")
+
+
 @pytest.mark.parametrize(
     ("text", "field", "rule"),
     [
@@ -82,6 +106,12 @@ def test_a_valid_routing_config_loads(tmp_path: Path) -> None:
         ("[sim.accounts.a]\nfunding_rate = 0.5\n", "sim.accounts.a.funding_rate", "0.05"),
         ("[routing]\nholding_horizon_h = -1\n", "routing.holding_horizon_h", "greater than"),
         ("[routing]\nfunding_refresh_s = 0\n", "routing.funding_refresh_s", "greater than 0"),
+        ('[sim.funding_rates]\n"BTC/USDT" = 0.0001\n', "sim.funding_rates.BTC/USDT",
+         "not a perpetual the simulated exchange lists"),
+        ('[sim.accounts.b.funding_rates]\n"ETH/USDT:USDT" = 0.0001\n',
+         "sim.accounts.b.funding_rates.ETH/USDT:USDT", "not a perpetual"),
+        ('[sim.funding_rates]\n"BTC/USD:BTC" = 1.0\n', "sim.funding_rates.BTC/USD:BTC",
+         "less than or equal to 0.05"),
     ],
 )  # fmt: skip
 def test_bad_routing_config_names_field_and_rule(

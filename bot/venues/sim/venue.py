@@ -228,13 +228,15 @@ class SimVenue:
         return self.exchange.book(symbol)
 
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
-        """The configured rate (`sim.funding_rate`, per account in `sim.accounts`) for perps.
+        """The configured rate for perps (`sim.funding_rates` by symbol, else `sim.funding_rate`;
+        per account in `sim.accounts`).
         The simulated exchange shows funding; it does not charge it."""
         self._injected("fetch_funding_rate")
         self._live(symbol)
         if self.exchange.instruments[symbol].kind is not Kind.PERP:
             raise VenueRejected(f"{symbol} is not a perpetual: no funding rate")
-        return FundingRate(self._cfg.funding_rate, 8.0, self._clock.now_ms())
+        rate = self._cfg.funding_rates.get(symbol, self._cfg.funding_rate)
+        return FundingRate(rate, 8.0, self._clock.now_ms())
 
     async def fetch_positions(self) -> Sequence[PositionReport]:
         self._injected("fetch_positions")
