@@ -46,6 +46,7 @@ from bot.config_sources import (
 )
 from bot.cross_config import CrossConfig, SimCorrelation, cross_problems
 from bot.policy_config import PolicyConfig, explain_moved_keys
+from bot.routing_config import CandidateConfig, FundingRate8h, RoutingConfig, SimAccountConfig
 
 
 class Section(BaseModel):
@@ -183,6 +184,17 @@ class SimConfig(Section):
         default=None,
         description="correlated underlyings, breakdown regime (none: independent)",
     )
+    funding_rate: FundingRate8h = Field(
+        default=0.0, description="every perp's funding rate per 8 hours"
+    )
+    funding_rates: dict[str, FundingRate8h] = Field(
+        default_factory=dict, description="by perp symbol, per 8 hours, over funding_rate"
+    )
+    accounts: dict[str, SimAccountConfig] = Field(
+        default_factory=dict,
+        description="[sim.accounts.<name>]: fees, spread, depth or funding of one simulated "
+        "account that differ from the above (the price path is the same)",
+    )
 
     @model_validator(mode="after")
     def _correlated_are_listed(self) -> SimConfig:
@@ -194,6 +206,14 @@ class SimConfig(Section):
                     f"({sorted(self.underlyings)})"
                 )
         return self
+
+    def for_account(self, name: str) -> SimConfig:
+        """This config with the account's overrides applied."""
+        over = self.accounts.get(name)
+        if over is None:
+            return self
+        changes = {k: v for k, v in over.model_dump().items() if v is not None}
+        return self.model_copy(update=changes) if changes else self
 
 
 class PositionConfig(Section):
@@ -238,6 +258,35 @@ class HedgeConfig(Section):
         default=None,
         description="[hedge.<U>.cross]: hedge with other underlyings' hedges by beta (README)",
     )
+    candidates: list[CandidateConfig] = Field(
+        default_factory=list,
+        description="[[hedge.<U>.candidates]]: route each order to the cheapest of these "
+        "(the hedge's own account/instrument among them); empty: always the one instrument",
+    )
+
+    def lines(self) -> list[tuple[str, str]]:
+        """Every (account, symbol) this hedge may trade: the reference first, then the routing
+        candidates. Streams, market checks, recording and flatten cover all of them."""
+        keys = [(self.account, self.instrument)]
+        for c in self.candidates:
+            if (c.account, c.instrument) not in keys:
+                keys.append((c.account, c.instrument))
+        return keys
+
+    @model_validator(mode="after")
+    def _candidates_consistent(self) -> HedgeConfig:
+        if not self.candidates:
+            return self
+        keys = [(c.account, c.instrument) for c in self.candidates]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"candidates: listed twice: {', '.join(f'{a}:{i}' for a, i in dup)}")
+        if (self.account, self.instrument) not in keys:
+            raise ValueError(
+                f"candidates: must include the hedge's own account/instrument "
+                f"({self.account}:{self.instrument}), the reference price of the underlying"
+            )
+        return self
 
 
 ExecutionMode = Literal["taker", "maker_first", "twap"]
@@ -584,6 +633,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
     external: ExternalConfig = ExternalConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -595,7 +645,7 @@ class Settings(BaseSettings):
             return data
         data = dict(data)
         if isinstance(data.get("hedge"), dict):
-            data["hedge"] = {str(k).upper(): _lower_account(v) for k, v in data["hedge"].items()}
+            data["hedge"] = {str(k).upper(): _lower_hedge(v) for k, v in data["hedge"].items()}
         if isinstance(data.get("accounts"), dict):
             data["accounts"] = {
                 str(k).lower(): _upper_keys_of(v, "paper_balances")
@@ -642,6 +692,15 @@ class Settings(BaseSettings):
         for name, h in self.hedge.items():
             if h.account not in self.accounts:
                 raise ValueError(f"hedge.{name}.account: no account named {h.account!r}")
+            for i, c in enumerate(h.candidates):
+                if c.account not in self.accounts:
+                    raise ValueError(
+                        f"hedge.{name}.candidates.{i}.account: no account named {c.account!r}"
+                    )
+        for name in self.sim.accounts:
+            acc = self.accounts.get(name)
+            if acc is None or acc.exchange != "sim":
+                raise ValueError(f"sim.accounts.{name}: no simulated account named {name!r}")
         for i, p in enumerate(self.positions):
             acc = self.accounts.get(p.account)
             if acc is None:
@@ -679,6 +738,13 @@ def _upper_keys_of(section: Any, *fields: str) -> Any:
     return out
 
 
+def _lower_hedge(v: Any) -> Any:
+    v = _lower_account(v)
+    if isinstance(v, dict) and isinstance(v.get("candidates"), list):
+        return {**v, "candidates": [_lower_account(c) for c in v["candidates"]]}
+    return v
+
+
 def _lower_account(v: Any) -> Any:
     if isinstance(v, dict) and isinstance(v.get("account"), str):
         return {**v, "account": v["account"].lower()}
@@ -687,7 +753,7 @@ def _lower_account(v: Any) -> Any:
 
 # Sub-trees whose keys belong to someone else (ccxt options, urls, symbols) and keep their case:
 # a lower-cased symbol would never match, and its position limit would silently not apply.
-_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts"})
+_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts", "funding_rates"})
 
 
 def _lower_keys(data: Any) -> Any:

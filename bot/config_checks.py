@@ -4,9 +4,11 @@ what `run` would refuse (or fail on) at start-up and the config alone decides, s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.config import Settings
 from bot.config_errors import Problem, show
-from bot.core.instruments import Kind
+from bot.core.instruments import Instrument, Kind
 from bot.venues.sim.listing import build_listing, make_instrument, spec_for
 
 
@@ -30,16 +32,41 @@ def sim_problems(settings: Settings, start_ms: int) -> list[Problem]:
         return problems
     listing = build_listing(settings.sim, listed, start_ms)
     for u, h in settings.hedge.items():
-        if h.account not in sim_accounts:
-            continue
-        where = f"hedge.{u}.instrument"
-        ins = listing.get(h.instrument)
-        if ins is None:
-            rule = f"not listed by the simulated exchange (it lists: {', '.join(sorted(listing))})"
-            problems.append((where, show(h.instrument, where), rule))
-        elif ins.kind is Kind.OPTION or ins.underlying != u:
-            rule = f"not a delta-one {u} contract"
-            problems.append((where, show(h.instrument, where), rule))
+        lines = [(h.account, h.instrument, f"hedge.{u}.instrument")]
+        lines += [
+            (c.account, c.instrument, f"hedge.{u}.candidates.{i}.instrument")
+            for i, c in enumerate(h.candidates)
+        ]
+        for account, symbol, where in lines:
+            if account not in sim_accounts:
+                continue
+            ins = listing.get(symbol)
+            if ins is None:
+                rule = (
+                    f"not listed by the simulated exchange (it lists: {', '.join(sorted(listing))})"
+                )
+                problems.append((where, show(symbol, where), rule))
+            elif ins.kind is Kind.OPTION or ins.underlying != u:
+                problems.append((where, show(symbol, where), f"not a delta-one {u} contract"))
+    return problems + _funding_problems(settings, listing)
+
+
+def _funding_problems(settings: Settings, listing: Mapping[str, Instrument]) -> list[Problem]:
+    """Funding rates given for symbols the simulated exchange does not list as a perp."""
+    where_rates = [("sim.funding_rates", settings.sim.funding_rates)]
+    where_rates += [
+        (f"sim.accounts.{name}.funding_rates", acc.funding_rates or {})
+        for name, acc in settings.sim.accounts.items()
+    ]
+    problems: list[Problem] = []
+    perps = sorted(s for s, i in listing.items() if i.kind is Kind.PERP)
+    for where, rates in where_rates:
+        for symbol in rates:
+            if symbol not in perps:
+                rule = (
+                    f"not a perpetual the simulated exchange lists (it lists: {', '.join(perps)})"
+                )
+                problems.append((f"{where}.{symbol}", show(symbol, where), rule))
     return problems
 
 

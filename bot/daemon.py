@@ -55,7 +55,7 @@ def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
     for name, acc in settings.accounts.items():
         positions = [p for p in settings.positions if p.account == name]
         if acc.exchange == "sim":
-            venues[name] = SimVenue(name, settings.sim, positions, clock)
+            venues[name] = SimVenue(name, settings.sim.for_account(name), positions, clock)
             continue
         from bot.venues.ccxt_venue import CcxtVenue, symbols_for
 

@@ -28,6 +28,7 @@ from bot.execution.ledger import Ledger
 from bot.hedger.hedger import Hedger
 from bot.io.journal import Journal
 from bot.operator import OperatorControls
+from bot.shell.funding import FundingWatch
 from bot.shell.positions import PositionWatch
 from bot.shell.reconcile import Reconciler
 from bot.shell.status import PnlStatus
@@ -82,6 +83,7 @@ class Engine:
             on_positions=self.positions.on_positions,
             reconcile_soon=self._reconcile_soon,
         )
+        self.funding = FundingWatch(self.venues, self.hedger, clock)
         self.controls = OperatorControls(
             self.hedger, self.streams.watch_ticker, config_path, secrets_file
         )
@@ -132,6 +134,9 @@ class Engine:
         for name, venue in self.venues.items():
             self.streams.start_account(name, venue)
         self.streams.spawn(self.reconciler.loop(self._closing))
+        if h.router.perp_lines():
+            await self.funding.refresh()  # rates known before the first routed order
+            self.streams.spawn(self.funding.loop(self._closing))
         self.streams.spawn(self._heartbeat())
         h.emit("state", "engine.started", underlyings=sorted(self.settings.hedge))
 

@@ -276,8 +276,9 @@ class OperatorControls:
             self.hedger.emit("alert", "config.reload_rejected", errors=e.render())
             raise CommandError(e.render()) from None
         if set(new.hedge) != set(self.settings.hedge) or any(
-            (new.hedge[u].account, new.hedge[u].instrument)
-            != (self.settings.hedge[u].account, self.settings.hedge[u].instrument)
+            # the lines a hedge may trade (instrument and routing candidates): streams and books
+            # are set up for them at start; their limits apply at once
+            new.hedge[u].lines() != self.settings.hedge[u].lines()
             for u in new.hedge
         ):
             self.hedger.emit(
@@ -285,7 +286,7 @@ class OperatorControls:
             )
             raise CommandError(
                 "reload cannot add or remove underlyings or change hedge "
-                "instruments; restart the daemon for that"
+                "instruments or routing candidates; restart the daemon for that"
             )
         ignored = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.settings, s)]
         kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
@@ -340,6 +341,8 @@ class OperatorControls:
                 ),
                 "policy": d.policy if d else None,
                 "hedge_instrument": h.instrument,
+                # each routing candidate's position, limit, funding and basis ([] without)
+                "routing": self.hedger.router.state(u, exp.price if exp else None, now),
                 "halted": self.hedger.halt_reasons.get(u),
                 "last_decision": d.reason if d else None,
                 # beta, corr, residual std and what is mapped (README "Cross hedges"); null

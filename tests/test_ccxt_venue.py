@@ -96,6 +96,16 @@ async def test_instruments_ticker_and_book(env: Env) -> None:
     assert live.best_bid == env.bid  # untouched
 
 
+async def test_funding_rate_read_through_ccxt(env: Env) -> None:
+    """Routing's funding rates: ccxt fetch_funding_rate on the real exchange class (Deribit's
+    get_funding_rate_value, Binance's premiumIndex), per 8 hours."""
+    env.emu.state.markets[env.venue_id].funding_8h = -0.00025
+    rate = await env.venue.fetch_funding_rate(env.symbol)
+    assert rate.rate == pytest.approx(-0.00025)
+    assert rate.interval_h == 8.0
+    assert rate.problem() is None
+
+
 async def test_orders_positions_balances_and_fills(env: Env) -> None:
     v = env.venue
     assert await v.fetch_balances()

@@ -125,7 +125,7 @@ def test_intent_order_fill_round_trip(journal: Journal) -> None:
     journal.mark_sent(OrderRequest("hb-1", SYM, Side.SELL, 0.5, 60_000.0), T0 + 1)
     journal.record_order_update(update(OrderStatus.OPEN))
     journal.record_order_update(update(OrderStatus.PARTIALLY_FILLED, 0.2, T0 + 20, 59_990.0))
-    assert journal.record_fill(fill())
+    assert journal.record_fill(fill(), "sim")
     order = journal.order("hb-1")
     assert order is not None
     assert (order["status"], order["filled"], order["average"], order["venue_order_id"]) == (
@@ -175,17 +175,48 @@ def test_update_without_intent_is_not_stored(journal: Journal) -> None:
 def test_fill_dedupe_across_reopen(db: Path) -> None:
     j = Journal(db)
     j.record_intent(intent(), T0)
-    assert j.record_fill(fill("t-1"))
-    assert not j.record_fill(fill("t-1"))
+    assert j.record_fill(fill("t-1"), "sim")
+    assert not j.record_fill(fill("t-1"), "sim")
     j.close()
     j = Journal(db)
-    assert not j.record_fill(fill("t-1"))  # the websocket replays it after restart
-    assert j.record_fill(fill("t-2", amount=0.3))
+    assert not j.record_fill(fill("t-1"), "sim")  # the websocket replays it after restart
+    assert j.record_fill(fill("t-2", amount=0.3), "sim")
     # The same trade id on another symbol is another trade.
     other = Fill("hb-1", "ETH/USDT:USDT", Side.SELL, 1.0, 3000.0, 0.0, "USDT", T0, "t-1")
-    assert j.record_fill(other)
+    assert j.record_fill(other, "sim")
     assert j.filled_amount("hb-1") == pytest.approx(1.5)
     assert len(j.fills_for("hb-1")) == 3
+    j.close()
+
+
+def test_same_trade_id_on_two_accounts_is_two_fills(db: Path) -> None:
+    """Trade ids are unique per exchange: two accounts trading one symbol (routing) may both
+    report "t-1", and each is its own fill."""
+    j = Journal(db)
+    assert j.record_fill(fill("t-1"), "cheap")
+    assert j.record_fill(fill("t-1"), "dear")
+    assert not j.record_fill(fill("t-1"), "dear")
+    j.close()
+
+
+def test_v2_journal_migrates_and_its_fills_still_block_replays(db: Path) -> None:
+    from bot.io.journal_schema import MIGRATIONS, SCHEMA_V1
+
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        SCHEMA_V1
+        + MIGRATIONS[1]
+        + "INSERT INTO meta (key, value) VALUES ('schema_version', '2');"
+        + "INSERT INTO fills (trade_id, client_id, symbol, side, amount, price, fee,"
+        + f" fee_currency, ts) VALUES ('t-1', 'hb-1', '{SYM}', 'sell', 0.5, 60000, 0, 'USDT', 1);"
+    )
+    conn.close()
+    j = Journal(db)
+    assert j.schema_version() == SCHEMA_VERSION == 3
+    assert [f.trade_id for f in j.fills_for("hb-1")] == ["t-1"]
+    assert not j.record_fill(fill("t-1"), "sim")  # booked before the upgrade, on some account
+    assert j.record_fill(fill("t-2"), "sim")
     j.close()
 
 
@@ -349,7 +380,7 @@ def _populate(j: Journal) -> None:
         j.record_order_update(
             update(OrderStatus.FILLED, 0.5, ts + 100, 60_000.0 + k, cid=cid, price=60_000.0 + k)
         )
-        j.record_fill(fill(f"t-{k}", cid, 0.5, ts + 100))
+        j.record_fill(fill(f"t-{k}", cid, 0.5, ts + 100), "sim")
         j.record_decision(
             ts, "BTC", action="trade", reason="outside_band", delta=float(k), target=0.0, band=0.5
         )
@@ -420,6 +451,7 @@ def test_cli_exports_csv_and_json_files(db: Path, tmp_path: Path) -> None:
     fills = json.loads(out_json.read_text())
     assert [f["trade_id"] for f in fills] == [f"t-{k}" for k in range(5)]
     assert all(f["client_id"] == f"hb-{k}" for k, f in enumerate(fills))
+    assert {f["account"] for f in fills} == {"sim"}  # whose fill it is (routing: several)
     events_json = tmp_path / "events.json"
     assert (
         _cli(

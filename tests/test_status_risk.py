@@ -74,3 +74,40 @@ async def test_status_prints_var_cvar_and_the_worst_cell(mqtt_broker: Broker) ->
     assert "$-7,200 at spot -10% iv +0pt" in rows["BTC"]
     assert "no implied vol" in rows["ETH"]
     assert rows["total"].split()[1:4] == ["-", "-", "0"]  # no number is made up
+
+
+class RoutingController(FakeController):
+    def state(self) -> dict[str, Any]:
+        doc = super().state()
+        doc["underlyings"]["BTC"]["routing"] = [
+            {"account": "cheap", "symbol": "BTC/USDT:USDT", "position": -3.0,
+             "position_coin": -3.0, "limit_coin": 3.0, "funding_rate": 0.0001,
+             "funding": "fresh", "basis_bps": None},
+            {"account": "dear", "symbol": "BTC/USDT:USDT-261225", "position": -1.5,
+             "position_coin": -1.5, "limit_coin": 83.3333, "funding_rate": None,
+             "funding": "n/a", "basis_bps": 42.25},
+        ]  # fmt: skip
+        return doc
+
+
+async def test_status_prints_each_routing_candidate(mqtt_broker: Broker) -> None:
+    bridge = MqttBridge(make_config(mqtt_broker), "route", RoutingController())
+    task = asyncio.create_task(bridge.run())
+    await until(lambda: bridge.connected)
+    bridge.request_state()
+    await asyncio.sleep(0.3)
+    try:
+        console = _console()
+        args = _args(mqtt_broker, _cmd="status", bot_id="route", timeout=3)
+        rc = await asyncio.to_thread(args.func, args, console)
+    finally:
+        await bridge.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    out = console.export_text()
+    assert rc == 0, out
+    rows = [line.replace("│", " ").split() for line in out.splitlines()]
+    cheap = next(r for r in rows if r[1:2] == ["cheap"])
+    dear = next(r for r in rows if r[1:2] == ["dear"])
+    assert cheap[2:] == ["BTC/USDT:USDT", "-3.0000", "3.0000", "+0.0100%", "fresh", "-"]
+    assert dear[2:] == ["BTC/USDT:USDT-261225", "-1.5000", "83.3333", "n/a", "+42.2"]

@@ -30,6 +30,7 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import UnderlyingMarket
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
+from bot.shell.funding import FundingWatch
 from bot.shell.positions import PositionWatch
 from bot.shell.reconcile import Reconciler
 from bot.venues.base import Venue
@@ -131,7 +132,7 @@ async def _run(
     venues: dict[str, SimVenue] = {
         name: SimVenue(
             name,
-            settings.sim,
+            settings.sim.for_account(name),
             [p for p in settings.positions if p.account == name],
             clock,
             run_market=False,
@@ -175,6 +176,10 @@ async def _run(
     hedge_lines = hedger.add_hedge_lines()
     positions = PositionWatch(venues, hedger, 0, lambda: None)
     await Reconciler(venues, hedger, positions, clock, None).reconcile(initial=True)
+    funding = FundingWatch(venues, hedger, clock)  # routing candidates' rates, as the daemon
+    funding_every_ms = int(settings.routing.funding_refresh_s * 1000)
+    funding_at = spec.start_ms
+    await funding.refresh()
     pumps = [asyncio.ensure_future(_pump(name, v, hedger)) for name, v in venues.items()]
     recorder.index = lambda u: _index(venues, u)
 
@@ -197,6 +202,9 @@ async def _run(
             crossed = cross_stats.before(hedger) if detail else {}
             for venue in venues.values():
                 venue.tick()
+            if t - funding_at >= funding_every_ms:
+                funding_at = t
+                await funding.refresh()
             _feed(hedger, venues, hedge_lines)
             cross_stats.after(result.cross, hedger, crossed)
             if result.ticks == 0 and detail:

@@ -112,3 +112,25 @@ class UnderlyingMarket:
     def hedge_cost(self) -> float:
         """Proportional cost of one hedge trade (fee + half-spread), a fraction."""
         return self.hedge_fee + self.hedge_half_spread
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    """A perp's current funding rate as the venue states it: `rate` per `interval_h` hours,
+    read at `ts_ms` (clock time)."""
+
+    rate: float
+    interval_h: float
+    ts_ms: int
+
+    @property
+    def per_hour(self) -> float:
+        return self.rate / self.interval_h if self.interval_h > 0 else 0.0
+
+    def problem(self) -> str | None:
+        """Why this rate cannot be used, or None (venue data is checked before use)."""
+        if not (math.isfinite(self.rate) and abs(self.rate) <= 0.05):
+            return f"rate is {self.rate} (expected within +/-0.05 per interval)"
+        if not (math.isfinite(self.interval_h) and 0 < self.interval_h <= 24):
+            return f"interval_h is {self.interval_h} (expected in (0, 24])"
+        return None

@@ -122,7 +122,7 @@ class OrderJournal(Protocol):
 
     def record_order_update(self, update: OrderUpdate) -> None: ...
 
-    def record_fill(self, fill: Fill) -> bool: ...
+    def record_fill(self, fill: Fill, account: str) -> bool: ...
 
 
 def marketable_limit(side: Side, mid: float, max_slippage_bps: float, ins: Instrument) -> float:
@@ -233,7 +233,7 @@ class Executor:
         """Book a fill once across restarts: with a journal, its answer (new trade id or not)
         decides, so a fill the venue re-sends after a restart (ccxt's trade caches do) does not
         move the position again. True when the position moved."""
-        known = self.journal is not None and not self.journal.record_fill(fill)
+        known = self.journal is not None and not self.journal.record_fill(fill, account)
         booked = self.ledger.book_fill(account, fill, known=known)
         if known:
             log.debug(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.core.book import LineKey
 from bot.core.orders import OrderIntent, Side
 
 if TYPE_CHECKING:
@@ -21,10 +22,9 @@ def flatten_step(hedger: Hedger, underlying: str) -> dict[str, Any] | None:
     """One reduce-only order toward a flat hedge position, once nothing is in flight."""
     if hedger.ledger.has_unsettled(underlying):
         return None  # wait for the outcome of what is working
-    key = hedger.hedge_line(underlying)
+    key, amount = _next_line(hedger, underlying)
     ins, ticker = hedger.catalog[key], hedger.view.tickers.get(key)
     qty = hedger.ledger.positions.get(key, 0.0)
-    amount = ins.round_amount(abs(qty))
     attempts = hedger.flattening.get(underlying, 0)
     if amount == 0.0 or attempts >= FLATTEN_ATTEMPTS:
         del hedger.flattening[underlying]
@@ -51,3 +51,14 @@ def flatten_step(hedger: Hedger, underlying: str) -> dict[str, Any] | None:
     )
     hedger.submit(key[0], intent, ticker, ins)
     return {"underlying": underlying, "client_id": intent.client_id, "amount": amount}
+
+
+def _next_line(hedger: Hedger, underlying: str) -> tuple[LineKey, float]:
+    """The first hedge line (reference, then routing candidates) still holding a lot or more,
+    and the amount to close; the reference and 0 when every line is flat."""
+    lines = hedger.settings.hedge[underlying].lines()
+    for key in lines:
+        amount = hedger.catalog[key].round_amount(abs(hedger.ledger.positions.get(key, 0.0)))
+        if amount > 0.0:
+            return key, amount
+    return lines[0], 0.0

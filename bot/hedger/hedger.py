@@ -25,6 +25,7 @@ from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
 from bot.core.planner import contracts_for, plan
 from bot.core.policy import BandPolicy, HedgeDecision, Memory, Modifiers, TriggerPolicy, decide
 from bot.core.risk import OrderCheck
+from bot.core.routing import Route
 from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
@@ -36,6 +37,7 @@ from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
 from bot.hedger.report import book_loaded
 from bot.hedger.riskview import RiskView
+from bot.hedger.routing import Router
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for
 from bot.venues.base import Venue
@@ -114,6 +116,9 @@ class Hedger:
         self._bad_data: set[tuple[str, str]] = set()
         self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
         self.riskview = RiskView(self)  # scenario grid, VaR and the VaR limit, on a timer
+        self.router = Router(
+            lambda: self.settings, catalog, self.ledger, self.view.books, self.view.tickers
+        )
 
     @property
     def risk_state(self) -> risk.RiskState:
@@ -140,18 +145,20 @@ class Hedger:
         return (h.account, h.instrument)
 
     def add_hedge_lines(self) -> list[LineKey]:
-        """The hedge instrument of every underlying, checked against the venues' listings."""
+        """The hedge instrument (and routing candidates) of every underlying, checked against
+        the venues' listings."""
         keys = []
-        for u in self.settings.hedge:
-            key = self.hedge_line(u)
-            field, value = f"hedge.{u}.instrument", repr(key[1])
-            ins = self.catalog.get(key)
-            if ins is None:
-                raise ConfigError("hedge", [(field, value, "not listed by venue")])
-            if ins.kind is Kind.OPTION or ins.underlying != u:
-                raise ConfigError("hedge", [(field, value, f"not a delta-one {u} contract")])
-            self.view.add_line(key, ins)
-            keys.append(key)
+        for u, h in self.settings.hedge.items():
+            for i, key in enumerate(h.lines()):
+                field = f"hedge.{u}.instrument" if i == 0 else f"hedge.{u}.candidates"
+                value = f"{key[0]}:{key[1]}"
+                ins = self.catalog.get(key)
+                if ins is None:
+                    raise ConfigError("hedge", [(field, value, "not listed by venue")])
+                if ins.kind is Kind.OPTION or ins.underlying != u:
+                    raise ConfigError("hedge", [(field, value, f"not a delta-one {u} contract")])
+                self.view.add_line(key, ins)
+                keys.append(key)
         return keys
 
     def hedge_account(self, underlying: str) -> str | None:
@@ -358,6 +365,7 @@ class Hedger:
         self.policy_memory[underlying] = decision.memory
         prev = self.last_decision.get(underlying)
         self.last_decision[underlying] = decision
+        routed = self._route(decision)
         if decision.trade or prev is None or prev.reason != decision.reason:
             self.emit(
                 "decision",
@@ -366,6 +374,7 @@ class Hedger:
                 delta_coin=exp.delta_coin,
                 gamma_coin=exp.gamma_coin,
                 **({"cross": cross} if cross is not None else {}),
+                **({"route": routed.as_dict()} if routed is not None else {}),
             )
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
@@ -374,8 +383,16 @@ class Hedger:
                 self._hold_corridor(decision, exp)
             return decision
         self.force.discard(underlying)
-        self._send(decision)
+        self._send(decision, routed)
         return decision
+
+    def _route(self, decision: HedgeDecision) -> Route | None:
+        """Where a trade goes when the underlying lists candidates (bot/hedger/routing.py)."""
+        if not decision.trade:
+            return None
+        return self.router.route(
+            decision.underlying, decision.gap_coin, decision.price, self.clock.now_ms()
+        )
 
     def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
         """Only for the fixed band (it ignores market and time) on our own greeks (venue deltas
@@ -432,21 +449,37 @@ class Hedger:
             band.gap_coin(exp), self.catalog[self.hedge_line(underlying)], exp.price
         )
 
-    def _send(self, decision: HedgeDecision) -> None:
-        key = self.hedge_line(decision.underlying)
-        hedge = self.catalog[key]
-        position = self.ledger.positions.get(key, 0.0)
-        result = plan(decision, hedge, decision.price, self.executor.new_client_id(), position)
-        if result.intent is None:
-            self.emit(
-                "decision",
-                "hedge.skipped",
-                underlying=decision.underlying,
-                reason=result.reason,
-                contracts=result.contracts,
-            )
-            return
-        self.submit(key[0], result.intent, self.view.tickers[key], hedge)
+    def _send(self, decision: HedgeDecision, routed: Route | None) -> None:
+        """One intent on the hedge instrument, or one per leg of the route."""
+        if routed is None:
+            legs = [(self.hedge_line(decision.underlying), decision.gap_coin)]
+        else:
+            legs = [(g.key, g.coin) for g in routed.legs]
+            if not legs:
+                self.emit(
+                    "decision",
+                    "hedge.skipped",
+                    underlying=decision.underlying,
+                    reason="no_candidate",  # every candidate at its limit or without a book
+                    contracts=0.0,
+                )
+        for key, coin in legs:
+            hedge = self.catalog[key]
+            position = self.ledger.positions.get(key, 0.0)
+            leg = replace(decision, gap_coin=coin)
+            result = plan(leg, hedge, decision.price, self.executor.new_client_id(), position)
+            if result.intent is None:
+                self.emit(
+                    "decision",
+                    "hedge.skipped",
+                    underlying=decision.underlying,
+                    symbol=key[1],
+                    account=key[0],
+                    reason=result.reason,
+                    contracts=result.contracts,
+                )
+                continue
+            self.submit(key[0], result.intent, self.view.tickers[key], hedge)
 
     def submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
         """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
@@ -571,6 +604,9 @@ class Hedger:
                 deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd, **band}
                 if (cross := self.cross.report(u)) is not None:
                     deltas[u]["cross"] = cross
+                routing = self.router.state(u, exp.price, self.clock.now_ms())
+                if routing:
+                    deltas[u]["routing"] = routing  # where the hedge is held, per candidate
         orders = self.ledger.orders.values()
         return {
             "delta": deltas,

@@ -25,6 +25,7 @@ from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.fleet_cli import register as register
 from bot.io.mqtt import tool_broker, tool_client
+from bot.io.status_routing import routing_table
 
 
 def _now_ms() -> int:
@@ -197,6 +198,9 @@ def render_status(view: BotView, now_ms: int) -> RenderableType:
     greeks = _greeks_table(st)
     if greeks is not None:
         parts.append(greeks)
+    routing = routing_table(st)
+    if routing is not None:
+        parts.append(routing)
     feeds = st.get("feeds")
     if isinstance(feeds, dict) and feeds:
         t = Table(title="feeds")

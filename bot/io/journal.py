@@ -286,15 +286,23 @@ class Journal(JournalReads):
                 status=update.status.value,
             )
 
-    def record_fill(self, fill: Fill) -> bool:
-        """Book a fill once: False when (symbol, trade_id) is already journaled, across restarts
-        and whichever feed (websocket, REST) delivered it first."""
+    def record_fill(self, fill: Fill, account: str) -> bool:
+        """Book a fill once: False when (account, symbol, trade_id) is already journaled (or
+        the trade id on that symbol from before v3, whose rows name no account), across
+        restarts and whichever feed (websocket, REST) delivered it first."""
 
         def tx(c: sqlite3.Connection) -> bool:
+            seen = c.execute(
+                "SELECT 1 FROM fills WHERE symbol = ? AND trade_id = ? AND account IN (?, '')",
+                (fill.symbol, fill.trade_id, account),
+            ).fetchone()
+            if seen is not None:
+                return False
             cur = c.execute(
-                "INSERT OR IGNORE INTO fills (trade_id, client_id, symbol, side, amount, price,"
-                " fee, fee_currency, ts, wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO fills (account, trade_id, client_id, symbol, side, amount,"
+                " price, fee, fee_currency, ts, wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    account,
                     fill.trade_id,
                     fill.client_id,
                     fill.symbol,

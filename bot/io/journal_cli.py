@@ -46,6 +46,7 @@ _TABLE_COLUMNS: dict[Table, tuple[str, ...]] = {
     ),
     "fills": (
         "time",
+        "account",
         "trade_id",
         "client_id",
         "symbol",

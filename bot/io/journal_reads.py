@@ -86,7 +86,7 @@ class JournalReads:
         self, since_ms: int | None = None, until_ms: int | None = None, axis: Axis = "wall"
     ) -> list[Row]:
         return self._between(
-            "SELECT ts, wall, trade_id, client_id, symbol, side, amount, price, fee,"
+            "SELECT ts, wall, account, trade_id, client_id, symbol, side, amount, price, fee,"
             " fee_currency FROM fills",
             ("ts", "wall"),
             since_ms,

@@ -3,7 +3,7 @@ A journal opened by newer code is migrated in place; one written by newer code i
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_V1 = """
 CREATE TABLE meta (
@@ -105,5 +105,34 @@ CREATE INDEX decisions_wall ON decisions (wall);
 CREATE INDEX orders_wall ON orders (wall_created);
 CREATE INDEX fills_wall ON fills (wall);
 CREATE INDEX events_wall ON events (wall);
+""",
+    # v3: a fill is one account's: trade ids are unique per exchange, not across accounts, so two
+    # accounts trading the same symbol (routing) may both report "t-1". Rows from before keep
+    # account '' and still block a replay of the same trade id on any account (record_fill).
+    2: """
+CREATE TABLE fills_v3 (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    account      TEXT    NOT NULL DEFAULT '',
+    trade_id     TEXT    NOT NULL,
+    client_id    TEXT    NOT NULL,
+    symbol       TEXT    NOT NULL,
+    side         TEXT    NOT NULL,
+    amount       REAL    NOT NULL,
+    price        REAL    NOT NULL,
+    fee          REAL    NOT NULL,
+    fee_currency TEXT    NOT NULL,
+    ts           INTEGER NOT NULL,
+    wall         INTEGER,
+    UNIQUE (account, symbol, trade_id)
+);
+INSERT INTO fills_v3 (id, account, trade_id, client_id, symbol, side, amount, price, fee,
+    fee_currency, ts, wall)
+    SELECT id, '', trade_id, client_id, symbol, side, amount, price, fee, fee_currency, ts, wall
+    FROM fills;
+DROP TABLE fills;
+ALTER TABLE fills_v3 RENAME TO fills;
+CREATE INDEX fills_client ON fills (client_id);
+CREATE INDEX fills_ts ON fills (ts);
+CREATE INDEX fills_wall ON fills (wall);
 """,
 }

@@ -116,6 +116,23 @@ class Metrics:
             registry=r,
         )
         self.feed_ok = Gauge("hedgebot_feed_ok", "1 while a feed is healthy", ["feed"], registry=r)
+        line = ["underlying", "account", "symbol"]
+        self.route_position = Gauge(
+            "hedgebot_route_position_coin",
+            "a routing candidate's position in coin, in-flight orders included",
+            line,
+            registry=r,
+        )
+        self.route_limit = Gauge(
+            "hedgebot_route_limit_coin", "a routing candidate's position limit in coin", line,
+            registry=r,
+        )  # fmt: skip
+        self.route_funding = Gauge(
+            "hedgebot_route_funding_rate",
+            "a candidate perp's funding rate per interval as last read; NaN when none or stale",
+            line,
+            registry=r,
+        )
         self.info = Gauge(
             "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
         )
@@ -152,6 +169,7 @@ class Metrics:
                     gauge.labels(underlying=u, unit=unit).set(s[key])
             self.halted.labels(underlying=u).set(1 if s.get("halted") else 0)
             self._refresh_cross(u, s.get("cross"))
+            self._refresh_routing(u, s.get("routing") or [])
         current = state.get("trading_state")
         for name in TRADING_STATES:
             self.trading_state.labels(state=name).set(1 if name == current else 0)
@@ -175,6 +193,17 @@ class Metrics:
         self.cross_corr.labels(underlying=u).set(_num(c.get("corr")))
         self.cross_residual.labels(underlying=u).set(_num(c.get("residual_std")))
         self.cross_active.labels(underlying=u).set(1 if c.get("status") == "active" else 0)
+
+    def _refresh_routing(self, underlying: str, rows: list[dict[str, Any]]) -> None:
+        for c in rows:
+            labels = {"underlying": underlying, "account": c["account"], "symbol": c["symbol"]}
+            self.route_position.labels(**labels).set(c["position_coin"])
+            self.route_limit.labels(**labels).set(c["limit_coin"])
+            rate = c.get("funding_rate")
+            fresh = c.get("funding") == "fresh"
+            self.route_funding.labels(**labels).set(
+                float(rate) if fresh and rate is not None else math.nan
+            )
 
     def _refresh_risk(self, block: dict[str, Any]) -> None:
         rows = dict(block.get("underlyings") or {})

@@ -320,6 +320,11 @@ class UnderlyingState(_Out):
     policy: str | None = Field(default=None, description="trigger policy (config policy.kind)")
     unit: Literal["coin", "usd"] | None = None
     hedge_instrument: str | None = None
+    routing: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="routing candidates: account, symbol, position, position_coin, limit_coin, "
+        "funding_rate, funding (fresh|stale|n/a), basis_bps, basis_annual",
+    )
     halted: str | None = Field(default=None, description="why it does not trade now, if so")
     last_decision: str | None = None
     cross: dict[str, Any] | None = Field(

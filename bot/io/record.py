@@ -44,7 +44,7 @@ class Target:
 def targets(settings: Settings) -> list[Target]:
     """The hedge instruments and the position lines with a symbol, on real-exchange accounts."""
     real = {n for n, a in settings.accounts.items() if a.exchange != "sim"}
-    found = {Target(h.account, h.instrument) for h in settings.hedge.values()}
+    found = {Target(a, s) for h in settings.hedge.values() for a, s in h.lines()}
     found |= {Target(p.account, p.symbol) for p in settings.positions if p.symbol}
     return sorted((t for t in found if t.account in real), key=lambda t: (t.account, t.symbol))
 

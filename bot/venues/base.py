@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from bot.core.instruments import Instrument
-from bot.core.market import OrderBook, Ticker
+from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderUpdate, PositionReport
 
 
@@ -68,6 +68,10 @@ class Venue(Protocol):
     async def fetch_balances(self) -> Mapping[str, float]: ...
 
     async def fetch_open_orders(self) -> Sequence[OrderUpdate]: ...
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        """A perp's current funding rate (routing compares venues with it)."""
+        ...
 
     async def fetch_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
         """The order with this client id, or None when the venue has never seen it."""

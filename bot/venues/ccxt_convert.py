@@ -19,7 +19,7 @@ from typing import Any
 import ccxt
 
 from bot.core.instruments import Instrument, Kind
-from bot.core.market import BookLevel, OrderBook, Ticker
+from bot.core.market import BookLevel, FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderStatus, OrderUpdate, PositionReport, Side
 from bot.venues.base import (
     VenueAmbiguous,
@@ -287,3 +287,17 @@ def order_book(
         bids=_levels(raw.get("bids") or (), depth, per_contract),
         asks=_levels(raw.get("asks") or (), depth, per_contract),
     )
+
+
+DEFAULT_FUNDING_INTERVAL_H = 8.0
+
+
+def funding_rate(raw: Mapping[str, Any], ts_ms: int) -> FundingRate:
+    """ccxt's funding-rate structure: `fundingRate` per `interval` ("8h", "1h"; 8 hours when the
+    exchange does not say). A missing rate is NaN, which FundingRate.problem() refuses."""
+    rate = _num(raw.get("fundingRate"))
+    interval = raw.get("interval")
+    hours = DEFAULT_FUNDING_INTERVAL_H
+    if isinstance(interval, str) and interval.endswith("h") and interval[:-1].isdigit():
+        hours = float(interval[:-1])
+    return FundingRate(rate if rate is not None else math.nan, hours, ts_ms)

@@ -69,7 +69,7 @@ def build_exchange(config: AccountConfig) -> Any:
 
 def symbols_for(settings: Settings, account: str) -> frozenset[str]:
     """The symbols the config trades or holds on this account: their markets must be sound."""
-    hedged = {h.instrument for h in settings.hedge.values() if h.account == account}
+    hedged = {s for h in settings.hedge.values() for a, s in h.lines() if a == account}
     held = {p.symbol for p in settings.positions if p.account == account and p.symbol}
     return frozenset(hedged | held)
 

@@ -27,7 +27,7 @@ import structlog
 from bot.clock import real_sleep, wall_ms
 from bot.config import AccountConfig
 from bot.core.instruments import Instrument
-from bot.core.market import OrderBook, Ticker
+from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderUpdate, PositionReport
 from bot.venues import ccxt_convert as convert
 from bot.venues.base import (
@@ -245,6 +245,10 @@ class CcxtVenue:
             "fetch_order_book", self.exchange.fetch_order_book, symbol, BOOK_DEPTH
         )
         return convert.order_book(book, self._clock(), BOOK_DEPTH, self.per_contract(symbol))
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        raw = await self._read("fetch_funding_rate", self.exchange.fetch_funding_rate, symbol)
+        return convert.funding_rate(raw, wall_ms())
 
     async def fetch_positions(self) -> Sequence[PositionReport]:
         self._require("fetchPositions")

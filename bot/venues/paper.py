@@ -32,7 +32,7 @@ import structlog
 from bot.clock import Clock
 from bot.config import ConfigError, PositionConfig
 from bot.core.instruments import Instrument
-from bot.core.market import BookLevel, OrderBook, Ticker
+from bot.core.market import BookLevel, FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
 from bot.venues.base import VenueNotSupported, VenueRejected, VenueTransient
 from bot.venues.sim import book as bk
@@ -62,6 +62,8 @@ class MarketData(Protocol):
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
 
     async def fetch_order_book(self, symbol: str) -> OrderBook: ...
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate: ...
 
 
 class PaperVenue:
@@ -163,6 +165,9 @@ class PaperVenue:
 
     async def fetch_order_book(self, symbol: str) -> OrderBook:
         return self._on_book(await self.market.fetch_order_book(symbol))
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        return await self.market.fetch_funding_rate(symbol)  # public data: the live rate
 
     def _on_book(self, book: OrderBook) -> OrderBook:
         """A new live book replaces our copy and fills the resting orders it trades through."""

@@ -337,7 +337,7 @@ class BinanceEmulator(BaseEmulator):
                 "markPrice": str(m.mark),
                 "indexPrice": str(m.index),
                 "estimatedSettlePrice": str(m.index),
-                "lastFundingRate": "0.0001",
+                "lastFundingRate": str(m.funding_8h),
                 "interestRate": "0.0001",
                 "nextFundingTime": now_ms() + 3600_000,
                 "time": now_ms(),

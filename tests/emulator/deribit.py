@@ -176,7 +176,7 @@ class DeribitEmulator(BaseEmulator):
                 },
             )
         else:
-            out.update(current_funding=0.0, funding_8h=0.0)
+            out.update(current_funding=0.0, funding_8h=m.funding_8h)
         return out
 
     def _order(self, o: Order) -> dict[str, Any]:
@@ -310,6 +310,11 @@ class DeribitEmulator(BaseEmulator):
             base = p["index_name"].split("_")[0].upper()
             price = next(m.index for m in markets.values() if m.base == base)
             return {"index_price": price, "estimated_delivery_price": price}
+        if method == "public/get_funding_rate_value":
+            # the funding over [start, end] (ccxt asks for the last 8 hours)
+            m = self._market(p["instrument_name"])
+            hours = (int(p["end_timestamp"]) - int(p["start_timestamp"])) / 3_600_000
+            return m.funding_8h * hours / 8.0
         if method == "public/ticker":
             return self._ticker(self._market(p["instrument_name"]))
         if method == "public/get_order_book":

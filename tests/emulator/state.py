@@ -39,6 +39,7 @@ class Market:
     index: float = 0.0
     iv: float | None = None  # fraction
     delta: float | None = None  # Black-Scholes, per coin
+    funding_8h: float = 0.0001  # perps: the funding rate per 8 hours the venue states
 
 
 @dataclass

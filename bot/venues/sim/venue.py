@@ -19,8 +19,8 @@ import structlog
 
 from bot.clock import Clock, monotonic_s
 from bot.config import PositionConfig, SimConfig
-from bot.core.instruments import Instrument
-from bot.core.market import OrderBook, Ticker
+from bot.core.instruments import Instrument, Kind
+from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
 from bot.venues.base import (
     VenueAmbiguous,
@@ -226,6 +226,17 @@ class SimVenue:
         self._injected("fetch_order_book")
         self._live(symbol)
         return self.exchange.book(symbol)
+
+    async def fetch_funding_rate(self, symbol: str) -> FundingRate:
+        """The configured rate for perps (`sim.funding_rates` by symbol, else `sim.funding_rate`;
+        per account in `sim.accounts`).
+        The simulated exchange shows funding; it does not charge it."""
+        self._injected("fetch_funding_rate")
+        self._live(symbol)
+        if self.exchange.instruments[symbol].kind is not Kind.PERP:
+            raise VenueRejected(f"{symbol} is not a perpetual: no funding rate")
+        rate = self._cfg.funding_rates.get(symbol, self._cfg.funding_rate)
+        return FundingRate(rate, 8.0, self._clock.now_ms())
 
     async def fetch_positions(self) -> Sequence[PositionReport]:
         self._injected("fetch_positions")
