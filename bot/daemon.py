@@ -109,20 +109,7 @@ async def run_daemon(
     engine = Engine(settings, venues, clock, bus, config_path, secrets_file, journal)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = {"count": 0}
-
-    def on_signal(sig: signal.Signals) -> None:
-        signals["count"] += 1
-        if signals["count"] > 1:
-            log.warning("daemon.forced_exit", signal=sig.name)
-            os._exit(130)
-        log.info("daemon.signal", signal=sig.name)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine.controls))
+    _install_signals(loop, stop, engine)
 
     async def stop_after(seconds: float) -> None:
         await clock.sleep(seconds)
@@ -135,13 +122,7 @@ async def run_daemon(
         accounts={n: f"{a.exchange}/{a.mode}" for n, a in settings.accounts.items()},
     )
     bridge, bridge_task = start_mqtt(settings, engine, bus)
-    # Readiness from the state document; systemd (Type=notify) hears READY, WATCHDOG, STOPPING.
-    notifier = Notifier.from_env()
-    health = Health(
-        engine.controls.state, settings.journal.path, settings.metrics.health_max_lag_s, notifier
-    )
-    bus.add(health)
-    health_tasks = [asyncio.create_task(t) for t in (health.run(), watchdog_forever(notifier))]
+    health, health_tasks = start_health(settings, engine, bus)
     metrics_task = start_metrics(settings, engine, bus, health)
     if config_path is not None and isinstance(clock, LiveClock):
         # A virtual clock never waits for a file event: drills reload by command only.
@@ -163,6 +144,38 @@ async def run_daemon(
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, engine: Engine) -> None:
+    """SIGINT/SIGTERM set `stop` (a clean shutdown); a second one exits at once. SIGHUP reloads
+    the config."""
+    signals = {"count": 0}
+
+    def on_signal(sig: signal.Signals) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            log.warning("daemon.forced_exit", signal=sig.name)
+            os._exit(130)
+        log.info("daemon.signal", signal=sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(engine.controls))
+
+
+def start_health(
+    settings: Settings, engine: Engine, bus: EventBus
+) -> tuple[Health, list[asyncio.Task[None]]]:
+    """Readiness from the state document; systemd (Type=notify) hears READY, WATCHDOG,
+    STOPPING. The health sink and its tasks."""
+    notifier = Notifier.from_env()
+    health = Health(
+        engine.controls.state, settings.journal.path, settings.metrics.health_max_lag_s, notifier
+    )
+    bus.add(health)
+    return health, [asyncio.create_task(t) for t in (health.run(), watchdog_forever(notifier))]
 
 
 def start_metrics(

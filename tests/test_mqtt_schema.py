@@ -193,7 +193,7 @@ def test_documented_schemas_match_the_code() -> None:
 def test_flatten_without_confirm_names_confirm_and_the_rule(
     payload: dict[str, Any], expected: str
 ) -> None:
-    from bot.io.mqtt import describe_validation
+    from bot.io.mqtt_commands import describe_validation
 
     with pytest.raises(ValidationError) as e:
         parse_command(payload)

@@ -125,7 +125,7 @@ def _run(
     )
 
     from bot import logs
-    from bot.backtest import plots, sweep, sweep_run
+    from bot.backtest import sweep, sweep_run
     from bot.backtest.path import PathSpec
 
     logs.configure("error", "console")
@@ -169,6 +169,19 @@ def _run(
         )
         return 130
     rows = sweep.table([c for c, _ in runnable], done, [p.seed for p in paths])
+    return _report(args, rows, skipped, spec)
+
+
+def _report(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    spec: PathSpec,
+) -> int:
+    """Write and print the table, the recommendation and the picture; 1 when a risk budget was
+    given and no setting fits it."""
+    from bot.backtest import plots, sweep
+
     best = None
     if args.risk_budget_usd is not None:
         best = sweep.recommend(rows, args.risk_budget_usd)

@@ -35,9 +35,9 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from bot.clock import Clock
 from bot.core.orders import OrderRequest, OrderStatus, OrderUpdate
 from bot.execution.executor import Executor
+from bot.execution.ledger import TrackedOrder
 from bot.io.journal_rows import InFlight
 from bot.venues.base import Venue, VenueError
 
@@ -85,9 +85,11 @@ class RecoveryReport:
 
 
 async def _retry(
-    clock: Clock, timeout_s: float, call: Callable[[], Awaitable[T]], what: str, cid: str
+    executor: Executor, call: Callable[[], Awaitable[T]], what: str, cid: str
 ) -> tuple[bool, T | None]:
-    """(ok, result) of a venue read retried with backoff on errors and timeouts."""
+    """(ok, result) of a venue read retried with backoff on errors and timeouts, each bounded
+    by execution.order_timeout_s."""
+    clock, timeout_s = executor.clock, executor.cfg.order_timeout_s
     delay = 0.25
     for attempt in range(1, LOOKUP_ATTEMPTS + 1):
         try:
@@ -119,154 +121,182 @@ async def recover(
     emit: Emit,
 ) -> RecoveryReport:
     """Settle the journal's in-flight intents with the venues (see the module doc)."""
-    clock = executor.clock
-    cfg = executor.cfg
     report = RecoveryReport()
     pending = journal.in_flight_intents()
     report.in_flight = len(pending)
     for item in pending:
         intent = item.intent
-        cid = intent.client_id
-        if cid in executor.ledger.orders:
+        if intent.client_id in executor.ledger.orders:
             continue
         accounts = accounts_for(intent.symbol, account_of(intent.underlying), catalog)
-        found: OrderUpdate | None = None
-        account: str | None = None
-        failed = False
-        for acc in accounts:
-            venue = executor.venues[acc]
-            ok, result = await _retry(
-                clock,
-                cfg.order_timeout_s,
-                partial(venue.fetch_order, cid, intent.symbol),
-                "fetch_order",
-                cid,
-            )
-            if not ok:
-                failed = True
-                continue
-            if result is not None:
-                found, account = result, acc
-                break
-        now = clock.now_ms()
-        # A sent intent the venue does not show yet may still appear (venues take time to
-        # show new orders): only after lookup_grace_s since it was sent does "not found" mean
-        # it never arrived. Until then it is followed like an ambiguous create.
-        young = item.status is not OrderStatus.CREATED and now < item.ts_ms + int(
-            cfg.lookup_grace_s * 1000
-        )
-        if found is None and not failed and not young:
-            # No venue has seen it: the create never arrived (or was never sent: CREATED).
-            reason = "never sent" if item.status is OrderStatus.CREATED else "not at venue"
-            journal.record_order_update(
-                OrderUpdate(
-                    client_id=cid,
-                    symbol=intent.symbol,
-                    side=intent.side,
-                    amount=intent.amount,
-                    filled=0.0,
-                    status=OrderStatus.REJECTED,
-                    ts_ms=now,
-                    reason=f"recovery: {reason}",
-                )
-            )
-            report.never_sent.append(cid)
-            emit(
-                "order",
-                "recovery.intent_rejected",
-                client_id=cid,
-                symbol=intent.symbol,
-                reason=reason,
-                journal_status=item.status.value,
-            )
-            continue
-        where = account if account is not None else (accounts[0] if accounts else None)
-        if where is None:
-            report.unresolved.append(cid)
-            emit("alert", "recovery.no_account", client_id=cid, symbol=intent.symbol)
-            continue
-        request = OrderRequest(
-            client_id=cid,
-            symbol=intent.symbol,
-            side=intent.side,
-            amount=intent.amount,
-            price=item.price if item.price is not None else 0.0,
-            reduce_only=intent.reduce_only,
-        )
-        order = executor.ledger.open(where, intent, request, item.ts_ms)
-        order.status = OrderStatus.SENT  # outcome unknown until the venue says
-        if found is None and not failed:
-            # Not shown yet, within the grace: in flight, looked up until the grace is over.
-            report.pending.append(cid)
-            emit("order", "recovery.not_found_yet", client_id=cid, symbol=intent.symbol)
-            executor.adopt(order, look_up=True)
-            continue
-        if found is None:
-            # Every lookup failed: it may be live and filling. It stays in flight and the
-            # executor keeps asking (bounded waits, alerts) before the underlying trades again.
-            report.unresolved.append(cid)
-            emit("alert", "recovery.unresolved", client_id=cid, symbol=intent.symbol)
-            executor.adopt(order, look_up=True)
-            continue
-        executor.on_update(where, found)
-        if not order.status.is_terminal and cfg.recover_open_orders == "cancel":
-            venue = executor.venues[where]
-            ok, update = await _retry(
-                clock,
-                cfg.order_timeout_s,
-                partial(venue.cancel_order, cid, intent.symbol),
-                "cancel_order",
-                cid,
-            )
-            if ok and update is not None:
-                executor.on_update(where, update)
-            if not order.status.is_terminal:
-                ok, again = await _retry(
-                    clock,
-                    cfg.order_timeout_s,
-                    partial(venue.fetch_order, cid, intent.symbol),
-                    "fetch_order",
-                    cid,
-                )
-                if ok and again is not None:
-                    executor.on_update(where, again)
-            if order.status.is_terminal:
-                report.cancelled.append(cid)
-        elif order.status.is_terminal:
-            report.finished.append(cid)
-        fills = await _fetch_fills(executor, where, cid, intent.symbol)
-        report.fills_seen += len(fills)
-        report.fills_booked += sum(1 for f in fills if executor.on_fill(where, f))
-        emit(
-            "order",
-            "recovery.order",
-            client_id=cid,
-            account=where,
-            symbol=intent.symbol,
-            status=order.status.value,
-            venue_filled=order.venue_filled,
-            booked=order.booked,
-            fills=len(fills),
-        )
-        if not order.settled:
-            # Still open (kept, or the cancel did not land) or fills still missing: the executor
-            # follows it with bounded waits, like any order it sent itself.
-            if not order.status.is_terminal:
-                report.kept.append(cid)
-            executor.adopt(order)
+        await _recover_one(executor, journal, item, accounts, emit, report)
     emit("state", "recovery.done", **report.as_dict())
     return report
 
 
+async def _recover_one(
+    executor: Executor,
+    journal: RecoveryJournal,
+    item: InFlight,
+    accounts: Sequence[str],
+    emit: Emit,
+    report: RecoveryReport,
+) -> None:
+    """Settle one in-flight intent: rejected when no venue has it (past the grace), else put
+    in the ledger and settled or followed by the executor."""
+    intent = item.intent
+    cid = intent.client_id
+    found, account, failed = await _look_up(executor, cid, intent.symbol, accounts)
+    now = executor.clock.now_ms()
+    # A sent intent the venue does not show yet may still appear (venues take time to
+    # show new orders): only after lookup_grace_s since it was sent does "not found" mean
+    # it never arrived. Until then it is followed like an ambiguous create.
+    young = item.status is not OrderStatus.CREATED and now < item.ts_ms + int(
+        executor.cfg.lookup_grace_s * 1000
+    )
+    if found is None and not failed and not young:
+        _reject_unseen(journal, item, now, emit, report)
+        return
+    where = account if account is not None else (accounts[0] if accounts else None)
+    if where is None:
+        report.unresolved.append(cid)
+        emit("alert", "recovery.no_account", client_id=cid, symbol=intent.symbol)
+        return
+    request = OrderRequest(
+        client_id=cid,
+        symbol=intent.symbol,
+        side=intent.side,
+        amount=intent.amount,
+        price=item.price if item.price is not None else 0.0,
+        reduce_only=intent.reduce_only,
+    )
+    order = executor.ledger.open(where, intent, request, item.ts_ms)
+    order.status = OrderStatus.SENT  # outcome unknown until the venue says
+    if found is None and not failed:
+        # Not shown yet, within the grace: in flight, looked up until the grace is over.
+        report.pending.append(cid)
+        emit("order", "recovery.not_found_yet", client_id=cid, symbol=intent.symbol)
+        executor.adopt(order, look_up=True)
+        return
+    if found is None:
+        # Every lookup failed: it may be live and filling. It stays in flight and the
+        # executor keeps asking (bounded waits, alerts) before the underlying trades again.
+        report.unresolved.append(cid)
+        emit("alert", "recovery.unresolved", client_id=cid, symbol=intent.symbol)
+        executor.adopt(order, look_up=True)
+        return
+    await _settle_found(executor, where, order, found, emit, report)
+
+
+async def _look_up(
+    executor: Executor, cid: str, symbol: str, accounts: Sequence[str]
+) -> tuple[OrderUpdate | None, str | None, bool]:
+    """(the order as the first venue that has it shows it, that account, whether any lookup
+    failed) for each account in turn."""
+    failed = False
+    for acc in accounts:
+        venue = executor.venues[acc]
+        ok, result = await _retry(
+            executor, partial(venue.fetch_order, cid, symbol), "fetch_order", cid
+        )
+        if not ok:
+            failed = True
+            continue
+        if result is not None:
+            return result, acc, failed
+    return None, None, failed
+
+
+def _reject_unseen(
+    journal: RecoveryJournal, item: InFlight, now: int, emit: Emit, report: RecoveryReport
+) -> None:
+    """No venue has seen it: the create never arrived (or was never sent: CREATED)."""
+    intent = item.intent
+    reason = "never sent" if item.status is OrderStatus.CREATED else "not at venue"
+    journal.record_order_update(
+        OrderUpdate(
+            client_id=intent.client_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            amount=intent.amount,
+            filled=0.0,
+            status=OrderStatus.REJECTED,
+            ts_ms=now,
+            reason=f"recovery: {reason}",
+        )
+    )
+    report.never_sent.append(intent.client_id)
+    emit(
+        "order",
+        "recovery.intent_rejected",
+        client_id=intent.client_id,
+        symbol=intent.symbol,
+        reason=reason,
+        journal_status=item.status.value,
+    )
+
+
+async def _settle_found(
+    executor: Executor,
+    where: str,
+    order: TrackedOrder,
+    found: OrderUpdate,
+    emit: Emit,
+    report: RecoveryReport,
+) -> None:
+    """An order the venue has: take its state, cancel it if open (`recover_open_orders`), book
+    its fills, and leave what is still unsettled to the executor."""
+    cid, symbol = order.intent.client_id, order.intent.symbol
+    executor.on_update(where, found)
+    if not order.status.is_terminal and executor.cfg.recover_open_orders == "cancel":
+        await _cancel_open(executor, where, order)
+        if order.status.is_terminal:
+            report.cancelled.append(cid)
+    elif order.status.is_terminal:
+        report.finished.append(cid)
+    fills = await _fetch_fills(executor, where, cid, symbol)
+    report.fills_seen += len(fills)
+    report.fills_booked += sum(1 for f in fills if executor.on_fill(where, f))
+    emit(
+        "order",
+        "recovery.order",
+        client_id=cid,
+        account=where,
+        symbol=symbol,
+        status=order.status.value,
+        venue_filled=order.venue_filled,
+        booked=order.booked,
+        fills=len(fills),
+    )
+    if not order.settled:
+        # Still open (kept, or the cancel did not land) or fills still missing: the executor
+        # follows it with bounded waits, like any order it sent itself.
+        if not order.status.is_terminal:
+            report.kept.append(cid)
+        executor.adopt(order)
+
+
+async def _cancel_open(executor: Executor, where: str, order: TrackedOrder) -> None:
+    """Cancel an open recovered order, then read its state again if the cancel's answer did
+    not make it final, so the fills fetched next are final."""
+    cid, symbol = order.intent.client_id, order.intent.symbol
+    venue = executor.venues[where]
+    ok, update = await _retry(
+        executor, partial(venue.cancel_order, cid, symbol), "cancel_order", cid
+    )
+    if ok and update is not None:
+        executor.on_update(where, update)
+    if not order.status.is_terminal:
+        ok, again = await _retry(
+            executor, partial(venue.fetch_order, cid, symbol), "fetch_order", cid
+        )
+        if ok and again is not None:
+            executor.on_update(where, again)
+
+
 async def _fetch_fills(executor: Executor, account: str, cid: str, symbol: str) -> Sequence[Any]:
     venue = executor.venues[account]
-    ok, fills = await _retry(
-        executor.clock,
-        executor.cfg.order_timeout_s,
-        partial(venue.fetch_fills, cid, symbol),
-        "fetch_fills",
-        cid,
-    )
+    ok, fills = await _retry(executor, partial(venue.fetch_fills, cid, symbol), "fetch_fills", cid)
     if not ok or fills is None:
         return []
     return list(fills)

@@ -25,8 +25,10 @@ from pydantic import ValidationError
 from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.command_auth import signed
-from bot.io.mqtt import Topics, describe_validation, dumps, tool_broker, tool_client
+from bot.io.mqtt_commands import describe_validation
 from bot.io.mqtt_schema import CommandReply, parse_command
+from bot.io.mqtt_tools import tool_broker, tool_client
+from bot.io.mqtt_wire import Topics, dumps
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NO_REPLY = 0, 1, 2, 3
 

@@ -24,7 +24,7 @@ from rich.text import Text
 from bot.clock import wall_ms
 from bot.config import ConfigError, MqttConfig, load_settings
 from bot.io.fleet_cli import register as register
-from bot.io.mqtt import tool_broker, tool_client
+from bot.io.mqtt_tools import tool_broker, tool_client
 from bot.io.status_routing import routing_table
 
 

@@ -137,15 +137,7 @@ class Streams:
                     watch(), min(limit, RESUBSCRIBED_S) if probing else limit
                 )
             except TimeoutError:
-                if quiet_is_stale:
-                    health.failed(feed, "timeout")
-                    self.hedger.mark_all_dirty()
-                elif probing:
-                    # An account stream (orders, fills, positions) is quiet while nothing
-                    # happens, so after a reconnect no data may ever come to prove it back. A
-                    # watch that neither fails nor answers for RESUBSCRIBED_S has connected and
-                    # subscribed (ccxt fails a connect or a subscribe at once): it is back.
-                    self._recovered(account, name, feed)
+                self._quiet(account, name, feed, quiet_is_stale, probing)
                 continue
             except VenueNotSupported:
                 log.info("stream.not_supported", account=account, stream=name)
@@ -156,16 +148,7 @@ class Streams:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                health.failed(feed, repr(e))
-                feed.watching_since_ms = None
-                self.hedger.emit(
-                    "alert", "stream.error", account=account, stream=name, error=repr(e)
-                )
-                self.hedger.mark_all_dirty()
-                await self.clock.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 30.0)
-                if name == "positions":
-                    self._reconcile_soon()
+                backoff = await self._failed(account, name, feed, e, backoff)
                 continue
             backoff = 0.5
             if feed.error is not None:
@@ -175,6 +158,34 @@ class Streams:
                 handle(account, data)
             except Exception as e:  # malformed data is logged and dropped, never fatal
                 log.exception("stream.handler_failed", account=account, stream=name, error=repr(e))
+
+    def _quiet(
+        self, account: str, name: str, feed: FeedState, quiet_is_stale: bool, probing: bool
+    ) -> None:
+        """A watch that gave nothing within its bound: stale for a market stream or a poll."""
+        if quiet_is_stale:
+            self.hedger.feeds.failed(feed, "timeout")
+            self.hedger.mark_all_dirty()
+        elif probing:
+            # An account stream (orders, fills, positions) is quiet while nothing
+            # happens, so after a reconnect no data may ever come to prove it back. A
+            # watch that neither fails nor answers for RESUBSCRIBED_S has connected and
+            # subscribed (ccxt fails a connect or a subscribe at once): it is back.
+            self._recovered(account, name, feed)
+
+    async def _failed(
+        self, account: str, name: str, feed: FeedState, e: Exception, backoff: float
+    ) -> float:
+        """A watch failed: the feed is down and alerted on; wait the jittered backoff before
+        resubscribing. The next backoff."""
+        self.hedger.feeds.failed(feed, repr(e))
+        feed.watching_since_ms = None
+        self.hedger.emit("alert", "stream.error", account=account, stream=name, error=repr(e))
+        self.hedger.mark_all_dirty()
+        await self.clock.sleep(backoff * (0.5 + random.random()))
+        if name == "positions":
+            self._reconcile_soon()
+        return min(backoff * 2, 30.0)
 
     def _recovered(self, account: str, name: str, feed: FeedState) -> None:
         self.hedger.feeds.failed(feed, None)

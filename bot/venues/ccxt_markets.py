@@ -179,34 +179,14 @@ def map_market(
 ) -> MappedMarket:
     """Map one ccxt market. Raises UnmappableMarket for combos, margin pairs and incomplete data,
     ImplausibleMarket when its numbers break a plausibility rule."""
-    symbol = market.get("symbol")
-    mtype = market.get("type")
-    kind = _KINDS.get(str(mtype))
-    if not symbol or kind is None:
-        raise UnmappableMarket(f"{symbol}: market type {mtype!r} is not traded by the core")
-    if kind is not Kind.SPOT and ":" not in str(symbol):
-        # ccxt names every standard derivative BASE/QUOTE:SETTLE; combos and spreads keep the
-        # exchange id as symbol (Deribit's BTC-FS-27JUN25_PERP) and are not hedge instruments.
-        raise UnmappableMarket(f"{symbol}: not a single-leg derivative")
-    base = market.get("base")
-    if not base:
-        raise UnmappableMarket(f"{symbol}: no base currency")
-
+    symbol, kind, base = _identity(market)
     inverse = bool(market.get("inverse")) and kind is not Kind.SPOT
     settlement = Settlement.INVERSE if inverse else Settlement.LINEAR
     unit = amount_unit(profile, kind.value, inverse)
     # Spot amounts are coin everywhere (Deribit's spot contractSize is its lot, not a value).
     value = 1.0 if unit is None else contract_value(market, profile)
 
-    precision = market.get("precision") or {}
-    venue_min = _limit(market, "amount", "min")
-    venue_max = _limit(market, "amount", "max")
-    venue_lot = precision_step(precision.get("amount"), precision_mode) or venue_min
-    price_step = precision_step(precision.get("price"), precision_mode)
-    price_step = price_step or _limit(market, "price", "min")
-    if venue_lot is None or price_step is None:
-        raise UnmappableMarket(f"{symbol}: no amount or price step")
-
+    venue_lot, venue_min, venue_max, price_step = _steps(market, precision_mode, symbol)
     # Book contract and the factor to the venue amount, by the venue's amount unit.
     if unit == "quote":
         # Amounts are USD: a book contract is 1 USD, and the venue's contract size is the lot.
@@ -220,7 +200,7 @@ def map_market(
     label = {"base": "coin", "quote": "USD", "contracts": "contracts"}.get(unit or "", "coin")
     problems = _check(kind, inverse, value, venue_lot, venue_min, venue_max, label)
     if problems:
-        raise ImplausibleMarket(str(symbol), problems)
+        raise ImplausibleMarket(symbol, problems)
 
     amount_step = _div(venue_lot, per_contract)
     min_amount = _div(venue_min or 0.0, per_contract)
@@ -228,23 +208,13 @@ def map_market(
     if min_cost is None:
         min_cost = min_amount * contract_size if inverse and kind is not Kind.OPTION else 0.0
 
-    expiry_ms: int | None = None
-    strike: float | None = None
-    option_type: OptionType | None = None
-    if kind in (Kind.FUTURE, Kind.OPTION):
-        expiry = _num(market.get("expiry"))
-        expiry_ms = int(expiry) if expiry is not None else None
-    if kind is Kind.OPTION:
-        strike = _num(market.get("strike"))
-        raw_type = str(market.get("optionType") or "").lower()
-        option_type = OptionType(raw_type) if raw_type in ("call", "put") else None
-
+    expiry_ms, strike, option_type = _terms(market, kind)
     maker = _num(market.get("maker"))
     taker = _num(market.get("taker"))
     try:
         instrument = Instrument(
-            symbol=str(symbol),
-            underlying=str(base).upper(),
+            symbol=symbol,
+            underlying=base,
             kind=kind,
             settlement=settlement,
             contract_size=contract_size,
@@ -262,6 +232,56 @@ def map_market(
     except ValueError as e:
         raise UnmappableMarket(str(e)) from e
     return MappedMarket(instrument, per_contract, unit)
+
+
+def _identity(market: Mapping[str, Any]) -> tuple[str, Kind, str]:
+    """(symbol, kind, underlying) of a market the core trades; UnmappableMarket otherwise."""
+    symbol = market.get("symbol")
+    mtype = market.get("type")
+    kind = _KINDS.get(str(mtype))
+    if not symbol or kind is None:
+        raise UnmappableMarket(f"{symbol}: market type {mtype!r} is not traded by the core")
+    if kind is not Kind.SPOT and ":" not in str(symbol):
+        # ccxt names every standard derivative BASE/QUOTE:SETTLE; combos and spreads keep the
+        # exchange id as symbol (Deribit's BTC-FS-27JUN25_PERP) and are not hedge instruments.
+        raise UnmappableMarket(f"{symbol}: not a single-leg derivative")
+    base = market.get("base")
+    if not base:
+        raise UnmappableMarket(f"{symbol}: no base currency")
+    return str(symbol), kind, str(base).upper()
+
+
+def _steps(
+    market: Mapping[str, Any], precision_mode: int, symbol: str
+) -> tuple[float, float | None, float | None, float]:
+    """(lot, min amount, max amount, price step) in the venue's units, as the venue gives them;
+    UnmappableMarket when the lot or the price step is missing."""
+    precision = market.get("precision") or {}
+    venue_min = _limit(market, "amount", "min")
+    venue_max = _limit(market, "amount", "max")
+    venue_lot = precision_step(precision.get("amount"), precision_mode) or venue_min
+    price_step = precision_step(precision.get("price"), precision_mode)
+    price_step = price_step or _limit(market, "price", "min")
+    if venue_lot is None or price_step is None:
+        raise UnmappableMarket(f"{symbol}: no amount or price step")
+    return venue_lot, venue_min, venue_max, price_step
+
+
+def _terms(
+    market: Mapping[str, Any], kind: Kind
+) -> tuple[int | None, float | None, OptionType | None]:
+    """(expiry ms, strike, option type) where the kind has them."""
+    expiry_ms: int | None = None
+    strike: float | None = None
+    option_type: OptionType | None = None
+    if kind in (Kind.FUTURE, Kind.OPTION):
+        expiry = _num(market.get("expiry"))
+        expiry_ms = int(expiry) if expiry is not None else None
+    if kind is Kind.OPTION:
+        strike = _num(market.get("strike"))
+        raw_type = str(market.get("optionType") or "").lower()
+        option_type = OptionType(raw_type) if raw_type in ("call", "put") else None
+    return expiry_ms, strike, option_type
 
 
 def instrument_from_market(

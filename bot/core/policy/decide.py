@@ -134,15 +134,26 @@ def decide(
         return result(drift != 0.0, "hedge_now", -drift)
     if band.contains(delta):
         return _inside(band, drift, now_ms, modifiers, mem, hedge_ratio, result)
-    m = modifiers
+    wait = _outside_wait(exp.price, now_ms, modifiers, mem)
+    if wait is not None:
+        return result(False, wait[0], after=wait[1])
+    return result(True, "outside_band", (band.goal(delta) - delta) * hedge_ratio)
+
+
+def _outside_wait(
+    price: float, now_ms: int, m: Modifiers, mem: Memory
+) -> tuple[str, Memory] | None:
+    """Outside the band, why not to trade yet (the price has not moved `min_move` since the
+    last trade, or the drift has not stayed outside `debounce_ms`) and the memory that keeps
+    since when it is outside; None: trade now."""
     since = mem.outside_since_ms if mem.outside_since_ms is not None else now_ms
     waiting = replace(mem, outside_since_ms=since)
     last = mem.last_trade_price
-    if m.min_move is not None and last is not None and abs(exp.price / last - 1) < m.min_move:
-        return result(False, "min_move", after=waiting)
+    if m.min_move is not None and last is not None and abs(price / last - 1) < m.min_move:
+        return "min_move", waiting
     if m.debounce_ms is not None and now_ms - since < m.debounce_ms:
-        return result(False, "debounce", after=waiting)
-    return result(True, "outside_band", (band.goal(delta) - delta) * hedge_ratio)
+        return "debounce", waiting
+    return None
 
 
 def _inside(
