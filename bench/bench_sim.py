@@ -21,7 +21,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bot.config import PositionConfig, SimConfig, SimUnderlying
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.instruments import Instrument, Kind, OptionType
 from bot.core.market import BookLevel, OrderBook
 from bot.venues.sim import book as bk

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
-from bot.config import RiskConfig, Settings
+from bot.config import Settings
 from bot.config_errors import (
     MASK,
     REPLACED,
@@ -28,6 +28,7 @@ from bot.config_errors import (
     scrub,
     show,
 )
+from bot.config_execution import RiskConfig
 from bot.policy_config import moved_hint
 
 LIVE_SECTIONS = frozenset({"hedge", "execution", "risk", "engine", "log"})

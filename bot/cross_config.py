@@ -9,18 +9,14 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-
-class _Section(BaseModel):
-    # The same rules as bot/config.py Section (unknown keys refused, no nan/inf).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
+from bot.config_base import Section
 
 OnBreakdown = Literal["halt", "direct", "keep"]
 
 
-class CrossConfig(_Section):
+class CrossConfig(Section):
     """Hedge this underlying's USD delta with its proxies' hedges, by minimum-variance betas."""
 
     proxies: list[str] = Field(
@@ -93,7 +89,7 @@ def cross_problems(hedge: Mapping[str, Any]) -> list[str]:
     return out
 
 
-class SimCorrelation(_Section):
+class SimCorrelation(Section):
     """Correlated normals of the simulated underlyings (a Cholesky factor on each step's draws)
     and an optional breakdown regime. Underlyings not named move independently."""
 

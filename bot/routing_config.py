@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from bot.config_base import Section
 
 # A funding rate per 8 hours; beyond 5 % is a typo (or a percent), never a market.
 FundingRate8h = Annotated[float, Field(ge=-0.05, le=0.05)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class CandidateConfig(_Section):
+class CandidateConfig(Section):
     """One instrument a hedge order may be routed to, with its own position limit."""
 
     account: str = "sim"
@@ -47,7 +45,7 @@ class CandidateConfig(_Section):
         return self.max_position_usd / price if price > 0 else 0.0
 
 
-class RoutingConfig(_Section):
+class RoutingConfig(Section):
     """How candidates are compared. Funding rates come from each venue on a timer; a rate older
     than `funding_max_age_s` (or none yet) counts as zero and shows as stale in the decision."""
 
@@ -62,7 +60,7 @@ class RoutingConfig(_Section):
     )
 
 
-class SimAccountConfig(_Section):
+class SimAccountConfig(Section):
     """What one simulated account's market does differently from `[sim]` (same price path)."""
 
     taker_fee: float | None = None

@@ -20,7 +20,8 @@ from typing import Any
 import ccxt.pro
 import pytest
 
-from bot.config import AccountConfig, ConfigError
+from bot.config import ConfigError
+from bot.config_accounts import AccountConfig
 from bot.core.instruments import Kind, Settlement
 from bot.venues import ccxt_convert as convert
 from bot.venues.ccxt_markets import (

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.config import AccountConfig
+from bot.config_accounts import AccountConfig
 from bot.core.instruments import Kind, Settlement
 from bot.core.orders import OrderRequest, OrderStatus, Side
 from bot.venues.base import VenueAmbiguous, VenueNotSupported, VenueRejected, VenueTransient

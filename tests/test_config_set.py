@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.config import ConfigError, ExternalConfig, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings
+from bot.config_ops import ExternalConfig
 from bot.config_set import with_setting
 from bot.core.external import External, check_external
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bot.clock import LiveClock
-from bot.config import ExecutionConfig, Settings
+from bot.config import Settings
+from bot.config_execution import ExecutionConfig
 from bot.control import CommandError
 from bot.core.orders import OrderIntent, OrderRequest, OrderStatus, Side
 from bot.engine import Engine

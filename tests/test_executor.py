@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.clock import LiveClock
-from bot.config import ExecutionConfig, SimConfig, SimUnderlying
+from bot.config_execution import ExecutionConfig
+from bot.config_sim import SimConfig, SimUnderlying
 from bot.core.orders import OrderIntent, OrderRequest, OrderStatus, Side
 from bot.events import EventBus
 from bot.execution import recovery

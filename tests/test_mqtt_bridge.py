@@ -20,7 +20,7 @@ import aiomqtt
 import pytest
 from pydantic import SecretStr
 
-from bot.config import MqttConfig
+from bot.config_ops import MqttConfig
 from bot.control import CommandError
 from bot.events import Event
 from bot.io.command_auth import signed

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import pytest
 
 from bot.clock import LiveClock
-from bot.config import ConfigError, PositionConfig
+from bot.config import ConfigError
+from bot.config_sim import PositionConfig
 from bot.core.instruments import Instrument, Kind, Settlement
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import OrderRequest, OrderStatus, Side

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import RiskConfig
+from bot.config_execution import RiskConfig
 from bot.core.orders import Side
 from bot.core.risk import (
     DAY_MS,

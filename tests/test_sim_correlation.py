@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.config import SimConfig, SimUnderlying
+from bot.config_sim import SimConfig, SimUnderlying
 from bot.cross_config import SimCorrelation
 from bot.venues.sim.exchange import SimExchange
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import PositionConfig, SimConfig, SimUnderlying
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderRequest, Side
 from bot.venues.sim.exchange import SimExchange
 

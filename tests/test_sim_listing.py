@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.config import PositionConfig, SimConfig, SimUnderlying
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.instruments import Kind, OptionType, Settlement
 from bot.venues.sim.listing import (
     build_listing,

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from bot.config import ConfigError, PositionConfig, SimConfig, SimUnderlying
+from bot.config import ConfigError
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.instruments import Kind
 from bot.venues.sim.exchange import SimExchange
 from bot.venues.sim.market import Stepper, UnderlyingParams, params_of, stepper_for

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import PositionConfig, SimConfig, SimUnderlying
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderRequest, OrderStatus, Side
 from bot.venues.base import VenueAmbiguous, VenueRejected
 from bot.venues.sim import SimVenue, saved_clock_ms

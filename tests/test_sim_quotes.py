@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from bot.config import PositionConfig, SimConfig, SimUnderlying
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.greeks import black_scholes, year_fraction
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.market import BookLevel, OrderBook

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.clock import LiveClock
-from bot.config import PositionConfig, SimConfig, SimUnderlying
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderRequest, OrderStatus, Side
 from bot.venues.base import (
     Venue,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.config import ExternalConfig
+from bot.config_ops import ExternalConfig
 
 
 @dataclass(frozen=True, slots=True)

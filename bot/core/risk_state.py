@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.config import RiskConfig
+    from bot.config_execution import RiskConfig
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000

@@ -23,7 +23,8 @@ import aiomqtt
 from pydantic import ValidationError
 
 from bot.clock import wall_ms
-from bot.config import ConfigError, MqttConfig, load_settings
+from bot.config import ConfigError, load_settings
+from bot.config_ops import MqttConfig
 from bot.io.command_auth import signed
 from bot.io.mqtt_commands import describe_validation
 from bot.io.mqtt_schema import CommandReply, parse_command

@@ -22,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.clock import wall_ms
-from bot.config import ConfigError, MqttConfig, load_settings
+from bot.config import ConfigError, load_settings
+from bot.config_ops import MqttConfig
 from bot.io.fleet_cli import register as register
 from bot.io.mqtt_tools import tool_broker, tool_client
 from bot.io.status_routing import routing_table

@@ -118,7 +118,8 @@ def journal_path(args: argparse.Namespace) -> Path:
     db = getattr(args, "db", None)
     if db is not None:
         return Path(db)
-    from bot.config import ConfigError, JournalConfig, load_settings
+    from bot.config import ConfigError, load_settings
+    from bot.config_ops import JournalConfig
 
     config = getattr(args, "config", None)
     if config is None:

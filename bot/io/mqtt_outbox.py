@@ -14,7 +14,7 @@ import aiomqtt
 import structlog
 
 from bot.clock import monotonic_s, wall_ms
-from bot.config import MqttConfig
+from bot.config_ops import MqttConfig
 from bot.control import Controller
 from bot.events import Event, EventSink
 from bot.io import mqtt_inbox

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiomqtt
 
-from bot.config import MqttConfig, Settings
+from bot.config import Settings
+from bot.config_ops import MqttConfig
 
 
 def tls_params(cfg: MqttConfig) -> aiomqtt.TLSParameters | None:

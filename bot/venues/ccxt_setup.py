@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import ccxt.pro
 import structlog
 
-from bot.config import AccountConfig, ConfigError, Settings
+from bot.config import ConfigError, Settings
+from bot.config_accounts import AccountConfig
 from bot.core.instruments import Instrument
 from bot.venues.base import VenueError, VenueNotSupported
 from bot.venues.ccxt_markets import Problem, lot_value_problems

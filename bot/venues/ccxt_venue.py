@@ -25,7 +25,7 @@ import ccxt
 import structlog
 
 from bot.clock import real_sleep, wall_ms
-from bot.config import AccountConfig
+from bot.config_accounts import AccountConfig
 from bot.core.instruments import Instrument
 from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderUpdate, PositionReport

@@ -30,7 +30,8 @@ from typing import Protocol
 import structlog
 
 from bot.clock import Clock
-from bot.config import ConfigError, PositionConfig
+from bot.config import ConfigError
+from bot.config_sim import PositionConfig
 from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport

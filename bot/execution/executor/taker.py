@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.config import ExecutionConfig
+from bot.config_execution import ExecutionConfig
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook
 from bot.core.orders import Side

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import structlog
 
 from bot.clock import Clock
-from bot.config import ExecutionConfig
+from bot.config_execution import ExecutionConfig
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side

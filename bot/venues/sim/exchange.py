@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from bot.config import PositionConfig, SimConfig
+from bot.config_sim import PositionConfig, SimConfig
 from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.config import PositionConfig, SimConfig
+from bot.config_sim import PositionConfig, SimConfig
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 
 INVERSE_CONTRACT_USD = 10.0

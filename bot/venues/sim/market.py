@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.config import SimConfig
+from bot.config_sim import SimConfig
 from bot.core.greeks import MS_PER_YEAR
 from bot.venues.sim.correlation import Correlator
 from bot.venues.sim.models import MarketModel, ModelStepper

@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from bot.clock import Clock, monotonic_s
-from bot.config import PositionConfig, SimConfig
+from bot.config_sim import PositionConfig, SimConfig
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
