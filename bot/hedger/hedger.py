@@ -21,10 +21,9 @@ from bot.core import risk
 from bot.core.book import Exposure, LineKey
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
-from bot.core.orders import Fill, OrderIntent, OrderUpdate, Side
+from bot.core.orders import Fill, OrderIntent, OrderUpdate
 from bot.core.planner import contracts_for, plan
 from bot.core.policy import BandPolicy, HedgeDecision, Memory, Modifiers, TriggerPolicy, decide
-from bot.core.risk import OrderCheck
 from bot.core.routing import Route
 from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
@@ -36,6 +35,7 @@ from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
 from bot.hedger.report import book_loaded
+from bot.hedger.risk_gate import RiskGate
 from bot.hedger.riskview import RiskView
 from bot.hedger.routing import Router
 from bot.hedger.view import MarketView
@@ -97,13 +97,12 @@ class Hedger:
             books=self.view.books,
             gap_of=self.hedge_gap,
             on_settled=self._on_settled,
-            on_outcome=self._on_outcome,
+            on_outcome=lambda order, accepted: self.risk.on_outcome(order, accepted),
             **({"unique": unique_ids} if unique_ids is not None else {}),
         )
-        self.risk_limits = risk.RiskLimits.from_config(settings.risk)
         self.gate = CorridorGate(clock)
+        self.risk = RiskGate(settings.risk, self.ledger, clock, self.emit, self.gate.clear_all)
         self._policies = Policies()
-        self._risk_state = risk.initial_state(settings.risk.initial_state)
         self.paused = False
         self.force: set[str] = set()
         self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
@@ -122,13 +121,12 @@ class Hedger:
 
     @property
     def risk_state(self) -> risk.RiskState:
-        return self._risk_state
+        """The risk gate's state (trading state, breaker, order rate)."""
+        return self.risk.state
 
     @risk_state.setter
     def risk_state(self, state: risk.RiskState) -> None:
-        if state.trading_state is not self._risk_state.trading_state:
-            self.gate.clear_all()  # a halt or its end changes every decision
-        self._risk_state = state
+        self.risk.state = state
 
     # ---- configuration -----------------------------------------------------------------------
 
@@ -136,7 +134,7 @@ class Hedger:
         """A validated new config (reload or set): limits and executor settings apply at once."""
         self.settings = new
         self.executor.cfg = new.execution
-        self.risk_limits = risk.RiskLimits.from_config(new.risk)
+        self.risk.apply(new.risk)
         self.feeds.changed()
         self.mark_all_dirty()
 
@@ -485,42 +483,12 @@ class Hedger:
         """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
         self.gate.clear(intent.underlying)
         price = self.executor.limit_price(account, intent, ticker)
-        key = (account, intent.symbol)
-        buy = sell = 0.0
-        for o in self.ledger.unsettled():
-            if o.key == key:
-                rest = max(o.expected_fill - o.booked, 0.0)
-                if o.intent.side is Side.BUY:
-                    buy += rest
-                else:
-                    sell += rest
-        check = OrderCheck(
-            symbol=intent.symbol,
-            side=intent.side,
-            amount=intent.amount,
-            price=price if price is not None else 0.0,
-            notional_usd=ins.notional_usd(intent.amount, price or 0.0),
-            mark=ticker.mark if ticker.mark is not None else (ticker.index or ticker.mid),
-            position_before=self.ledger.positions.get(key, 0.0),
-            in_flight_buy=buy,
-            in_flight_sell=sell,
-        )
-        now = self.clock.now_ms()
-        verdict = risk.check_order(check, self.risk_limits, self.risk_state, now)
-        if not verdict.approved:
-            self.emit(
-                "reject",
-                "risk.rejected",
-                client_id=intent.client_id,
-                underlying=intent.underlying,
-                symbol=intent.symbol,
-                side=intent.side.value,
-                amount=intent.amount,
-                **verdict.as_dict(),
-            )
+        check = self.risk.check(account, intent, price, ticker, ins)
+        if check is None:
             return
+        key = (account, intent.symbol)
         if self.executor.submit(account, intent, ticker, self.view.books.get(key)) is not None:
-            self.risk_state = risk.record_sent(self.risk_state, now, check.notional_usd)
+            self.risk.sent(check.notional_usd)
 
     # ---- outcomes ----------------------------------------------------------------------------
 
@@ -560,22 +528,6 @@ class Hedger:
             "inside_band": band.contains(delta, slack=lot),
             "in_flight_coin": exp.in_flight_coin,
         }
-
-    def _on_outcome(self, order: TrackedOrder, accepted: bool) -> None:
-        """Feeds the circuit breaker: venue rejects and send errors count, acceptances reset."""
-        now = self.clock.now_ms()
-        was_open = self.risk_state.breaker_open
-        if accepted:
-            self.risk_state = risk.record_success(self.risk_state)
-        else:
-            self.risk_state = risk.record_failure(self.risk_state, self.risk_limits, now)
-        if self.risk_state.breaker_open and not was_open:
-            self.emit(
-                "alert",
-                "risk.breaker_open",
-                failures=self.risk_state.consecutive_failures,
-                until_ms=self.risk_state.breaker_open_until_ms,
-            )
 
     def _note_halt(self, underlying: str, reason: str | None) -> None:
         before = self.halt_reasons.get(underlying)
