@@ -321,34 +321,7 @@ class OperatorControls:
 
     def state(self) -> dict[str, Any]:
         now = self.hedger.clock.now_ms()
-        unders: dict[str, Any] = {}
-        for u, h in self.settings.hedge.items():
-            exp = self.hedger.exposure(u)
-            d = self.hedger.last_decision.get(u)
-            unders[u] = {
-                "delta_coin": exp.delta_coin if exp else None,
-                "delta_usd": exp.delta_usd if exp else None,
-                "gamma_coin": exp.gamma_coin if exp else None,
-                "vega_usd": exp.vega_usd if exp else None,
-                "theta_usd": exp.theta_usd if exp else None,
-                "in_flight_coin": exp.in_flight_coin if exp else None,
-                "price": exp.price if exp else None,
-                # the band the policy used last: it may move with greeks or time
-                **(
-                    d.bounds.as_dict()
-                    if d
-                    else {"unit": h.unit, "target": h.target + h.bias, "band": None}
-                ),
-                "policy": d.policy if d else None,
-                "hedge_instrument": h.instrument,
-                # each routing candidate's position, limit, funding and basis ([] without)
-                "routing": self.hedger.router.state(u, exp.price if exp else None, now),
-                "halted": self.hedger.halt_reasons.get(u),
-                "last_decision": d.reason if d else None,
-                # beta, corr, residual std and what is mapped (README "Cross hedges"); null
-                # for an underlying with no cross hedge
-                "cross": self.hedger.cross.report(u),
-            }
+        unders = {u: self._underlying_state(u, now) for u in self.settings.hedge}
         trading = self.hedger.risk_state.trading_state
         modes = {a.mode for a in self.settings.accounts.values()}
         return {
@@ -396,6 +369,35 @@ class OperatorControls:
             # Orders with no final state from the venue: their underlying stays blocked until
             # the venue answers or an operator runs resolve-order.
             "stuck_orders": self.hedger.executor.stuck.listing(now),
+        }
+
+    def _underlying_state(self, u: str, now: int) -> dict[str, Any]:
+        h = self.settings.hedge[u]
+        exp = self.hedger.exposure(u)
+        d = self.hedger.last_decision.get(u)
+        return {
+            "delta_coin": exp.delta_coin if exp else None,
+            "delta_usd": exp.delta_usd if exp else None,
+            "gamma_coin": exp.gamma_coin if exp else None,
+            "vega_usd": exp.vega_usd if exp else None,
+            "theta_usd": exp.theta_usd if exp else None,
+            "in_flight_coin": exp.in_flight_coin if exp else None,
+            "price": exp.price if exp else None,
+            # the band the policy used last: it may move with greeks or time
+            **(
+                d.bounds.as_dict()
+                if d
+                else {"unit": h.unit, "target": h.target + h.bias, "band": None}
+            ),
+            "policy": d.policy if d else None,
+            "hedge_instrument": h.instrument,
+            # each routing candidate's position, limit, funding and basis ([] without)
+            "routing": self.hedger.router.state(u, exp.price if exp else None, now),
+            "halted": self.hedger.halt_reasons.get(u),
+            "last_decision": d.reason if d else None,
+            # beta, corr, residual std and what is mapped (README "Cross hedges"); null
+            # for an underlying with no cross hedge
+            "cross": self.hedger.cross.report(u),
         }
 
     def resolve_order(self, client_id: str, status: str, confirm: bool) -> dict[str, Any]:
