@@ -48,6 +48,15 @@ class Metrics:
         self.rejects = Counter(
             "hedgebot_rejects", "orders refused or rejected, by rule", ["rule"], registry=r
         )
+        self._book_gauges(r)
+        self._risk_and_cross_gauges(r)
+        self._feed_and_route_gauges(r)
+        self.info = Gauge(
+            "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
+        )
+        self.info.labels(bot_id=bot_id).set(1)
+
+    def _book_gauges(self, r: CollectorRegistry) -> None:
         self.delta_coin = Gauge(
             "hedgebot_delta_coin", "delta in coin, in-flight included", ["underlying"], registry=r
         )
@@ -81,6 +90,8 @@ class Metrics:
             ["underlying"],
             registry=r,
         )
+
+    def _risk_and_cross_gauges(self, r: CollectorRegistry) -> None:
         self.var = Gauge(
             "hedgebot_var_usd",
             "1-day 99% VaR, USD (historical simulation); underlying=total for the book; NaN until "
@@ -115,6 +126,8 @@ class Metrics:
             ["underlying"],
             registry=r,
         )
+
+    def _feed_and_route_gauges(self, r: CollectorRegistry) -> None:
         self.feed_ok = Gauge("hedgebot_feed_ok", "1 while a feed is healthy", ["feed"], registry=r)
         line = ["underlying", "account", "symbol"]
         self.route_position = Gauge(
@@ -133,10 +146,6 @@ class Metrics:
             line,
             registry=r,
         )
-        self.info = Gauge(
-            "hedgebot_info", "constant 1, labelled with the bot id", ["bot_id"], registry=r
-        )
-        self.info.labels(bot_id=bot_id).set(1)
 
     def emit(self, event: Event) -> None:
         d = event.data
