@@ -240,7 +240,7 @@ async def _look_stale(
     clock: VirtualClock, hedger: Hedger, underlyings: list[str], at_ms: int, result: PathResult
 ) -> None:
     """A gap in the data: as the daemon's heartbeat, decide once the data is stale (a halt,
-    journaled as trading.halted; the next tick's fresh data resumes trading)."""
+    the trading.halted event; the next tick's fresh data resumes trading)."""
     await clock.advance_to(at_ms)
     hedger.mark_all_dirty()
     hedger.decide_dirty()
