@@ -10,7 +10,8 @@ Whalley-Wilmott setting, the fixed band's std at the same mean cost (linear inte
 each band family's efficient frontier; "-" outside its cost range) and how much lower WW's is.
 Finished paths are kept in --out/results.jsonl: a re-run with the same arguments resumes.
 
-    python bench/bench_frontier.py [--paths 200] [--days 30] [--jobs N] [--out DIR]
+    python bench/bench_frontier.py [--paths 200] [--days 30] [--jobs N | --scheduler ADDR]
+                                   [--out DIR]
     python bench/bench_frontier.py --paths 8 --days 3      (a quick look)
 """
 
@@ -77,6 +78,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", type=Path, default=Path("frontier-out"))
+    p.add_argument("--scheduler", help="a Dask scheduler (tcp://HOST:PORT) instead of --jobs")
     args = p.parse_args()
     logs.configure("error", "console")
     settings = with_model(load_settings(args.config), "jumps")
@@ -100,7 +102,7 @@ def main() -> None:
         f"{args.jobs} processes"
     )
     started = monotonic_s()
-    done |= sweep_run.run_all(work, args.out, rid, args.jobs, None, lambda: None)
+    done |= sweep_run.run_all(work, args.out, rid, args.jobs, args.scheduler, lambda: None)
     wall = monotonic_s() - started
     rows = {f: sweep.table(cs, done, seeds) for f, cs in fams.items()}
     print(f"  {'policy':<16} {'setting':<12} {'cost':>10} {'P&L std':>10} {'5% CVaR':>10}")
