@@ -237,3 +237,58 @@ def test_backtest_market_flag_and_bad_data(tmp_path: Path) -> None:
     assert "bad.csv:2: column 'close': 'x' is not a number" in r.stderr
     r = _backtest("--data", str(bad), "--market", "gbm")
     assert r.returncode == 2 and "--market and --data" in r.stderr
+
+
+IRREGULAR = f"""
+timestamp,symbol,bid,ask,last
+{T0},BTC-PERPETUAL,59990,60010,60000
+{T0 + 5_000},BTC-PERPETUAL,60090,60110,60100
+{T0 + 12_000},BTC-PERPETUAL,60190,60210,60200
+{T0 + 12_000},BTC-27JUN26-60000-C,0.05,0.06,
+{T0 + 60_000},BTC-PERPETUAL,60590,60610,60600
+{T0 + 61_000},BTC-PERPETUAL,60490,60510,60500
+"""
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_replay_ticks_at_the_files_timestamps_and_a_long_gap_halts(tmp_path: Path) -> None:
+    """Gaps of 5 s, 7 s, 48 s and 1 s; config/paper.toml's stale limit is 15 s: the 48 s gap
+    halts trading as stale from 15 s after the last data (as the daemon's heartbeat would)
+    until the next row resumes it."""
+    data = _write(tmp_path, "irregular.csv", IRREGULAR)
+    out = tmp_path / "out"
+    r = _backtest("--data", str(data), "--events", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "ticks at the file's timestamps" in r.stdout
+    report = json.loads((out / "report.json").read_text())
+    (path,) = report["per_path"]
+    assert path["ticks"] == 5  # one per distinct timestamp, the start included
+    assert path["stale_halts"] == report["summary"]["stale_halts"] == 1
+    assert report["tick_ms"] == 0 and path["price_end"] == 60_500.0
+    events = _events(out / f"events-{path['seed']}.jsonl")
+    halts = [(e["event"], e["ts_ms"]) for e in events if str(e["event"]).startswith("trading.")]
+    assert halts[-2:] == [("trading.halted", T0 + 27_001), ("trading.resumed", T0 + 60_000)]
+    assert [e["reason"] for e in events if e["event"] == "trading.halted"] == ["stale_market_data"]
+    seen = {e["ts_ms"] for e in events if e["event"] == "hedge.decision"}
+    # in the gap, one decision: the one that found the data stale
+    assert {t for t in seen if T0 + 12_000 < t < T0 + 60_000} == {T0 + 27_001}
+    sent = [e["ts_ms"] for e in events if e["event"] == "order.sent"]
+    assert all(not (T0 + 27_001 <= t < T0 + 60_000) for t in sent)  # nothing sent while stale
+
+
+def test_tick_ms_with_data_resamples_on_a_grid(tmp_path: Path) -> None:
+    data = _write(tmp_path, "irregular.csv", IRREGULAR)
+    out = tmp_path / "out"
+    r = _backtest("--data", str(data), "--tick-ms", "30000", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "report.json").read_text())
+    (path,) = report["per_path"]
+    # T0 + 30 s, 60 s, 90 s: the last price at or before each. Ticks 30 s apart with a 15 s
+    # limit: stale before the 2nd and 3rd (before the 1st there is no data yet, not stale data).
+    assert report["tick_ms"] == 30_000 and path["ticks"] == 3
+    assert path["price_end"] == 60_500.0 and path["stale_halts"] == 2
+    r = _backtest("--data", str(data), "--tick-ms", "0", "--out", str(out))
+    assert r.returncode == 2 and "--tick-ms: must be >= 1 (got 0)" in r.stderr

@@ -175,6 +175,22 @@ def test_the_frontier_is_the_non_dominated_settings() -> None:
     assert [r["label"] for r in rows if r["frontier_cvar"]] == ["mid", "worse", "wide"]
 
 
+def test_the_frontier_std_at_a_cost_interpolates_between_frontier_points() -> None:
+    rows = [
+        row("a", 100.0, 50.0),
+        row("b", 300.0, 10.0),
+        row("c", 200.0, 60.0),
+        row("d", 50.0, 90.0),
+    ]
+    sweep.mark_frontier(rows)  # (200, 60) is dominated by (100, 50): left out
+    assert sweep.frontier_std_at(rows, 200.0) == pytest.approx(30.0)  # halfway 50 -> 10
+    assert sweep.frontier_std_at(rows, 75.0) == pytest.approx(70.0)
+    assert sweep.frontier_std_at(rows, 300.0) == 10.0
+    assert math.isnan(sweep.frontier_std_at(rows, 301.0))
+    assert math.isnan(sweep.frontier_std_at(rows, 49.0))
+    assert math.isnan(sweep.frontier_std_at([], 100.0))
+
+
 def test_the_recommendation_is_the_cheapest_within_the_budget() -> None:
     rows = hand_table()
     assert sweep.recommend(rows, 30.0) is rows[1]  # mid: 60 within std 30

@@ -224,3 +224,33 @@ def test_bad_grids_and_combinations_are_refused_with_the_rule(tmp_path: Path) ->
     assert [s["label"] for s in doc["skipped"]] == ["band=0.1 to=sideways", "band=1.5 to=sideways"]
     assert "hedge.BTC.policy.to" in doc["skipped"][0]["reason"]
     assert [r["label"] for r in doc["rows"]] == ["band=0.1 to=target", "band=1.5 to=target"]
+
+
+def test_a_sweep_on_a_model_or_on_windows_of_a_recorded_file(tmp_path: Path) -> None:
+    """--market and --data as backtest takes them; over a file, path i replays the i-th
+    consecutive --days window (the sample: two days of minutes)."""
+    cfg = config(tmp_path)
+    r = sweep(cfg, tmp_path / "gbm", "--market", "gbm", "--paths", "1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "gbm" / "sweep.json").read_text())["market"] == "model:gbm"
+    out = tmp_path / "data"
+    r = sweep(cfg, out, "--data", "data/sample/btc-1m.csv", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "sweep.json").read_text())
+    assert doc["market"].startswith("data:btc-1m.csv:") and doc["tick_ms"] == 0
+    start = 1_767_225_600_000  # the sample's first minute
+    window = int(0.1 * 86_400_000)
+    assert doc["windows_ms"] == [[start, start + window], [start + window, start + 2 * window]]
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and all(x["run"] == lines[0]["run"] for x in lines)
+    by_seed = {x["seed"]: x["pnl_usd"] for x in lines if x["key"] == lines[0]["key"]}
+    assert len(set(by_seed.values())) == 2  # two windows, two markets
+    # Resampled on a grid, a run of its own (not mixed with the file-timestamp one).
+    r = sweep(cfg, out, "--data", "data/sample/btc-1m.csv", "--tick-ms", "120000")
+    assert r.returncode == 0 and "already done" not in r.stdout
+    # The shared argument check, and a file too short for the windows asked.
+    r = sweep(cfg, out, "--data", "data/sample/btc-1m.csv", "--market", "gbm")
+    assert r.returncode == 2 and "--market and --data: pick one" in r.stderr
+    r = sweep(cfg, out, "--data", "data/sample/btc-1m.csv", "--paths", "30")
+    assert r.returncode == 2
+    assert "room for 19 window(s) of --days 0.1, not --paths 30" in r.stderr

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
+    from bot.backtest.data import Recorded
     from bot.backtest.path import PathSpec
     from bot.config import Settings
 
 # 2026-01-01T00:00:00Z: a fixed start, so a run does not depend on the day it is run.
 START_MS = 1_767_225_600_000
+TICK_MS = 60_000  # a synthetic market's tick unless --tick-ms
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +35,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--days", type=float, default=None, help="days per path (30; with --data: the file's span)"
     )
+    market_arguments(p)
+    p.add_argument("--seed", type=int, default=None, help="first path's seed (config sim.seed)")
+    p.add_argument("--paths", type=int, default=1, help="independent seeded paths (1)")
+    p.add_argument("--jobs", type=int, default=None, help="processes (one per core)")
+    p.add_argument("--out", type=Path, default=Path("backtest-out"), help="report folder")
+    p.add_argument(
+        "--events", action="store_true", help="also write every event to events-<seed>.jsonl"
+    )
+    p.set_defaults(func=lazy("bot.backtest.cli:cmd_backtest"))
+    from bot.backtest import sweep_cli
+
+    sweep_cli.register(sub)  # the lab's sweep sits beside the backtest it repeats
+
+
+def market_arguments(p: argparse.ArgumentParser) -> None:
+    """The market arguments backtest and sweep share (checked by `path_usage`)."""
     p.add_argument(
         "--market",
         choices=("gbm", "jumps", "heston", "regime"),
@@ -51,36 +69,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --data: the file's symbol whose price is underlying U's index (repeatable; "
         "default: the symbol's prefix, BTC-PERPETUAL is BTC)",
     )
-    p.add_argument("--seed", type=int, default=None, help="first path's seed (config sim.seed)")
-    p.add_argument("--paths", type=int, default=1, help="independent seeded paths (1)")
-    p.add_argument("--tick-ms", type=int, default=60_000, help="ms between ticks (60000)")
-    p.add_argument("--jobs", type=int, default=None, help="processes (one per core)")
-    p.add_argument("--out", type=Path, default=Path("backtest-out"), help="report folder")
     p.add_argument(
-        "--events", action="store_true", help="also write every event to events-<seed>.jsonl"
+        "--tick-ms",
+        type=int,
+        default=None,
+        help=f"ms between ticks ({TICK_MS}); with --data: resample the file on this grid "
+        "(default: tick at the file's own timestamps)",
     )
-    p.set_defaults(func=lazy("bot.backtest.cli:cmd_backtest"))
-    from bot.backtest import sweep_cli
-
-    sweep_cli.register(sub)  # the lab's sweep sits beside the backtest it repeats
 
 
 def path_usage(args: argparse.Namespace) -> str | None:
-    """What is wrong with the path arguments backtest and sweep share, or None."""
+    """What is wrong with the path and market arguments backtest and sweep share, or None."""
     if args.days is not None and not args.days > 0:
         return f"--days: must be > 0 (got {args.days})"
     if args.paths < 1:
         return f"--paths: must be >= 1 (got {args.paths})"
-    if args.tick_ms < 1:
+    if args.tick_ms is not None and args.tick_ms < 1:
         return f"--tick-ms: must be >= 1 (got {args.tick_ms})"
     if args.jobs is not None and args.jobs < 1:
         return f"--jobs: must be >= 1 (got {args.jobs})"
-    return None
-
-
-def _usage(args: argparse.Namespace) -> str | None:
-    if (problem := path_usage(args)) is not None:
-        return problem
     if args.data is not None and args.market is not None:
         return "--market and --data: pick one (--data replays a recorded market)"
     if args.data_symbol and args.data is None:
@@ -114,26 +121,50 @@ def with_model(settings: Settings, model: str) -> Settings:
     return settings.model_copy(update={"sim": settings.sim.model_copy(update={"underlyings": und})})
 
 
+def recorded(args: argparse.Namespace, settings: Settings) -> Recorded:
+    """`--data`'s file for the configured underlyings (raises DataError)."""
+    from bot.backtest import data
+
+    return data.load(
+        args.data, sorted(settings.sim.underlyings), data.parse_mapping(args.data_symbol)
+    )
+
+
+def replay_spec(
+    args: argparse.Namespace, rec: Recorded, seed: int, start_ms: int, end_ms: int
+) -> PathSpec:
+    """A path replaying [start_ms, end_ms] of the file: at its own timestamps, or every
+    --tick-ms when given (resampled: the last price at or before each tick)."""
+    from bot.backtest import schedule
+    from bot.backtest.data import DataError
+    from bot.backtest.path import PathSpec
+    from bot.backtest.schedule import DAY_MS
+
+    days = (end_ms - start_ms) / DAY_MS
+    if args.tick_ms is None:
+        times = schedule.file_times(rec, start_ms, end_ms)
+        if len(times) < 2:
+            raise DataError(f"{args.data}: fewer than two timestamps to replay")
+        return PathSpec(seed, days, 0, start_ms, data=rec, times=times)
+    if end_ms - start_ms < args.tick_ms:
+        raise DataError(
+            f"{args.data}: spans {end_ms - start_ms} ms, less than one tick (--tick-ms)"
+        )
+    return PathSpec(seed, days, args.tick_ms, start_ms, data=rec)
+
+
 def _spec(args: argparse.Namespace, settings: Settings, seed: int) -> PathSpec:
-    from bot.backtest.path import DAY_MS, PathSpec
+    from bot.backtest.path import PathSpec
+    from bot.backtest.schedule import DAY_MS
 
     if args.data is None:
         days = 30.0 if args.days is None else args.days
-        return PathSpec(seed=seed, days=days, tick_ms=args.tick_ms, start_ms=START_MS)
-    from bot.backtest import data
-
-    rec = data.load(
-        args.data, sorted(settings.sim.underlyings), data.parse_mapping(args.data_symbol)
-    )
+        return PathSpec(seed, days, args.tick_ms or TICK_MS, START_MS)
+    rec = recorded(args, settings)
     first, last = rec.span()
-    days = (last - first) / DAY_MS
-    if days * DAY_MS < args.tick_ms:
-        raise data.DataError(
-            f"{args.data}: spans {last - first} ms, less than one tick (--tick-ms)"
-        )
     if args.days is not None:
-        days = min(days, args.days)
-    return PathSpec(seed=seed, days=days, tick_ms=args.tick_ms, start_ms=first, data=rec)
+        last = min(last, first + int(args.days * DAY_MS))
+    return replay_spec(args, rec, seed, first, last)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -141,7 +172,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from bot.backtest.runner import run_paths
     from bot.clock import monotonic_s
 
-    problem = _usage(args)
+    problem = path_usage(args)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2

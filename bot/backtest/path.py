@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from bot.backtest import cross_stats
 from bot.backtest.attribution import Attribution
 from bot.backtest.data import Recorded
 from bot.backtest.recorder import EventsFile, Recorder
+from bot.backtest.schedule import DAY_MS, grid, stale_checks
 from bot.backtest.series import Series
 from bot.backtest.valuation import value_usd
 from bot.clock import VirtualClock, run_virtual
@@ -37,8 +38,6 @@ from bot.venues.base import Venue
 from bot.venues.sim import SimVenue
 from bot.venues.sim.replay import ReplayModel
 
-DAY_MS = 86_400_000
-
 
 @dataclass(frozen=True, slots=True)
 class PathSpec:
@@ -47,6 +46,13 @@ class PathSpec:
     tick_ms: int
     start_ms: int
     data: Recorded | None = None  # --data: recorded prices replace the synthetic path
+    # --data: tick at these times (the file's own, bot/backtest/schedule.py); None: every tick_ms
+    times: tuple[int, ...] | None = None
+
+    def ticks(self) -> Sequence[int]:
+        if self.times is not None:
+            return self.times
+        return grid(self.start_ms, self.start_ms + int(self.days * DAY_MS), self.tick_ms)
 
 
 @dataclass(slots=True)
@@ -63,6 +69,7 @@ class PathResult:
     fills: int = 0
     rejects: int = 0
     decisions: int = 0
+    stale_halts: int = 0  # gaps in the data longer than engine.stale_after_s: halted as stale
     ticks_in_band: int = 0
     ticks_decided: int = 0
     max_abs_delta_coin: float = 0.0
@@ -190,12 +197,15 @@ async def _run(
     result.price_start = _index(venues, ref)
     start_coin = result.start_value_usd / result.price_start
     start = {u: _index(venues, u) for u in underlyings}
-    end_ms = spec.start_ms + int(spec.days * DAY_MS)
-    result.series = Series.for_ticks(-(-(end_ms - spec.start_ms) // spec.tick_ms))
+    ticks = spec.ticks()
+    stale = stale_checks(ticks, spec.start_ms, int(settings.engine.stale_after_s * 1000))
+    result.series = Series.for_ticks(len(ticks))
     t = spec.start_ms
     try:
-        while t < end_ms:
-            t += spec.tick_ms
+        for tick in ticks:
+            if tick in stale:
+                await _look_stale(clock, hedger, underlyings, stale[tick], result)
+            dt_ms, t = tick - t, tick
             await clock.advance_to(t)
             # The book as it is held when the market moves (fills so far, not orders in flight).
             held = {u: _held(hedger, u) for u in underlyings} if detail else {}
@@ -208,9 +218,9 @@ async def _run(
             _feed(hedger, venues, hedge_lines)
             cross_stats.after(result.cross, hedger, crossed)
             if result.ticks == 0 and detail:
-                _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
+                _first_move(result.attribution, hedger, underlyings, start, dt_ms)
             else:
-                _attribute(result.attribution, hedger, held, spec.tick_ms)
+                _attribute(result.attribution, hedger, held, dt_ms)
             hedger.decide_dirty()
             _note(result, hedger, underlyings)
             result.ticks += 1
@@ -237,6 +247,20 @@ async def _run(
     recorder.fill_into(result)
     result.attribution.close(result.pnl_usd, result.fees_usd, result.slippage_usd)
     return result
+
+
+async def _look_stale(
+    clock: VirtualClock, hedger: Hedger, underlyings: list[str], at_ms: int, result: PathResult
+) -> None:
+    """A gap in the data: as the daemon's heartbeat, decide once the data is stale (a halt,
+    the trading.halted event; the next tick's fresh data resumes trading)."""
+    await clock.advance_to(at_ms)
+    hedger.mark_all_dirty()
+    hedger.decide_dirty()
+    result.stale_halts += any(
+        (d := hedger.last_decision.get(u)) is not None and d.reason == "stale_market_data"
+        for u in underlyings
+    )
 
 
 async def _pump(name: str, venue: Venue, hedger: Hedger) -> None:

@@ -68,6 +68,7 @@ def build(
             "max_abs_delta_coin": max(col("max_abs_delta_coin"), default=0.0),
             "max_abs_drift": max(col("max_abs_drift"), default=0.0),
             "ticks": int(sum(col("ticks"))),
+            "stale_halts": int(sum(col("stale_halts"))),
             # mean over paths of each part of the hedged P&L (USD); they add up to its mean
             "attribution_usd": {
                 part: float(np.mean([getattr(r.attribution, part) for r in results]))
@@ -101,7 +102,7 @@ def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]
 
     return [
         f"backtest: {report['paths']} path(s) x {report['days']:g} days, "
-        f"ticks every {report['tick_ms'] / 1000:g} s, seed {report['seed']}",
+        f"{_ticks(report['tick_ms'])}, seed {report['seed']}",
         f"  hedged P&L USD   {money('hedged_pnl_usd')}",
         f"  hedged P&L coin  {money('hedged_pnl_coin').replace(',', '')}",
         f"  fees USD         mean {s['fees_usd']['mean']:,.2f}",
@@ -110,6 +111,7 @@ def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]
         f"  inside the band  {s['share_in_band']['mean'] * 100:.1f}% of ticks",
         "  P&L attribution  " + "  ".join(f"{k} {v:,.2f}" for k, v in s["attribution_usd"].items()),
         f"  largest |delta|  {s['max_abs_delta_coin']:.4f} coin",
+        f"  stale halts      {s['stale_halts']} (data gaps over engine.stale_after_s)",
         *_risk_lines(report),
         *(
             f"  cross hedge {u:<5} variance reduction "
@@ -120,6 +122,11 @@ def summary_lines(report: dict[str, Any], timing: dict[str, float]) -> list[str]
         f"  ticks            {s['ticks']:,} in {timing['wall_s']:.2f} s "
         f"({timing['ticks_per_s']:,.0f} ticks/s)",
     ]
+
+
+def _ticks(tick_ms: int) -> str:
+    """tick_ms 0: a replay at the file's own timestamps (bot/backtest/schedule.py)."""
+    return "ticks at the file's timestamps" if tick_ms == 0 else f"ticks every {tick_ms / 1000:g} s"
 
 
 def _risk_lines(report: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot.backtest.path import DAY_MS, PathResult, PathSpec, run_path
+from bot.backtest.path import PathResult, PathSpec, run_path
 from bot.config import Settings
 
 # Progress is drawn every this many ticks of a path run in this process.
@@ -40,7 +40,7 @@ def run_paths(
     """`events`: a folder for each path's events (events-<seed>.jsonl), or None."""
     with _progress() as progress:
         if jobs <= 1:
-            ticks = int(spec.days * DAY_MS // spec.tick_ms)
+            ticks = len(spec.ticks())
             task = progress.add_task("ticks", total=ticks * paths)
             results = []
             for i in range(paths):

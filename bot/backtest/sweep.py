@@ -11,6 +11,7 @@ sweep must grid every parameter the kind requires.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -177,6 +178,21 @@ def mark_frontier(rows: list[dict[str, Any]]) -> None:
                 and (o["cost_mean_usd"] < c or o.get(risk, math.nan) < s)
                 for o in rows
             )
+
+
+def frontier_std_at(rows: Sequence[dict[str, Any]], cost_usd: float) -> float:
+    """The hedged P&L std the rows' efficient frontier (`frontier`, see mark_frontier) reaches
+    at a mean cost of `cost_usd`: linear between its points, nan outside their cost range.
+    Compares a policy with another family of settings at equal cost."""
+    pts = sorted((r["cost_mean_usd"], r["pnl_std_usd"]) for r in rows if r["frontier"])
+    if not pts or not pts[0][0] <= cost_usd <= pts[-1][0]:
+        return math.nan
+    costs = [c for c, _ in pts]
+    i = bisect.bisect_left(costs, cost_usd)
+    if costs[i] == cost_usd:
+        return float(pts[i][1])
+    (c0, s0), (c1, s1) = pts[i - 1], pts[i]
+    return float(s0 + (s1 - s0) * (cost_usd - c0) / (c1 - c0))
 
 
 def recommend(rows: list[dict[str, Any]], budget_usd: float) -> dict[str, Any] | None:

@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.backtest.cli import START_MS, path_usage, simulated_settings
+from bot.backtest.cli import (
+    START_MS,
+    TICK_MS,
+    market_arguments,
+    path_usage,
+    recorded,
+    replay_spec,
+    simulated_settings,
+    with_model,
+)
 from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
@@ -53,9 +62,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a setting and its values, e.g. hedge.BTC.policy.band=0.1:1.0:10 (repeatable)",
     )
     p.add_argument("--paths", type=int, default=20, help="seeded paths per setting (20)")
-    p.add_argument("--days", type=float, default=7.0, help="simulated days per path (7)")
+    p.add_argument(
+        "--days",
+        type=float,
+        default=7.0,
+        help="days per path (7); with --data: the length of each path's window of the file",
+    )
     p.add_argument("--seed", type=int, default=None, help="first path's seed (config sim.seed)")
-    p.add_argument("--tick-ms", type=int, default=60_000, help="ms between ticks (60000)")
+    market_arguments(p)
     p.add_argument("--jobs", type=int, default=None, help="local processes (one per core)")
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://HOST:PORT) instead")
     p.add_argument("--out", type=Path, default=Path("sweep-out"), help="result folder")
@@ -96,6 +110,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     settings = simulated_settings(args, "a sweep")
     if settings is None:
         return 2
+    if args.market is not None:
+        settings = with_model(settings, args.market)
     runnable, skipped = [], []
     for combo in combos:
         try:
@@ -126,13 +142,16 @@ def _run(
 
     from bot import logs
     from bot.backtest import sweep, sweep_run
-    from bot.backtest.path import PathSpec
+    from bot.backtest.data import DataError
 
     logs.configure("error", "console")
-    seed = settings.sim.seed if args.seed is None else args.seed
-    spec = PathSpec(seed=seed, days=args.days, tick_ms=args.tick_ms, start_ms=START_MS)
-    rid = sweep_run.run_id(args.config.read_text(encoding="utf-8"), spec)
-    paths = sweep_run.specs(spec, args.paths)
+    try:
+        paths, market = _paths(args, settings)
+    except DataError as e:
+        print(f"--data: {e}", file=sys.stderr)
+        return 2
+    spec = paths[0]
+    rid = sweep_run.run_id(args.config.read_text(encoding="utf-8"), spec, market)
     done = sweep_run.load_done(args.out, rid)
     work = [
         sweep_run.Work(sweep.key(combo), s, p)
@@ -169,14 +188,15 @@ def _run(
         )
         return 130
     rows = sweep.table([c for c, _ in runnable], done, [p.seed for p in paths])
-    return _report(args, rows, skipped, spec)
+    return _report(args, rows, skipped, paths, market)
 
 
 def _report(
     args: argparse.Namespace,
     rows: list[dict[str, Any]],
     skipped: list[dict[str, Any]],
-    spec: PathSpec,
+    paths: list[PathSpec],
+    market: str,
 ) -> int:
     """Write and print the table, the recommendation and the picture; 1 when a risk budget was
     given and no setting fits it."""
@@ -185,7 +205,7 @@ def _report(
     best = None
     if args.risk_budget_usd is not None:
         best = sweep.recommend(rows, args.risk_budget_usd)
-    _write(args, rows, skipped, spec, best)
+    _write(args, rows, skipped, paths, best, market)
     _print(rows, best, args.risk_budget_usd)
     why = plots.missing()
     if why is None:
@@ -196,15 +216,35 @@ def _report(
     return 1 if args.risk_budget_usd is not None and best is None else 0
 
 
+def _paths(args: argparse.Namespace, settings: Settings) -> tuple[list[PathSpec], str]:
+    """Every setting's paths and the market's identity (for the run id and sweep.json). A
+    synthetic market: seeds seed + i on one span. A file: path i replays the i-th of --paths
+    consecutive --days windows of it (seed + i for the order flow's draws)."""
+    from bot.backtest import schedule, sweep_run
+    from bot.backtest.path import PathSpec
+
+    seed = settings.sim.seed if args.seed is None else args.seed
+    if args.data is None:
+        spec = PathSpec(seed, args.days, args.tick_ms or TICK_MS, START_MS)
+        return sweep_run.specs(spec, args.paths), f"model:{args.market or 'config'}"
+    rec = recorded(args, settings)
+    spans = schedule.windows(rec, args.days, args.paths, str(args.data))
+    paths = [replay_spec(args, rec, seed + i, a, b) for i, (a, b) in enumerate(spans)]
+    return paths, f"data:{args.data.name}:{sweep_run.digest(args.data)}"
+
+
 def _write(
     args: argparse.Namespace,
     rows: list[dict[str, Any]],
     skipped: list[dict[str, Any]],
-    spec: PathSpec,
+    paths: list[PathSpec],
     best: dict[str, Any] | None,
+    market: str,
 ) -> None:
+    spec = paths[0]
     doc = {
         "config": args.config.name,
+        "market": market,
         "seed": spec.seed,
         "paths": args.paths,
         "days": spec.days,
@@ -214,6 +254,10 @@ def _write(
         "rows": rows,
         "skipped": skipped,
     }
+    if spec.data is not None:  # each path's window of the file
+        from bot.backtest.schedule import DAY_MS
+
+        doc["windows_ms"] = [[p.start_ms, p.start_ms + round(p.days * DAY_MS)] for p in paths]
     (args.out / "sweep.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     names = sorted({p for r in rows for p in r["settings"]})
     flat = [[*(r["settings"].get(n, "") for n in names), *(r[c] for c in COLUMNS)] for r in rows]

@@ -2,7 +2,8 @@
 finished pair to `results.jsonl` as it comes, so an interrupted sweep keeps its work and a re-run
 with the same arguments runs only what is missing.
 
-Each line carries the run's identity (the config file's digest, days, tick, start): a line from
+Each line carries the run's identity (the config file's digest, days, tick, start, market or
+data file's digest): a line from
 another run in the same folder is ignored, never mixed in.
 """
 
@@ -32,9 +33,18 @@ class Work:
     spec: PathSpec
 
 
-def run_id(config_text: str, spec: PathSpec) -> str:
-    raw = json.dumps([config_text, spec.days, spec.tick_ms, spec.start_ms])
+def run_id(config_text: str, spec: PathSpec, market: str) -> str:
+    """`market`: the model, or the data file's digest (a changed file is another run)."""
+    raw = json.dumps([config_text, spec.days, spec.tick_ms, spec.start_ms, market])
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def load_done(out: Path, rid: str) -> dict[tuple[str, int], PathRow]:
