@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from bot.config_sim import PositionConfig, SimConfig
-from bot.core.instruments import Instrument
+from bot.core.instruments import Instrument, Kind
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
 from bot.venues.sim import book as bk
@@ -43,6 +43,9 @@ from bot.venues.sim.records import (
 log = structlog.get_logger(__name__)
 
 STATE_VERSION = 1
+# Perpetual funding is paid at every multiple of 8 hours since the epoch (00:00, 08:00, 16:00
+# UTC), as the major venues do.
+FUNDING_INTERVAL_MS = 8 * 3_600_000
 
 
 class SimExchange:
@@ -78,6 +81,7 @@ class SimExchange:
         self.expired: set[str] = set()
         self.order_seq = 0
         self.trade_seq = 0
+        self.funding_paid_usd = 0.0  # funding paid (negative: received) since start, at the index
         corr = correlator_for(cfg.correlation, list(market.prices), start_ms)
         self._stepper: MarketModel = stepper_for(self.params, market.prices, corr)
         self.quotes = Quotes(
@@ -201,6 +205,9 @@ class SimExchange:
             self.quotes.set_vols(self._stepper.vols)
         self.quotes.move(prices, now_ms)
         self._market = None
+        due = now_ms // FUNDING_INTERVAL_MS - ts // FUNDING_INTERVAL_MS
+        if due > 0:
+            self._pay_funding(now_ms, due)
         if self._expiries and self._expiries[0][0] <= now_ms:
             changes.extend(self._settle_expired(now_ms))
         if not self._working:
@@ -245,6 +252,37 @@ class SimExchange:
     def ticker(self, symbol: str) -> Ticker:
         self._live_or_raise(symbol)
         return self.quotes.ticker(symbol)
+
+    def funding_rate(self, symbol: str) -> float:
+        """The configured funding rate of a perpetual per 8 hours (0 for anything else)."""
+        inst = self.instruments.get(symbol)
+        if inst is None or inst.kind is not Kind.PERP:
+            return 0.0
+        return self.cfg.funding_rates.get(symbol, self.cfg.funding_rate)
+
+    def next_funding_ms(self) -> int | None:
+        """The next funding time that would move money (a perp held at a non-zero rate), or
+        None when none would."""
+        if not any(
+            self.funding_rate(s) != 0.0 and abs(p.qty) > 0.0
+            for s, p in self.ledger.positions.items()
+        ):
+            return None
+        return (self.quotes.ts_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+
+    def _pay_funding(self, now_ms: int, times: int) -> None:
+        """`times` funding payments fell since the last tick: each perp held pays (or gets)
+        its rate on the notional at the mark now."""
+        for sym, pos in list(self.ledger.positions.items()):
+            rate = self.funding_rate(sym)
+            if rate == 0.0 or pos.qty == 0.0 or not self.is_live(sym):
+                continue
+            inst = self.instruments[sym]
+            mark = self.quotes.fair(sym).mark
+            paid = sum(self.ledger.pay_funding(inst, rate, mark) for _ in range(times))
+            index = self.quotes.index(inst.underlying)
+            self.funding_paid_usd += paid * index if inst.is_inverse else paid
+            log.debug("sim.funding", symbol=sym, qty=pos.qty, rate=rate, paid=paid, ts_ms=now_ms)
 
     def _settle_expired(self, now_ms: int) -> Changes:
         changes = Changes()

@@ -7,7 +7,9 @@ Cash moves like this (s = +1 buy, -1 sell; size = amount x contract size):
   at expiry the intrinsic value is paid to the holder;
 - perps and futures: nothing moves at trade time; P&L is realized into the settlement currency
   when a position is reduced (linear: size x price difference; inverse: coin P&L
-  size x (1/entry - 1/exit)) and at expiry (dated futures, at the index).
+  size x (1/entry - 1/exit)) and at expiry (dated futures, at the index);
+- perps pay or receive funding every 8 hours (bot/venues/sim/exchange.py): rate x notional at
+  the mark, longs paying a positive rate.
 Fees are charged separately, in the settlement currency.
 """
 
@@ -108,6 +110,18 @@ class Ledger:
         pos.cost = 0.0
         self._add(settle, cash)
         return cash
+
+    def pay_funding(self, inst: Instrument, rate: float, mark: float) -> float:
+        """One funding payment on a perpetual: the position's notional at `mark` times `rate`,
+        paid by longs to shorts when the rate is positive (the other way when negative), in
+        the settlement currency (coin for inverse contracts). Returns what the account paid
+        (negative when it received)."""
+        pos = self.positions.get(inst.symbol)
+        if pos is None or abs(pos.qty) < EPS or rate == 0.0 or not mark > 0.0:
+            return 0.0
+        paid = pos.qty * _unit_value(inst, mark) * rate
+        self._add(settle_currency(inst), -paid)
+        return paid
 
 
 def _unit_value(inst: Instrument, price: float) -> float:

@@ -229,14 +229,12 @@ class SimVenue:
 
     async def fetch_funding_rate(self, symbol: str) -> FundingRate:
         """The configured rate for perps (`sim.funding_rates` by symbol, else `sim.funding_rate`;
-        per account in `sim.accounts`).
-        The simulated exchange shows funding; it does not charge it."""
+        per account in `sim.accounts`), which the exchange also charges every 8 hours."""
         self._injected("fetch_funding_rate")
         self._live(symbol)
         if self.exchange.instruments[symbol].kind is not Kind.PERP:
             raise VenueRejected(f"{symbol} is not a perpetual: no funding rate")
-        rate = self._cfg.funding_rates.get(symbol, self._cfg.funding_rate)
-        return FundingRate(rate, 8.0, self._clock.now_ms())
+        return FundingRate(self.exchange.funding_rate(symbol), 8.0, self._clock.now_ms())
 
     async def fetch_positions(self) -> Sequence[PositionReport]:
         self._injected("fetch_positions")

@@ -1,0 +1,76 @@
+"""Perpetual funding on the simulated exchange: every 8 hours since the epoch, each perp held
+pays its rate on the notional at the mark (longs pay a positive rate, shorts receive), in the
+settlement currency; nothing moves between funding times or at a zero rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
+from bot.venues.sim.exchange import FUNDING_INTERVAL_MS, SimExchange
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a funding time
+LINEAR = "BTC/USDT:USDT"
+INVERSE = "BTC/USD:BTC"
+
+
+def exchange(rate: float = 0.0001) -> SimExchange:
+    cfg = SimConfig(
+        underlyings={"BTC": SimUnderlying(price=60_000.0, vol=0.5, jump_intensity=0.0)},
+        funding_rate=rate,
+        balances={"USDT": 1_000_000.0, "BTC": 10.0},
+    )
+    positions = [
+        PositionConfig(symbol=LINEAR, qty=2.0),
+        PositionConfig(symbol=INVERSE, qty=-3_000.0),  # 10 USD a contract: short 30,000 USD
+    ]
+    return SimExchange.create(cfg, positions, T0 + 1)
+
+
+def test_each_perp_pays_its_rate_on_the_notional_at_the_mark() -> None:
+    ex = exchange(0.0001)
+    usdt, btc = ex.ledger.balances["USDT"], ex.ledger.balances["BTC"]
+    ex.tick(T0 + FUNDING_INTERVAL_MS - 60_000)
+    assert (ex.ledger.balances["USDT"], ex.ledger.balances["BTC"]) == (usdt, btc)
+    ex.tick(T0 + FUNDING_INTERVAL_MS + 1)
+    lin, inv = ex.fair(LINEAR).mark, ex.fair(INVERSE).mark
+    # Long 2 BTC linear pays 2 x mark x rate in USDT; short 30,000 USD inverse receives
+    # 30,000 / mark x rate in BTC.
+    assert ex.ledger.balances["USDT"] == pytest.approx(usdt - 2.0 * lin * 0.0001, rel=1e-12)
+    assert ex.ledger.balances["BTC"] == pytest.approx(btc + 30_000.0 / inv * 0.0001, rel=1e-12)
+    index = ex.quotes.index("BTC")
+    paid = 2.0 * lin * 0.0001 - 30_000.0 / inv * 0.0001 * index
+    assert ex.funding_paid_usd == pytest.approx(paid, rel=1e-9)
+
+
+def test_a_negative_rate_pays_the_shorts_and_a_long_tick_pays_each_time_it_crossed() -> None:
+    ex = exchange(-0.0002)
+    usdt = ex.ledger.balances["USDT"]
+    ex.tick(T0 + 2 * FUNDING_INTERVAL_MS + 5)  # two funding times in one tick
+    lin = ex.fair(LINEAR).mark
+    assert ex.ledger.balances["USDT"] == pytest.approx(usdt + 2 * 2.0 * lin * 0.0002, rel=1e-12)
+
+
+def test_per_symbol_rates_and_no_funding_at_zero() -> None:
+    ex = exchange(0.0)
+    assert ex.next_funding_ms() is None
+    usdt, btc = ex.ledger.balances["USDT"], ex.ledger.balances["BTC"]
+    ex.tick(T0 + 3 * FUNDING_INTERVAL_MS)
+    assert (ex.ledger.balances["USDT"], ex.ledger.balances["BTC"]) == (usdt, btc)
+    assert ex.funding_paid_usd == 0.0
+
+
+def test_a_symbol_rate_overrides_the_default_and_the_next_time_is_announced() -> None:
+    cfg_rate = {"BTC/USD:BTC": 0.0}
+    ex = exchange(0.0003)
+    ex = SimExchange.create(
+        ex.cfg.model_copy(update={"funding_rates": cfg_rate}),
+        [PositionConfig(symbol=LINEAR, qty=1.0), PositionConfig(symbol=INVERSE, qty=-100.0)],
+        T0 + 1,
+    )
+    assert ex.funding_rate(LINEAR) == 0.0003 and ex.funding_rate(INVERSE) == 0.0
+    assert ex.next_funding_ms() == T0 + FUNDING_INTERVAL_MS
+    btc = ex.ledger.balances["BTC"]
+    ex.tick(T0 + FUNDING_INTERVAL_MS)
+    assert ex.ledger.balances["BTC"] == btc  # the inverse perp's rate is 0
+    assert ex.funding_paid_usd == pytest.approx(ex.fair(LINEAR).mark * 0.0003, rel=1e-12)
