@@ -13,20 +13,21 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.backtest import ticks
 from bot.backtest.attribution import Attribution
 from bot.backtest.data import Recorded
+from bot.backtest.fastforward import FastForward, PathParts
 from bot.backtest.recorder import EventsFile, Recorder
 from bot.backtest.series import Series
 from bot.backtest.valuation import value_usd
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings
-from bot.core.book import Exposure, LineKey
+from bot.core.book import LineKey
 from bot.core.instruments import Instrument, Kind
-from bot.core.market import UnderlyingMarket
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
 from bot.shell.positions import PositionWatch
@@ -185,24 +186,43 @@ async def _run(
     end_ms = spec.start_ms + int(spec.days * DAY_MS)
     result.series = Series.for_ticks(-(-(end_ms - spec.start_ms) // spec.tick_ms))
     t = spec.start_ms
+    eng = settings.engine
+    ff = None
+    if eng.fast_forward and eng.corridor:
+        parts = PathParts(
+            hedger,
+            venues,
+            clock,
+            recorder,
+            hedge_lines,
+            underlyings,
+            spec.start_ms,
+            spec.tick_ms,
+            detail,
+        )
+        ff = FastForward(parts)
     try:
         while t < end_ms:
+            if ff is not None:
+                t = ff.run(t, end_ms, result, on_tick)
+                if t >= end_ms:
+                    break
             t += spec.tick_ms
             await clock.advance_to(t)
             # The book as it is held when the market moves (fills so far, not orders in flight).
-            held = {u: _held(hedger, u) for u in underlyings} if detail else {}
+            held = {u: ticks.held(hedger, u) for u in underlyings} if detail else {}
             for venue in venues.values():
                 venue.tick()
-            _feed(hedger, venues, hedge_lines)
+            ticks.feed(hedger, venues, hedge_lines)
             if result.ticks == 0 and detail:
-                _first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
+                ticks.first_move(result.attribution, hedger, underlyings, start, spec.tick_ms)
             else:
-                _attribute(result.attribution, hedger, held, spec.tick_ms)
+                ticks.attribute(result.attribution, hedger, held, spec.tick_ms)
             hedger.decide_dirty()
-            _note(result, hedger, underlyings)
+            ticks.note(result, hedger, underlyings)
             result.ticks += 1
             if detail and result.series.wants(result.ticks):
-                _sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
+                ticks.sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
             if on_tick is not None:
                 on_tick(result.ticks)
         # Let what is in flight settle before the books are closed.
@@ -238,87 +258,6 @@ async def _pump(name: str, venue: Venue, hedger: Hedger) -> None:
             hedger.on_fills(name, await venue.watch_fills())
 
     await asyncio.gather(orders(), fills())
-
-
-def _feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey]) -> None:
-    for account, symbol in list(hedger.view.lines):
-        venue = venues.get(account)
-        if venue is not None and symbol not in venue.exchange.expired:
-            hedger.on_ticker(account, venue.exchange.ticker(symbol))
-    for account, symbol in hedge_lines:
-        hedger.on_book(account, venues[account].exchange.book(symbol))
-
-
-def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
-    for u in underlyings:
-        d = hedger.last_decision.get(u)
-        if d is None or d.reason in ("no_market_data",):
-            continue
-        result.ticks_decided += 1
-        drift = abs(d.delta - d.target)
-        result.ticks_in_band += drift <= d.band
-        result.max_abs_drift = max(result.max_abs_drift, drift)
-        coin = d.delta if d.unit == "coin" else d.delta / d.price
-        result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))
-
-
-def _iv(market: UnderlyingMarket) -> float:
-    """The options' mean implied volatility (NaN without options: no vega)."""
-    ivs = market.option_iv.values()
-    return sum(ivs) / len(ivs) if ivs else market.vol
-
-
-def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
-    """The exposure of what is held (in-flight orders are not), and the IV it was valued at."""
-    now = hedger.view.snapshot(u)
-    if now is None:
-        return None
-    e, market = now
-    coin = e.delta_coin - e.in_flight_coin
-    iv = _iv(hedger.view.market_with_ivs(u) or market)
-    return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), iv
-
-
-def _attribute(
-    attribution: Attribution,
-    hedger: Hedger,
-    held: dict[str, tuple[Exposure, float] | None],
-    dt_ms: int,
-) -> None:
-    """This tick's move against the book held before it."""
-    for u, before in held.items():
-        market = hedger.view.market_with_ivs(u)  # the IVs too: vega P&L
-        if before is not None and market is not None:
-            attribution.step(before[0], before[1], market.index, _iv(market), dt_ms)
-
-
-def _first_move(
-    attribution: Attribution,
-    hedger: Hedger,
-    underlyings: list[str],
-    start: dict[str, float],
-    dt_ms: int,
-) -> None:
-    """The first tick's move has no exposure before it (the hedger had no market yet): the
-    book's greeks at the first price, delta taken back to the start price along gamma."""
-    for u in underlyings:
-        now = _held(hedger, u)
-        if now is None or not start[u] > 0:
-            continue
-        e, iv = now
-        delta = e.delta_coin - e.gamma_coin * (e.price - start[u])
-        before = replace(e, price=start[u], delta_coin=delta, delta_usd=delta * start[u])
-        attribution.step(before, iv, e.price, iv, dt_ms)
-
-
-def _sample(result: PathResult, hedger: Hedger, recorder: Recorder, u: str, hours: float) -> None:
-    d = hedger.last_decision.get(u)
-    if d is None:
-        return
-    result.series.unit = d.unit
-    cost = recorder.fees_usd + recorder.slippage_usd
-    b = d.bounds
-    result.series.add(hours, d.price, d.delta, b.center, b.lower, b.upper, cost)
 
 
 def _index(venues: dict[str, SimVenue], underlying: str) -> float:

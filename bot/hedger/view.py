@@ -212,11 +212,15 @@ class MarketView:
         return seen[0] if seen is not None else None
 
     def snapshot(
-        self, underlying: str, stats: bool = False
+        self,
+        underlying: str,
+        stats: bool = False,
+        at: tuple[UnderlyingMarket, int] | None = None,
     ) -> tuple[Exposure, UnderlyingMarket] | None:
         """The underlying's exposure and the market it was computed on; with `stats`, also the
-        book statistics cost-aware policies need (bot/core/book.py book_stats)."""
-        mkt = self.market(underlying)
+        book statistics cost-aware policies need (bot/core/book.py book_stats). `at`: on that
+        market at that clock ms instead of the latest (a backtest's fast-forward)."""
+        mkt = self.market(underlying) if at is None else at[0]
         if mkt is None:
             return None
         eng = self._settings().engine
@@ -239,7 +243,7 @@ class MarketView:
             external += self._equity(underlying, st, held, mkt)
         pending = self._pending(st)
         self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
-        now = self.clock.now_ms()
+        now = self.clock.now_ms() if at is None else at[1]
         exp = exposure_of(
             cols,
             held,

@@ -212,6 +212,23 @@ class SimExchange:
         self._working = {c: o for c, o in self._working.items() if _working(o)}
         return changes
 
+    def quiet_until_ms(self) -> int | None:
+        """Until when a tick only moves prices (no order working, which a tick may fill; the
+        next expiry; None: not even the next tick). For a backtest's fast-forward."""
+        if self._working:
+            return None
+        return self._expiries[0][0] if self._expiries else 2**62
+
+    def move_to(self, prices: list[float], now_ms: int) -> None:
+        """A tick before quiet_until_ms() whose step was drawn outside (the same model, the
+        same draws): only the prices and the time move."""
+        self.quotes.move(prices, now_ms)
+        self._market = None
+
+    @property
+    def model(self) -> MarketModel:
+        return self._stepper
+
     def use_model(self, model: MarketModel) -> None:
         """Step prices with `model` from now on (a backtest's --market or --data replay)."""
         if model.names != self._stepper.names:
