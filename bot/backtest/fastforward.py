@@ -154,9 +154,21 @@ class FastForward:
                 return False
             if held.ref not in h.view.lines or held.ref[0] not in p.venues:
                 return False
-            if p.tick_ms > held.stale_ms:
+            if p.tick_ms > held.stale_ms and self._fed_before_ref(u, held.ref):
                 return False
         return True
+
+    def _fed_before_ref(self, u: str, ref: LineKey) -> bool:
+        """Is a line of `u` fed before its ref line? gate.absorbs then checks the age of the
+        previous tick's ref ticker."""
+        h = self.p.hedger
+        for key in h.view.lines:
+            if key == ref:
+                return False
+            ins = h.catalog.get(key)
+            if ins is not None and ins.underlying == u and key[0] in self.p.venues:
+                return True
+        return False
 
     def _span(self, t0: int, end_ms: int, result: PathResult) -> list[_Quiet]:
         p = self.p
@@ -196,6 +208,7 @@ class FastForward:
                 break
             self._commit(nt)
             rv_when, now_s = w, target
+            loop.jump(now_s)  # the clock reads nt (equity marks the coin-settled options by it)
             if p.detail:
                 for u in p.underlyings:
                     at = replace(markets[u], index=prev[u], ts_ms=t)
@@ -204,10 +217,8 @@ class FastForward:
                         result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
             out.append(_Quiet(nt, index))
             prev, t = index, nt
-        if out:
-            loop.jump(now_s)
-            if rv_when != timer.when():
-                rv.reschedule(rv_when)
+        if out and rv_when != timer.when():
+            rv.reschedule(rv_when)
         return out
 
     def _markets(self) -> tuple[dict[str, UnderlyingMarket], dict[str, float]]:

@@ -1,6 +1,7 @@
 """The trigger corridor through the real entry point: `hedgebot backtest --events` writes the
 same events, byte for byte, with `engine.corridor` off and on (set from the environment, as an
-operator overrides any setting), and `check-config` shows both corridor settings."""
+operator overrides any setting), likewise with `engine.fast_forward` off and on, and
+`check-config` shows the settings."""
 
 from __future__ import annotations
 
@@ -52,3 +53,27 @@ def test_check_config_shows_the_corridor_settings(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "engine.corridor_refresh_s" in bad.stdout + bad.stderr
     assert "greater than 0" in bad.stdout + bad.stderr
+
+
+def test_backtest_is_the_same_with_the_fast_forward_off_and_on(tmp_path: Path) -> None:
+    """`engine.fast_forward` (on by default) steps over quiet ticks: the events and report.json
+    are the same, byte for byte, as with every tick through the full path."""
+    cfg = tmp_path / "corridor.toml"
+    cfg.write_text(MARKET.format(view="usd", vol=0.8, unit="coin", band=0.4))
+    args = ["backtest", "--config", str(cfg), "--days", "1", "--seed", "9", "--events"]
+    outs = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        r = bot([*args, "--out", str(out), "--jobs", "1"], HEDGEBOT_ENGINE__FAST_FORWARD=flag)
+        assert r.returncode == 0, r.stderr
+        outs[flag] = out
+    off = (outs["false"] / "events-9.jsonl").read_bytes()
+    on = (outs["true"] / "events-9.jsonl").read_bytes()
+    assert off.count(b'"order.sent"') > 2, "the market makes the hedger trade"
+    assert on == off
+    assert (outs["true"] / "report.json").read_bytes() == (
+        outs["false"] / "report.json"
+    ).read_bytes()
+    r = bot(["check-config", str(cfg)], HEDGEBOT_ENGINE__FAST_FORWARD="false")
+    assert r.returncode == 0, r.stderr
+    assert '"fast_forward": false' in r.stdout
