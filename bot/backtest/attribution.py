@@ -25,7 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.core.book import Exposure
+import numpy as np
+
+from bot.core.book import Exposure, FloatArray
+from bot.core.spanbook import SpanGreeks
 
 YEAR_MS = 365.0 * 86_400_000
 
@@ -56,6 +59,25 @@ class Attribution:
         self.theta += before.theta_usd * dt_ms / YEAR_MS
         if math.isfinite(iv) and math.isfinite(iv_before):
             self.vega += before.vega_usd * (iv - iv_before)
+
+    def steps(
+        self,
+        s: FloatArray,
+        price: FloatArray,
+        before: SpanGreeks,
+        iv_before: float,
+        iv: float,
+        dt_ms: int,
+    ) -> None:
+        """`step` over a span of ticks: the index from s[i] to price[i], the book's greeks
+        at s[i] (before[i])."""
+        ok = (s > 0) & np.isfinite(price)
+        ds = np.where(ok, price - s, 0.0)
+        self.delta += float(np.sum(before.delta_coin * s * ds / np.where(ok, s, 1.0)))
+        self.gamma += float(np.sum(0.5 * before.gamma_coin * ds * ds))
+        self.theta += float(np.sum(np.where(ok, before.theta_usd, 0.0))) * dt_ms / YEAR_MS
+        if math.isfinite(iv) and math.isfinite(iv_before):
+            self.vega += float(np.sum(np.where(ok, before.vega_usd, 0.0) * (iv - iv_before)))
 
     def close(self, total_usd: float, fees_usd: float, slippage_usd: float) -> None:
         """Books the costs (as losses) and the residual against the path's hedged P&L."""

@@ -184,6 +184,8 @@ class FastForward:
         band = {u: (h.gate.held[u].lo, h.gate.held[u].hi) for u in p.underlyings}
         prev = {u: p.venues[ref_venue[u]].exchange.quotes.index(u) for u in p.underlyings}
         markets, ivs = self._markets()
+        vector = p.detail and all(h.view.spans(u) for u in p.underlyings)
+        first = prev
         now_s = loop.time()
         out: list[_Quiet] = []
         t = t0
@@ -209,7 +211,7 @@ class FastForward:
             self._commit(nt)
             rv_when, now_s = w, target
             loop.jump(now_s)  # the clock reads nt (equity marks the coin-settled options by it)
-            if p.detail:
+            if p.detail and not vector:
                 for u in p.underlyings:
                     at = replace(markets[u], index=prev[u], ts_ms=t)
                     was = ticks.held(h, u, at=(at, nt))
@@ -217,9 +219,28 @@ class FastForward:
                         result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
             out.append(_Quiet(nt, index))
             prev, t = index, nt
+        if out and vector:
+            self._attribute(first, out, ivs, result)
         if out and rv_when != timer.when():
             rv.reschedule(rv_when)
         return out
+
+    def _attribute(
+        self,
+        first: dict[str, float],
+        span: list[_Quiet],
+        ivs: dict[str, float],
+        result: PathResult,
+    ) -> None:
+        """The span's attribution in one go: each tick's move against the book's greeks at
+        the previous tick's index (view.held_span), as the full ticks book it one by one."""
+        now = np.array([q.t for q in span], dtype=np.int64)
+        for u in self.p.underlyings:
+            price = np.array([q.index[u] for q in span])
+            s = np.concatenate(([first[u]], price[:-1]))
+            g = self.p.hedger.view.held_span(u, s, now)
+            if g is not None:
+                result.attribution.steps(s, price, g, ivs[u], ivs[u], self.p.tick_ms)
 
     def _markets(self) -> tuple[dict[str, UnderlyingMarket], dict[str, float]]:
         view = self.p.hedger.view
