@@ -183,6 +183,10 @@ class VirtualClock(_Clock):
     def loop(self) -> VirtualLoop:
         return self._bound()
 
+    def loop_now(self) -> float:
+        """The loop time now (virtual seconds; see when_of)."""
+        return self._bound().time()
+
     def when_of(self, at_ms: int) -> float:
         """The loop time of clock ms `at_ms`."""
         return self._t0 + (at_ms - self._start_ms) / 1000.0

@@ -186,7 +186,7 @@ class FastForward:
         markets, ivs = self._markets()
         vector = p.detail and all(h.view.spans(u) for u in p.underlyings)
         first = prev
-        now_s = loop.time()
+        now_s = clock.loop_now()
         out: list[_Quiet] = []
         t = t0
         while t < end_ms:
