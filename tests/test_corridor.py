@@ -15,7 +15,7 @@ import pytest
 from bot.backtest.path import PathResult, PathSpec, run_path
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings, load_settings
-from bot.core import book
+from bot.core import book, spanbook
 from bot.core.book import Columns, exposure_of
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.market import Ticker
@@ -323,3 +323,26 @@ def test_fast_forward_gives_the_same_path(
             assert getattr(on, f.name) == getattr(off, f.name), f.name
     for part, value in off.attribution.as_dict().items():
         assert on.attribution.as_dict()[part] == pytest.approx(value, rel=1e-9, abs=1e-6), part
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("view", ["usd", "coin"])
+@pytest.mark.parametrize("scalar_span", [0, 10_000])
+def test_span_greeks_are_exposure_of_at_each_tick(
+    seed: int, view: str, scalar_span: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast-forward's attribution values a quiet span's book at every tick at once
+    (vectorized, or one tick at a time for a short span): the same greeks as exposure_of."""
+    monkeypatch.setattr(spanbook, "SCALAR_SPAN", scalar_span)
+    rng = np.random.default_rng(seed)
+    cols, qty, iv, s0 = random_book(rng, 12)
+    s = s0 * np.exp(np.cumsum(rng.normal(0, 0.002, 30)))
+    now = NOW_MS + 60_000 * np.arange(1, 31, dtype=np.int64)
+    g = spanbook.span_greeks(cols, qty, iv, s, now, 0.01, view)  # type: ignore[arg-type]
+    zero = np.zeros(len(cols.keys))
+    for i in range(len(s)):
+        e = exposure_of(cols, qty, zero, float(s[i]), iv, 0.01, int(now[i]), view)  # type: ignore[arg-type]
+        assert g.delta_coin[i] == pytest.approx(e.delta_coin, rel=1e-9, abs=1e-9)
+        assert g.gamma_coin[i] == pytest.approx(e.gamma_coin, rel=1e-9, abs=1e-12)
+        assert g.vega_usd[i] == pytest.approx(e.vega_usd, rel=1e-9, abs=1e-9)
+        assert g.theta_usd[i] == pytest.approx(e.theta_usd, rel=1e-9, abs=1e-9)

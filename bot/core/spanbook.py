@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bot.core.book import Columns, FloatArray, HedgeView
+from bot.core.book import Columns, FloatArray, HedgeView, exposure_of
 from bot.core.greeks import MS_PER_YEAR, black_scholes
 
 IntArray = npt.NDArray[np.int64]
+SCALAR_SPAN = 256  # ticks x options held at most valued one tick at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +48,26 @@ def span_greeks(
     view: HedgeView,
 ) -> SpanGreeks:
     """The greeks of `qty` (aligned with cols.keys) at each (s[i], now_ms[i])."""
+    live = cols.opt[qty[cols.opt] != 0.0]
+    if len(s) * live.size <= SCALAR_SPAN:
+        # numpy's per-call cost dominates a short span of a small book: exposure_of per tick
+        zero = np.zeros(len(cols.keys))
+        rows = [
+            exposure_of(cols, qty, zero, x, iv, rate, n, view)
+            for x, n in zip(s.tolist(), now_ms.tolist(), strict=True)
+        ]
+        return SpanGreeks(
+            np.array([e.delta_coin for e in rows]),
+            np.array([e.gamma_coin for e in rows]),
+            np.array([e.vega_usd for e in rows]),
+            np.array([e.theta_usd for e in rows]),
+        )
     linear = cols.linear_usd if view == "usd" else cols.linear_coin
     inv = float(qty @ cols.inverse_usd)
     delta = float(qty @ linear) + inv / s
     gamma = -inv / (s * s)
     vega = np.zeros(len(s))
     theta = np.zeros(len(s))
-    live = cols.opt[qty[cols.opt] != 0.0]
     if live.size:
         sc = s[:, None]
         t = years_left(cols.expiry_ms[live], now_ms)
