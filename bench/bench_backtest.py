@@ -129,7 +129,9 @@ def many_options(days: float, seed: int) -> tuple[Settings, PathSpec]:
         path.write_text(text)
         settings = load_settings(path)
     hedge = {
-        u: h.model_copy(update={"policy": h.policy.model_copy(update={"band": h.policy.band * 10})})
+        u: h.model_copy(
+            update={"policy": h.policy.model_copy(update={"band": h.policy.band * 100})}
+        )
         for u, h in settings.hedge.items()
     }
     settings = settings.model_copy(update={"hedge": hedge})
@@ -139,7 +141,7 @@ def many_options(days: float, seed: int) -> tuple[Settings, PathSpec]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", type=Path, default=ROOT / "config/backtest-straddle.toml")
-    ap.add_argument("--days", type=float, default=5.0)
+    ap.add_argument("--days", type=float, default=5.0, help="the standard scenario (0: skip)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--paper-days", type=float, default=2.0, help="config/paper.toml (0: skip)")
     ap.add_argument("--many-days", type=float, default=0.5, help="1,000 options (0: skip)")
@@ -147,7 +149,8 @@ def main() -> None:
     logs.configure("error", "console")
     every = [m for m, _, _ in MODES]
     spec = PathSpec(seed=args.seed, days=args.days, tick_ms=60_000, start_ms=START_MS)
-    scenario(args.config.name, load_settings(args.config), spec, every)
+    if args.days > 0:
+        scenario(args.config.name, load_settings(args.config), spec, every)
     if args.paper_days > 0:
         paper = PathSpec(seed=args.seed, days=args.paper_days, tick_ms=60_000, start_ms=START_MS)
         scenario("paper.toml", load_settings(ROOT / "config/paper.toml"), paper, every)

@@ -205,7 +205,7 @@ class FastForward:
             target = now_s + (when - now_s) if fired else when
             if not others > target:
                 break
-            index = self._peek(t, nt, ref_venue)
+            index = self._peek(nt, ref_venue)
             if index is None or any(not lo <= index[u] <= hi for u, (lo, hi) in band.items()):
                 break
             self._commit(nt)
@@ -253,13 +253,15 @@ class FastForward:
             markets[u], ivs[u] = m, ticks.mean_iv(mi)
         return markets, ivs
 
-    def _peek(self, t: int, nt: int, ref_venue: dict[str, str]) -> dict[str, float] | None:
+    def _peek(self, nt: int, ref_venue: dict[str, str]) -> dict[str, float] | None:
         """Draw every venue's step to `nt`; None when a model's vols moved (options' IVs)."""
         self._steps = {}
         quiet = True
         for name, v in self.p.venues.items():
             ex = v.exchange
-            prices, moved = self.look[name].peek(ex.quotes.prices, t, nt, ex.market_rng)
+            prices, moved = self.look[name].peek(
+                ex.quotes.prices, ex.quotes.ts_ms, nt, ex.market_rng
+            )
             self._steps[name] = prices
             quiet = quiet and not moved
         if not quiet:
