@@ -3,7 +3,8 @@
 The standard scenario (config/backtest-straddle.toml) on one-second ticks (the straddle stays
 alive: 1,000,000 ticks are 11.6 days), once with a tight band so the hedger trades all along
 and once, as the baseline in the same run, with a band so wide it never trades. RSS is read from
-/proc/self/statm at the end of warm-up (the first `--warmup` share of the ticks) and at the end;
+/proc/self/statm at the end of warm-up (the first `--warmup` share of the ticks) and at the last
+tick (inside the run: the path's parts are alive);
 the difference between the two runs' growth is what order and fill history costs. With
 `--trace`, tracemalloc (much slower) lists the allocation sites that grew most.
 
@@ -44,35 +45,38 @@ def with_band(settings: Settings, band: float) -> Settings:
 
 def run(settings: Settings, ticks: int, warmup: float, trace: bool) -> dict[str, float]:
     spec = PathSpec(seed=1, days=ticks * TICK_MS / 86_400_000, tick_ms=TICK_MS, start_ms=START_MS)
-    mark = {"rss": 0.0}
+    mark = {"rss": 0.0, "end": 0.0}
     snap: list[tracemalloc.Snapshot] = []
     at = max(int(ticks * warmup), 1)
 
     def on_tick(n: int) -> None:
+        # both marks inside the run, the path's parts alive (after it they are freed)
         if not mark["rss"] and n >= at:
             gc.collect()
             mark["rss"] = rss_mb()
             if trace:
                 snap.append(tracemalloc.take_snapshot())
+        elif not mark["end"] and n >= ticks:
+            gc.collect()
+            mark["end"] = rss_mb()
+            if trace:
+                top = tracemalloc.take_snapshot().compare_to(snap[0], "filename")[:8]
+                for stat in top:
+                    print(f"    {stat}")
 
     if trace:
         tracemalloc.start()
     start = time.perf_counter()
     result = run_path(settings, spec, on_tick)
     wall = time.perf_counter() - start
-    gc.collect()
-    end = rss_mb()
     if trace:
-        top = tracemalloc.take_snapshot().compare_to(snap[0], "lineno")[:8]
         tracemalloc.stop()
-        for stat in top:
-            print(f"    {stat}")
     return {
         "ticks": result.ticks,
         "orders": result.orders,
         "fills": result.fills,
         "warm_mb": mark["rss"],
-        "growth_mb": end - mark["rss"],
+        "growth_mb": mark["end"] - mark["rss"],
         "ticks_per_s": result.ticks / wall,
     }
 
