@@ -281,9 +281,14 @@ class FastForward:
             self._book(q, result)
         last = span[-1]
         for u in p.underlyings:
-            # the ref ticker a full tick would have seen last (gate.absorbs checks its age)
-            h.gate.held[u].ref_ts_ms = last.t - p.tick_ms
-        ticks.feed(h, p.venues, p.hedge_lines)
+            # The last quiet tick's index reaches the hedger as a full tick brings it (realized
+            # vol, the gate's ref time, the view's market). The other lines' tickers and the
+            # books are left: the next tick's feed replaces them before anything reads them
+            # (own greeks: the options are valued from the view's IVs, which did not move).
+            account, symbol = h.gate.held[u].ref
+            h.on_ticker(account, p.venues[account].exchange.ticker(symbol))
+        if h.settings.engine.greeks_source != "own":
+            ticks.feed(h, p.venues, p.hedge_lines)  # venue greeks read every option's ticker
         h.decide_dirty()
         self._book(last, result)
 
