@@ -5,7 +5,9 @@ The driver advances the clock tick by tick; at each tick the simulated exchange 
 (and fills resting orders), the hedger gets every line's ticker and the hedge instrument's book,
 and decides. Orders go through the same executor code as live, on clock timers that the virtual
 loop jumps to. Order updates and fills reach the hedger as the venue publishes them, like a
-websocket that never drops. Nothing touches the network, a journal or MQTT.
+websocket that never drops. Nothing touches the network, a journal or MQTT. Quiet ticks (only
+the index moves, inside every corridor) are stepped over by the fast-forward (fastforward.py)
+with the same results; what a tick books goes through ticks.py either way.
 """
 
 from __future__ import annotations
@@ -187,20 +189,18 @@ async def _run(
     result.series = Series.for_ticks(-(-(end_ms - spec.start_ms) // spec.tick_ms))
     t = spec.start_ms
     eng = settings.engine
-    ff = None
-    if eng.fast_forward and eng.corridor:
-        parts = PathParts(
-            hedger,
-            venues,
-            clock,
-            recorder,
-            hedge_lines,
-            underlyings,
-            spec.start_ms,
-            spec.tick_ms,
-            detail,
-        )
-        ff = FastForward(parts)
+    parts = PathParts(
+        hedger,
+        venues,
+        clock,
+        recorder,
+        hedge_lines,
+        underlyings,
+        spec.start_ms,
+        spec.tick_ms,
+        detail,
+    )
+    ff = FastForward(parts) if eng.fast_forward and eng.corridor else None
     try:
         while t < end_ms:
             if ff is not None:
