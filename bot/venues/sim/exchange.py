@@ -308,6 +308,8 @@ class SimExchange:
             status=OrderStatus.OPEN,
         )
         self.orders[request.client_id] = order
+        if len(self.orders) > 2 * self.cfg.order_history:
+            self._forget()
         # Always one draw per order, so the reject rate does not shift later draws.
         draw = float(self.order_rng.random())
         reason = self._invalid(request) or forced_reject
@@ -341,6 +343,19 @@ class SimExchange:
         index = self.quotes.index(inst.underlying)
         book = self.quotes.book(r.symbol)
         return bk.order_problem(inst, r, book, self.ledger.qty(r.symbol), index)
+
+    def _forget(self) -> None:
+        """Keep every open order and the newest `order_history` finished ones, with their
+        fills: a long run's memory stays bounded (amortized: this runs once the history has
+        doubled)."""
+        done = [c for c, o in self.orders.items() if not o.is_open]
+        drop = set(done[: max(len(done) - self.cfg.order_history, 0)])
+        if not drop:
+            return
+        self.orders = {c: o for c, o in self.orders.items() if c not in drop}
+        self.fills = [f for f in self.fills if f.client_id not in drop]
+        for c in drop:
+            self.fills_by_order.pop(c, None)
 
     def cancel(self, client_id: str, now_ms: int) -> tuple[SimOrder | None, Changes]:
         """Cancel an open order; undelivered parts of a partial fill are dropped with it."""
