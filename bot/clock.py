@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -145,6 +146,16 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         self._drop_cancelled_head(scheduled)
         return not scheduled or scheduled[0]._when > when_s
 
+    def quiet_until(self, ignore: object = None) -> float:
+        """Loop time of the first live timer other than `ignore` (inf with none; -inf when a
+        callback is ready): a backtest may step its market without the loop until then."""
+        ready: Any = self.__dict__["_ready"]
+        scheduled: Any = self.__dict__["_scheduled"]
+        if ready:
+            return -math.inf
+        live = (h._when for h in scheduled if not h._cancelled and h is not ignore)
+        return min(live, default=math.inf)
+
     def jump(self, when_s: float) -> None:
         """Move time forward with no timer due before it (see is_idle_until)."""
         self._virtual_s = max(self._virtual_s, when_s)
@@ -166,13 +177,29 @@ class VirtualClock(_Clock):
         return self._loop
 
     def now_ms(self) -> int:
-        return self._start_ms + round((self._bound().time() - self._t0) * 1000.0)
+        return self.ms_of(self._bound().time())
+
+    @property
+    def loop(self) -> VirtualLoop:
+        return self._bound()
+
+    def loop_now(self) -> float:
+        """The loop time now (virtual seconds; see when_of)."""
+        return self._bound().time()
+
+    def when_of(self, at_ms: int) -> float:
+        """The loop time of clock ms `at_ms`."""
+        return self._t0 + (at_ms - self._start_ms) / 1000.0
+
+    def ms_of(self, when_s: float) -> int:
+        """The clock ms the loop shows at loop time `when_s` (as now_ms would)."""
+        return self._start_ms + round((when_s - self._t0) * 1000.0)
 
     async def advance_to(self, at_ms: int) -> None:
         """Let everything due up to `at_ms` run, then stand at `at_ms`. Cheap when idle: a tick
         with nothing in flight costs no loop iteration."""
         loop = self._bound()
-        when = self._t0 + (at_ms - self._start_ms) / 1000.0
+        when = self.when_of(at_ms)
         if loop.is_idle_until(when):
             loop.jump(when)
             return

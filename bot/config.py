@@ -148,6 +148,11 @@ class EngineConfig(Section):
     corridor_refresh_s: float = Field(
         default=3600.0, gt=0, description="longest a corridor is trusted before a fresh decision"
     )
+    fast_forward: bool = Field(
+        default=True,
+        description="backtests only: step over ticks at which nothing but the index moves "
+        "inside every corridor without the full per-tick path; same results (README: backtests)",
+    )
 
 
 class Settings(BaseSettings):

@@ -63,6 +63,12 @@ class SimConfig(Section):
     state_file: Path | None = Field(
         default=None, description="persist the simulated exchange here so restarts resume it"
     )
+    order_history: int = Field(
+        default=1000,
+        ge=1,
+        description="finished orders (with their fills) the simulated exchange remembers; older "
+        "ones are forgotten, as a venue's history is bounded (the journal keeps the record)",
+    )
     # Drills (fault injection through the real entry point); both off by default.
     resend_fills_on_connect: bool = Field(
         default=False,

@@ -1,19 +1,21 @@
 """The trigger corridor: its bound is safe (no price or time inside it takes the delta out of the
 band), the fast scalar pricing agrees with the vectorized kernel, and a backtest makes the very
-same decisions and orders with the corridor on and off."""
+same decisions and orders with the corridor on and off, and with the fast-forward over quiet
+ticks on and off."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.backtest.path import PathSpec, run_path
+from bot.backtest.path import PathResult, PathSpec, run_path
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings, load_settings
-from bot.core import book
+from bot.core import book, spanbook
 from bot.core.book import Columns, exposure_of
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.market import Ticker
@@ -21,6 +23,7 @@ from bot.core.policy import Band
 from bot.hedger.corridor import Corridor, corridor
 from bot.hedger.gate import CorridorGate, Held
 from bot.hedger.hedger import Hedger
+from bot.venues.sim import SimVenue
 from tests.conftest import DAY_MS, NOW_MS
 
 HOUR_MS = 3_600_000
@@ -259,3 +262,87 @@ def test_the_gate_absorbs_only_fresh_ticks_inside_the_corridor_until_it_ends() -
         assert not gate.absorbs("BTC", ref, tick("PERP", 60_000.0, NOW_MS + 60_000), 3)
 
     run_virtual(main)
+
+
+def fast_forward_settings(s: Settings, on: bool, model: str | None = None) -> Settings:
+    sim = s.sim
+    if model is not None:
+        und = {u: x.model_copy(update={"model": model}) for u, x in sim.underlyings.items()}
+        sim = sim.model_copy(update={"underlyings": und})
+    eng = s.engine.model_copy(update={"fast_forward": on})
+    return s.model_copy(update={"engine": eng, "sim": sim})
+
+
+@pytest.mark.parametrize(
+    ("seed", "market", "model"),
+    [
+        (3, {"view": "usd", "vol": 0.6, "unit": "coin", "band": 0.4}, None),
+        (4, {"view": "coin", "vol": 0.9, "unit": "coin", "band": 1.0}, None),
+        (5, {"view": "usd", "vol": 0.5, "unit": "usd", "band": 20_000}, None),
+        (6, {"view": "usd", "vol": 0.6, "unit": "coin", "band": 0.4}, "regime"),
+        (7, {"view": "usd", "vol": 0.6, "unit": "coin", "band": 0.4}, "heston"),
+    ],
+)
+@pytest.mark.parametrize("detail", [True, False])
+def test_fast_forward_gives_the_same_path(
+    tmp_path: Path,
+    seed: int,
+    market: dict[str, object],
+    model: str | None,
+    detail: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Quiet ticks stepped over (engine.fast_forward) give the same decisions, orders, fills,
+    report figures, attribution and series as every tick through the full path; the market's
+    draws are the same, so the options' expiry, partial fills and rejects land alike."""
+    quiet = {"n": 0}
+    real = SimVenue.quiet_tick
+
+    def counted(self: SimVenue, prices: list[float], now_ms: int) -> None:
+        quiet["n"] += 1
+        real(self, prices, now_ms)
+
+    monkeypatch.setattr(SimVenue, "quiet_tick", counted)
+    base = settings(tmp_path, True, **market)
+    spec = PathSpec(seed=seed, days=1.5, tick_ms=60_000, start_ms=NOW_MS)
+    runs = {}
+    for on in (False, True):
+        quiet["n"] = 0
+        events = tmp_path / f"events-{on}.jsonl"
+        s = fast_forward_settings(base, on, model)
+        result = run_path(s, spec, events=events, detail=detail)
+        runs[on] = (result, events.read_text().splitlines(), quiet["n"])
+    (off, off_events, off_quiet), (on, on_events, on_quiet) = runs[False], runs[True]
+    assert off.orders > 3 and off.fills > 0, "the market makes the hedger trade"
+    assert off_quiet == 0
+    if model != "heston":  # heston's IV moves every tick: no tick is quiet
+        assert on_quiet > off.ticks * 0.2, f"fast-forward skips ticks ({on_quiet}/{off.ticks})"
+    assert on_events == off_events  # every decision, order, fill and alert, in order
+    for f in dataclasses.fields(PathResult):
+        if f.name != "attribution":
+            assert getattr(on, f.name) == getattr(off, f.name), f.name
+    for part, value in off.attribution.as_dict().items():
+        assert on.attribution.as_dict()[part] == pytest.approx(value, rel=1e-9, abs=1e-6), part
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("view", ["usd", "coin"])
+@pytest.mark.parametrize("scalar_span", [0, 10_000])
+def test_span_greeks_are_exposure_of_at_each_tick(
+    seed: int, view: str, scalar_span: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast-forward's attribution values a quiet span's book at every tick at once
+    (vectorized, or one tick at a time for a short span): the same greeks as exposure_of."""
+    monkeypatch.setattr(spanbook, "SCALAR_SPAN", scalar_span)
+    rng = np.random.default_rng(seed)
+    cols, qty, iv, s0 = random_book(rng, 12)
+    s = s0 * np.exp(np.cumsum(rng.normal(0, 0.002, 30)))
+    now = NOW_MS + 60_000 * np.arange(1, 31, dtype=np.int64)
+    g = spanbook.span_greeks(cols, qty, iv, s, now, 0.01, view)  # type: ignore[arg-type]
+    zero = np.zeros(len(cols.keys))
+    for i in range(len(s)):
+        e = exposure_of(cols, qty, zero, float(s[i]), iv, 0.01, int(now[i]), view)  # type: ignore[arg-type]
+        assert g.delta_coin[i] == pytest.approx(e.delta_coin, rel=1e-9, abs=1e-9)
+        assert g.gamma_coin[i] == pytest.approx(e.gamma_coin, rel=1e-9, abs=1e-12)
+        assert g.vega_usd[i] == pytest.approx(e.vega_usd, rel=1e-9, abs=1e-9)
+        assert g.theta_usd[i] == pytest.approx(e.theta_usd, rel=1e-9, abs=1e-9)

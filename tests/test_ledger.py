@@ -78,3 +78,24 @@ def test_a_client_id_is_used_once() -> None:
 
 def test_unknown_updates_are_reported_as_none() -> None:
     assert Ledger().apply_update(update(OrderStatus.OPEN, 0.0, cid="other")) is None
+
+
+def test_settled_orders_beyond_the_history_are_forgotten_unsettled_ones_never() -> None:
+    """A long run keeps the newest `history` settled orders (the journal holds the rest):
+    memory and the walks over orders stay bounded; what is in flight always counts."""
+    led = Ledger(history=3)
+    led.open("acc", intent("open"), None, 0)  # never settles
+    led.open("acc", intent("filled-not-booked"), None, 0)
+    led.apply_update(update(OrderStatus.FILLED, 2.0, "filled-not-booked"))
+    for n in range(20):
+        cid = f"c{n}"
+        led.open("acc", intent(cid), None, n)
+        led.apply_update(update(OrderStatus.FILLED, 2.0, cid))
+        led.book_fill("acc", fill(f"t{n}", 2.0, cid))
+    assert len(led.orders) <= 2 + 2 * 3
+    assert "open" in led.orders and "filled-not-booked" in led.orders
+    assert "c19" in led.orders and "c0" not in led.orders
+    assert led.in_flight() == {KEY: -4.0}  # the two unsettled orders, nothing forgotten
+    assert led.positions[KEY] == pytest.approx(-40.0)
+    filled = sum(1 for o in led.orders.values() if o.booked > 0)
+    assert led.forgotten_filled + filled == 20

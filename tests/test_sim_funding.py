@@ -4,10 +4,15 @@ settlement currency; nothing moves between funding times or at a zero rate."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.venues.sim.exchange import FUNDING_INTERVAL_MS, SimExchange
+from tests.helpers import ROOT, clean_env, run_bot
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a funding time
 LINEAR = "BTC/USDT:USDT"
@@ -74,3 +79,38 @@ def test_a_symbol_rate_overrides_the_default_and_the_next_time_is_announced() ->
     ex.tick(T0 + FUNDING_INTERVAL_MS)
     assert ex.ledger.balances["BTC"] == btc  # the inverse perp's rate is 0
     assert ex.funding_paid_usd == pytest.approx(ex.fair(LINEAR).mark * 0.0003, rel=1e-12)
+
+
+def backtest(tmp: Path, name: str, **env: str) -> dict[str, Any]:
+    out = tmp / name
+    config = str(ROOT / "config/backtest-straddle.toml")
+    args = ["backtest", "--config", config, "--days", "2", "--paths", "1", "--jobs", "1"]
+    code, _, err = run_bot(
+        [*args, "--out", str(out)],
+        timeout=300,
+        env=clean_env(**env),
+    )
+    assert code == 0, err
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    return report
+
+
+def test_a_backtest_pays_funding_on_its_hedge_and_attributes_it(tmp_path: Path) -> None:
+    """The straddle's perp hedge pays funding through `hedgebot backtest`: the same decisions
+    (funding moves USDT, not delta), a P&L lower by exactly what was paid, the attribution's
+    funding part, and the same figures with the fast-forward off."""
+    free = backtest(tmp_path, "free")
+    paid = backtest(tmp_path, "paid", HEDGEBOT_SIM__FUNDING_RATE="0.0005")
+    slow = backtest(
+        tmp_path, "slow", HEDGEBOT_SIM__FUNDING_RATE="0.0005", HEDGEBOT_ENGINE__FAST_FORWARD="false"
+    )
+    f, p = free["summary"], paid["summary"]
+    assert f["funding_usd"]["mean"] == 0.0
+    funding = p["funding_usd"]["mean"]
+    assert abs(funding) > 1.0, "a perp hedge held over six funding times pays or receives"
+    assert p["orders"] == f["orders"] and p["fees_usd"] == f["fees_usd"]
+    moved = p["hedged_pnl_usd"]["mean"] - f["hedged_pnl_usd"]["mean"]
+    assert moved == pytest.approx(-funding, rel=1e-6)
+    assert p["attribution_usd"]["funding"] == pytest.approx(-funding, rel=1e-9)
+    assert slow["summary"]["funding_usd"] == p["funding_usd"]
+    assert slow["summary"]["hedged_pnl_usd"] == p["hedged_pnl_usd"]

@@ -219,3 +219,28 @@ def test_unknown_or_expired_symbols_raise() -> None:
         ex.book("NOPE/USDT")
     assert "NOPE/USDT" not in ex.books and PERP in ex.books
     assert math.isfinite(ex.fair(PERP).mark)
+
+
+def test_finished_orders_beyond_the_history_are_forgotten() -> None:
+    """The exchange keeps every open order and the newest `sim.order_history` finished ones
+    with their fills, so a long backtest's memory stays bounded."""
+    cfg = SimConfig(
+        seed=3,
+        order_history=4,
+        partial_fill_rate=0.0,
+        underlyings={"BTC": SimUnderlying(price=60_000.0, vol=0.6)},
+    )
+    ex = SimExchange.create(cfg, [], T0)
+    resting = OrderRequest("rest", PERP, Side.BUY, 0.01, 30_000.0)  # far below: stays open
+    ex.submit(resting, T0)
+    for n in range(30):
+        ask = ex.book(PERP).best_ask
+        assert ask is not None
+        order, _ = ex.submit(OrderRequest(f"c{n}", PERP, Side.BUY, 0.01, ask), T0 + n)
+        assert not order.is_open, "a marketable order fills at once"
+    finished = [c for c, o in ex.orders.items() if not o.is_open]
+    assert len(finished) <= 2 * 4 and "c29" in finished
+    assert ex.orders["rest"].is_open  # open orders are never forgotten
+    assert "c0" not in ex.orders and "c0" not in ex.fills_by_order
+    assert {f.client_id for f in ex.fills} == set(finished)
+    assert ex.ledger.qty(PERP) == pytest.approx(0.30)  # the positions keep every fill

@@ -11,7 +11,8 @@ Per tick, for each underlying, with the exposure the hedger computed after its p
     vega  P&L = vega_usd * dIV                (vega_usd is USD per 1.00 of volatility)
 
 Costs are what the recorder measured: fees (USD), slippage (what fills paid beyond mid, USD)
-and funding (0: the simulated exchange charges none). Each enters the sum with a minus sign.
+and funding (what the simulated exchange charged the perps held). Each enters the sum with a
+minus sign.
 
     residual = hedged P&L - (delta + gamma + theta + vega - fees - slippage - funding)
 
@@ -25,7 +26,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.core.book import Exposure
+import numpy as np
+
+from bot.core.book import Exposure, FloatArray
+from bot.core.spanbook import SpanGreeks
 
 YEAR_MS = 365.0 * 86_400_000
 
@@ -57,11 +61,32 @@ class Attribution:
         if math.isfinite(iv) and math.isfinite(iv_before):
             self.vega += before.vega_usd * (iv - iv_before)
 
-    def close(self, total_usd: float, fees_usd: float, slippage_usd: float) -> None:
+    def steps(
+        self,
+        s: FloatArray,
+        price: FloatArray,
+        before: SpanGreeks,
+        iv_before: float,
+        iv: float,
+        dt_ms: int,
+    ) -> None:
+        """`step` over a span of ticks: the index from s[i] to price[i], the book's greeks
+        at s[i] (before[i])."""
+        ok = (s > 0) & np.isfinite(price)
+        ds = np.where(ok, price - s, 0.0)
+        self.delta += float(np.sum(before.delta_coin * s * ds / np.where(ok, s, 1.0)))
+        self.gamma += float(np.sum(0.5 * before.gamma_coin * ds * ds))
+        self.theta += float(np.sum(np.where(ok, before.theta_usd, 0.0))) * dt_ms / YEAR_MS
+        if math.isfinite(iv) and math.isfinite(iv_before):
+            self.vega += float(np.sum(np.where(ok, before.vega_usd, 0.0) * (iv - iv_before)))
+
+    def close(
+        self, total_usd: float, fees_usd: float, slippage_usd: float, funding_usd: float
+    ) -> None:
         """Books the costs (as losses) and the residual against the path's hedged P&L."""
         self.fees = -fees_usd
         self.slippage = -slippage_usd
-        self.funding = 0.0
+        self.funding = -funding_usd
         explained = self.delta + self.gamma + self.theta + self.vega
         self.residual = total_usd - (explained + self.fees + self.slippage + self.funding)
 

@@ -5,7 +5,9 @@ The driver advances the clock tick by tick; at each tick the simulated exchange 
 (and fills resting orders), the hedger gets every line's ticker and the hedge instrument's book,
 and decides. Orders go through the same executor code as live, on clock timers that the virtual
 loop jumps to. Order updates and fills reach the hedger as the venue publishes them, like a
-websocket that never drops. Nothing touches the network, a journal or MQTT.
+websocket that never drops. Nothing touches the network, a journal or MQTT. Quiet ticks (only
+the index moves, inside every corridor) are stepped over by the fast-forward (fastforward.py)
+with the same results; what a tick books goes through ticks.py either way.
 """
 
 from __future__ import annotations
@@ -13,22 +15,22 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.backtest import cross_stats
+from bot.backtest import cross_stats, ticks
 from bot.backtest.attribution import Attribution
 from bot.backtest.data import Recorded
+from bot.backtest.fastforward import FastForward, PathParts
 from bot.backtest.recorder import EventsFile, Recorder
 from bot.backtest.schedule import DAY_MS, grid, stale_checks
 from bot.backtest.series import Series
 from bot.backtest.valuation import value_usd
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings
-from bot.core.book import Exposure, LineKey
+from bot.core.book import LineKey
 from bot.core.instruments import Instrument, Kind
-from bot.core.market import UnderlyingMarket
 from bot.events import EventBus
 from bot.hedger.hedger import Hedger
 from bot.shell.funding import FundingWatch
@@ -65,6 +67,7 @@ class PathResult:
     end_value_usd: float = 0.0
     fees_usd: float = 0.0
     slippage_usd: float = 0.0
+    funding_usd: float = 0.0  # funding the simulated exchange charged (negative: received)
     orders: int = 0
     fills: int = 0
     rejects: int = 0
@@ -197,35 +200,55 @@ async def _run(
     result.price_start = _index(venues, ref)
     start_coin = result.start_value_usd / result.price_start
     start = {u: _index(venues, u) for u in underlyings}
-    ticks = spec.ticks()
-    stale = stale_checks(ticks, spec.start_ms, int(settings.engine.stale_after_s * 1000))
-    result.series = Series.for_ticks(len(ticks))
+    times = spec.ticks()
+    stale = stale_checks(times, spec.start_ms, int(settings.engine.stale_after_s * 1000))
+    result.series = Series.for_ticks(len(times))
     t = spec.start_ms
+    parts = PathParts(
+        hedger,
+        venues,
+        clock,
+        recorder,
+        hedge_lines,
+        underlyings,
+        spec.start_ms,
+        spec.tick_ms,
+        detail,
+    )
+    ff = FastForward(parts) if _can_fast_forward(settings, spec) else None
     try:
-        for tick in ticks:
+        i = 0
+        while i < len(times):
+            if ff is not None:
+                t = ff.run(t, times[-1], result, on_tick)
+                i = (t - spec.start_ms) // spec.tick_ms  # a grid: times[i] is the tick after t
+                if i >= len(times):
+                    break
+            tick = times[i]
+            i += 1
             if tick in stale:
                 await _look_stale(clock, hedger, underlyings, stale[tick], result)
             dt_ms, t = tick - t, tick
             await clock.advance_to(t)
             # The book as it is held when the market moves (fills so far, not orders in flight).
-            held = {u: _held(hedger, u) for u in underlyings} if detail else {}
+            held = {u: ticks.held(hedger, u) for u in underlyings} if detail else {}
             crossed = cross_stats.before(hedger) if detail else {}
             for venue in venues.values():
                 venue.tick()
             if t - funding_at >= funding_every_ms:
                 funding_at = t
                 await funding.refresh()
-            _feed(hedger, venues, hedge_lines)
+            ticks.feed(hedger, venues, hedge_lines)
             cross_stats.after(result.cross, hedger, crossed)
             if result.ticks == 0 and detail:
-                _first_move(result.attribution, hedger, underlyings, start, dt_ms)
+                ticks.first_move(result.attribution, hedger, underlyings, start, dt_ms)
             else:
-                _attribute(result.attribution, hedger, held, dt_ms)
+                ticks.attribute(result.attribution, hedger, held, dt_ms)
             hedger.decide_dirty()
-            _note(result, hedger, underlyings)
+            ticks.note(result, hedger, underlyings)
             result.ticks += 1
             if detail and result.series.wants(result.ticks):
-                _sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
+                ticks.sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
             if on_tick is not None:
                 on_tick(result.ticks)
         # Let what is in flight settle before the books are closed.
@@ -245,8 +268,24 @@ async def _run(
     result.pnl_usd = result.end_value_usd - result.start_value_usd
     result.pnl_coin = result.end_value_usd / result.price_end - start_coin
     recorder.fill_into(result)
-    result.attribution.close(result.pnl_usd, result.fees_usd, result.slippage_usd)
+    result.funding_usd = sum(v.exchange.funding_paid_usd for v in venues.values())
+    result.attribution.close(
+        result.pnl_usd, result.fees_usd, result.slippage_usd, result.funding_usd
+    )
     return result
+
+
+def _can_fast_forward(settings: Settings, spec: PathSpec) -> bool:
+    """Quiet ticks are stepped over on a regular grid with the corridor on. Not for a replay
+    (irregular times), cross hedges (their statistics need every tick) or routing (candidates'
+    funding is re-read on a timer the span would step over)."""
+    eng = settings.engine
+    return (
+        eng.fast_forward
+        and eng.corridor
+        and spec.times is None
+        and all(h.cross is None and not h.candidates for h in settings.hedge.values())
+    )
 
 
 async def _look_stale(
@@ -275,88 +314,6 @@ async def _pump(name: str, venue: Venue, hedger: Hedger) -> None:
             hedger.on_fills(name, await venue.watch_fills())
 
     await asyncio.gather(orders(), fills())
-
-
-def _feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey]) -> None:
-    for account, symbol in list(hedger.view.lines):
-        venue = venues.get(account)
-        if venue is not None and symbol not in venue.exchange.expired:
-            hedger.on_ticker(account, venue.exchange.ticker(symbol))
-    for account, symbol in hedge_lines:
-        hedger.on_book(account, venues[account].exchange.book(symbol))
-
-
-def _note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
-    for u in underlyings:
-        d = hedger.last_decision.get(u)
-        if d is None or d.reason in ("no_market_data",) or d.reason.startswith("cross_"):
-            continue  # a cross-hedged underlying's band is not what hedges it
-        result.ticks_decided += 1
-        drift = abs(d.delta - d.target)
-        result.ticks_in_band += drift <= d.band
-        result.max_abs_drift = max(result.max_abs_drift, drift)
-        coin = d.delta if d.unit == "coin" else d.delta / d.price
-        result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))
-
-
-def _iv(market: UnderlyingMarket) -> float:
-    """The options' mean implied volatility (NaN without options: no vega)."""
-    ivs = market.option_iv.values()
-    return sum(ivs) / len(ivs) if ivs else market.vol
-
-
-def _held(hedger: Hedger, u: str) -> tuple[Exposure, float] | None:
-    """The exposure of what is held (in-flight orders are not), and the IV it was valued at."""
-    now = hedger.view.snapshot(u)
-    if now is None:
-        return None
-    e, market = now
-    # a cross hedge's share is another underlying's delta, attributed there
-    coin = e.delta_coin - e.in_flight_coin - hedger.cross.coin_onto(u)
-    iv = _iv(hedger.view.market_with_ivs(u) or market)
-    return replace(e, delta_coin=coin, delta_usd=coin * e.price, in_flight_coin=0.0), iv
-
-
-def _attribute(
-    attribution: Attribution,
-    hedger: Hedger,
-    held: dict[str, tuple[Exposure, float] | None],
-    dt_ms: int,
-) -> None:
-    """This tick's move against the book held before it."""
-    for u, before in held.items():
-        market = hedger.view.market_with_ivs(u)  # the IVs too: vega P&L
-        if before is not None and market is not None:
-            attribution.step(before[0], before[1], market.index, _iv(market), dt_ms)
-
-
-def _first_move(
-    attribution: Attribution,
-    hedger: Hedger,
-    underlyings: list[str],
-    start: dict[str, float],
-    dt_ms: int,
-) -> None:
-    """The first tick's move has no exposure before it (the hedger had no market yet): the
-    book's greeks at the first price, delta taken back to the start price along gamma."""
-    for u in underlyings:
-        now = _held(hedger, u)
-        if now is None or not start[u] > 0:
-            continue
-        e, iv = now
-        delta = e.delta_coin - e.gamma_coin * (e.price - start[u])
-        before = replace(e, price=start[u], delta_coin=delta, delta_usd=delta * start[u])
-        attribution.step(before, iv, e.price, iv, dt_ms)
-
-
-def _sample(result: PathResult, hedger: Hedger, recorder: Recorder, u: str, hours: float) -> None:
-    d = hedger.last_decision.get(u)
-    if d is None:
-        return
-    result.series.unit = d.unit
-    cost = recorder.fees_usd + recorder.slippage_usd
-    b = d.bounds
-    result.series.add(hours, d.price, d.delta, b.center, b.lower, b.upper, cost)
 
 
 def _index(venues: dict[str, SimVenue], underlying: str) -> float:

@@ -61,6 +61,10 @@ class Ledger:
     fills_count: int = 0
     fees_paid: dict[str, float] = field(default_factory=dict)
     version: int = 0  # bumped whenever a position moves, so views can keep arrays of them
+    # Settled orders beyond this many are forgotten (oldest first; the journal holds them), so
+    # a long run's memory and the walks over unsettled orders stay bounded.
+    history: int = 1000
+    forgotten_filled: int = 0  # forgotten orders that had fills booked
 
     def open(
         self, account: str, intent: OrderIntent, request: OrderRequest | None, now_ms: int
@@ -69,7 +73,16 @@ class Ledger:
             raise ValueError(f"client id {intent.client_id} already used")
         order = TrackedOrder(account, intent, request, created_ms=now_ms, updated_ms=now_ms)
         self.orders[intent.client_id] = order
+        if len(self.orders) > 2 * self.history:
+            self._forget()
         return order
+
+    def _forget(self) -> None:
+        """Drop the oldest settled orders beyond `history` (amortized: once it has doubled)."""
+        settled = [c for c, o in self.orders.items() if o.settled]
+        drop = settled[: max(len(settled) - self.history, 0)]
+        for c in drop:
+            self.forgotten_filled += self.orders.pop(c).booked > 0
 
     def apply_update(self, update: OrderUpdate) -> TrackedOrder | None:
         """Apply a venue update to a known order; None when the client id is not ours."""

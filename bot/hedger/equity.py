@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from bot.core import equity as eq
-from bot.core.book import Columns, LineKey
-from bot.core.instruments import Instrument
+from bot.core.book import Columns, FloatArray, LineKey
+from bot.core.greeks import MS_PER_YEAR, black_scholes
+from bot.core.instruments import Instrument, Kind, OptionType
 from bot.core.market import UnderlyingMarket
 from bot.core.orders import Fill
 
@@ -86,6 +89,42 @@ class EquityTracker:
         marks = eq.option_marks_coin(cols, mkt, self._now_ms())
         equity = eq.coin_equity(accounts, lines, positions, mkt.index, marks)
         return equity - eq.spot_coin(lines, positions, set(accounts))
+
+    def waiting(self, coin: str) -> bool:
+        """Is a balance read of `coin` waiting to be applied?"""
+        return any(k[0] == coin for k in self._pending)
+
+    def delta_coin_span(
+        self,
+        coin: str,
+        cols: Columns,
+        positions: Mapping[LineKey, float],
+        mkt: UnderlyingMarket,
+        s: FloatArray,
+        now_ms: npt.NDArray[np.int64],
+    ) -> FloatArray | None:
+        """`delta_coin` at each (s[i], now_ms[i]) with nothing else moving (a backtest's quiet
+        span); None while a read waits to be applied."""
+        if self.waiting(coin):
+            return None
+        accounts = self.accounts.get(coin, {})
+        if not accounts:
+            return np.zeros(len(s))
+        lines = {k: self._lines[k] for k in cols.keys}
+        value = np.full(len(s), sum(a.basis for a in accounts.values()))
+        for key, ins in lines.items():
+            qty = positions.get(key, 0.0)
+            if key[0] not in accounts or qty == 0.0 or not eq.is_coin_settled(ins):
+                continue
+            if ins.kind is Kind.OPTION:
+                iv = mkt.option_iv.get(key, mkt.vol)
+                t = np.maximum(int(ins.expiry_ms or 0) - now_ms, 0) / MS_PER_YEAR
+                call = ins.option_type is OptionType.CALL
+                price = black_scholes(s, float(ins.strike or 0.0), t, mkt.rate, iv, call).price
+                value = value + qty * (price / s * ins.contract_size)
+            else:
+                value = value - qty * ins.contract_size / s
+        return value - eq.spot_coin(lines, positions, set(accounts))
 
     def _apply(self, coin: str, account: str, mkt: UnderlyingMarket) -> None:
         read = self._pending.pop((coin, account))

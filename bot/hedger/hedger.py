@@ -564,7 +564,7 @@ class Hedger:
             "delta": deltas,
             "orders_sent": self.executor.orders_sent,
             "orders_refused": self.executor.orders_refused,
-            "orders_filled": sum(1 for o in orders if o.booked > 0),
+            "orders_filled": self.ledger.forgotten_filled + sum(1 for o in orders if o.booked > 0),
             "fills": self.ledger.fills_count,
             "fees": dict(self.ledger.fees_paid),
             "open_orders_left": open_orders_left,

@@ -16,6 +16,7 @@ counts the correlation the history shows.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,6 @@ class RiskView:
         self._timer = self.h.clock.call_later(self.period_s, self._tick)
 
     def run(self, force: bool = False) -> None:
-        cfg = self.h.settings.risk
         now = self.h.clock.now_ms()
         if self.samples.maxlen != self._maxlen():
             self.samples = deque(self.samples, maxlen=self._maxlen())
@@ -82,13 +82,31 @@ class RiskView:
             mkt = self.h.view.market(u)
             if mkt is not None:
                 prices[u] = mkt.index
-        sampled = False
-        if prices and (not self.samples or now - self.samples[-1][0] >= cfg.var_sample_s * 1000):
+        sampled = self._sample_due(now, prices)
+        if sampled:
             self.samples.append((now, prices))
-            sampled = True
         if force or sampled or self._stale(now, prices):
             self._basis = (now, self.h.ledger.version, self.h.settings, prices)
             self.compute(now)
+
+    def idle_at(self, now: int, prices: dict[str, float]) -> bool:
+        """Would a run at `now` with these index prices do nothing (no sample, no
+        recomputation)? A backtest's fast-forward then only moves the timer (reschedule)."""
+        maxlen_same = self.samples.maxlen == self._maxlen()
+        return maxlen_same and not self._sample_due(now, prices) and not self._stale(now, prices)
+
+    @property
+    def timer(self) -> Timer | None:
+        return self._timer
+
+    def reschedule(self, when_s: float) -> None:
+        """Next run at loop time `when_s`, as if the runs before it had found nothing to do."""
+        self.stop()
+        self._timer = asyncio.get_running_loop().call_at(when_s, self._tick)
+
+    def _sample_due(self, now: int, prices: dict[str, float]) -> bool:
+        period_ms = self.h.settings.risk.var_sample_s * 1000
+        return bool(prices) and (not self.samples or now - self.samples[-1][0] >= period_ms)
 
     def _stale(self, now: int, prices: dict[str, float]) -> bool:
         """Recompute only when something moved: positions (the ledger), the config, an index by

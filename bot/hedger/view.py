@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from bot.clock import Clock, wall_ms
 from bot.config import Settings
@@ -30,6 +31,7 @@ from bot.core.external import External
 from bot.core.greeks import MS_PER_YEAR
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
+from bot.core.spanbook import SpanGreeks, span_greeks
 from bot.execution.ledger import Ledger
 from bot.hedger.equity import EquityTracker
 
@@ -214,11 +216,15 @@ class MarketView:
         return seen[0] if seen is not None else None
 
     def snapshot(
-        self, underlying: str, stats: bool = False
+        self,
+        underlying: str,
+        stats: bool = False,
+        at: tuple[UnderlyingMarket, int] | None = None,
     ) -> tuple[Exposure, UnderlyingMarket] | None:
         """The underlying's exposure and the market it was computed on; with `stats`, also the
-        book statistics cost-aware policies need (bot/core/book.py book_stats)."""
-        mkt = self.market(underlying)
+        book statistics cost-aware policies need (bot/core/book.py book_stats). `at`: on that
+        market at that clock ms instead of the latest (a backtest's fast-forward)."""
+        mkt = self.market(underlying) if at is None else at[0]
         if mkt is None:
             return None
         eng = self._settings().engine
@@ -242,7 +248,7 @@ class MarketView:
         external += self.cross_coin(underlying)
         pending = self._pending(st)
         self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
-        now = self.clock.now_ms()
+        now = self.clock.now_ms() if at is None else at[1]
         exp = exposure_of(
             cols,
             held,
@@ -271,6 +277,35 @@ class MarketView:
                 delta_usd=(exp.delta_coin + shift) * exp.price,
             )
         return exp, mkt
+
+    def spans(self, underlying: str) -> bool:
+        """Can held_span value this underlying's book?"""
+        eng = self._settings().engine
+        if self.external or eng.greeks_source != "own":
+            return False
+        return eng.hedge_view != "usd" or not self.equity.waiting(underlying)
+
+    def held_span(
+        self, underlying: str, s: FloatArray, now_ms: npt.NDArray[np.int64]
+    ) -> SpanGreeks | None:
+        """`snapshot`'s greeks at each (s[i], now_ms[i]) with nothing else moving: a backtest's
+        quiet span, no order in flight. None where the span would need what only a tick at a
+        time gives (external positions, venue greeks, a balance read still to apply)."""
+        mkt = self.market(underlying)
+        if mkt is None or not self.spans(underlying):
+            return None
+        eng = self._settings().engine
+        st = self.state_of(underlying)
+        g = span_greeks(st.cols, st.held, st.iv, s, now_ms, mkt.rate, eng.hedge_view)
+        if eng.hedge_view == "usd" and self.equity.counts(underlying):
+            keys = st.cols.keys
+            positions = {k: q for k, q in zip(keys, st.held.tolist(), strict=True) if q != 0.0}
+            market = self._with_ivs(st, mkt)
+            extra = self.equity.delta_coin_span(underlying, st.cols, positions, market, s, now_ms)
+            if extra is None:
+                return None
+            g = replace(g, delta_coin=g.delta_coin + extra)
+        return g
 
     def _equity(
         self, underlying: str, st: Underlying, held: FloatArray, mkt: UnderlyingMarket

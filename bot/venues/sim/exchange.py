@@ -221,6 +221,26 @@ class SimExchange:
         self._working = {c: o for c, o in self._working.items() if _working(o)}
         return changes
 
+    def quiet_until_ms(self) -> int | None:
+        """Until when a tick only moves prices (no order working, which a tick may fill; the
+        next expiry or funding payment; None: not even the next tick). For a backtest's
+        fast-forward."""
+        if self._working:
+            return None
+        expiry = self._expiries[0][0] if self._expiries else 2**62
+        funding = self.next_funding_ms()  # money moves then: a full tick books it
+        return expiry if funding is None else min(expiry, funding)
+
+    def move_to(self, prices: list[float], now_ms: int) -> None:
+        """A tick before quiet_until_ms() whose step was drawn outside (the same model, the
+        same draws): only the prices and the time move."""
+        self.quotes.move(prices, now_ms)
+        self._market = None
+
+    @property
+    def model(self) -> MarketModel:
+        return self._stepper
+
     def use_model(self, model: MarketModel) -> None:
         """Step prices with `model` from now on (a backtest's --market or --data replay)."""
         if model.names != self._stepper.names:
@@ -331,6 +351,8 @@ class SimExchange:
             status=OrderStatus.OPEN,
         )
         self.orders[request.client_id] = order
+        if len(self.orders) > 2 * self.cfg.order_history:
+            self._forget()
         # Always one draw per order, so the reject rate does not shift later draws.
         draw = float(self.order_rng.random())
         reason = self._invalid(request) or forced_reject
@@ -364,6 +386,19 @@ class SimExchange:
         index = self.quotes.index(inst.underlying)
         book = self.quotes.book(r.symbol)
         return bk.order_problem(inst, r, book, self.ledger.qty(r.symbol), index)
+
+    def _forget(self) -> None:
+        """Keep every open order and the newest `order_history` finished ones, with their
+        fills: a long run's memory stays bounded (amortized: this runs once the history has
+        doubled)."""
+        done = [c for c, o in self.orders.items() if not o.is_open]
+        drop = set(done[: max(len(done) - self.cfg.order_history, 0)])
+        if not drop:
+            return
+        self.orders = {c: o for c, o in self.orders.items() if c not in drop}
+        self.fills = [f for f in self.fills if f.client_id not in drop]
+        for c in drop:
+            self.fills_by_order.pop(c, None)
 
     def cancel(self, client_id: str, now_ms: int) -> tuple[SimOrder | None, Changes]:
         """Cancel an open order; undelivered parts of a partial fill are dropped with it."""

@@ -136,6 +136,12 @@ class SimVenue:
         self._wake["ticker"].fire()
         self._wake["order_book"].fire()
 
+    def quiet_tick(self, prices: list[float], now_ms: int) -> None:
+        """`tick` at `now_ms` for a step drawn outside with nothing but prices to move (see
+        SimExchange.quiet_until_ms): nobody is woken, as in a backtest nobody waits."""
+        self.exchange.move_to(prices, now_ms)
+        self._tick_no += 1
+
     # -- fault hooks ------------------------------------------------------------------------
 
     def inject_reject(self, reason: str = "injected reject") -> None:

@@ -1,0 +1,308 @@
+"""Fast-forward over a backtest path's quiet ticks: the same results without the loop, the venue's
+tick or the hedger's feed at each of them.
+
+A tick is quiet when nothing but prices moves and every decision it would bring is provably the
+one already made: no callback ready and no timer due but the risk view's (whose run would find
+nothing to do: no sample due, no index moved by 1%, nothing else changed); no order working or
+in flight and no expiry at the sim exchanges; every hedged underlying held in its trigger
+corridor (bot/hedger/gate.py: the same feeds, fresh data) with its new index inside [lo, hi]
+and the options' IVs unchanged. The market is stepped by the exchange's own model with the same
+draws (Lookahead): the step that ends a span is the one the exchange's next tick takes, so a
+seed gives the same path either way.
+
+For each quiet tick the path is booked as a full tick books it: attribution against the book
+held at the previous price (view.snapshot at that market), decision counts, series samples, the
+hedge line's realized-vol EWMA. The span's last tick is fed to the hedger as a full tick (so
+the view, books, gate and feeds stand where they would), and the loop's time and the risk
+view's timer are left where the full ticks would have left them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot.backtest import ticks
+from bot.backtest.recorder import Recorder
+from bot.clock import VirtualClock
+from bot.core.book import LineKey
+from bot.core.market import UnderlyingMarket
+from bot.core.vol import EwmaVol, ewma_update
+from bot.hedger.hedger import Hedger
+from bot.venues.sim import SimVenue
+from bot.venues.sim.models import MarketModel
+
+if TYPE_CHECKING:
+    from bot.backtest.path import PathResult
+
+
+class Lookahead:
+    """A market model that can draw its next step before the exchange takes it: `peek` steps
+    the wrapped model (same draws), `advance` hands the peeked step out when the exchange's own
+    tick asks for it; `take` drops it when the fast-forward used it instead."""
+
+    def __init__(self, inner: MarketModel) -> None:
+        self.inner = inner
+        self.names = inner.names
+        self.dynamic_vols = inner.dynamic_vols
+        self._next: tuple[int, int, list[float]] | None = None
+        self._vols_before: dict[str, float] = {}
+
+    @property
+    def vols(self) -> Mapping[str, float]:
+        return self._vols_before if self._next is not None else self.inner.vols
+
+    def peek(
+        self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
+    ) -> tuple[list[float], bool]:
+        """The next step's prices, and whether the model's vols moved with it."""
+        if self._next is not None:
+            raise RuntimeError("a peeked step was neither taken nor advanced")
+        self._vols_before = dict(self.inner.vols)
+        out = self.inner.advance(prices, from_ms, to_ms, rng)
+        self._next = (from_ms, to_ms, out)
+        moved = self.dynamic_vols and dict(self.inner.vols) != self._vols_before
+        return out, moved
+
+    def take(self) -> None:
+        self._next = None
+
+    def advance(
+        self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
+    ) -> list[float]:
+        step = self._next
+        if step is None:
+            return self.inner.advance(prices, from_ms, to_ms, rng)
+        self._next = None
+        if (step[0], step[1]) != (from_ms, to_ms):
+            raise RuntimeError(f"peeked step {step[:2]} taken as ({from_ms}, {to_ms})")
+        return list(step[2])
+
+
+@dataclass(frozen=True, slots=True)
+class PathParts:
+    """The running path's parts the fast-forward reads and moves."""
+
+    hedger: Hedger
+    venues: dict[str, SimVenue]
+    clock: VirtualClock
+    recorder: Recorder
+    hedge_lines: list[LineKey]
+    underlyings: list[str]  # sorted hedged underlyings
+    start_ms: int
+    tick_ms: int
+    detail: bool
+
+
+@dataclass(slots=True)
+class _Quiet:
+    """One quiet tick: its time and each underlying's index."""
+
+    t: int
+    index: dict[str, float]
+
+
+class FastForward:
+    def __init__(self, parts: PathParts) -> None:
+        self.p = parts
+        self.look: dict[str, Lookahead] = {}
+        for name, v in parts.venues.items():
+            la = Lookahead(v.exchange.model)
+            v.exchange.use_model(la)
+            self.look[name] = la
+        self._slot = {
+            name: {u: i for i, u in enumerate(la.names)} for name, la in self.look.items()
+        }
+        self._steps: dict[str, list[float]] = {}
+
+    def run(
+        self, t0: int, end_ms: int, result: PathResult, on_tick: Callable[[int], None] | None
+    ) -> int:
+        """Skip the quiet ticks after `t0` (the last tick done, before `end_ms`'s); returns
+        the last tick done."""
+        if result.ticks == 0 or not self._eligible():
+            return t0
+        span = self._span(t0, end_ms, result)
+        if not span:
+            return t0
+        self._finish(span, result)
+        if on_tick is not None:
+            on_tick(result.ticks)
+        return span[-1].t
+
+    def _eligible(self) -> bool:
+        p = self.p
+        h = p.hedger
+        if h.executor.busy or h.ledger.in_flight():
+            return False
+        if p.detail and (h.settings.engine.greeks_source != "own" or h.view.external):
+            return False
+        if any(v.exchange.quiet_until_ms() is None for v in p.venues.values()):
+            return False
+        if h.riskview.timer is None:
+            return False
+        lines = {h.catalog[k].underlying for k in h.view.lines if k in h.catalog}
+        if not lines <= set(p.underlyings):
+            return False
+        for u in p.underlyings:
+            held = h.gate.held.get(u)
+            if held is None or held.feeds_version != h.feeds.version:
+                return False
+            if held.ref not in h.view.lines or held.ref[0] not in p.venues:
+                return False
+            if p.tick_ms > held.stale_ms and self._fed_before_ref(u, held.ref):
+                return False
+        return True
+
+    def _fed_before_ref(self, u: str, ref: LineKey) -> bool:
+        """Is a line of `u` fed before its ref line? gate.absorbs then checks the age of the
+        previous tick's ref ticker."""
+        h = self.p.hedger
+        for key in h.view.lines:
+            if key == ref:
+                return False
+            ins = h.catalog.get(key)
+            if ins is not None and ins.underlying == u and key[0] in self.p.venues:
+                return True
+        return False
+
+    def _span(self, t0: int, end_ms: int, result: PathResult) -> list[_Quiet]:
+        p = self.p
+        h, clock = p.hedger, p.clock
+        loop = clock.loop
+        rv = h.riskview
+        timer = rv.timer
+        assert isinstance(timer, asyncio.TimerHandle)
+        rv_when, period = timer.when(), rv.period_s
+        others = loop.quiet_until(ignore=timer)
+        expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
+        ref_venue = {u: h.gate.held[u].ref[0] for u in p.underlyings}
+        band = {u: (h.gate.held[u].lo, h.gate.held[u].hi) for u in p.underlyings}
+        prev = {u: p.venues[ref_venue[u]].exchange.quotes.index(u) for u in p.underlyings}
+        markets, ivs = self._markets()
+        vector = p.detail and all(h.view.spans(u) for u in p.underlyings)
+        first = prev
+        now_s = clock.loop_now()
+        out: list[_Quiet] = []
+        t = t0
+        while t < end_ms:
+            nt = t + p.tick_ms
+            if nt >= expiry:
+                break
+            when = clock.when_of(nt)
+            # The risk view's runs before this tick (they see the previous tick's index).
+            fired = rv_when <= when
+            w = rv_when
+            while w <= when and rv.idle_at(clock.ms_of(w), dict(prev)):
+                w += period
+            if w <= when:
+                break
+            # advance_to: a jump when idle, else a sleep whose end is computed from now.
+            target = now_s + (when - now_s) if fired else when
+            if not others > target:
+                break
+            index = self._peek(nt, ref_venue)
+            if index is None or any(not lo <= index[u] <= hi for u, (lo, hi) in band.items()):
+                break
+            self._commit(nt)
+            rv_when, now_s = w, target
+            loop.jump(now_s)  # the clock reads nt (equity marks the coin-settled options by it)
+            if p.detail and not vector:
+                for u in p.underlyings:
+                    at = replace(markets[u], index=prev[u], ts_ms=t)
+                    was = ticks.held(h, u, at=(at, nt))
+                    if was is not None:
+                        result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
+            out.append(_Quiet(nt, index))
+            prev, t = index, nt
+        if out and vector:
+            self._attribute(first, out, ivs, result)
+        if out and rv_when != timer.when():
+            rv.reschedule(rv_when)
+        return out
+
+    def _attribute(
+        self,
+        first: dict[str, float],
+        span: list[_Quiet],
+        ivs: dict[str, float],
+        result: PathResult,
+    ) -> None:
+        """The span's attribution in one go: each tick's move against the book's greeks at
+        the previous tick's index (view.held_span), as the full ticks book it one by one."""
+        now = np.array([q.t for q in span], dtype=np.int64)
+        for u in self.p.underlyings:
+            price = np.array([q.index[u] for q in span])
+            s = np.concatenate(([first[u]], price[:-1]))
+            g = self.p.hedger.view.held_span(u, s, now)
+            if g is not None:
+                result.attribution.steps(s, price, g, ivs[u], ivs[u], self.p.tick_ms)
+
+    def _markets(self) -> tuple[dict[str, UnderlyingMarket], dict[str, float]]:
+        view = self.p.hedger.view
+        markets: dict[str, UnderlyingMarket] = {}
+        ivs: dict[str, float] = {}
+        for u in self.p.underlyings:
+            m = view.market(u)
+            mi = view.market_with_ivs(u)
+            assert m is not None and mi is not None  # a corridor is held: it decided on one
+            markets[u], ivs[u] = m, ticks.mean_iv(mi)
+        return markets, ivs
+
+    def _peek(self, nt: int, ref_venue: dict[str, str]) -> dict[str, float] | None:
+        """Draw every venue's step to `nt`; None when a model's vols moved (options' IVs)."""
+        self._steps = {}
+        quiet = True
+        for name, v in self.p.venues.items():
+            ex = v.exchange
+            prices, moved = self.look[name].peek(
+                ex.quotes.prices, ex.quotes.ts_ms, nt, ex.market_rng
+            )
+            self._steps[name] = prices
+            quiet = quiet and not moved
+        if not quiet:
+            return None
+        return {u: self._steps[name][self._slot[name][u]] for u, name in ref_venue.items()}
+
+    def _commit(self, nt: int) -> None:
+        for name, v in self.p.venues.items():
+            self.look[name].take()
+            v.quiet_tick(self._steps[name], nt)
+
+    def _finish(self, span: list[_Quiet], result: PathResult) -> None:
+        p = self.p
+        h = p.hedger
+        for q in span[:-1]:
+            self._ewma(q)
+            self._book(q, result)
+        last = span[-1]
+        for u in p.underlyings:
+            # The last quiet tick's index reaches the hedger as a full tick brings it (realized
+            # vol, the gate's ref time, the view's market). The other lines' tickers and the
+            # books are left: the next tick's feed replaces them before anything reads them
+            # (own greeks: the options are valued from the view's IVs, which did not move).
+            account, symbol = h.gate.held[u].ref
+            h.on_ticker(account, p.venues[account].exchange.ticker(symbol))
+        if h.settings.engine.greeks_source != "own":
+            ticks.feed(h, p.venues, p.hedge_lines)  # venue greeks read every option's ticker
+        h.decide_dirty()
+        self._book(last, result)
+
+    def _ewma(self, q: _Quiet) -> None:
+        h = self.p.hedger
+        for u in self.p.underlyings:
+            cfg = h.settings.hedge[u]
+            before = h.realized_vol.get(u, EwmaVol())
+            h.realized_vol[u] = ewma_update(before, q.index[u], q.t, cfg.policy.vol_half_life_s)
+
+    def _book(self, q: _Quiet, result: PathResult) -> None:
+        p = self.p
+        ticks.note(result, p.hedger, p.underlyings)
+        result.ticks += 1
+        if p.detail and result.series.wants(result.ticks):
+            hours = (q.t - p.start_ms) / 3_600_000
+            ticks.sample(result, p.hedger, p.recorder, p.underlyings[0], hours)
