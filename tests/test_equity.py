@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from bot.backtest.valuation import value_usd
@@ -14,6 +15,7 @@ from bot.core.book import Columns, exposure
 from bot.core.greeks import black_scholes, year_fractions
 from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.market import UnderlyingMarket
+from bot.hedger.equity import EquityTracker, with_ivs
 from bot.venues.ccxt_profiles import profile_for
 from bot.venues.sim.ledger import Ledger
 
@@ -162,3 +164,53 @@ def test_how_ccxt_balance_totals_read() -> None:
     assert profile_for("deribit").balance_total == "equity"
     assert profile_for("okx").balance_total == "equity"
     assert profile_for("bybit").balance_total == "wallet"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_trackers_array_kernel_is_the_mapping_form(seed: int) -> None:
+    """EquityTracker.delta_coin (the decision path, on the view's arrays) and delta_coin_span
+    (a backtest's quiet span) give coin_equity - spot_coin on random books: two accounts read,
+    one not, coin-settled and linear options, inverse and linear perps, spot, some IVs unknown."""
+    rng = np.random.default_rng(seed)
+    lines: dict[tuple[str, str], Instrument] = {}
+    for acc in ("a", "b", "c"):
+        for ins in (PERP, LPERP, SPOT, CALL, PUT):
+            lines[(acc, ins.symbol)] = ins
+        for i in range(4):
+            lines[(acc, f"O{i}")] = Instrument(
+                f"O{i}",
+                "BTC",
+                Kind.OPTION,
+                Settlement.INVERSE if i % 2 else Settlement.LINEAR,
+                expiry_ms=NOW + int(rng.uniform(-1, 60) * DAY),
+                strike=float(round(rng.uniform(40_000, 80_000), -3)),
+                option_type=OptionType.CALL if i < 2 else OptionType.PUT,
+            )
+    cols = Columns.of("BTC", lines)
+    held = np.where(rng.random(len(cols.keys)) < 0.8, rng.normal(0, 50, len(cols.keys)), 0.0)
+    iv = np.where(
+        cols.is_option & (rng.random(len(cols.keys)) < 0.7), rng.uniform(0.3, 1.2), np.nan
+    )
+    positions = {k: float(q) for k, q in zip(cols.keys, held, strict=True) if q != 0.0}
+    price = float(rng.uniform(45_000, 75_000))
+    mkt = UnderlyingMarket("BTC", NOW, price, 0.55, 0.01, {})
+    tracker = EquityTracker(lines, positions, lambda _: None, lambda: NOW)
+    accounts = {"a": eq.CoinAccount(basis=1.5), "b": eq.CoinAccount(basis=-0.25)}
+    tracker.accounts["BTC"] = accounts
+    with_iv = with_ivs(cols, iv, mkt)
+    marks = eq.option_marks_coin(cols, with_iv, NOW)
+    want = eq.coin_equity(accounts, lines, positions, price, marks) - eq.spot_coin(
+        lines, positions, set(accounts)
+    )
+    assert tracker.delta_coin("BTC", cols, held, iv, mkt) == pytest.approx(want, rel=1e-12)
+    s = np.array([price * 0.9, price, price * 1.1])
+    at = np.array([NOW, NOW, NOW + DAY], dtype=np.int64)
+    span = tracker.delta_coin_span("BTC", cols, held, iv, mkt, s, at)
+    assert span is not None
+    for i in range(3):
+        m = with_ivs(cols, iv, UnderlyingMarket("BTC", int(at[i]), float(s[i]), 0.55, 0.01, {}))
+        marks_i = eq.option_marks_coin(cols, m, int(at[i]))
+        e = eq.coin_equity(accounts, lines, positions, float(s[i]), marks_i)
+        assert span[i] == pytest.approx(
+            e - eq.spot_coin(lines, positions, set(accounts)), rel=1e-12
+        )

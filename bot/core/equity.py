@@ -157,7 +157,8 @@ def coin_equity(
     marks: Mapping[LineKey, float],
 ) -> float:
     """E in coin over `accounts` (those with a balance read): their bases plus the coin value of
-    their coin-settled positions at `price`."""
+    their coin-settled positions at `price`. The mapping form, for reads and reports; the
+    decision path computes the same on the view's arrays (EquityTracker, tested equal)."""
     own = {k: i for k, i in lines.items() if k[0] in accounts}
     return sum(a.basis for a in accounts.values()) + positions_value_coin(
         own, positions, price, marks

@@ -8,7 +8,7 @@ applied at the next exposure with the fills booked since replayed over it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,7 @@ import structlog
 from bot.core import equity as eq
 from bot.core.book import Columns, FloatArray, LineKey
 from bot.core.greeks import MS_PER_YEAR, black_scholes
-from bot.core.instruments import Instrument, Kind, OptionType
+from bot.core.instruments import Instrument
 from bot.core.market import UnderlyingMarket
 from bot.core.orders import Fill
 
@@ -76,19 +76,15 @@ class EquityTracker:
             holding.on_fill(ins, fill.signed_amount, fill.price, fill.fee, fill.fee_currency)
 
     def delta_coin(
-        self, coin: str, cols: Columns, positions: Mapping[LineKey, float], mkt: UnderlyingMarket
+        self, coin: str, cols: Columns, held: FloatArray, iv: FloatArray, mkt: UnderlyingMarket
     ) -> float:
         """What the usd view adds to the coin's delta: the equity of the accounts read, less
-        their spot lines (held coin counts once, in the balances)."""
+        their spot lines (held coin counts once, in the balances). `held`, `iv`: contracts and
+        implied vol per column of `cols` (NaN: the market's vol)."""
         for c, account in [k for k in self._pending if k[0] == coin]:
-            self._apply(c, account, mkt)
-        accounts = self.accounts.get(coin, {})
-        if not accounts:
-            return 0.0
-        lines = {k: self._lines[k] for k in cols.keys}
-        marks = eq.option_marks_coin(cols, mkt, self._now_ms())
-        equity = eq.coin_equity(accounts, lines, positions, mkt.index, marks)
-        return equity - eq.spot_coin(lines, positions, set(accounts))
+            self._apply(c, account, with_ivs(cols, iv, mkt))
+        now = np.array([self._now_ms()], dtype=np.int64)
+        return float(self._value(coin, cols, held, iv, mkt, np.array([mkt.index]), now)[0])
 
     def waiting(self, coin: str) -> bool:
         """Is a balance read of `coin` waiting to be applied?"""
@@ -98,7 +94,8 @@ class EquityTracker:
         self,
         coin: str,
         cols: Columns,
-        positions: Mapping[LineKey, float],
+        held: FloatArray,
+        iv: FloatArray,
         mkt: UnderlyingMarket,
         s: FloatArray,
         now_ms: npt.NDArray[np.int64],
@@ -107,24 +104,38 @@ class EquityTracker:
         span); None while a read waits to be applied."""
         if self.waiting(coin):
             return None
+        return self._value(coin, cols, held, iv, mkt, s, now_ms)
+
+    def _value(
+        self,
+        coin: str,
+        cols: Columns,
+        held: FloatArray,
+        iv: FloatArray,
+        mkt: UnderlyingMarket,
+        s: FloatArray,
+        now_ms: npt.NDArray[np.int64],
+    ) -> FloatArray:
+        """E - spot lines at each (s[i], now_ms[i]), on the columns' arrays: the accounts'
+        bases, plus their coin-settled options at the Black-Scholes price in coin (the price the
+        premium-adjusted delta subtracts, so E and the deltas agree), less their inverse perps
+        and futures (-qty x size / P), less their spot."""
         accounts = self.accounts.get(coin, {})
         if not accounts:
             return np.zeros(len(s))
-        lines = {k: self._lines[k] for k in cols.keys}
+        own = np.fromiter((k[0] in accounts for k in cols.keys), bool, len(cols.keys))
+        q = np.where(own, held, 0.0)
         value = np.full(len(s), sum(a.basis for a in accounts.values()))
-        for key, ins in lines.items():
-            qty = positions.get(key, 0.0)
-            if key[0] not in accounts or qty == 0.0 or not eq.is_coin_settled(ins):
-                continue
-            if ins.kind is Kind.OPTION:
-                iv = mkt.option_iv.get(key, mkt.vol)
-                t = np.maximum(int(ins.expiry_ms or 0) - now_ms, 0) / MS_PER_YEAR
-                call = ins.option_type is OptionType.CALL
-                price = black_scholes(s, float(ins.strike or 0.0), t, mkt.rate, iv, call).price
-                value = value + qty * (price / s * ins.contract_size)
-            else:
-                value = value - qty * ins.contract_size / s
-        return value - eq.spot_coin(lines, positions, set(accounts))
+        opt = np.flatnonzero(cols.is_option & cols.is_inverse & (q != 0.0))
+        if opt.size:
+            vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
+            t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
+            k, call = cols.strike[opt][None, :], cols.is_call[opt][None, :]
+            price = black_scholes(s[:, None], k, t, mkt.rate, vol[None, :], call).price
+            value = value + (price / s[:, None] * (q[opt] * cols.contract_size[opt])).sum(axis=1)
+        one = cols.is_inverse & ~cols.is_option & ~cols.is_spot
+        value = value - float(np.dot(q[one], cols.contract_size[one])) / s
+        return value - float(np.dot(q[cols.is_spot], cols.contract_size[cols.is_spot]))
 
     def _apply(self, coin: str, account: str, mkt: UnderlyingMarket) -> None:
         read = self._pending.pop((coin, account))
@@ -146,3 +157,9 @@ class EquityTracker:
             basis_coin=holding.basis,
             fills_after=len(read.fills),
         )
+
+
+def with_ivs(cols: Columns, iv: FloatArray, mkt: UnderlyingMarket) -> UnderlyingMarket:
+    """The market with each option column's IV as a mapping (code that works on mappings)."""
+    ivs = {k: v for k, v in zip(cols.keys, iv.tolist(), strict=True) if v == v}
+    return replace(mkt, option_iv=ivs)

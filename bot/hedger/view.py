@@ -33,7 +33,7 @@ from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.core.spanbook import SpanGreeks, span_greeks
 from bot.execution.ledger import Ledger
-from bot.hedger.equity import EquityTracker
+from bot.hedger.equity import EquityTracker, with_ivs
 
 Emit = Callable[..., None]
 
@@ -298,10 +298,7 @@ class MarketView:
         st = self.state_of(underlying)
         g = span_greeks(st.cols, st.held, st.iv, s, now_ms, mkt.rate, eng.hedge_view)
         if eng.hedge_view == "usd" and self.equity.counts(underlying):
-            keys = st.cols.keys
-            positions = {k: q for k, q in zip(keys, st.held.tolist(), strict=True) if q != 0.0}
-            market = self._with_ivs(st, mkt)
-            extra = self.equity.delta_coin_span(underlying, st.cols, positions, market, s, now_ms)
+            extra = self.equity.delta_coin_span(underlying, st.cols, st.held, st.iv, mkt, s, now_ms)
             if extra is None:
                 return None
             g = replace(g, delta_coin=g.delta_coin + extra)
@@ -310,22 +307,17 @@ class MarketView:
     def _equity(
         self, underlying: str, st: Underlying, held: FloatArray, mkt: UnderlyingMarket
     ) -> float:
-        """Coin the accounts hold, for the usd view (bot/hedger/equity.py): it works on
-        mappings, built here only for underlyings whose accounts' balances were read."""
-        keys = st.cols.keys
-        positions = {k: q for k, q in zip(keys, held.tolist(), strict=True) if q != 0.0}
-        return self.equity.delta_coin(underlying, st.cols, positions, self._with_ivs(st, mkt))
+        """Coin the accounts hold, for the usd view (bot/hedger/equity.py)."""
+        return self.equity.delta_coin(underlying, st.cols, held, st.iv, mkt)
 
     def market_with_ivs(self, underlying: str) -> UnderlyingMarket | None:
         """The market with each option line's IV as a mapping (the decision path keeps them in
         arrays; code that works on mappings asks here)."""
         mkt = self.market(underlying)
-        return self._with_ivs(self.state_of(underlying), mkt) if mkt is not None else None
-
-    @staticmethod
-    def _with_ivs(st: Underlying, mkt: UnderlyingMarket) -> UnderlyingMarket:
-        ivs = {k: v for k, v in zip(st.cols.keys, st.iv.tolist(), strict=True) if v == v}
-        return replace(mkt, option_iv=ivs)
+        if mkt is None:
+            return None
+        st = self.state_of(underlying)
+        return with_ivs(st.cols, st.iv, mkt)
 
     def equity_moves(self, underlying: str) -> bool:
         """Does the coin the accounts hold change with the price (coin-settled lines held in
