@@ -28,7 +28,7 @@ class InstrumentExecution(Section):
 
 
 class ExecutionConfig(Section):
-    """How approved intents are worked (bot/execution/executor.py).
+    """How approved intents are worked (bot/execution/executor/).
 
     Cost rule (fee guard): an order is skipped when its expected cost (fee + slippage of the
     book walk, in USD) exceeds `max_cost_bps` of its notional, or exceeds `cost_risk_ratio` times
