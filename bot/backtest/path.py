@@ -201,7 +201,10 @@ async def _run(
     start_coin = result.start_value_usd / result.price_start
     start = {u: _index(venues, u) for u in underlyings}
     times = spec.ticks()
-    stale = stale_checks(times, spec.start_ms, int(settings.engine.stale_after_s * 1000))
+    # Recorded data arrives when the file says: a long gap is stale data, as live. A synthetic
+    # market is quoted all along; --tick-ms only says how often the path looks at it.
+    limit_ms = int(settings.engine.stale_after_s * 1000)
+    stale = stale_checks(times, spec.start_ms, limit_ms) if spec.data is not None else {}
     result.series = Series.for_ticks(len(times))
     t = spec.start_ms
     parts = PathParts(
@@ -276,14 +279,14 @@ async def _run(
 
 
 def _can_fast_forward(settings: Settings, spec: PathSpec) -> bool:
-    """Quiet ticks are stepped over on a regular grid with the corridor on. Not for a replay
-    (irregular times), cross hedges (their statistics need every tick) or routing (candidates'
-    funding is re-read on a timer the span would step over)."""
+    """Quiet ticks are stepped over on a synthetic market with the corridor on. Not for a
+    replay (its times and gaps are the file's), cross hedges (their statistics need every
+    tick) or routing (candidates' funding is re-read on a timer the span would step over)."""
     eng = settings.engine
     return (
         eng.fast_forward
         and eng.corridor
-        and spec.times is None
+        and spec.data is None
         and all(h.cross is None and not h.candidates for h in settings.hedge.values())
     )
 
