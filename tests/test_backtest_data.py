@@ -292,3 +292,18 @@ def test_tick_ms_with_data_resamples_on_a_grid(tmp_path: Path) -> None:
     assert path["price_end"] == 60_500.0 and path["stale_halts"] == 2
     r = _backtest("--data", str(data), "--tick-ms", "0", "--out", str(out))
     assert r.returncode == 2 and "--tick-ms: must be >= 1 (got 0)" in r.stderr
+
+
+def test_a_synthetic_market_sampled_coarser_than_the_stale_limit_is_not_stale(
+    tmp_path: Path,
+) -> None:
+    """config/paper.toml's stale limit is 15 s and a backtest looks at its synthetic market
+    once a minute: the simulated exchange is quoting all along, so no tick is stale data."""
+    out = tmp_path / "out"
+    r = _backtest("--days", "0.2", "--paths", "1", "--events", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["stale_halts"] == 0
+    assert report["summary"]["orders"]["mean"] > 0, "the hedger trades"
+    events = [json.loads(line) for p in out.glob("events*") for line in p.read_text().splitlines()]
+    assert events and not [e for e in events if e.get("event") == "trading.halted"]
