@@ -286,7 +286,7 @@ async def test_emit_never_raises_on_odd_data(
 
 KILL_SCRIPT = """
 import asyncio, sys
-from bot.config import MqttConfig
+from bot.config_ops import MqttConfig
 from bot.io.mqtt import MqttBridge
 
 class C:

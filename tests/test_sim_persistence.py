@@ -161,7 +161,7 @@ CHILD = textwrap.dedent(
     import asyncio, sys
     from pathlib import Path
     from bot.clock import LiveClock
-    from bot.config import SimConfig, SimUnderlying
+    from bot.config_sim import SimConfig, SimUnderlying
     from bot.core.orders import OrderRequest, Side
     from bot.venues.sim import SimVenue
 
