@@ -126,8 +126,8 @@ class OperatorControls:
                 f"trading state must be one of {[t.value for t in risk.TradingState]}, "
                 f"got {state!r}"
             ) from None
-        before = self.hedger.risk_state.trading_state
-        self.hedger.risk_state = risk.set_trading_state(self.hedger.risk_state, target, reason)
+        before = self.hedger.risk.state.trading_state
+        self.hedger.risk.state = risk.set_trading_state(self.hedger.risk.state, target, reason)
         if before is not target:
             self.hedger.emit(
                 "state", "trading.state", state=target.value, before=before.value, reason=reason
@@ -141,12 +141,12 @@ class OperatorControls:
 
     def check_kill_file(self) -> None:
         path = self.settings.risk.halt_file
-        halted = self.hedger.risk_state.trading_state is risk.TradingState.HALTED
+        halted = self.hedger.risk.state.trading_state is risk.TradingState.HALTED
         if path is not None and path.exists() and not halted:
             self.set_trading_state("halted", "kill_file")
         elif (
             halted
-            and self.hedger.risk_state.state_reason == "kill_file"
+            and self.hedger.risk.state.state_reason == "kill_file"
             and (path is None or not path.exists())
         ):
             self.set_trading_state("active", "kill_file_removed")
@@ -167,7 +167,7 @@ class OperatorControls:
         h.flattening.clear()  # back to hedging: the policy decides again
         h.emit("state", "control.resumed")
         h.mark_all_dirty()
-        trading = h.risk_state.trading_state
+        trading = h.risk.state.trading_state
         notes = [] if was else ["was not paused"]
         if trading is not risk.TradingState.ACTIVE:
             notes.append(self._trading_note())
@@ -178,7 +178,7 @@ class OperatorControls:
         h = self.hedger
         if h.paused:
             raise CommandError("the bot is paused: hedge-now would not trade; resume first")
-        if h.risk_state.trading_state is risk.TradingState.HALTED:
+        if h.risk.state.trading_state is risk.TradingState.HALTED:
             raise CommandError(f"hedge-now would not trade: {self._trading_note()}")
         blocked = {u: r for u in targets if (r := h.halt_reason(u)) is not None}
         if len(blocked) == len(targets):
@@ -192,7 +192,7 @@ class OperatorControls:
         if blocked:
             result["skipped"] = blocked
         notes = []
-        if h.risk_state.trading_state is not risk.TradingState.ACTIVE:
+        if h.risk.state.trading_state is not risk.TradingState.ACTIVE:
             notes.append(self._trading_note())
         busy = [u for u in go if h.ledger.has_unsettled(u)]
         if busy:
@@ -200,7 +200,7 @@ class OperatorControls:
         return _noted(result, notes)
 
     def _trading_note(self) -> str:
-        rs = self.hedger.risk_state
+        rs = self.hedger.risk.state
         state, reason = rs.trading_state, rs.state_reason or "no reason"
         if state is risk.TradingState.HALTED:
             return (
@@ -322,7 +322,7 @@ class OperatorControls:
     def state(self) -> dict[str, Any]:
         now = self.hedger.clock.now_ms()
         unders = {u: self._underlying_state(u, now) for u in self.settings.hedge}
-        trading = self.hedger.risk_state.trading_state
+        trading = self.hedger.risk.state.trading_state
         modes = {a.mode for a in self.settings.accounts.values()}
         return {
             "bot_id": self.settings.bot_id,
@@ -338,11 +338,11 @@ class OperatorControls:
             "trading_state_reason": (
                 self.pause_reason
                 if self.hedger.paused and trading is not risk.TradingState.HALTED
-                else self.hedger.risk_state.state_reason
+                else self.hedger.risk.state.state_reason
             ),
             "paused": self.hedger.paused,
             "external_positions": len(self.hedger.view.external),
-            "breaker_open": self.hedger.risk_state.breaker_open,
+            "breaker_open": self.hedger.risk.state.breaker_open,
             "accounts": {
                 n: {"exchange": a.exchange, "mode": a.mode}
                 for n, a in self.settings.accounts.items()

@@ -108,13 +108,13 @@ def test_var_limit_hysteresis_state_document_and_metrics() -> None:
         limit = 0.75 * var2
         rig.hedger.apply(settings(limit))
         await rig.at(len(PRICES) * HOUR_MS - HOUR_MS + 120_000)
-        assert rig.hedger.risk_state.trading_state is TradingState.REDUCING_ONLY
+        assert rig.hedger.risk.state.trading_state is TradingState.REDUCING_ONLY
         rig.fill(Side.SELL, 0.6 / size, 2)  # 1.4 BTC: VaR at 93% of the limit, stays
         await rig.at(len(PRICES) * HOUR_MS - HOUR_MS + 180_000)
-        assert rig.hedger.risk_state.trading_state is TradingState.REDUCING_ONLY
+        assert rig.hedger.risk.state.trading_state is TradingState.REDUCING_ONLY
         rig.fill(Side.SELL, 0.2 / size, 3)  # 1.2 BTC: 80% of the limit, below 90%: active
         await rig.at(len(PRICES) * HOUR_MS - HOUR_MS + 240_000)
-        assert rig.hedger.risk_state.trading_state is TradingState.ACTIVE
+        assert rig.hedger.risk.state.trading_state is TradingState.ACTIVE
         state = OperatorControls(rig.hedger, lambda k: None).state()
         rig.hedger.riskview.stop()
         await rig.venue.close()

@@ -119,15 +119,6 @@ class Hedger:
             lambda: self.settings, catalog, self.ledger, self.view.books, self.view.tickers
         )
 
-    @property
-    def risk_state(self) -> risk.RiskState:
-        """The risk gate's state (trading state, breaker, order rate)."""
-        return self.risk.state
-
-    @risk_state.setter
-    def risk_state(self, state: risk.RiskState) -> None:
-        self.risk.state = state
-
     # ---- configuration -----------------------------------------------------------------------
 
     def apply(self, new: Settings) -> None:
@@ -296,8 +287,8 @@ class Hedger:
     def halt_reason(self, underlying: str) -> str | None:
         if self.paused:
             return "paused"
-        if self.risk_state.trading_state is risk.TradingState.HALTED:
-            return f"halted:{self.risk_state.state_reason}"
+        if self.risk.state.trading_state is risk.TradingState.HALTED:
+            return f"halted:{self.risk.state.state_reason}"
         h = self.settings.hedge[underlying]
         if not h.enabled:
             return "disabled"

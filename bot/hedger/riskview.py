@@ -238,11 +238,11 @@ class RiskView:
         return out
 
     def _limit(self, var_usd: float | None) -> None:
-        before = self.h.risk_state
+        before = self.h.risk.state
         after = risk.apply_var(before, var_usd, self.h.settings.risk.var_limit_usd)
         if after is before:
             return
-        self.h.risk_state = after
+        self.h.risk.state = after
         log.warning(
             "risk.var_limit",
             var_usd=var_usd,
