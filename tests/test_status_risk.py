@@ -49,22 +49,28 @@ class RiskController(FakeController):
         return doc
 
 
-async def test_status_prints_var_cvar_and_the_worst_cell(mqtt_broker: Broker) -> None:
-    bridge = MqttBridge(make_config(mqtt_broker), "gamma", RiskController())
+async def _status(mqtt_broker: Broker, bot_id: str, controller: FakeController) -> str:
+    """`hedgebot status` against a bridge publishing `controller`'s state; its console text."""
+    bridge = MqttBridge(make_config(mqtt_broker), bot_id, controller)
     task = asyncio.create_task(bridge.run())
     await until(lambda: bridge.connected)
     bridge.request_state()
     await asyncio.sleep(0.3)
     try:
         console = _console()
-        args = _args(mqtt_broker, _cmd="status", bot_id="gamma", timeout=3)
+        args = _args(mqtt_broker, _cmd="status", bot_id=bot_id, timeout=3)
         rc = await asyncio.to_thread(args.func, args, console)
     finally:
         await bridge.close()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    out = console.export_text()
+    out: str = console.export_text()
     assert rc == 0, out
+    return out
+
+
+async def test_status_prints_var_cvar_and_the_worst_cell(mqtt_broker: Broker) -> None:
+    out = await _status(mqtt_broker, "gamma", RiskController())
     rows = {
         c.split()[0]: c
         for c in (line.replace("│", " ") for line in out.splitlines())
@@ -91,21 +97,7 @@ class RoutingController(FakeController):
 
 
 async def test_status_prints_each_routing_candidate(mqtt_broker: Broker) -> None:
-    bridge = MqttBridge(make_config(mqtt_broker), "route", RoutingController())
-    task = asyncio.create_task(bridge.run())
-    await until(lambda: bridge.connected)
-    bridge.request_state()
-    await asyncio.sleep(0.3)
-    try:
-        console = _console()
-        args = _args(mqtt_broker, _cmd="status", bot_id="route", timeout=3)
-        rc = await asyncio.to_thread(args.func, args, console)
-    finally:
-        await bridge.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    out = console.export_text()
-    assert rc == 0, out
+    out = await _status(mqtt_broker, "route", RoutingController())
     rows = [line.replace("│", " ").split() for line in out.splitlines()]
     cheap = next(r for r in rows if r[1:2] == ["cheap"])
     dear = next(r for r in rows if r[1:2] == ["dear"])
