@@ -5,6 +5,7 @@ exchange's own books and the backtest's valuation)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -44,6 +45,34 @@ PUT = Instrument(
 )
 
 
+def coin_equity(
+    accounts: Mapping[str, eq.CoinAccount],
+    lines: Mapping[tuple[str, str], Instrument],
+    positions: Mapping[tuple[str, str], float],
+    price: float,
+    marks: Mapping[tuple[str, str], float],
+) -> float:
+    """The reference form of the usd view's E, on mappings: the accounts' bases plus the coin
+    value of their coin-settled positions at `price` (EquityTracker computes it on arrays)."""
+    own = {k: i for k, i in lines.items() if k[0] in accounts}
+    return sum(a.basis for a in accounts.values()) + eq.positions_value_coin(
+        own, positions, price, marks
+    )
+
+
+def spot_coin(
+    lines: Mapping[tuple[str, str], Instrument],
+    positions: Mapping[tuple[str, str], float],
+    accounts: set[str],
+) -> float:
+    """Coin in spot lines of `accounts` (the balances already hold it)."""
+    return sum(
+        positions.get(k, 0.0) * i.contract_size
+        for k, i in lines.items()
+        if k[0] in accounts and i.kind is Kind.SPOT
+    )
+
+
 def test_fill_flows_hand_computed() -> None:
     # inverse perp: 100 contracts of 10 USD bought at 50000 pay 0.02 BTC of entry value
     assert eq.fill_flow(PERP, 100, 50_000.0, 0.0, "BTC") == pytest.approx(0.02)
@@ -74,7 +103,7 @@ def test_wallet_read_counts_unrealized_coin_pnl() -> None:
     acct.on_read(1.0, "wallet", {PERP.symbol: PERP}, {PERP.symbol: 100}, 45_000.0, {})
     assert acct.basis == pytest.approx(1.02)
     lines = {("d", PERP.symbol): PERP}
-    e = eq.coin_equity({"d": acct}, lines, {("d", PERP.symbol): 100}, 40_000.0, {})
+    e = coin_equity({"d": acct}, lines, {("d", PERP.symbol): 100}, 40_000.0, {})
     assert e == pytest.approx(0.995)
 
 
@@ -86,8 +115,8 @@ def test_equity_read_is_not_counted_twice() -> None:
     acct.on_read(1.005, "equity", {PERP.symbol: PERP}, {PERP.symbol: 100}, 40_000.0, {})
     lines = {("d", PERP.symbol): PERP}
     held = {("d", PERP.symbol): 100.0}
-    assert eq.coin_equity({"d": acct}, lines, held, 40_000.0, {}) == pytest.approx(1.005)
-    assert eq.coin_equity({"d": acct}, lines, held, 50_000.0, {}) == pytest.approx(1.01)
+    assert coin_equity({"d": acct}, lines, held, 40_000.0, {}) == pytest.approx(1.005)
+    assert coin_equity({"d": acct}, lines, held, 50_000.0, {}) == pytest.approx(1.01)
 
 
 def test_position_unexplained_by_fills_enters_at_read_price() -> None:
@@ -95,7 +124,7 @@ def test_position_unexplained_by_fills_enters_at_read_price() -> None:
     acct.on_read(2.0, "wallet", {PERP.symbol: PERP}, {PERP.symbol: -600}, 60_000.0, {})
     assert acct.basis == pytest.approx(2.0 - 0.1)
     lines = {("d", PERP.symbol): PERP}
-    e = eq.coin_equity({"d": acct}, lines, {("d", PERP.symbol): -600.0}, 60_000.0, {})
+    e = coin_equity({"d": acct}, lines, {("d", PERP.symbol): -600.0}, 60_000.0, {})
     assert e == pytest.approx(2.0)
 
 
@@ -103,7 +132,7 @@ def test_spot_lines_counted_once() -> None:
     lines = {("a", SPOT.symbol): SPOT, ("external:otc", SPOT.symbol): SPOT}
     held = {("a", SPOT.symbol): 0.7, ("external:otc", SPOT.symbol): 5.0}
     # only the lines of accounts whose balances were read are already in the balances
-    assert eq.spot_coin(lines, held, {"a"}) == pytest.approx(0.7)
+    assert spot_coin(lines, held, {"a"}) == pytest.approx(0.7)
 
 
 def _market(price: float) -> UnderlyingMarket:
@@ -138,7 +167,7 @@ def test_equity_plus_deltas_is_the_usd_value_slope(price: float) -> None:
     h = 1.0
     slope = (value(price + h) - value(price - h)) / (2 * h)
     marks = eq.option_marks_coin(cols, _market(price), NOW)
-    e = eq.coin_equity({"d": acct}, lines, held, price, marks)
+    e = coin_equity({"d": acct}, lines, held, price, marks)
     coin_view = exposure(cols, held, {}, _market(price), NOW, "coin")
     usd_view = exposure(cols, held, {}, _market(price), NOW, "usd", e)
     assert usd_view.delta_coin == pytest.approx(slope, abs=1e-6)
@@ -199,7 +228,7 @@ def test_the_trackers_array_kernel_is_the_mapping_form(seed: int) -> None:
     tracker.accounts["BTC"] = accounts
     with_iv = with_ivs(cols, iv, mkt)
     marks = eq.option_marks_coin(cols, with_iv, NOW)
-    want = eq.coin_equity(accounts, lines, positions, price, marks) - eq.spot_coin(
+    want = coin_equity(accounts, lines, positions, price, marks) - spot_coin(
         lines, positions, set(accounts)
     )
     assert tracker.delta_coin("BTC", cols, held, iv, mkt) == pytest.approx(want, rel=1e-12)
@@ -210,7 +239,5 @@ def test_the_trackers_array_kernel_is_the_mapping_form(seed: int) -> None:
     for i in range(3):
         m = with_ivs(cols, iv, UnderlyingMarket("BTC", int(at[i]), float(s[i]), 0.55, 0.01, {}))
         marks_i = eq.option_marks_coin(cols, m, int(at[i]))
-        e = eq.coin_equity(accounts, lines, positions, float(s[i]), marks_i)
-        assert span[i] == pytest.approx(
-            e - eq.spot_coin(lines, positions, set(accounts)), rel=1e-12
-        )
+        e = coin_equity(accounts, lines, positions, float(s[i]), marks_i)
+        assert span[i] == pytest.approx(e - spot_coin(lines, positions, set(accounts)), rel=1e-12)

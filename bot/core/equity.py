@@ -147,31 +147,3 @@ class CoinAccount:
             self.basis = total + sum(c for _, c in self.entries.values())
         else:
             self.basis = total - positions_value_coin(lines, positions, price, marks)
-
-
-def coin_equity(
-    accounts: Mapping[str, CoinAccount],
-    lines: Mapping[LineKey, Instrument],
-    positions: Mapping[LineKey, float],
-    price: float,
-    marks: Mapping[LineKey, float],
-) -> float:
-    """E in coin over `accounts` (those with a balance read): their bases plus the coin value of
-    their coin-settled positions at `price`. The mapping form, for reads and reports; the
-    decision path computes the same on the view's arrays (EquityTracker, tested equal)."""
-    own = {k: i for k, i in lines.items() if k[0] in accounts}
-    return sum(a.basis for a in accounts.values()) + positions_value_coin(
-        own, positions, price, marks
-    )
-
-
-def spot_coin(
-    lines: Mapping[LineKey, Instrument], positions: Mapping[LineKey, float], accounts: set[str]
-) -> float:
-    """Coin in spot lines of `accounts`: the balances already hold it, so the usd view counts
-    it there and not again as a line."""
-    return sum(
-        positions.get(k, 0.0) * i.contract_size
-        for k, i in lines.items()
-        if k[0] in accounts and i.kind is Kind.SPOT
-    )
