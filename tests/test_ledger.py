@@ -99,3 +99,31 @@ def test_settled_orders_beyond_the_history_are_forgotten_unsettled_ones_never() 
     assert led.positions[KEY] == pytest.approx(-40.0)
     filled = sum(1 for o in led.orders.values() if o.booked > 0)
     assert led.forgotten_filled + filled == 20
+
+
+def test_in_flight_walk_agrees_with_every_order_through_any_sequence() -> None:
+    """The ledger walks only the orders that may still be working; whatever happens to an order
+    (a late terminal update that reopens it, a fill, removal from the ledger), what counts in
+    flight is what a walk over every order gives."""
+
+    def full_walk(led: Ledger) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for o in led.orders.values():
+            if o.unbooked != 0.0:
+                out[o.key] = out.get(o.key, 0.0) + o.unbooked
+        return out
+
+    led = Ledger()
+    led.open("acc", intent("a"), None, 0)
+    led.open("acc", intent("b"), None, 0)
+    led.apply_update(update(OrderStatus.CANCELLED, 0.0, "a"))  # settled: nothing filled
+    assert led.in_flight() == full_walk(led) == {KEY: -2.0}
+    # A late terminal update says "a" filled 1 before it was cancelled: it counts again.
+    led.apply_update(update(OrderStatus.CANCELLED, 1.0, "a"))
+    assert led.in_flight() == full_walk(led) == {KEY: -3.0}
+    assert [o.intent.client_id for o in led.unsettled()] == ["b", "a"]
+    led.book_fill("acc", fill("t-a", 1.0, "a"))
+    assert led.in_flight() == full_walk(led) == {KEY: -2.0}
+    led.orders.pop("b")  # a worked parent is dropped from the ledger by its algorithm
+    assert led.in_flight() == full_walk(led) == {}
+    assert not led.has_unsettled("BTC")

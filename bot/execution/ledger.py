@@ -65,6 +65,10 @@ class Ledger:
     # a long run's memory and the walks over unsettled orders stay bounded.
     history: int = 1000
     forgotten_filled: int = 0  # forgotten orders that had fills booked
+    # Every unsettled order, and maybe some settled since (dropped lazily on the next walk), so
+    # in-flight walks cost the orders still working, not the whole history. An order becomes
+    # unsettled only when opened or when a terminal update raises its fill past what is booked.
+    _live: dict[str, TrackedOrder] = field(default_factory=dict)
 
     def open(
         self, account: str, intent: OrderIntent, request: OrderRequest | None, now_ms: int
@@ -73,6 +77,7 @@ class Ledger:
             raise ValueError(f"client id {intent.client_id} already used")
         order = TrackedOrder(account, intent, request, created_ms=now_ms, updated_ms=now_ms)
         self.orders[intent.client_id] = order
+        self._live[intent.client_id] = order
         if len(self.orders) > 2 * self.history:
             self._forget()
         return order
@@ -97,6 +102,8 @@ class Ledger:
         order.venue_order_id = update.venue_order_id or order.venue_order_id
         order.reason = update.reason or order.reason
         order.updated_ms = max(order.updated_ms, update.ts_ms)
+        if not order.settled:
+            self._live[update.client_id] = order
         return order
 
     def mark(self, client_id: str, status: OrderStatus, now_ms: int, reason: str | None) -> None:
@@ -138,14 +145,20 @@ class Ledger:
 
     def in_flight(self) -> dict[Key, float]:
         out: dict[Key, float] = {}
-        for order in self.orders.values():
+        for order in self.unsettled():
             u = order.unbooked
             if u != 0.0:
                 out[order.key] = out.get(order.key, 0.0) + u
         return out
 
     def unsettled(self) -> Iterator[TrackedOrder]:
-        return (o for o in self.orders.values() if not o.settled)
+        """The unsettled orders, oldest first."""
+        gone = [
+            c for c, o in self._live.items() if o.settled or self.orders.get(c) is not o
+        ]  # settled since, or removed from the ledger (a worked parent, a test's reset)
+        for c in gone:
+            del self._live[c]
+        return iter(list(self._live.values()))
 
     def has_unsettled(self, underlying: str) -> bool:
         return any(o.intent.underlying == underlying for o in self.unsettled())
