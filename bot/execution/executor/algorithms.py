@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Coroutine
+from typing import Any
 
 from bot.core.market import OrderBook
 from bot.core.orders import OrderIntent, OrderStatus, Side
@@ -14,6 +16,15 @@ from bot.execution.executor.placement import Placement
 from bot.execution.executor.taker import Refusal, TakerPlan
 from bot.execution.executor.tracking import log
 from bot.execution.ledger import TrackedOrder
+
+
+@dataclasses.dataclass(slots=True)
+class Progress:
+    """What a parent's work has filled so far and why it ended: the record `_end_parent` reports
+    whether the work returns or fails part way."""
+
+    filled: float = 0.0
+    reason: str = "done"
 
 
 class Algorithms(Placement):
@@ -35,11 +46,27 @@ class Algorithms(Placement):
             slices=slices,
             depth=sum(lv.amount for lv in (book.asks if intent.side is Side.BUY else book.bids)),
         )
+        progress = Progress()
         work = (
-            self._work_maker(parent) if mode == "maker_first" else self._work_twap(parent, slices)
+            self._work_maker(parent, progress)
+            if mode == "maker_first"
+            else self._work_twap(parent, slices, progress)
         )
-        self._spawn(work, intent.client_id)
+        self._spawn(self._run_parent(parent, work, progress), intent.client_id)
         return parent
+
+    async def _run_parent(
+        self, parent: TrackedOrder, work: Coroutine[Any, Any, None], progress: Progress
+    ) -> None:
+        """Work the parent, then settle it with what filled, whatever ended the work."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("order.work_failed", client_id=parent.intent.client_id, error=repr(e))
+            progress.reason = "error"
+        self._end_parent(parent, progress.filled, progress.reason)
 
     def _child(
         self, parent: TrackedOrder, suffix: str, amount: float, price: float, post_only: bool
@@ -82,52 +109,44 @@ class Algorithms(Placement):
             # The reservation was never a venue order: drop it, so counts of orders stay true.
             self.ledger.orders.pop(parent.intent.client_id, None)
 
-    async def _work_maker(self, parent: TrackedOrder) -> None:
+    async def _work_maker(self, parent: TrackedOrder, p: Progress) -> None:
         intent = parent.intent  # as submitted: the reservation's amount shrinks as it works
         ins = self.instruments[parent.key]
         cfg = self.cfg.for_symbol(intent.symbol)
         lot = max(ins.min_amount, ins.amount_step)
         deadline_ms = self.clock.now_ms() + int(cfg.maker_timeout_s * 1000)
-        filled = 0.0
-        reason = "filled"
-        try:
-            for n in range(1, cfg.maker_reprices + 2):
-                rest = ins.round_amount(parent.intent.amount)
-                if rest < lot or self._stopping or self.clock.now_ms() >= deadline_ms:
-                    break
-                child = await self._post_at_touch(parent, f"m{n}", rest, deadline_ms)
-                if child is None:
-                    break
-                filled += child.booked
-                if not child.settled:
-                    reason = "child_unsettled"  # still in flight on its own: stop here
-                    break
-                # What the child did not fill goes back to the reservation for the next try.
-                self._reserve(parent, parent.intent.amount + rest - child.venue_filled)
+        p.reason = "filled"
+        for n in range(1, cfg.maker_reprices + 2):
             rest = ins.round_amount(parent.intent.amount)
-            if reason == "child_unsettled":
-                pass
-            elif rest >= lot and not self._stopping:
-                plan = self._plan_child(parent, intent, rest, stage="maker_fallback")
-                if isinstance(plan, str):
-                    reason = f"fallback_refused:{plan}"
-                else:
-                    self._emit(
-                        "order",
-                        "order.maker_fallback",
-                        client_id=intent.client_id,
-                        amount=plan.amount,
-                        rest=rest,
-                    )
-                    filled += (await self._send_taker_child(parent, "t", plan)).booked
-            elif rest >= lot:
-                reason = "stopping"
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.exception("order.work_failed", client_id=intent.client_id, error=repr(e))
-            reason = "error"
-        self._end_parent(parent, filled, reason)
+            if rest < lot or self._stopping or self.clock.now_ms() >= deadline_ms:
+                break
+            child = await self._post_at_touch(parent, f"m{n}", rest, deadline_ms)
+            if child is None:
+                break
+            p.filled += child.booked
+            if not child.settled:
+                p.reason = "child_unsettled"  # still in flight on its own: stop here
+                return
+            # What the child did not fill goes back to the reservation for the next try.
+            self._reserve(parent, parent.intent.amount + rest - child.venue_filled)
+        rest = ins.round_amount(parent.intent.amount)
+        if rest < lot:
+            return
+        if self._stopping:
+            p.reason = "stopping"
+            return
+        plan = self._plan_child(parent, intent, rest, stage="maker_fallback")
+        if isinstance(plan, str):
+            p.reason = f"fallback_refused:{plan}"
+            return
+        self._emit(
+            "order",
+            "order.maker_fallback",
+            client_id=intent.client_id,
+            amount=plan.amount,
+            rest=rest,
+        )
+        p.filled += (await self._send_taker_child(parent, "t", plan)).booked
 
     async def _post_at_touch(
         self, parent: TrackedOrder, suffix: str, rest: float, deadline_ms: int
@@ -146,37 +165,25 @@ class Algorithms(Placement):
         await self._place(child, book.mid or touch, wait, report_outcome=False)
         return child
 
-    async def _work_twap(self, parent: TrackedOrder, slices: int) -> None:
+    async def _work_twap(self, parent: TrackedOrder, slices: int, p: Progress) -> None:
         intent = parent.intent  # as submitted: the reservation's amount shrinks as it works
         cfg = self.cfg.for_symbol(intent.symbol)
         per = self.instruments[parent.key].round_amount(intent.amount / slices)
         interval = cfg.twap_duration_s / slices
-        filled = 0.0
-        reason = "done"
-        try:
-            for i in range(1, slices + 1):
-                if self._stopping:
-                    reason = "stopping"
-                    break
-                if i > 1:
-                    await self.clock.sleep(interval)
-                    if self._stopping:
-                        reason = "stopping"
-                        break
-                amount, reason = self._slice_amount(parent, i, slices, per, filled)
-                if amount is None:
-                    break
-                plan = self._plan_child(parent, intent, amount, stage="twap_slice", slice=i)
-                if isinstance(plan, str):
-                    reason = f"slice_refused:{plan}"
-                    break
-                filled += (await self._send_taker_child(parent, f"s{i}", plan)).booked
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.exception("order.work_failed", client_id=intent.client_id, error=repr(e))
-            reason = "error"
-        self._end_parent(parent, filled, reason)
+        for i in range(1, slices + 1):
+            if i > 1 and not self._stopping:
+                await self.clock.sleep(interval)
+            if self._stopping:
+                p.reason = "stopping"
+                return
+            amount, p.reason = self._slice_amount(parent, i, slices, per, p.filled)
+            if amount is None:
+                return
+            plan = self._plan_child(parent, intent, amount, stage="twap_slice", slice=i)
+            if isinstance(plan, str):
+                p.reason = f"slice_refused:{plan}"
+                return
+            p.filled += (await self._send_taker_child(parent, f"s{i}", plan)).booked
 
     def _slice_amount(
         self, parent: TrackedOrder, i: int, slices: int, per: float, filled: float
