@@ -20,7 +20,7 @@ from bot.events import Event
 from bot.io import mqtt_inbox
 from bot.io.command_auth import AuthError, verify
 from bot.io.mqtt_outbox import Outbox, log
-from bot.io.mqtt_schema import (
+from bot.io.mqtt_schema_in import (
     COMMAND_NAMES,
     Command,
     ExternalPositionIn,
