@@ -57,7 +57,8 @@ def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
         if acc.exchange == "sim":
             venues[name] = SimVenue(name, settings.sim.for_account(name), positions, clock)
             continue
-        from bot.venues.ccxt_venue import CcxtVenue, symbols_for
+        from bot.venues.ccxt_setup import symbols_for
+        from bot.venues.ccxt_venue import CcxtVenue
 
         required = symbols_for(settings, name)  # their markets must pass the plausibility rules
 
