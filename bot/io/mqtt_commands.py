@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
-from bot.config import SECRET_FIELDS
+from bot.config_errors import SECRET_FIELDS
 from bot.control import CommandError
 from bot.events import Event
 from bot.io import mqtt_inbox
