@@ -31,11 +31,19 @@ from pydantic_settings import (
 
 from bot.config_accounts import AccountConfig
 from bot.config_base import Section
-from bot.config_errors import ENV_PREFIX as ENV_PREFIX
-from bot.config_errors import SECRET_FIELDS as SECRET_FIELDS
+from bot.config_errors import (
+    ENV_PREFIX,
+    SECRET_FIELDS,
+    Problem,
+    problems_of,
+    scrub,
+    secret_env_values,
+    secret_values,
+)
 from bot.config_errors import ConfigError as ConfigError
-from bot.config_errors import Problem, problems_of, scrub, secret_env_values, secret_values
 from bot.config_execution import ExecutionConfig, RiskConfig
+from bot.config_hedge import HedgeConfig
+from bot.config_names import canonical_names, lower_keys
 from bot.config_ops import (
     ExternalConfig,
     JournalConfig,
@@ -53,56 +61,9 @@ from bot.config_sources import (
     read_toml,
     rebase_paths,
 )
-from bot.cross_config import CrossConfig, cross_problems
-from bot.policy_config import PolicyConfig, explain_moved_keys
-from bot.routing_config import CandidateConfig, RoutingConfig
-
-
-class HedgeConfig(Section):
-    """How one underlying is hedged."""
-
-    account: str = "sim"
-    instrument: str = Field(description="symbol of the hedge instrument, e.g. BTC/USDT:USDT")
-    unit: Literal["coin", "usd"] = "coin"
-    target: float = 0.0
-    bias: float = Field(default=0.0, description="added to target, in `unit`")
-    hedge_ratio: float = Field(default=1.0, gt=0, le=1, description="share of the gap to trade")
-    policy: PolicyConfig = Field(description="[hedge.<U>.policy]: when to trade (kind = ...)")
-    enabled: bool = True
-    cross: CrossConfig | None = Field(
-        default=None,
-        description="[hedge.<U>.cross]: hedge with other underlyings' hedges by beta (README)",
-    )
-    candidates: list[CandidateConfig] = Field(
-        default_factory=list,
-        description="[[hedge.<U>.candidates]]: route each order to the cheapest of these "
-        "(the hedge's own account/instrument among them); empty: always the one instrument",
-    )
-
-    def lines(self) -> list[tuple[str, str]]:
-        """Every (account, symbol) this hedge may trade: the reference first, then the routing
-        candidates. Streams, market checks, recording and flatten cover all of them."""
-        keys = [(self.account, self.instrument)]
-        for c in self.candidates:
-            if (c.account, c.instrument) not in keys:
-                keys.append((c.account, c.instrument))
-        return keys
-
-    @model_validator(mode="after")
-    def _candidates_consistent(self) -> HedgeConfig:
-        if not self.candidates:
-            return self
-        keys = [(c.account, c.instrument) for c in self.candidates]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise ValueError(f"candidates: listed twice: {', '.join(f'{a}:{i}' for a, i in dup)}")
-        if (self.account, self.instrument) not in keys:
-            raise ValueError(
-                f"candidates: must include the hedge's own account/instrument "
-                f"({self.account}:{self.instrument}), the reference price of the underlying"
-            )
-        return self
-
+from bot.cross_config import cross_problems
+from bot.policy_config import explain_moved_keys
+from bot.routing_config import RoutingConfig
 
 StreamKind = Literal["ticker", "book", "positions_poll"]
 
@@ -188,21 +149,7 @@ class Settings(BaseSettings):
         # Environment names are case-insensitive (HEDGEBOT_HEDGE__BTC__BAND arrives as
         # hedge.btc.band), so names are made canonical after the sources are merged:
         # underlyings upper case, account names lower case.
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if isinstance(data.get("hedge"), dict):
-            data["hedge"] = {str(k).upper(): _lower_hedge(v) for k, v in data["hedge"].items()}
-        if isinstance(data.get("accounts"), dict):
-            data["accounts"] = {
-                str(k).lower(): _upper_keys_of(v, "paper_balances")
-                for k, v in data["accounts"].items()
-            }
-        if isinstance(data.get("positions"), list):
-            data["positions"] = [_lower_account(p) for p in data["positions"]]
-        if isinstance(data.get("sim"), dict):
-            data["sim"] = _upper_keys_of(data["sim"], "underlyings", "balances")
-        return data
+        return canonical_names(data)
 
     @model_validator(mode="before")
     @classmethod
@@ -274,48 +221,6 @@ class Settings(BaseSettings):
         return env_settings, dotenv_settings, init_settings
 
 
-def _upper_keys_of(section: Any, *fields: str) -> Any:
-    """Currency and underlying names are upper case, whichever case the source used."""
-    if not isinstance(section, dict):
-        return section
-    out = dict(section)
-    for f in fields:
-        if isinstance(out.get(f), dict):
-            out[f] = {str(k).upper(): v for k, v in out[f].items()}
-    return out
-
-
-def _lower_hedge(v: Any) -> Any:
-    v = _lower_account(v)
-    if isinstance(v, dict) and isinstance(v.get("candidates"), list):
-        return {**v, "candidates": [_lower_account(c) for c in v["candidates"]]}
-    return v
-
-
-def _lower_account(v: Any) -> Any:
-    if isinstance(v, dict) and isinstance(v.get("account"), str):
-        return {**v, "account": v["account"].lower()}
-    return v
-
-
-# Sub-trees whose keys belong to someone else (ccxt options, urls, symbols) and keep their case:
-# a lower-cased symbol would never match, and its position limit would silently not apply.
-_CASE_KEPT = frozenset({"ccxt_options", "urls", "max_position_contracts", "funding_rates"})
-
-
-def _lower_keys(data: Any) -> Any:
-    """Lower-case the keys of a TOML document so it merges with environment overrides, whose
-    names the environment source lower-cases."""
-    if isinstance(data, dict):
-        return {
-            str(k).lower(): (v if str(k).lower() in _CASE_KEPT else _lower_keys(v))
-            for k, v in data.items()
-        }
-    if isinstance(data, list):
-        return [_lower_keys(v) for v in data]
-    return data
-
-
 def load_settings(
     path: str | Path | None,
     secrets_file: str | Path | None = None,
@@ -340,7 +245,7 @@ def load_settings(
         kwargs: dict[str, Any] = {}
         if secrets_file is not None:
             kwargs["_env_file"] = str(secrets_file)
-        settings = Settings(**_lower_keys(data), **kwargs)
+        settings = Settings(**lower_keys(data), **kwargs)
     except ValidationError as e:
         raise ConfigError(source, scrub(problems_of(e), secrets)) from None
     finally:
@@ -374,7 +279,7 @@ def _source_problems(
         for p in _find_secrets(data)
     ]
     sections = Settings.model_fields.keys()
-    accounts = declared_accounts(_lower_keys(data), ("sim",))  # the default account
+    accounts = declared_accounts(lower_keys(data), ("sim",))  # the default account
     problems += env_problems(environ, sections, accounts, "environment variable")
     problems += env_problems(dotenv, sections, accounts, "secrets file variable")
     return problems
@@ -399,7 +304,7 @@ def halt_file_of(path: str | Path, env: dict[str, str] | None = None) -> Path | 
     the kill switch must work even when an unrelated setting (or a secret missing from this
     shell) makes the whole config invalid. None when the file gives none."""
     try:
-        data = _lower_keys(read_toml(Path(path), str(path)))
+        data = lower_keys(read_toml(Path(path), str(path)))
     except ConfigError:
         return None
     environ = dict(os.environ) if env is None else env

@@ -20,7 +20,7 @@ from bot.io.journal import Journal
 from bot.io.journal_lock import JournalLock
 from bot.io.metrics import Metrics, refresh_forever, serve
 from bot.io.mqtt import MqttBridge
-from bot.io.mqtt_schema import ExternalPositionIn
+from bot.io.mqtt_schema_in import ExternalPositionIn
 from bot.io.systemd import Notifier, watchdog_forever
 from bot.operator import OperatorControls
 from bot.shell.config_watch import watch_config
@@ -57,7 +57,8 @@ def make_venues(settings: Settings, clock: Clock) -> dict[str, Venue]:
         if acc.exchange == "sim":
             venues[name] = SimVenue(name, settings.sim.for_account(name), positions, clock)
             continue
-        from bot.venues.ccxt_venue import CcxtVenue, symbols_for
+        from bot.venues.ccxt_setup import symbols_for
+        from bot.venues.ccxt_venue import CcxtVenue
 
         required = symbols_for(settings, name)  # their markets must pass the plausibility rules
 

@@ -178,7 +178,7 @@ class Engine:
         self.streams.closing = True
         await cancel_all(self.streams.tasks)
         await h.executor.close()
-        summary = h.summary(open_left)
+        summary = h.report.summary(open_left)
         h.emit("state", "daemon.summary", **summary)
         for venue in self.venues.values():
             try:
@@ -203,4 +203,4 @@ class Engine:
             if now - last_summary >= self.settings.engine.summary_interval_s * 1000:
                 last_summary = now
                 working = sum(1 for o in h.ledger.unsettled() if not o.status.is_terminal)
-                h.emit("state", "daemon.status", **h.summary(working), **self.pnl.report())
+                h.emit("state", "daemon.status", **h.report.summary(working), **self.pnl.report())

@@ -2,7 +2,9 @@
 setting, reload the config, set the trading state, report external positions, read the state.
 
 A component over the hedger (it holds references, it is not part of the engine): it implements
-the Controller protocol of bot/control.py that the MQTT bridge and the CLI call.
+the Controller protocol of bot/control.py that the MQTT bridge and the CLI call. The state
+document and positions it reports are read in bot/operator_state.py; what a reload keeps,
+applies and drops is decided in bot/config_reload.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from bot.clock import wall_ms
 from bot.config import ConfigError, Settings, load_settings
-from bot.config_diff import changes, flatten
+from bot.config_reload import hedges_differ, reload_of
 from bot.config_set import with_setting
 from bot.control import CommandError
 from bot.core import risk
@@ -22,9 +24,7 @@ from bot.core.external import External, check_external
 from bot.core.orders import OrderStatus
 from bot.hedger.flatten import flatten_step
 from bot.hedger.hedger import Hedger
-
-# Sections a reload cannot change while running: they keep their running values (reported).
-RESTART_SECTIONS = ("bot_id", "accounts", "sim", "positions", "journal", "mqtt", "metrics", "log")
+from bot.operator_state import daemon_state, held_positions
 
 # What an operator may say a stuck order ended as.
 RESOLVABLE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
@@ -87,22 +87,7 @@ class OperatorControls:
             self.hedger.view.external.pop(key, None)
         else:
             if delta_coin is None:
-                listed = [
-                    (acc, i)
-                    for (acc, sym), i in self.hedger.catalog.items()
-                    if sym == symbol and acc in self.hedger.view.venues
-                ]
-                if not listed:
-                    raise CommandError(
-                        f"symbol {symbol!r} is not listed by any venue; send delta_coin instead"
-                    )
-                account, ins = listed[0]
-                if ins.underlying != underlying:
-                    raise CommandError(f"{symbol!r} is a {ins.underlying} instrument")
-                # the venue's own line is watched for the market data that values the position
-                self.hedger.view.add_line((account, symbol), ins)
-                self.hedger.view.add_line((f"external:{source}", symbol), ins)
-                self._watch_ticker((account, symbol))
+                self._watch_listed(source, symbol, underlying)
             self.hedger.view.external[key] = External(underlying, qty, delta_coin, expires_at_ms)
         self.hedger.emit(
             "state",
@@ -116,6 +101,26 @@ class OperatorControls:
         )
         self.hedger.mark_dirty(underlying)
         return {"external": len(self.hedger.view.external)}
+
+    def _watch_listed(self, source: str, symbol: str, underlying: str) -> None:
+        """An external position without `delta_coin` is valued like our own: its symbol must be
+        listed by a configured venue, whose line is watched for the market data."""
+        listed = [
+            (acc, i)
+            for (acc, sym), i in self.hedger.catalog.items()
+            if sym == symbol and acc in self.hedger.view.venues
+        ]
+        if not listed:
+            raise CommandError(
+                f"symbol {symbol!r} is not listed by any venue; send delta_coin instead"
+            )
+        account, ins = listed[0]
+        if ins.underlying != underlying:
+            raise CommandError(f"{symbol!r} is a {ins.underlying} instrument")
+        # the venue's own line is watched for the market data that values the position
+        self.hedger.view.add_line((account, symbol), ins)
+        self.hedger.view.add_line((f"external:{source}", symbol), ins)
+        self._watch_ticker((account, symbol))
 
     def set_trading_state(self, state: str, reason: str) -> dict[str, Any]:
         """active | reducing_only | halted, from an operator, the kill file or the margin watch."""
@@ -213,28 +218,7 @@ class OperatorControls:
 
     def positions(self) -> dict[str, Any]:
         """The hedge positions the ledger holds and the external positions not yet expired."""
-        h = self.hedger
-        now = wall_ms()  # external expiries are wall-clock ms
-        held = []
-        for (account, symbol), qty in sorted(h.ledger.positions.items()):
-            ins = h.catalog.get((account, symbol))
-            # Float residue of fills (1e-15) below the amount step is flat, as flatten sees it.
-            if (ins.round_amount(abs(qty)) if ins is not None else qty) != 0.0:
-                und = ins.underlying if ins is not None else None
-                held.append({"account": account, "symbol": symbol, "underlying": und, "qty": qty})
-        external = [
-            {
-                "source": src,
-                "symbol": sym,
-                "underlying": e.underlying,
-                "qty": e.qty,
-                "delta_coin": e.delta_coin,
-                "expires_at_ms": e.expires_at_ms,
-            }
-            for (src, sym), e in sorted(h.view.external.items())
-            if e.expires_at_ms > now
-        ]
-        return {"positions": held, "external": external}
+        return held_positions(self.hedger)
 
     async def flatten(self, underlying: str | None) -> dict[str, Any]:
         """Close the bot's hedge positions with reduce-only orders and pause, so the closed
@@ -275,12 +259,7 @@ class OperatorControls:
         except ConfigError as e:
             self.hedger.emit("alert", "config.reload_rejected", errors=e.render())
             raise CommandError(e.render()) from None
-        if set(new.hedge) != set(self.settings.hedge) or any(
-            # the lines a hedge may trade (instrument and routing candidates): streams and books
-            # are set up for them at start; their limits apply at once
-            new.hedge[u].lines() != self.settings.hedge[u].lines()
-            for u in new.hedge
-        ):
+        if hedges_differ(self.settings, new):
             self.hedger.emit(
                 "alert", "config.reload_rejected", errors="hedged underlyings or instruments"
             )
@@ -288,117 +267,26 @@ class OperatorControls:
                 "reload cannot add or remove underlyings or change hedge "
                 "instruments or routing candidates; restart the daemon for that"
             )
-        ignored = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.settings, s)]
-        kept = new.model_copy(update={s: getattr(self.settings, s) for s in ignored})
-        if kept.risk.halt_file != self.settings.risk.halt_file:
-            # The kill switch moves only with a restart: `hedgebot halt` must hit what is watched.
-            ignored.append("risk.halt_file")
-            risk_kept = kept.risk.model_copy(update={"halt_file": self.settings.risk.halt_file})
-            kept = kept.model_copy(update={"risk": risk_kept})
-        applied = changes(self.settings, kept)
-        file_values = flatten(kept.model_dump(mode="json"))
-        dropped = [
-            {"path": path, "set": value, "file": file_values.get(path)}
-            for path, value in self._live_sets.items()
-            if file_values.get(path) != value
-        ]
+        done = reload_of(self.settings, new, self._live_sets)
         self._live_sets.clear()
-        self.hedger.apply(kept)
-        self.file_settings = kept
+        self.hedger.apply(done.settings)
+        self.file_settings = done.settings
         self.hedger.emit(
             "state",
             "config.reloaded",
-            needs_restart=ignored,
-            changes=applied,
-            dropped_sets=dropped,
+            needs_restart=done.needs_restart,
+            changes=done.changes,
+            dropped_sets=done.dropped_sets,
         )
         return {
             "reloaded": True,
-            "changes": applied,
-            "needs_restart": ignored,
-            "dropped_sets": dropped,
+            "changes": done.changes,
+            "needs_restart": done.needs_restart,
+            "dropped_sets": done.dropped_sets,
         }
 
     def state(self) -> dict[str, Any]:
-        now = self.hedger.clock.now_ms()
-        unders = {u: self._underlying_state(u, now) for u in self.settings.hedge}
-        trading = self.hedger.risk.state.trading_state
-        modes = {a.mode for a in self.settings.accounts.values()}
-        return {
-            "bot_id": self.settings.bot_id,
-            "ts_ms": now,
-            "mode": modes.pop() if len(modes) == 1 else "mixed",
-            # One word for the fleet table: a halt outranks a pause, which outranks the rest.
-            "trading_state": (
-                "paused"
-                if self.hedger.paused and trading is not risk.TradingState.HALTED
-                else trading.value
-            ),
-            # While paused (and not halted) the pause is what stops trading: say who paused.
-            "trading_state_reason": (
-                self.pause_reason
-                if self.hedger.paused and trading is not risk.TradingState.HALTED
-                else self.hedger.risk.state.state_reason
-            ),
-            "paused": self.hedger.paused,
-            "external_positions": len(self.hedger.view.external),
-            "breaker_open": self.hedger.risk.state.breaker_open,
-            "accounts": {
-                n: {"exchange": a.exchange, "mode": a.mode}
-                for n, a in self.settings.accounts.items()
-            },
-            "underlyings": unders,
-            # scenario grid and 1-day 99% VaR per underlying and for the book (riskview.py);
-            # null numbers until there is history enough, never made up
-            "risk": self.hedger.riskview.report or None,
-            "feeds": {
-                f"{a}:{s}": {"ok": f.error is None, "age_ms": now - f.last_ok_ms, "error": f.error}
-                for (a, s), f in self.hedger.feeds.feeds.items()
-            },
-            "open_orders": [
-                {
-                    "client_id": o.intent.client_id,
-                    "symbol": o.intent.symbol,
-                    "side": o.intent.side.value,
-                    "amount": o.intent.amount,
-                    "status": o.status.value,
-                    "filled": o.booked,
-                }
-                for o in self.hedger.ledger.unsettled()
-            ],
-            # Orders with no final state from the venue: their underlying stays blocked until
-            # the venue answers or an operator runs resolve-order.
-            "stuck_orders": self.hedger.executor.stuck.listing(now),
-        }
-
-    def _underlying_state(self, u: str, now: int) -> dict[str, Any]:
-        h = self.settings.hedge[u]
-        exp = self.hedger.exposure(u)
-        d = self.hedger.last_decision.get(u)
-        return {
-            "delta_coin": exp.delta_coin if exp else None,
-            "delta_usd": exp.delta_usd if exp else None,
-            "gamma_coin": exp.gamma_coin if exp else None,
-            "vega_usd": exp.vega_usd if exp else None,
-            "theta_usd": exp.theta_usd if exp else None,
-            "in_flight_coin": exp.in_flight_coin if exp else None,
-            "price": exp.price if exp else None,
-            # the band the policy used last: it may move with greeks or time
-            **(
-                d.bounds.as_dict()
-                if d
-                else {"unit": h.unit, "target": h.target + h.bias, "band": None}
-            ),
-            "policy": d.policy if d else None,
-            "hedge_instrument": h.instrument,
-            # each routing candidate's position, limit, funding and basis ([] without)
-            "routing": self.hedger.router.state(u, exp.price if exp else None, now),
-            "halted": self.hedger.halt_reasons.get(u),
-            "last_decision": d.reason if d else None,
-            # beta, corr, residual std and what is mapped (README "Cross hedges"); null
-            # for an underlying with no cross hedge
-            "cross": self.hedger.cross.report(u),
-        }
+        return daemon_state(self.hedger, self.pause_reason)
 
     def resolve_order(self, client_id: str, status: str, confirm: bool) -> dict[str, Any]:
         """Settle a stuck order by the operator's word (checked at the venue by hand): filled,

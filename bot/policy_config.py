@@ -33,7 +33,7 @@ from bot.core.policy import (
 )
 
 if TYPE_CHECKING:
-    from bot.config import HedgeConfig
+    from bot.config_hedge import HedgeConfig
 
 HalfWidth = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]

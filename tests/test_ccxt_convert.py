@@ -9,7 +9,7 @@ from bot.core.instruments import Instrument, Kind, OptionType, Settlement
 from bot.core.orders import OrderStatus
 from bot.venues import ccxt_convert as convert
 from bot.venues.base import VenueAmbiguous, VenueNotSupported, VenueRejected, VenueTransient
-from bot.venues.ccxt_venue import apply_url_overrides
+from bot.venues.ccxt_setup import apply_url_overrides
 
 
 @pytest.mark.parametrize(

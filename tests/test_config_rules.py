@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, halt_file_of, load_settings, paths_of
-from bot.io.mqtt_schema import ExternalPositionIn
+from bot.io.mqtt_schema_in import ExternalPositionIn
 
 HEDGE = '[hedge.BTC]\ninstrument = "BTC/USDT:USDT"\n[hedge.BTC.policy]\nkind = "band"\nband = 0.5\n'
 

@@ -23,7 +23,7 @@ from bot.events import EventBus
 from bot.hedger.hedger import Hedger
 from bot.io.ctl import render
 from bot.io.metrics import Metrics
-from bot.io.mqtt_schema import CommandReply
+from bot.io.mqtt_schema_out import CommandReply
 from bot.operator import OperatorControls
 from bot.venues.sim import SimVenue
 from tests import tomlw

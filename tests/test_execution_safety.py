@@ -23,7 +23,7 @@ from bot.execution.executor import Executor
 from bot.execution.ledger import Ledger
 from bot.io.journal import Journal
 from bot.io.metrics import Metrics
-from bot.io.mqtt_schema import parse_command
+from bot.io.mqtt_schema_in import parse_command
 from bot.venues.sim import SimVenue
 from tests.helpers import Sink
 from tests.test_executor import PERP, make_rig  # noqa: F401 (the rig fixture)

@@ -25,7 +25,8 @@ from bot.control import CommandError
 from bot.events import Event
 from bot.io.command_auth import signed
 from bot.io.mqtt import MqttBridge
-from bot.io.mqtt_schema import CommandReply, ExternalPositionIn, StateMessage
+from bot.io.mqtt_schema_in import ExternalPositionIn
+from bot.io.mqtt_schema_out import CommandReply, StateMessage
 
 try:
     from tests.test_mqtt_broker import ROOT, Broker, mqtt_broker, read_retained

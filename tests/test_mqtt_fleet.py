@@ -11,7 +11,9 @@ import pytest
 from rich.console import Console
 
 from bot.events import Event
-from bot.io.fleet import BotView, apply_message, cmd_fleet, cmd_status, register
+from bot.io.fleet import cmd_fleet, cmd_status
+from bot.io.fleet_cli import register
+from bot.io.fleet_state import BotView, apply_message
 from bot.io.mqtt import MqttBridge
 
 try:

@@ -8,18 +8,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bot.io.mqtt_schema import (
+from bot.io.mqtt_schema import json_schemas
+from bot.io.mqtt_schema_in import (
     COMMAND_NAMES,
-    CommandReply,
-    EventMessage,
     ExternalPositionIn,
     FlattenCommand,
     HedgeNowCommand,
     SetCommand,
-    StateMessage,
-    json_schemas,
     parse_command,
 )
+from bot.io.mqtt_schema_out import CommandReply, EventMessage, StateMessage
 
 SIG = "a" * 64
 

@@ -25,6 +25,8 @@ from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
     from bot.backtest.path import PathSpec
+    from bot.backtest.sweep import PathRow
+    from bot.backtest.sweep_run import Work
     from bot.config import Settings
 
 COLUMNS = (
@@ -132,14 +134,6 @@ def _run(
     runnable: list[tuple[dict[str, Any], Settings]],
     skipped: list[dict[str, Any]],
 ) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from bot import logs
     from bot.backtest import sweep, sweep_run
     from bot.backtest.data import DataError
@@ -162,6 +156,32 @@ def _run(
     total = len(runnable) * len(paths)
     if total > len(work):
         print(f"sweep: {total - len(work)} of {total} path(s) already done in {args.out}")
+    stopped = _run_paths(args, work, total, rid, done)
+    if stopped is not None:
+        return stopped
+    rows = sweep.table([c for c, _ in runnable], done, [p.seed for p in paths])
+    return _report(args, rows, skipped, paths, market)
+
+
+def _run_paths(
+    args: argparse.Namespace,
+    work: list[Work],
+    total: int,
+    rid: str,
+    done: dict[tuple[str, int], PathRow],
+) -> int | None:
+    """Run the paths not done yet under a progress bar, adding each result to `done`; the exit
+    code when the run stops short (interrupted, scheduler unreachable), else None."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from bot.backtest import sweep_run
+
     jobs = args.jobs or min(len(work) or 1, os.cpu_count() or 1)
     columns = (TextColumn("[bold]paths"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     finished = {"n": 0}
@@ -173,7 +193,7 @@ def _run(
     try:
         with Progress(*columns, transient=True) as progress:
             task = progress.add_task("paths", total=total, completed=total - len(work))
-            done |= sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance)
+            done.update(sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance))
     except OSError as e:
         if args.scheduler is None:
             raise
@@ -187,8 +207,7 @@ def _run(
             file=sys.stderr,
         )
         return 130
-    rows = sweep.table([c for c, _ in runnable], done, [p.seed for p in paths])
-    return _report(args, rows, skipped, paths, market)
+    return None
 
 
 def _report(

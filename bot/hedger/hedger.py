@@ -34,7 +34,7 @@ from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
 from bot.hedger.policies import Policies
-from bot.hedger.report import book_loaded
+from bot.hedger.report import HedgeReport, book_loaded
 from bot.hedger.risk_gate import RiskGate
 from bot.hedger.riskview import RiskView
 from bot.hedger.routing import Router
@@ -117,6 +117,17 @@ class Hedger:
         self.riskview = RiskView(self)  # scenario grid, VaR and the VaR limit, on a timer
         self.router = Router(
             lambda: self.settings, catalog, self.ledger, self.view.books, self.view.tickers
+        )
+        self.report = HedgeReport(
+            lambda: self.settings,
+            clock,
+            self.view,
+            self._policies,
+            self.last_decision,
+            self.executor,
+            self.cross,
+            self.router,
+            self.riskview,
         )
 
     # ---- configuration -----------------------------------------------------------------------
@@ -487,38 +498,10 @@ class Hedger:
         """Reports where a finished hedge left the delta, then lets the policy look again."""
         underlying = order.intent.underlying
         self.mark_dirty(underlying)
-        report = self.band_report(underlying)
+        report = self.report.band(underlying)
         if report is None or order.booked == 0:
             return
         self.emit("order", "hedge.settled", client_id=order.intent.client_id, **report)
-
-    def band_report(self, underlying: str) -> dict[str, Any] | None:
-        """Where the delta stands against the band: the band of the last decision (or the
-        policy's band now, before any decision), inside it within one hedge lot or not."""
-        seen = self.view.snapshot(underlying) if underlying in self.settings.hedge else None
-        if seen is None:
-            return None
-        exp, mkt = seen
-        last = self.last_decision.get(underlying)
-        band = (
-            last.bounds
-            if last is not None
-            else self._policies.of(self.settings, underlying).band_for(
-                exp, mkt, self.clock.now_ms()
-            )
-        )
-        hedge = self.catalog[self.hedge_line(underlying)]
-        lot_coin = hedge.amount_step * hedge.coin_delta_per_contract(exp.price)
-        lot = lot_coin if band.unit == "coin" else lot_coin * exp.price
-        delta = exp.delta_in(band.unit)
-        return {
-            "underlying": exp.underlying,
-            "delta": delta,
-            **band.as_dict(),
-            "lot": lot,
-            "inside_band": band.contains(delta, slack=lot),
-            "in_flight_coin": exp.in_flight_coin,
-        }
 
     def _note_halt(self, underlying: str, reason: str | None) -> None:
         before = self.halt_reasons.get(underlying)
@@ -534,35 +517,6 @@ class Hedger:
             self.emit("state", "trading.waiting", underlying=underlying, reason=reason)
         elif reason != "paused":
             self.emit("alert", "trading.halted", underlying=underlying, reason=reason)
-
-    # ---- reporting ---------------------------------------------------------------------------
-
-    def summary(self, open_orders_left: int) -> dict[str, Any]:
-        deltas: dict[str, Any] = {}
-        for u in self.settings.hedge:
-            exp = self.exposure(u)
-            if exp is not None:
-                band = self.band_report(u) or {}
-                band.pop("underlying", None)
-                deltas[u] = {"delta_coin": exp.delta_coin, "delta_usd": exp.delta_usd, **band}
-                if (cross := self.cross.report(u)) is not None:
-                    deltas[u]["cross"] = cross
-                routing = self.router.state(u, exp.price, self.clock.now_ms())
-                if routing:
-                    deltas[u]["routing"] = routing  # where the hedge is held, per candidate
-        orders = self.ledger.orders.values()
-        return {
-            "delta": deltas,
-            "orders_sent": self.executor.orders_sent,
-            "orders_refused": self.executor.orders_refused,
-            "orders_filled": self.ledger.forgotten_filled + sum(1 for o in orders if o.booked > 0),
-            "fills": self.ledger.fills_count,
-            "fees": dict(self.ledger.fees_paid),
-            "open_orders_left": open_orders_left,
-            # Orders the venue never gave a final state for: check them at the venue.
-            "stuck_orders": sorted(self.executor.stuck.orders),
-            "risk": self.riskview.brief(),
-        }
 
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:
         self.bus.emit(Event(kind, name, self.clock.now_ms(), data))

@@ -1,6 +1,6 @@
 """`hedgebot ctl`: send one command to a running bot over MQTT and print its reply.
 
-The command is the bridge's own wire format (bot/io/mqtt_schema.py), checked with the same
+The command is the bridge's own wire format (bot/io/mqtt_schema_in.py), checked with the same
 pydantic models before anything is sent, signed with bot/io/command_auth.py when the config has
 `mqtt.command_secret`. The reply is matched by command id on `cmd/reply`; the bot's retained
 `status` is read alongside so that a missing reply can say whether the bot is offline.
@@ -27,7 +27,8 @@ from bot.config import ConfigError, load_settings
 from bot.config_ops import MqttConfig
 from bot.io.command_auth import signed
 from bot.io.mqtt_commands import describe_validation
-from bot.io.mqtt_schema import CommandReply, parse_command
+from bot.io.mqtt_schema_in import parse_command
+from bot.io.mqtt_schema_out import CommandReply
 from bot.io.mqtt_tools import tool_broker, tool_client
 from bot.io.mqtt_wire import Topics, dumps
 

@@ -21,7 +21,7 @@ import aiomqtt
 from bot.io import mqtt_inbox
 from bot.io.mqtt_commands import CommandInbox
 from bot.io.mqtt_outbox import PUBLISH_TIMEOUT_S, log
-from bot.io.mqtt_schema import STATUS_OFFLINE, STATUS_ONLINE
+from bot.io.mqtt_schema_out import STATUS_OFFLINE, STATUS_ONLINE
 from bot.io.mqtt_tools import client
 
 _OFFLINE_TIMEOUT_S = 2.0

@@ -14,13 +14,13 @@ from typing import Any
 import aiomqtt
 from pydantic import ValidationError
 
-from bot.config import SECRET_FIELDS
+from bot.config_errors import SECRET_FIELDS
 from bot.control import CommandError
 from bot.events import Event
 from bot.io import mqtt_inbox
 from bot.io.command_auth import AuthError, verify
 from bot.io.mqtt_outbox import Outbox, log
-from bot.io.mqtt_schema import (
+from bot.io.mqtt_schema_in import (
     COMMAND_NAMES,
     Command,
     ExternalPositionIn,

@@ -19,7 +19,7 @@ from bot.control import Controller
 from bot.events import Event, EventSink
 from bot.io import mqtt_inbox
 from bot.io.command_auth import ReplayCache
-from bot.io.mqtt_schema import ExternalPositionIn
+from bot.io.mqtt_schema_in import ExternalPositionIn
 from bot.io.mqtt_wire import Topics, dumps
 
 log = structlog.get_logger("hedgebot.mqtt")

@@ -7,7 +7,8 @@ Modes (AccountConfig.mode):
   sandbox refuses private calls: `enable_demo_trading(True)` there.
 - live: real orders; the config has already insisted on keys and `confirm_live`.
 
-Building the exchange object (modes, URL overrides) is in ccxt_setup. Amounts: the core counts
+Building the exchange object (modes, URL overrides) is in ccxt_setup; finding orders the way
+each exchange allows is in ccxt_lookup. Amounts: the core counts
 book contracts; create_order scales them to the exchange's amount unit and every amount read
 back (orders, fills, positions, book depth) is scaled the other way (see ccxt_profiles).
 
@@ -31,20 +32,15 @@ from bot.core.market import FundingRate, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderUpdate, PositionReport
 from bot.venues import ccxt_convert as convert
 from bot.venues.base import (
-    VenueError,
     VenueNotSupported,
     VenueRejected,
     VenueTransient,
 )
+from bot.venues.ccxt_lookup import find_order_raw, open_orders_raw
 from bot.venues.ccxt_markets import Problem, map_markets
 from bot.venues.ccxt_modes import check_modes
 from bot.venues.ccxt_profiles import profile_for
-from bot.venues.ccxt_setup import (
-    apply_url_overrides,
-    build_exchange,
-    check_required,
-    symbols_for,
-)
+from bot.venues.ccxt_setup import build_exchange, check_required
 
 log = structlog.get_logger(__name__)
 
@@ -259,67 +255,27 @@ class CcxtVenue:
         return convert.balances(await self._read("fetch_balance", self.exchange.fetch_balance))
 
     async def fetch_open_orders(self) -> Sequence[OrderUpdate]:
-        raws = await self._read("fetch_open_orders", self._fetch_open_orders_raw, None)
+        raws = await self._read(
+            "fetch_open_orders",
+            open_orders_raw,
+            self.exchange,
+            self.profile,
+            self._instruments,
+            None,
+        )
         return [u for u in (self._order(r) for r in raws) if u is not None]
 
-    async def _fetch_open_orders_raw(self, symbol: str | None) -> list[dict[str, Any]]:
-        ex = self.exchange
-        if symbol is None and self.profile.open_orders_per_currency:
-            # Deribit lists open orders per currency; ccxt needs a symbol or a currency.
-            out: list[dict[str, Any]] = []
-            for currency in self._settle_currencies():
-                out.extend(await ex.fetch_open_orders(None, None, None, {"currency": currency}))
-            return out
-        if symbol is None and not self.profile.warn_open_orders_without_symbol:
-            ex.options.setdefault("warnOnFetchOpenOrdersWithoutSymbol", False)
-        return list(await ex.fetch_open_orders(symbol))
-
-    def _settle_currencies(self) -> list[str]:
-        currencies = {
-            str(m.get("settleId") or m.get("baseId"))
-            for m in (self.exchange.markets or {}).values()
-            if m.get("symbol") in self._instruments
-        }
-        return sorted(currencies)
-
     async def fetch_order(self, client_id: str, symbol: str) -> OrderUpdate | None:
-        raw = await self._read("fetch_order", self._find_order_raw, client_id, symbol)
+        raw = await self._read(
+            "fetch_order",
+            find_order_raw,
+            self.exchange,
+            self.profile,
+            self.name,
+            client_id,
+            symbol,
+        )
         return self._order(raw, client_id) if raw is not None else None
-
-    async def _find_order_raw(self, client_id: str, symbol: str) -> dict[str, Any] | None:
-        """The venue's record of the order with this client id, or None if it has none."""
-        ex = self.exchange
-        if self.profile.order_lookup == "label_by_currency":
-            market = ex.market(symbol)
-            response = await ex.privateGetGetOrderStateByLabel(
-                {"currency": market["settleId"], "label": client_id}
-            )
-            orders = [
-                o
-                for o in ex.parse_orders(response.get("result") or [], market)
-                if o.get("symbol") == symbol
-            ]
-            # Deribit does not enforce unique labels: the newest wins, and more than one is a
-            # duplicate worth shouting about.
-            if len(orders) > 1:
-                log.error(
-                    "venue.duplicate_label", account=self.name, client_id=client_id, n=len(orders)
-                )
-            return max(orders, key=lambda o: o.get("timestamp") or 0) if orders else None
-        if self.profile.order_lookup == "client_id_param":
-            try:
-                raw: dict[str, Any] = await ex.fetch_order(
-                    None, symbol, {"clientOrderId": client_id}
-                )
-                return raw
-            except ccxt.OrderNotFound:
-                return None
-        for fetch in (ex.fetch_open_orders, ex.fetch_closed_orders):
-            for raw in await fetch(symbol):
-                if convert.client_id_of(raw) == client_id:
-                    found: dict[str, Any] = raw
-                    return found
-        return None
 
     async def fetch_fills(self, client_id: str, symbol: str) -> Sequence[Fill]:
         order = await self.fetch_order(client_id, symbol)
@@ -407,6 +363,3 @@ class CcxtVenue:
             # Some venues answer a cancel with a bare acknowledgement: read the final state.
             return await self.fetch_order(client_id, symbol)
         return update
-
-
-__all__ = ["CcxtVenue", "VenueError", "apply_url_overrides", "build_exchange", "symbols_for"]

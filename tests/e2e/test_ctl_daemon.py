@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.io.mqtt_schema import CommandReply
+from bot.io.mqtt_schema_out import CommandReply
 from tests.e2e.test_mqtt_daemon import SECRET, Daemon, no_traceback, write_config
 from tests.helpers import ROOT, clean_env
 from tests.test_mqtt_broker import Broker, free_port

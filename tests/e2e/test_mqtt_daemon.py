@@ -24,7 +24,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bot.io.command_auth import signed
-from bot.io.mqtt_schema import CommandReply, EventMessage, StateMessage
+from bot.io.mqtt_schema_out import CommandReply, EventMessage, StateMessage
 from tests.helpers import ROOT, clean_env, parse_events
 from tests.test_mqtt_broker import Broker
 
