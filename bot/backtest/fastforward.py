@@ -31,8 +31,9 @@ from bot.backtest.recorder import Recorder
 from bot.clock import VirtualClock
 from bot.core.book import LineKey
 from bot.core.market import UnderlyingMarket
-from bot.core.vol import EwmaVol, ewma_update
+from bot.core.vol import EwmaVol, ewma_fold
 from bot.hedger.hedger import Hedger
+from bot.hedger.riskview import idle
 from bot.venues.sim import SimVenue
 from bot.venues.sim.models import MarketModel
 
@@ -62,7 +63,8 @@ class Lookahead:
         """The next step's prices, and whether the model's vols moved with it."""
         if self._next is not None:
             raise RuntimeError("a peeked step was neither taken nor advanced")
-        self._vols_before = dict(self.inner.vols)
+        if self.dynamic_vols:
+            self._vols_before = dict(self.inner.vols)
         out = self.inner.advance(prices, from_ms, to_ms, rng)
         self._next = (from_ms, to_ms, out)
         moved = self.dynamic_vols and dict(self.inner.vols) != self._vols_before
@@ -99,11 +101,23 @@ class PathParts:
 
 
 @dataclass(slots=True)
-class _Quiet:
-    """One quiet tick: its time and each underlying's index."""
+class _Span:
+    """The quiet ticks after `t0`, every `tick_ms`: each underlying's index at each of them
+    (`first`: at t0), and each venue's prices at the last."""
 
-    t: int
-    index: dict[str, float]
+    t0: int
+    tick_ms: int
+    first: dict[str, float]
+    index: dict[str, list[float]]
+    last: dict[str, list[float]]
+    n: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.t0 + self.n * self.tick_ms
+
+    def times(self, upto: int) -> list[int]:
+        return [self.t0 + (i + 1) * self.tick_ms for i in range(upto)]
 
 
 class FastForward:
@@ -127,12 +141,12 @@ class FastForward:
         if result.ticks == 0 or not self._eligible():
             return t0
         span = self._span(t0, end_ms, result)
-        if not span:
+        if span.n == 0:
             return t0
         self._finish(span, result)
         if on_tick is not None:
             on_tick(result.ticks)
-        return span[-1].t
+        return span.end
 
     def _eligible(self) -> bool:
         p = self.p
@@ -170,24 +184,29 @@ class FastForward:
                 return True
         return False
 
-    def _span(self, t0: int, end_ms: int, result: PathResult) -> list[_Quiet]:
+    def _span(self, t0: int, end_ms: int, result: PathResult) -> _Span:
+        """Step the market over the quiet ticks after `t0`, tick by tick with the model's own
+        draws, until one is not quiet (its step stays peeked for the exchange's tick)."""
         p = self.p
         h, clock = p.hedger, p.clock
-        loop = clock.loop
         rv = h.riskview
         timer = rv.timer
         assert isinstance(timer, asyncio.TimerHandle)
         rv_when, period = timer.when(), rv.period_s
-        others = loop.quiet_until(ignore=timer)
+        basis = rv.idle_basis()
+        others = clock.loop.quiet_until(ignore=timer)
         expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
-        ref_venue = {u: h.gate.held[u].ref[0] for u in p.underlyings}
-        band = {u: (h.gate.held[u].lo, h.gate.held[u].hi) for u in p.underlyings}
-        prev = {u: p.venues[ref_venue[u]].exchange.quotes.index(u) for u in p.underlyings}
-        markets, ivs = self._markets()
+        held = [h.gate.held[u] for u in p.underlyings]
+        refs = [
+            (u, x.ref[0], self._slot[x.ref[0]][u], x.lo, x.hi)
+            for u, x in zip(p.underlyings, held, strict=True)
+        ]
+        prev = {u: p.venues[v].exchange.quotes.index(u) for u, v, *_ in refs}
+        span = _Span(t0, p.tick_ms, prev, {u: [] for u in p.underlyings}, {})
+        prices = {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()}
         vector = p.detail and all(h.view.spans(u) for u in p.underlyings)
-        first = prev
+        markets, ivs = self._markets() if p.detail else ({}, {})
         now_s = clock.loop_now()
-        out: list[_Quiet] = []
         t = t0
         while t < end_ms:
             nt = t + p.tick_ms
@@ -197,7 +216,7 @@ class FastForward:
             # The risk view's runs before this tick (they see the previous tick's index).
             fired = rv_when <= when
             w = rv_when
-            while w <= when and rv.idle_at(clock.ms_of(w), dict(prev)):
+            while w <= when and basis is not None and idle(basis, clock.ms_of(w), prev):
                 w += period
             if w <= when:
                 break
@@ -205,39 +224,44 @@ class FastForward:
             target = now_s + (when - now_s) if fired else when
             if not others > target:
                 break
-            index = self._peek(nt, ref_venue)
-            if index is None or any(not lo <= index[u] <= hi for u, (lo, hi) in band.items()):
+            steps = self._peek(prices, t, nt)
+            if steps is None:
                 break
-            self._commit(nt)
+            index = {u: steps[v][slot] for u, v, slot, _, _ in refs}
+            if any(not lo <= index[u] <= hi for u, _, _, lo, hi in refs):
+                break
+            for la in self.look.values():
+                la.take()
+            prices = steps
             rv_when, now_s = w, target
-            loop.jump(now_s)  # the clock reads nt (equity marks the coin-settled options by it)
             if p.detail and not vector:
+                clock.loop.jump(now_s)  # the clock reads nt (equity marks coin-settled options)
                 for u in p.underlyings:
                     at = replace(markets[u], index=prev[u], ts_ms=t)
                     was = ticks.held(h, u, at=(at, nt))
                     if was is not None:
                         result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
-            out.append(_Quiet(nt, index))
+            for u, x in index.items():
+                span.index[u].append(x)
+            span.n += 1
             prev, t = index, nt
-        if out and vector:
-            self._attribute(first, out, ivs, result)
-        if out and rv_when != timer.when():
-            rv.reschedule(rv_when)
-        return out
+        if span.n:
+            for name, v in p.venues.items():
+                v.quiet_tick(prices[name], t, span.n)
+            clock.loop.jump(now_s)
+            if vector:
+                self._attribute(span, ivs, result)
+            if rv_when != timer.when():
+                rv.reschedule(rv_when)
+        return span
 
-    def _attribute(
-        self,
-        first: dict[str, float],
-        span: list[_Quiet],
-        ivs: dict[str, float],
-        result: PathResult,
-    ) -> None:
+    def _attribute(self, span: _Span, ivs: dict[str, float], result: PathResult) -> None:
         """The span's attribution in one go: each tick's move against the book's greeks at
         the previous tick's index (view.held_span), as the full ticks book it one by one."""
-        now = np.array([q.t for q in span], dtype=np.int64)
+        now = np.array(span.times(span.n), dtype=np.int64)
         for u in self.p.underlyings:
-            price = np.array([q.index[u] for q in span])
-            s = np.concatenate(([first[u]], price[:-1]))
+            price = np.array(span.index[u])
+            s = np.concatenate(([span.first[u]], price[:-1]))
             g = self.p.hedger.view.held_span(u, s, now)
             if g is not None:
                 result.attribution.steps(s, price, g, ivs[u], ivs[u], self.p.tick_ms)
@@ -253,56 +277,51 @@ class FastForward:
             markets[u], ivs[u] = m, ticks.mean_iv(mi)
         return markets, ivs
 
-    def _peek(self, nt: int, ref_venue: dict[str, str]) -> dict[str, float] | None:
-        """Draw every venue's step to `nt`; None when a model's vols moved (options' IVs)."""
-        self._steps = {}
+    def _peek(
+        self, prices: dict[str, list[float]], t: int, nt: int
+    ) -> dict[str, list[float]] | None:
+        """Draw every venue's step from `t` to `nt`; None when a model's vols moved (options'
+        IVs)."""
+        out: dict[str, list[float]] = {}
         quiet = True
         for name, v in self.p.venues.items():
-            ex = v.exchange
-            prices, moved = self.look[name].peek(
-                ex.quotes.prices, ex.quotes.ts_ms, nt, ex.market_rng
-            )
-            self._steps[name] = prices
+            out[name], moved = self.look[name].peek(prices[name], t, nt, v.exchange.market_rng)
             quiet = quiet and not moved
-        if not quiet:
-            return None
-        return {u: self._steps[name][self._slot[name][u]] for u, name in ref_venue.items()}
+        return out if quiet else None
 
-    def _commit(self, nt: int) -> None:
-        for name, v in self.p.venues.items():
-            self.look[name].take()
-            v.quiet_tick(self._steps[name], nt)
-
-    def _finish(self, span: list[_Quiet], result: PathResult) -> None:
+    def _finish(self, span: _Span, result: PathResult) -> None:
+        """Book the span's ticks as full ticks book them: all but the last at once (nothing
+        but the index moved, so each counts against the same decision), then the last fed to
+        the hedger as a full tick brings it (realized vol, the gate's ref time, the view's
+        market). The other lines' tickers and the books are left: the next tick's feed
+        replaces them before anything reads them (own greeks: the options are valued from the
+        view's IVs, which did not move)."""
         p = self.p
         h = p.hedger
-        for q in span[:-1]:
-            self._ewma(q)
-            self._book(q, result)
-        last = span[-1]
+        quiet = span.n - 1
+        if quiet:
+            times = span.times(quiet)
+            for u in p.underlyings:
+                half_life = h.settings.hedge[u].policy.vol_half_life_s
+                before = h.realized_vol.get(u, EwmaVol())
+                h.realized_vol[u] = ewma_fold(before, span.index[u][:quiet], times, half_life)
+            self._book(times, result)
         for u in p.underlyings:
-            # The last quiet tick's index reaches the hedger as a full tick brings it (realized
-            # vol, the gate's ref time, the view's market). The other lines' tickers and the
-            # books are left: the next tick's feed replaces them before anything reads them
-            # (own greeks: the options are valued from the view's IVs, which did not move).
             account, symbol = h.gate.held[u].ref
             h.on_ticker(account, p.venues[account].exchange.ticker(symbol))
         if h.settings.engine.greeks_source != "own":
             ticks.feed(h, p.venues, p.hedge_lines)  # venue greeks read every option's ticker
         h.decide_dirty()
-        self._book(last, result)
+        self._book([span.end], result)
 
-    def _ewma(self, q: _Quiet) -> None:
-        h = self.p.hedger
-        for u in self.p.underlyings:
-            cfg = h.settings.hedge[u]
-            before = h.realized_vol.get(u, EwmaVol())
-            h.realized_vol[u] = ewma_update(before, q.index[u], q.t, cfg.policy.vol_half_life_s)
-
-    def _book(self, q: _Quiet, result: PathResult) -> None:
+    def _book(self, times: list[int], result: PathResult) -> None:
+        """Ticks at `times`, with no decision between them, counted and sampled."""
         p = self.p
-        ticks.note(result, p.hedger, p.underlyings)
-        result.ticks += 1
-        if p.detail and result.series.wants(result.ticks):
-            hours = (q.t - p.start_ms) / 3_600_000
+        first = result.ticks + 1
+        ticks.note(result, p.hedger, p.underlyings, len(times))
+        result.ticks += len(times)
+        if not p.detail:
+            return
+        for n in result.series.wanted(first, result.ticks):
+            hours = (times[n - first] - p.start_ms) / 3_600_000
             ticks.sample(result, p.hedger, p.recorder, p.underlyings[0], hours)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,30 @@ log = structlog.get_logger("hedgebot.risk")
 
 RECOMPUTE_S = 60.0  # the timer's period at most: a position change shows within a minute
 MOVE_FRACTION = 0.01  # an index move that makes the numbers stale
+
+
+@dataclass(frozen=True, slots=True)
+class IdleBasis:
+    """The last sample's ms (None: none yet), the sampling period (ms) and the index prices
+    the last computation saw."""
+
+    last_sample_ms: int | None
+    period_ms: float
+    seen: dict[str, float]
+
+
+def moved(prices: dict[str, float], seen: dict[str, float]) -> bool:
+    """Has an index moved by more than MOVE_FRACTION (or the set of underlyings changed)?"""
+    if set(prices) != set(seen):
+        return True
+    return any(abs(p / seen[u] - 1.0) > MOVE_FRACTION for u, p in prices.items())
+
+
+def idle(basis: IdleBasis, now: int, prices: dict[str, float]) -> bool:
+    """A run at `now` with these prices would neither sample nor recompute."""
+    last = basis.last_sample_ms
+    due = bool(prices) and (last is None or now - last >= basis.period_ms)
+    return not due and not moved(prices, basis.seen)
 
 
 class RiskView:
@@ -92,8 +117,20 @@ class RiskView:
     def idle_at(self, now: int, prices: dict[str, float]) -> bool:
         """Would a run at `now` with these index prices do nothing (no sample, no
         recomputation)? A backtest's fast-forward then only moves the timer (reschedule)."""
-        maxlen_same = self.samples.maxlen == self._maxlen()
-        return maxlen_same and not self._sample_due(now, prices) and not self._stale(now, prices)
+        basis = self.idle_basis()
+        return basis is not None and idle(basis, now, prices)
+
+    def idle_basis(self) -> IdleBasis | None:
+        """What decides whether a run does nothing, as of now (`idle`); None when the next
+        run recomputes whatever the prices (nothing computed yet, positions, config or the
+        ring's size changed)."""
+        if self.samples.maxlen != self._maxlen() or self._basis is None:
+            return None
+        _, version, settings, seen = self._basis
+        if version != self.h.ledger.version or settings is not self.h.settings:
+            return None
+        last = self.samples[-1][0] if self.samples else None
+        return IdleBasis(last, self.h.settings.risk.var_sample_s * 1000, seen)
 
     @property
     def timer(self) -> Timer | None:
@@ -117,9 +154,7 @@ class RiskView:
         _, version, settings, seen = self._basis
         if version != self.h.ledger.version or settings is not self.h.settings:
             return True
-        if set(prices) != set(seen):
-            return True
-        return any(abs(p / seen[u] - 1.0) > MOVE_FRACTION for u, p in prices.items())
+        return moved(prices, seen)
 
     def returns(self, underlying: str) -> dict[int, float]:
         """Sample index -> 1-day return of `underlying` ending at that sample."""
