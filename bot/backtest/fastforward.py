@@ -33,7 +33,7 @@ from bot.core.book import LineKey
 from bot.core.market import UnderlyingMarket
 from bot.core.vol import EwmaVol, ewma_fold
 from bot.hedger.hedger import Hedger
-from bot.hedger.riskview import idle
+from bot.hedger.riskview import IdleBasis, idle
 from bot.venues.sim import SimVenue
 from bot.venues.sim.models import MarketModel
 
@@ -103,21 +103,49 @@ class PathParts:
 @dataclass(slots=True)
 class _Span:
     """The quiet ticks after `t0`, every `tick_ms`: each underlying's index at each of them
-    (`first`: at t0), and each venue's prices at the last."""
+    (`first`: at t0)."""
 
     t0: int
     tick_ms: int
     first: dict[str, float]
     index: dict[str, list[float]]
-    last: dict[str, list[float]]
     n: int = 0
+    committed: int = 0  # ticks the venues stand at
+    fed: int = 0  # ticks whose index reached the hedger (realized vol, the view's market)
 
     @property
     def end(self) -> int:
         return self.t0 + self.n * self.tick_ms
 
-    def times(self, upto: int) -> list[int]:
-        return [self.t0 + (i + 1) * self.tick_ms for i in range(upto)]
+    def times(self, start: int, stop: int) -> list[int]:
+        """The times of ticks start..stop-1 (0: the first after t0)."""
+        return [self.t0 + (i + 1) * self.tick_ms for i in range(start, stop)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """A hedged underlying's corridor: the venue and model slot of its index, its bounds."""
+
+    u: str
+    venue: str
+    slot: int
+    lo: float
+    hi: float
+
+
+@dataclass(slots=True)
+class _At:
+    """Where a span stands: the last quiet tick, the loop's time after it, the risk view's
+    next run and what decides whether it is idle, the first other timer (loop time), the
+    index and every venue's prices."""
+
+    t: int
+    now_s: float
+    rv_when: float
+    basis: IdleBasis | None
+    others: float
+    prev: dict[str, float]
+    prices: dict[str, list[float]]
 
 
 class FastForward:
@@ -192,73 +220,100 @@ class FastForward:
         rv = h.riskview
         timer = rv.timer
         assert isinstance(timer, asyncio.TimerHandle)
-        rv_when, period = timer.when(), rv.period_s
-        basis = rv.idle_basis()
-        others = clock.loop.quiet_until(ignore=timer)
-        expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
         held = [h.gate.held[u] for u in p.underlyings]
         refs = [
-            (u, x.ref[0], self._slot[x.ref[0]][u], x.lo, x.hi)
+            _Ref(u, x.ref[0], self._slot[x.ref[0]][u], x.lo, x.hi)
             for u, x in zip(p.underlyings, held, strict=True)
         ]
-        prev = {u: p.venues[v].exchange.quotes.index(u) for u, v, *_ in refs}
-        span = _Span(t0, p.tick_ms, prev, {u: [] for u in p.underlyings}, {})
-        prices = {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()}
-        vector = p.detail and all(h.view.spans(u) for u in p.underlyings)
+        prev = {r.u: p.venues[r.venue].exchange.quotes.index(r.u) for r in refs}
+        span = _Span(t0, p.tick_ms, prev, {u: [] for u in p.underlyings})
+        at = _At(
+            t0,
+            clock.loop_now(),
+            timer.when(),
+            rv.idle_basis(),
+            clock.loop.quiet_until(ignore=timer),
+            prev,
+            {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()},
+        )
+        expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
+        inside = all(h.view.spans(u) for u in p.underlyings)
+        vector = p.detail and inside
+        no_limit = h.settings.risk.var_limit_usd is None  # a risk run cannot move the state
         markets, ivs = self._markets() if p.detail else ({}, {})
-        now_s = clock.loop_now()
-        t = t0
-        while t < end_ms:
-            nt = t + p.tick_ms
+        while at.t < end_ms:
+            nt = at.t + p.tick_ms
             if nt >= expiry:
                 break
             when = clock.when_of(nt)
             # The risk view's runs before this tick (they see the previous tick's index).
-            fired = rv_when <= when
-            w = rv_when
-            while w <= when and basis is not None and idle(basis, clock.ms_of(w), prev):
-                w += period
-            if w <= when:
+            fired = at.rv_when <= when
+            w = self._risk_runs(at, when, span, inside and no_limit)
+            if w is None:
                 break
             # advance_to: a jump when idle, else a sleep whose end is computed from now.
-            target = now_s + (when - now_s) if fired else when
-            if not others > target:
+            target = at.now_s + (when - at.now_s) if fired else when
+            if not at.others > target:
                 break
-            steps = self._peek(prices, t, nt)
+            steps = self._peek(at.prices, at.t, nt)
             if steps is None:
                 break
-            index = {u: steps[v][slot] for u, v, slot, _, _ in refs}
-            if any(not lo <= index[u] <= hi for u, _, _, lo, hi in refs):
+            index = {r.u: steps[r.venue][r.slot] for r in refs}
+            if any(not r.lo <= index[r.u] <= r.hi for r in refs):
                 break
             for la in self.look.values():
                 la.take()
-            prices = steps
-            rv_when, now_s = w, target
+            at.prices = steps
+            at.rv_when, at.now_s = w, target
             if p.detail and not vector:
-                clock.loop.jump(now_s)  # the clock reads nt (equity marks coin-settled options)
+                clock.loop.jump(at.now_s)  # the clock reads nt (equity marks coin-settled options)
                 for u in p.underlyings:
-                    at = replace(markets[u], index=prev[u], ts_ms=t)
-                    was = ticks.held(h, u, at=(at, nt))
+                    m = replace(markets[u], index=at.prev[u], ts_ms=at.t)
+                    was = ticks.held(h, u, at=(m, nt))
                     if was is not None:
                         result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
             for u, x in index.items():
                 span.index[u].append(x)
             span.n += 1
-            prev, t = index, nt
+            at.prev, at.t = index, nt
         if span.n:
-            for name, v in p.venues.items():
-                v.quiet_tick(prices[name], t, span.n)
-            clock.loop.jump(now_s)
+            self._commit(span, at.prices)
+            clock.loop.jump(at.now_s)
             if vector:
                 self._attribute(span, ivs, result)
-            if rv_when != timer.when():
-                rv.reschedule(rv_when)
+        if at.rv_when != timer.when():
+            rv.reschedule(at.rv_when)
         return span
+
+    def _risk_runs(self, at: _At, when: float, span: _Span, inside: bool) -> float | None:
+        """The risk view's runs due up to loop time `when` (before the next tick): the time of
+        the first run after it, or None when one must end the span. An idle run only moves the
+        timer; a run that samples or recomputes is made here, `inside` the span, when it can
+        change nothing a decision reads (no VaR limit to move the trading state): the hedger
+        first gets the last quiet tick's index, as a full tick would have given it."""
+        clock, rv = self.p.clock, self.p.hedger.riskview
+        w = at.rv_when
+        while w <= when:
+            if at.basis is None or not idle(at.basis, clock.ms_of(w), at.prev):
+                if not inside:
+                    return None
+                if span.n > span.fed:
+                    self._commit(span, at.prices)
+                    clock.loop.jump(at.now_s)
+                    self._feed_last(span)
+                if clock.loop.quiet_until(ignore=rv.timer) != at.others:
+                    return None  # the tick was not absorbed: it decides, the full path runs
+                clock.loop.jump(w)
+                rv.run_safely()
+                at.basis = rv.idle_basis()
+                at.others = clock.loop.quiet_until(ignore=rv.timer)
+            w += rv.period_s
+        return w
 
     def _attribute(self, span: _Span, ivs: dict[str, float], result: PathResult) -> None:
         """The span's attribution in one go: each tick's move against the book's greeks at
         the previous tick's index (view.held_span), as the full ticks book it one by one."""
-        now = np.array(span.times(span.n), dtype=np.int64)
+        now = np.array(span.times(0, span.n), dtype=np.int64)
         for u in self.p.underlyings:
             price = np.array(span.index[u])
             s = np.concatenate(([span.first[u]], price[:-1]))
@@ -289,26 +344,40 @@ class FastForward:
             quiet = quiet and not moved
         return out if quiet else None
 
-    def _finish(self, span: _Span, result: PathResult) -> None:
-        """Book the span's ticks as full ticks book them: all but the last at once (nothing
-        but the index moved, so each counts against the same decision), then the last fed to
-        the hedger as a full tick brings it (realized vol, the gate's ref time, the view's
-        market). The other lines' tickers and the books are left: the next tick's feed
-        replaces them before anything reads them (own greeks: the options are valued from the
-        view's IVs, which did not move)."""
-        p = self.p
-        h = p.hedger
-        quiet = span.n - 1
-        if quiet:
-            times = span.times(quiet)
-            for u in p.underlyings:
+    def _commit(self, span: _Span, prices: dict[str, list[float]]) -> None:
+        """The venues to the span's last tick, as its ticks would have left them."""
+        for name, v in self.p.venues.items():
+            v.quiet_tick(prices[name], span.end, span.n - span.committed)
+        span.committed = span.n
+
+    def _feed_last(self, span: _Span) -> None:
+        """The span's last tick's index to the hedger as a full tick brings it (the ticks
+        before it folded into the realized vol; the gate's ref time, the view's market). The
+        other lines' tickers and the books are left: the next full tick's feed replaces them
+        before anything reads them (own greeks: the options are valued from the view's IVs,
+        which did not move)."""
+        h, p = self.p.hedger, self.p
+        times = span.times(span.fed, span.n - 1)
+        for u in p.underlyings:
+            if times:
                 half_life = h.settings.hedge[u].policy.vol_half_life_s
                 before = h.realized_vol.get(u, EwmaVol())
-                h.realized_vol[u] = ewma_fold(before, span.index[u][:quiet], times, half_life)
-            self._book(times, result)
-        for u in p.underlyings:
+                index = span.index[u][span.fed : span.n - 1]
+                h.realized_vol[u] = ewma_fold(before, index, times, half_life)
             account, symbol = h.gate.held[u].ref
             h.on_ticker(account, p.venues[account].exchange.ticker(symbol))
+        span.fed = span.n
+
+    def _finish(self, span: _Span, result: PathResult) -> None:
+        """Book the span's ticks as full ticks book them: all but the last at once (nothing
+        but the index moved, so each counts against the same decision), then the last, fed to
+        the hedger as a full tick brings it, after its decision."""
+        p = self.p
+        h = p.hedger
+        if span.n > 1:
+            self._book(span.times(0, span.n - 1), result)
+        if span.fed < span.n:
+            self._feed_last(span)
         if h.settings.engine.greeks_source != "own":
             ticks.feed(h, p.venues, p.hedge_lines)  # venue greeks read every option's ticker
         h.decide_dirty()

@@ -90,13 +90,17 @@ class RiskView:
             self._timer = None
 
     def _tick(self) -> None:
+        self.run_safely()
+        self._timer = self.h.clock.call_later(self.period_s, self._tick)
+
+    def run_safely(self) -> None:
+        """`run` as the timer makes it (a backtest's fast-forward makes the timer's runs)."""
         try:
             self.run()
         except Exception as e:
             # A bad revaluation must never stop the daemon: say so and keep the timer.
             log.exception("risk.failed", error=repr(e))
             self.h.emit("alert", "risk.failed", error=repr(e))
-        self._timer = self.h.clock.call_later(self.period_s, self._tick)
 
     def run(self, force: bool = False) -> None:
         now = self.h.clock.now_ms()
