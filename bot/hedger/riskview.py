@@ -210,13 +210,15 @@ class RiskView:
                     entry["error"] = "no_market_data"
                     total_grid = None
                     continue
-                grid = scenarios.scenario_grid(b, cfg.scenario_spot_pct, cfg.scenario_iv_points)
+                base = scenarios.base_usd(b)  # both P&Ls count from it: priced once
+                spot_pct, iv_points = cfg.scenario_spot_pct, cfg.scenario_iv_points
+                grid = scenarios.scenario_grid(b, spot_pct, iv_points, base)
                 entry["scenarios"] = grid.as_dict()
                 if total_grid is not None:
                     total_grid = total_grid.plus(grid)
                 rets = self.returns(u)
                 entry["samples"] = len(rets)
-                pnl = scenarios.historical_pnl(b, list(rets.values())) if rets else None
+                pnl = scenarios.historical_pnl(b, list(rets.values()), base) if rets else None
                 if not b.empty:
                     # a position with no history yet leaves the whole book without a VaR
                     pnls[u] = {} if pnl is None else dict(zip(rets, pnl.tolist(), strict=True))
