@@ -5,7 +5,8 @@ rate) it samples the index when due and, if anything moved since the last comput
 sample, positions, the config, an index by 1%), revalues each underlying's
 book on the scenario grid and on the recorded 1-day returns, and applies the VaR limit
 (bot/core/risk.py apply_var). The cost is bounded: one vectorized pricing of grid plus history
-per underlying, at most once a minute.
+per underlying, at most once a minute; without a VaR limit the pricing waits until the figures
+are read (what it prices is taken when the computation is due, so the figures are the same).
 
 History: the index of every hedged underlying is sampled at the same timer instants every
 risk.var_sample_s; a ring of risk.var_window + 1 samples gives up to var_window returns, each
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from bot.core.scenarios import BookInputs, Grid
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.config_execution import RiskConfig
     from bot.hedger.hedger import Hedger
 
 log = structlog.get_logger("hedgebot.risk")
@@ -63,11 +65,22 @@ def idle(basis: IdleBasis, now: int, prices: dict[str, float]) -> bool:
     return not due and not moved(prices, basis.seen)
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a computation reads, taken when it is due: the time, the risk settings, and each
+    underlying's book (None: no market data) with its 1-day returns."""
+
+    now: int
+    cfg: RiskConfig
+    books: dict[str, tuple[BookInputs | None, dict[int, float]]]
+
+
 class RiskView:
     def __init__(self, hedger: Hedger) -> None:
         self.h = hedger
         self.samples: deque[tuple[int, dict[str, float]]] = deque(maxlen=self._maxlen())
-        self.report: dict[str, Any] = {}
+        self._report: dict[str, Any] = {}
+        self._due: _Seen | None = None  # a computation's inputs, to price when read
         self._timer: Timer | None = None
         # what the last computation saw: (ms, ledger version, settings, index per underlying)
         self._basis: tuple[int, int, Settings, dict[str, float]] | None = None
@@ -190,12 +203,44 @@ class RiskView:
             qty = np.where(cols.is_spot, 0.0, qty)
         return BookInputs(cols, qty, iv, exp.price, rate, now, extra)
 
+    @property
+    def report(self) -> dict[str, Any]:
+        """The last computation's figures. Without a VaR limit nothing acts on them, so they
+        are priced when first read (a backtest reads them once, at the end), from what the
+        computation saw when it was due; a pricing that fails then is reported then."""
+        due, self._due = self._due, None
+        if due is not None:
+            try:
+                self._report = self._price(due)
+            except Exception as e:
+                log.exception("risk.failed", error=repr(e))
+                self.h.emit("alert", "risk.failed", error=repr(e))
+        return self._report
+
     def compute(self, now: int) -> None:
         cfg = self.h.settings.risk
+        books: dict[str, tuple[BookInputs | None, dict[int, float]]] = {}
+        for u in sorted(self.h.settings.hedge):
+            b = self.book(u)
+            if b is not None:
+                b = replace(b, iv=b.iv.copy())  # the view updates its IVs in place
+            books[u] = (b, self.returns(u) if b is not None else {})
+        seen = _Seen(now, cfg, books)
+        if cfg.var_limit_usd is None:
+            self._due = seen
+            return
+        self._due = None
+        self._report = self._price(seen)
+        self._limit(self._report["total"]["var_99_usd"])
+
+    @staticmethod
+    def _price(seen: _Seen) -> dict[str, Any]:
+        """Each underlying's scenario grid, history P&L and VaR, and the whole book's."""
+        cfg = seen.cfg
         per: dict[str, dict[str, Any]] = {}
         pnls: dict[str, dict[int, float]] = {}
         total_grid: Grid | None = scenarios.zero_grid(cfg.scenario_spot_pct, cfg.scenario_iv_points)
-        for u in sorted(self.h.settings.hedge):
+        for u, (b, rets) in seen.books.items():
             entry: dict[str, Any] = {
                 "scenarios": None,
                 "var_99_usd": None,
@@ -204,19 +249,17 @@ class RiskView:
                 "error": None,
             }
             per[u] = entry
+            if b is None:
+                entry["error"] = "no_market_data"
+                total_grid = None
+                continue
             try:
-                b = self.book(u)
-                if b is None:
-                    entry["error"] = "no_market_data"
-                    total_grid = None
-                    continue
                 base = scenarios.base_usd(b)  # both P&Ls count from it: priced once
                 spot_pct, iv_points = cfg.scenario_spot_pct, cfg.scenario_iv_points
                 grid = scenarios.scenario_grid(b, spot_pct, iv_points, base)
                 entry["scenarios"] = grid.as_dict()
                 if total_grid is not None:
                     total_grid = total_grid.plus(grid)
-                rets = self.returns(u)
                 entry["samples"] = len(rets)
                 pnl = scenarios.historical_pnl(b, list(rets.values()), base) if rets else None
                 if not b.empty:
@@ -227,9 +270,8 @@ class RiskView:
             except scenarios.MissingIV as e:
                 entry["error"] = str(e)
                 total_grid = None
-        total = self._total(pnls, total_grid, cfg.var_min_samples, per)
-        self.report = {"underlyings": per, "total": total, "ts_ms": now}
-        self._limit(total["var_99_usd"])
+        total = RiskView._total(pnls, total_grid, cfg.var_min_samples, per)
+        return {"underlyings": per, "total": total, "ts_ms": seen.now}
 
     @staticmethod
     def _total(
