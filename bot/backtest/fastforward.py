@@ -2,17 +2,19 @@
 tick or the hedger's feed at each of them.
 
 A tick is quiet when nothing but prices moves and every decision it would bring is provably the
-one already made: no callback ready and no timer due but the risk view's (whose run would find
-nothing to do: no sample due, no index moved by 1%, nothing else changed); no order working or
-in flight and no expiry at the sim exchanges; every hedged underlying held in its trigger
-corridor (bot/hedger/gate.py: the same feeds, fresh data) with its new index inside [lo, hi]
-and the options' IVs unchanged. The market is stepped by the exchange's own model with the same
-draws (Lookahead): the step that ends a span is the one the exchange's next tick takes, so a
-seed gives the same path either way.
+one already made: no callback ready and no timer due but the risk view's (a run that would find
+nothing to do only moves its timer; one that samples or recomputes is made inside the span, as
+its timer would make it, when no VaR limit can act on its figures, after the hedger gets the
+last quiet tick's index); no order working or in flight and no expiry at the sim exchanges;
+every hedged underlying held in its trigger corridor (bot/hedger/gate.py: the same feeds, fresh
+data) with its new index inside [lo, hi] and the options' IVs unchanged. The market is stepped
+by the exchange's own model with the same draws (Lookahead): the step that ends a span is the
+one the exchange's next tick takes, so a seed gives the same path either way.
 
-For each quiet tick the path is booked as a full tick books it: attribution against the book
-held at the previous price (view.snapshot at that market), decision counts, series samples, the
-hedge line's realized-vol EWMA. The span's last tick is fed to the hedger as a full tick (so
+Each quiet tick is booked as a full tick books it: attribution against the book held at the
+previous price (view.held_span over the span, or view.snapshot tick by tick), decision counts
+and series samples (against the one decision in force), the hedge line's realized-vol EWMA
+(ewma_fold, ewma_update's floats). The span's last tick is fed to the hedger as a full tick (so
 the view, books, gate and feeds stand where they would), and the loop's time and the risk
 view's timer are left where the full ticks would have left them.
 """
@@ -20,13 +22,14 @@ view's timer are left where the full ticks would have left them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.backtest import ticks
+from bot.backtest.lookahead import Lookahead
 from bot.backtest.recorder import Recorder
 from bot.clock import VirtualClock
 from bot.core.book import LineKey
@@ -35,54 +38,9 @@ from bot.core.vol import EwmaVol, ewma_fold
 from bot.hedger.hedger import Hedger
 from bot.hedger.riskview import IdleBasis, idle
 from bot.venues.sim import SimVenue
-from bot.venues.sim.models import MarketModel
 
 if TYPE_CHECKING:
     from bot.backtest.path import PathResult
-
-
-class Lookahead:
-    """A market model that can draw its next step before the exchange takes it: `peek` steps
-    the wrapped model (same draws), `advance` hands the peeked step out when the exchange's own
-    tick asks for it; `take` drops it when the fast-forward used it instead."""
-
-    def __init__(self, inner: MarketModel) -> None:
-        self.inner = inner
-        self.names = inner.names
-        self.dynamic_vols = inner.dynamic_vols
-        self._next: tuple[int, int, list[float]] | None = None
-        self._vols_before: dict[str, float] = {}
-
-    @property
-    def vols(self) -> Mapping[str, float]:
-        return self._vols_before if self._next is not None else self.inner.vols
-
-    def peek(
-        self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
-    ) -> tuple[list[float], bool]:
-        """The next step's prices, and whether the model's vols moved with it."""
-        if self._next is not None:
-            raise RuntimeError("a peeked step was neither taken nor advanced")
-        if self.dynamic_vols:
-            self._vols_before = dict(self.inner.vols)
-        out = self.inner.advance(prices, from_ms, to_ms, rng)
-        self._next = (from_ms, to_ms, out)
-        moved = self.dynamic_vols and dict(self.inner.vols) != self._vols_before
-        return out, moved
-
-    def take(self) -> None:
-        self._next = None
-
-    def advance(
-        self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
-    ) -> list[float]:
-        step = self._next
-        if step is None:
-            return self.inner.advance(prices, from_ms, to_ms, rng)
-        self._next = None
-        if (step[0], step[1]) != (from_ms, to_ms):
-            raise RuntimeError(f"peeked step {step[:2]} taken as ({from_ms}, {to_ms})")
-        return list(step[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +117,6 @@ class FastForward:
         self._slot = {
             name: {u: i for i, u in enumerate(la.names)} for name, la in self.look.items()
         }
-        self._steps: dict[str, list[float]] = {}
 
     def run(
         self, t0: int, end_ms: int, result: PathResult, on_tick: Callable[[int], None] | None
@@ -248,8 +205,8 @@ class FastForward:
             when = clock.when_of(nt)
             # The risk view's runs before this tick (they see the previous tick's index).
             fired = at.rv_when <= when
-            w = self._risk_runs(at, when, span, inside and no_limit)
-            if w is None:
+            w = self._idle_runs(at, when)
+            if w <= when and not (inside and no_limit):
                 break
             # advance_to: a jump when idle, else a sleep whose end is computed from now.
             target = at.now_s + (when - at.now_s) if fired else when
@@ -261,6 +218,12 @@ class FastForward:
             index = {r.u: steps[r.venue][r.slot] for r in refs}
             if any(not r.lo <= index[r.u] <= r.hi for r in refs):
                 break
+            # This tick is quiet: the runs before it that sample or recompute are made here.
+            if w <= when:
+                after = self._risk_runs(at, w, when, span)
+                if after is None:
+                    break
+                w = after
             for la in self.look.values():
                 la.take()
             at.prices = steps
@@ -285,28 +248,35 @@ class FastForward:
             rv.reschedule(at.rv_when)
         return span
 
-    def _risk_runs(self, at: _At, when: float, span: _Span, inside: bool) -> float | None:
-        """The risk view's runs due up to loop time `when` (before the next tick): the time of
-        the first run after it, or None when one must end the span. An idle run only moves the
-        timer; a run that samples or recomputes is made here, `inside` the span, when it can
-        change nothing a decision reads (no VaR limit to move the trading state): the hedger
-        first gets the last quiet tick's index, as a full tick would have given it."""
+    def _idle_runs(self, at: _At, when: float) -> float:
+        """The loop time of the risk view's first run from `at.rv_when` on that would sample
+        or recompute (those before it only move its timer), or of the first after `when`."""
         clock, rv = self.p.clock, self.p.hedger.riskview
         w = at.rv_when
+        while w <= when and at.basis is not None and idle(at.basis, clock.ms_of(w), at.prev):
+            w += rv.period_s
+        return w
+
+    def _risk_runs(self, at: _At, w: float, when: float, span: _Span) -> float | None:
+        """Make the risk view's runs from loop time `w` to `when` (before a quiet tick) as its
+        timer would: the hedger first gets the last quiet tick's index, as a full tick gave it.
+        Returns the time of the first run after `when`, or None to end the span: the fed tick
+        was not absorbed (it decides; the run is left to the full path), or a run left a
+        callback ready (not without a VaR limit: the trading state cannot move)."""
+        clock, rv = self.p.clock, self.p.hedger.riskview
         while w <= when:
             if at.basis is None or not idle(at.basis, clock.ms_of(w), at.prev):
-                if not inside:
-                    return None
                 if span.n > span.fed:
                     self._commit(span, at.prices)
                     clock.loop.jump(at.now_s)
                     self._feed_last(span)
-                if clock.loop.quiet_until(ignore=rv.timer) != at.others:
-                    return None  # the tick was not absorbed: it decides, the full path runs
+                    if clock.loop.quiet_until(ignore=rv.timer) != at.others:
+                        return None
                 clock.loop.jump(w)
                 rv.run_safely()
-                at.basis = rv.idle_basis()
-                at.others = clock.loop.quiet_until(ignore=rv.timer)
+                at.basis, at.rv_when = rv.idle_basis(), w + rv.period_s
+                if clock.loop.quiet_until(ignore=rv.timer) != at.others:
+                    return None
             w += rv.period_s
         return w
 
