@@ -53,7 +53,7 @@ class IdleBasis:
 
 def moved(prices: dict[str, float], seen: dict[str, float]) -> bool:
     """Has an index moved by more than MOVE_FRACTION (or the set of underlyings changed)?"""
-    if set(prices) != set(seen):
+    if prices.keys() != seen.keys():
         return True
     return any(abs(p / seen[u] - 1.0) > MOVE_FRACTION for u, p in prices.items())
 
