@@ -131,16 +131,11 @@ class RiskView:
             self._basis = (now, self.h.ledger.version, self.h.settings, prices)
             self.compute(now)
 
-    def idle_at(self, now: int, prices: dict[str, float]) -> bool:
-        """Would a run at `now` with these index prices do nothing (no sample, no
-        recomputation)? A backtest's fast-forward then only moves the timer (reschedule)."""
-        basis = self.idle_basis()
-        return basis is not None and idle(basis, now, prices)
-
     def idle_basis(self) -> IdleBasis | None:
-        """What decides whether a run does nothing, as of now (`idle`); None when the next
-        run recomputes whatever the prices (nothing computed yet, positions, config or the
-        ring's size changed)."""
+        """What decides whether a run at a given time and index prices would do nothing (no
+        sample, no recomputation: `idle`), as of now; None when the next run recomputes
+        whatever the prices (nothing computed yet, positions, config or the ring's size
+        changed). A backtest's fast-forward then only moves the timer (reschedule)."""
         if self.samples.maxlen != self._maxlen() or self._basis is None:
             return None
         _, version, settings, seen = self._basis
