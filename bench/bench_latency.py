@@ -28,7 +28,7 @@ import numpy as np
 
 from bot import logs
 from bot.backtest.cli import START_MS
-from bot.backtest.path import _pump
+from bot.backtest.rig import pump
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings, load_settings
 from bot.core.book import LineKey
@@ -101,7 +101,7 @@ async def drive(
     await Reconciler(
         venues, hedger, PositionWatch(venues, hedger, 0, lambda: None), clock, None
     ).reconcile(initial=True)
-    pumps = [asyncio.ensure_future(_pump(n, v, hedger)) for n, v in venues.items()]
+    pumps = [asyncio.ensure_future(pump(n, v, hedger)) for n, v in venues.items()]
     sent_at: list[float] = []
     real_submit = hedger.executor.submit
 

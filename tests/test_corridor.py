@@ -298,9 +298,9 @@ def test_fast_forward_gives_the_same_path(
     quiet = {"n": 0}
     real = SimVenue.quiet_tick
 
-    def counted(self: SimVenue, prices: list[float], now_ms: int) -> None:
-        quiet["n"] += 1
-        real(self, prices, now_ms)
+    def counted(self: SimVenue, prices: list[float], now_ms: int, ticks: int = 1) -> None:
+        quiet["n"] += ticks
+        real(self, prices, now_ms, ticks)
 
     monkeypatch.setattr(SimVenue, "quiet_tick", counted)
     base = settings(tmp_path, True, **market)

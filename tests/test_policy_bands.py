@@ -12,7 +12,7 @@ from bot.core.greeks import MS_PER_YEAR
 from bot.core.instruments import Instrument, OptionType, Settlement
 from bot.core.market import BookLevel, OrderBook, Ticker, UnderlyingMarket
 from bot.core.policy import Aim, BandPolicy, WhalleyWilmott, Zakamouline, decide, policy_vol
-from bot.core.vol import EwmaVol, ewma_update
+from bot.core.vol import EwmaVol, ewma_fold, ewma_update
 from bot.hedger.view import _half_spread
 from tests.conftest import NOW_MS, option
 
@@ -241,6 +241,20 @@ def test_ewma_ignores_bad_and_repeated_prices() -> None:
         assert ewma_update(s, price, ts, 60) == s
     with pytest.raises(ValueError, match="half_life_s must be > 0"):
         ewma_update(s, 100.0, 120_000, 0)
+
+
+@pytest.mark.parametrize("start", [EwmaVol(), EwmaVol(100.0, 0), EwmaVol(100.0, 0, 0.4, 3)])
+def test_ewma_fold_is_ewma_update_in_turn_to_the_bit(start: EwmaVol) -> None:
+    """A backtest's quiet span folds its prices at once: the same state, float for float,
+    as one update per tick, bad and repeated prices and uneven steps included."""
+    prices = [100.5, 101.2, math.nan, 99.8, -1.0, 99.9, 100.0, 100.0, 102.3, 101.7]
+    times = [60_000 * (i + 1) for i in range(len(prices))]
+    times[6] = times[5]  # a repeated tick carries no return
+    times[8] += 17_000  # an uneven step
+    one = start
+    for p, t in zip(prices, times, strict=True):
+        one = ewma_update(one, p, t, 3600)
+    assert ewma_fold(start, prices, times, 3600) == one
 
 
 # ---- what the exposure and the market snapshot carry for the policies -------------------------

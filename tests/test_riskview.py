@@ -140,6 +140,34 @@ def test_var_limit_hysteresis_state_document_and_metrics() -> None:
             assert gauge_value(text, f'{gauge}{{underlying="{name}"}}') == pytest.approx(want)
 
 
+def test_figures_read_later_are_those_of_the_computation() -> None:
+    """Without a VaR limit the figures are priced when read: from the book, returns and IVs as
+    they were when the computation was due, not as they are at the read."""
+
+    async def main() -> tuple[dict[str, object], dict[str, object]]:
+        rig = Rig(limit=None)
+        await rig.start()
+        size = rig.catalog[("sim", PERP)].contract_size
+        rig.fill(Side.BUY, 2.0 / size, 1)
+        for i, p in enumerate(PRICES):
+            await rig.at(i * HOUR_MS)
+            rig.tick(p)
+        rv = rig.hedger.riskview
+        later = rv.report  # priced now, from the last computation (the last sample's)
+        rv.compute(rig.clock.now_ms())  # due again...
+        rig.fill(Side.BUY, 3.0 / size, 2)  # ...then the book and the index move, unread
+        rig.tick(66_000.0)
+        read = rv.report
+        rv.stop()
+        await rig.venue.close()
+        return later, read
+
+    later, read = run_virtual(main)
+    assert read == later  # the same inputs: the same figures, to the bit
+    want, _ = expected_var(2.0, 60_000.0)
+    assert read["total"]["var_99_usd"] == pytest.approx(want, rel=1e-9)  # type: ignore[index]
+
+
 def gauge_value(text: str, series: str) -> float:
     line = next(x for x in text.splitlines() if x.startswith(series + " "))
     return float(line.split()[-1])

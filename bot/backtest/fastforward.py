@@ -2,17 +2,19 @@
 tick or the hedger's feed at each of them.
 
 A tick is quiet when nothing but prices moves and every decision it would bring is provably the
-one already made: no callback ready and no timer due but the risk view's (whose run would find
-nothing to do: no sample due, no index moved by 1%, nothing else changed); no order working or
-in flight and no expiry at the sim exchanges; every hedged underlying held in its trigger
-corridor (bot/hedger/gate.py: the same feeds, fresh data) with its new index inside [lo, hi]
-and the options' IVs unchanged. The market is stepped by the exchange's own model with the same
-draws (Lookahead): the step that ends a span is the one the exchange's next tick takes, so a
-seed gives the same path either way.
+one already made: no callback ready and no timer due but the risk view's (a run that would find
+nothing to do only moves its timer; one that samples or recomputes is made inside the span, as
+its timer would make it, when no VaR limit can act on its figures, after the hedger gets the
+last quiet tick's index); no order working or in flight and no expiry at the sim exchanges;
+every hedged underlying held in its trigger corridor (bot/hedger/gate.py: the same feeds, fresh
+data) with its new index inside [lo, hi] and the options' IVs unchanged. The market is stepped
+by the exchange's own model with the same draws (Lookahead): the step that ends a span is the
+one the exchange's next tick takes, so a seed gives the same path either way.
 
-For each quiet tick the path is booked as a full tick books it: attribution against the book
-held at the previous price (view.snapshot at that market), decision counts, series samples, the
-hedge line's realized-vol EWMA. The span's last tick is fed to the hedger as a full tick (so
+Each quiet tick is booked as a full tick books it: attribution against the book held at the
+previous price (view.held_span over the span, or view.snapshot tick by tick), decision counts
+and series samples (against the one decision in force), the hedge line's realized-vol EWMA
+(ewma_fold, ewma_update's floats). The span's last tick is fed to the hedger as a full tick (so
 the view, books, gate and feeds stand where they would), and the loop's time and the risk
 view's timer are left where the full ticks would have left them.
 """
@@ -20,67 +22,25 @@ view's timer are left where the full ticks would have left them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.backtest import ticks
+from bot.backtest.lookahead import Lookahead
 from bot.backtest.recorder import Recorder
 from bot.clock import VirtualClock
 from bot.core.book import LineKey
 from bot.core.market import UnderlyingMarket
-from bot.core.vol import EwmaVol, ewma_update
+from bot.core.vol import EwmaVol, ewma_fold
 from bot.hedger.hedger import Hedger
+from bot.hedger.riskview import IdleBasis, idle
 from bot.venues.sim import SimVenue
-from bot.venues.sim.models import MarketModel
 
 if TYPE_CHECKING:
     from bot.backtest.path import PathResult
-
-
-class Lookahead:
-    """A market model that can draw its next step before the exchange takes it: `peek` steps
-    the wrapped model (same draws), `advance` hands the peeked step out when the exchange's own
-    tick asks for it; `take` drops it when the fast-forward used it instead."""
-
-    def __init__(self, inner: MarketModel) -> None:
-        self.inner = inner
-        self.names = inner.names
-        self.dynamic_vols = inner.dynamic_vols
-        self._next: tuple[int, int, list[float]] | None = None
-        self._vols_before: dict[str, float] = {}
-
-    @property
-    def vols(self) -> Mapping[str, float]:
-        return self._vols_before if self._next is not None else self.inner.vols
-
-    def peek(
-        self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
-    ) -> tuple[list[float], bool]:
-        """The next step's prices, and whether the model's vols moved with it."""
-        if self._next is not None:
-            raise RuntimeError("a peeked step was neither taken nor advanced")
-        self._vols_before = dict(self.inner.vols)
-        out = self.inner.advance(prices, from_ms, to_ms, rng)
-        self._next = (from_ms, to_ms, out)
-        moved = self.dynamic_vols and dict(self.inner.vols) != self._vols_before
-        return out, moved
-
-    def take(self) -> None:
-        self._next = None
-
-    def advance(
-        self, prices: Sequence[float], from_ms: int, to_ms: int, rng: np.random.Generator
-    ) -> list[float]:
-        step = self._next
-        if step is None:
-            return self.inner.advance(prices, from_ms, to_ms, rng)
-        self._next = None
-        if (step[0], step[1]) != (from_ms, to_ms):
-            raise RuntimeError(f"peeked step {step[:2]} taken as ({from_ms}, {to_ms})")
-        return list(step[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +59,51 @@ class PathParts:
 
 
 @dataclass(slots=True)
-class _Quiet:
-    """One quiet tick: its time and each underlying's index."""
+class _Span:
+    """The quiet ticks after `t0`, every `tick_ms`: each underlying's index at each of them
+    (`first`: at t0)."""
+
+    t0: int
+    tick_ms: int
+    first: dict[str, float]
+    index: dict[str, list[float]]
+    n: int = 0
+    committed: int = 0  # ticks the venues stand at
+    fed: int = 0  # ticks whose index reached the hedger (realized vol, the view's market)
+
+    @property
+    def end(self) -> int:
+        return self.t0 + self.n * self.tick_ms
+
+    def times(self, start: int, stop: int) -> list[int]:
+        """The times of ticks start..stop-1 (0: the first after t0)."""
+        return [self.t0 + (i + 1) * self.tick_ms for i in range(start, stop)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """A hedged underlying's corridor: the venue and model slot of its index, its bounds."""
+
+    u: str
+    venue: str
+    slot: int
+    lo: float
+    hi: float
+
+
+@dataclass(slots=True)
+class _At:
+    """Where a span stands: the last quiet tick, the loop's time after it, the risk view's
+    next run and what decides whether it is idle, the first other timer (loop time), the
+    index and every venue's prices."""
 
     t: int
-    index: dict[str, float]
+    now_s: float
+    rv_when: float
+    basis: IdleBasis | None
+    others: float
+    prev: dict[str, float]
+    prices: dict[str, list[float]]
 
 
 class FastForward:
@@ -117,7 +117,6 @@ class FastForward:
         self._slot = {
             name: {u: i for i, u in enumerate(la.names)} for name, la in self.look.items()
         }
-        self._steps: dict[str, list[float]] = {}
 
     def run(
         self, t0: int, end_ms: int, result: PathResult, on_tick: Callable[[int], None] | None
@@ -127,12 +126,12 @@ class FastForward:
         if result.ticks == 0 or not self._eligible():
             return t0
         span = self._span(t0, end_ms, result)
-        if not span:
+        if span.n == 0:
             return t0
         self._finish(span, result)
         if on_tick is not None:
             on_tick(result.ticks)
-        return span[-1].t
+        return span.end
 
     def _eligible(self) -> bool:
         p = self.p
@@ -170,74 +169,124 @@ class FastForward:
                 return True
         return False
 
-    def _span(self, t0: int, end_ms: int, result: PathResult) -> list[_Quiet]:
+    def _span(self, t0: int, end_ms: int, result: PathResult) -> _Span:
+        """Step the market over the quiet ticks after `t0`, tick by tick with the model's own
+        draws, until one is not quiet (its step stays peeked for the exchange's tick)."""
         p = self.p
         h, clock = p.hedger, p.clock
-        loop = clock.loop
         rv = h.riskview
         timer = rv.timer
         assert isinstance(timer, asyncio.TimerHandle)
-        rv_when, period = timer.when(), rv.period_s
-        others = loop.quiet_until(ignore=timer)
+        held = [h.gate.held[u] for u in p.underlyings]
+        refs = [
+            _Ref(u, x.ref[0], self._slot[x.ref[0]][u], x.lo, x.hi)
+            for u, x in zip(p.underlyings, held, strict=True)
+        ]
+        prev = {r.u: p.venues[r.venue].exchange.quotes.index(r.u) for r in refs}
+        span = _Span(t0, p.tick_ms, prev, {u: [] for u in p.underlyings})
+        at = _At(
+            t0,
+            clock.loop_now(),
+            timer.when(),
+            rv.idle_basis(),
+            clock.loop.quiet_until(ignore=timer),
+            prev,
+            {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()},
+        )
         expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
-        ref_venue = {u: h.gate.held[u].ref[0] for u in p.underlyings}
-        band = {u: (h.gate.held[u].lo, h.gate.held[u].hi) for u in p.underlyings}
-        prev = {u: p.venues[ref_venue[u]].exchange.quotes.index(u) for u in p.underlyings}
-        markets, ivs = self._markets()
-        vector = p.detail and all(h.view.spans(u) for u in p.underlyings)
-        first = prev
-        now_s = clock.loop_now()
-        out: list[_Quiet] = []
-        t = t0
-        while t < end_ms:
-            nt = t + p.tick_ms
+        inside = all(h.view.spans(u) for u in p.underlyings)
+        vector = p.detail and inside
+        no_limit = h.settings.risk.var_limit_usd is None  # a risk run cannot move the state
+        markets, ivs = self._markets() if p.detail else ({}, {})
+        while at.t < end_ms:
+            nt = at.t + p.tick_ms
             if nt >= expiry:
                 break
             when = clock.when_of(nt)
             # The risk view's runs before this tick (they see the previous tick's index).
-            fired = rv_when <= when
-            w = rv_when
-            while w <= when and rv.idle_at(clock.ms_of(w), dict(prev)):
-                w += period
-            if w <= when:
+            fired = at.rv_when <= when
+            w = self._idle_runs(at, when)
+            if w <= when and not (inside and no_limit):
                 break
             # advance_to: a jump when idle, else a sleep whose end is computed from now.
-            target = now_s + (when - now_s) if fired else when
-            if not others > target:
+            target = at.now_s + (when - at.now_s) if fired else when
+            if not at.others > target:
                 break
-            index = self._peek(nt, ref_venue)
-            if index is None or any(not lo <= index[u] <= hi for u, (lo, hi) in band.items()):
+            steps = self._peek(at.prices, at.t, nt)
+            if steps is None:
                 break
-            self._commit(nt)
-            rv_when, now_s = w, target
-            loop.jump(now_s)  # the clock reads nt (equity marks the coin-settled options by it)
+            index = {r.u: steps[r.venue][r.slot] for r in refs}
+            if any(not r.lo <= index[r.u] <= r.hi for r in refs):
+                break
+            # This tick is quiet: the runs before it that sample or recompute are made here.
+            if w <= when:
+                after = self._risk_runs(at, w, when, span)
+                if after is None:
+                    break
+                w = after
+            for la in self.look.values():
+                la.take()
+            at.prices = steps
+            at.rv_when, at.now_s = w, target
             if p.detail and not vector:
+                clock.loop.jump(at.now_s)  # the clock reads nt (equity marks coin-settled options)
                 for u in p.underlyings:
-                    at = replace(markets[u], index=prev[u], ts_ms=t)
-                    was = ticks.held(h, u, at=(at, nt))
+                    m = replace(markets[u], index=at.prev[u], ts_ms=at.t)
+                    was = ticks.held(h, u, at=(m, nt))
                     if was is not None:
                         result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
-            out.append(_Quiet(nt, index))
-            prev, t = index, nt
-        if out and vector:
-            self._attribute(first, out, ivs, result)
-        if out and rv_when != timer.when():
-            rv.reschedule(rv_when)
-        return out
+            for u, x in index.items():
+                span.index[u].append(x)
+            span.n += 1
+            at.prev, at.t = index, nt
+        if span.n:
+            self._commit(span, at.prices)
+            clock.loop.jump(at.now_s)
+            if vector:
+                self._attribute(span, ivs, result)
+        if at.rv_when != timer.when():
+            rv.reschedule(at.rv_when)
+        return span
 
-    def _attribute(
-        self,
-        first: dict[str, float],
-        span: list[_Quiet],
-        ivs: dict[str, float],
-        result: PathResult,
-    ) -> None:
+    def _idle_runs(self, at: _At, when: float) -> float:
+        """The loop time of the risk view's first run from `at.rv_when` on that would sample
+        or recompute (those before it only move its timer), or of the first after `when`."""
+        clock, rv = self.p.clock, self.p.hedger.riskview
+        w = at.rv_when
+        while w <= when and at.basis is not None and idle(at.basis, clock.ms_of(w), at.prev):
+            w += rv.period_s
+        return w
+
+    def _risk_runs(self, at: _At, w: float, when: float, span: _Span) -> float | None:
+        """Make the risk view's runs from loop time `w` to `when` (before a quiet tick) as its
+        timer would: the hedger first gets the last quiet tick's index, as a full tick gave it.
+        Returns the time of the first run after `when`, or None to end the span: the fed tick
+        was not absorbed (it decides; the run is left to the full path), or a run left a
+        callback ready (not without a VaR limit: the trading state cannot move)."""
+        clock, rv = self.p.clock, self.p.hedger.riskview
+        while w <= when:
+            if at.basis is None or not idle(at.basis, clock.ms_of(w), at.prev):
+                if span.n > span.fed:
+                    self._commit(span, at.prices)
+                    clock.loop.jump(at.now_s)
+                    self._feed_last(span)
+                    if clock.loop.quiet_until(ignore=rv.timer) != at.others:
+                        return None
+                clock.loop.jump(w)
+                rv.run_safely()
+                at.basis, at.rv_when = rv.idle_basis(), w + rv.period_s
+                if clock.loop.quiet_until(ignore=rv.timer) != at.others:
+                    return None
+            w += rv.period_s
+        return w
+
+    def _attribute(self, span: _Span, ivs: dict[str, float], result: PathResult) -> None:
         """The span's attribution in one go: each tick's move against the book's greeks at
         the previous tick's index (view.held_span), as the full ticks book it one by one."""
-        now = np.array([q.t for q in span], dtype=np.int64)
+        now = np.array(span.times(0, span.n), dtype=np.int64)
         for u in self.p.underlyings:
-            price = np.array([q.index[u] for q in span])
-            s = np.concatenate(([first[u]], price[:-1]))
+            price = np.array(span.index[u])
+            s = np.concatenate(([span.first[u]], price[:-1]))
             g = self.p.hedger.view.held_span(u, s, now)
             if g is not None:
                 result.attribution.steps(s, price, g, ivs[u], ivs[u], self.p.tick_ms)
@@ -253,56 +302,65 @@ class FastForward:
             markets[u], ivs[u] = m, ticks.mean_iv(mi)
         return markets, ivs
 
-    def _peek(self, nt: int, ref_venue: dict[str, str]) -> dict[str, float] | None:
-        """Draw every venue's step to `nt`; None when a model's vols moved (options' IVs)."""
-        self._steps = {}
+    def _peek(
+        self, prices: dict[str, list[float]], t: int, nt: int
+    ) -> dict[str, list[float]] | None:
+        """Draw every venue's step from `t` to `nt`; None when a model's vols moved (options'
+        IVs)."""
+        out: dict[str, list[float]] = {}
         quiet = True
         for name, v in self.p.venues.items():
-            ex = v.exchange
-            prices, moved = self.look[name].peek(
-                ex.quotes.prices, ex.quotes.ts_ms, nt, ex.market_rng
-            )
-            self._steps[name] = prices
+            out[name], moved = self.look[name].peek(prices[name], t, nt, v.exchange.market_rng)
             quiet = quiet and not moved
-        if not quiet:
-            return None
-        return {u: self._steps[name][self._slot[name][u]] for u, name in ref_venue.items()}
+        return out if quiet else None
 
-    def _commit(self, nt: int) -> None:
+    def _commit(self, span: _Span, prices: dict[str, list[float]]) -> None:
+        """The venues to the span's last tick, as its ticks would have left them."""
         for name, v in self.p.venues.items():
-            self.look[name].take()
-            v.quiet_tick(self._steps[name], nt)
+            v.quiet_tick(prices[name], span.end, span.n - span.committed)
+        span.committed = span.n
 
-    def _finish(self, span: list[_Quiet], result: PathResult) -> None:
-        p = self.p
-        h = p.hedger
-        for q in span[:-1]:
-            self._ewma(q)
-            self._book(q, result)
-        last = span[-1]
+    def _feed_last(self, span: _Span) -> None:
+        """The span's last tick's index to the hedger as a full tick brings it (the ticks
+        before it folded into the realized vol; the gate's ref time, the view's market). The
+        other lines' tickers and the books are left: the next full tick's feed replaces them
+        before anything reads them (own greeks: the options are valued from the view's IVs,
+        which did not move)."""
+        h, p = self.p.hedger, self.p
+        times = span.times(span.fed, span.n - 1)
         for u in p.underlyings:
-            # The last quiet tick's index reaches the hedger as a full tick brings it (realized
-            # vol, the gate's ref time, the view's market). The other lines' tickers and the
-            # books are left: the next tick's feed replaces them before anything reads them
-            # (own greeks: the options are valued from the view's IVs, which did not move).
+            if times:
+                half_life = h.settings.hedge[u].policy.vol_half_life_s
+                before = h.realized_vol.get(u, EwmaVol())
+                index = span.index[u][span.fed : span.n - 1]
+                h.realized_vol[u] = ewma_fold(before, index, times, half_life)
             account, symbol = h.gate.held[u].ref
             h.on_ticker(account, p.venues[account].exchange.ticker(symbol))
+        span.fed = span.n
+
+    def _finish(self, span: _Span, result: PathResult) -> None:
+        """Book the span's ticks as full ticks book them: all but the last at once (nothing
+        but the index moved, so each counts against the same decision), then the last, fed to
+        the hedger as a full tick brings it, after its decision."""
+        p = self.p
+        h = p.hedger
+        if span.n > 1:
+            self._book(span.times(0, span.n - 1), result)
+        if span.fed < span.n:
+            self._feed_last(span)
         if h.settings.engine.greeks_source != "own":
             ticks.feed(h, p.venues, p.hedge_lines)  # venue greeks read every option's ticker
         h.decide_dirty()
-        self._book(last, result)
+        self._book([span.end], result)
 
-    def _ewma(self, q: _Quiet) -> None:
-        h = self.p.hedger
-        for u in self.p.underlyings:
-            cfg = h.settings.hedge[u]
-            before = h.realized_vol.get(u, EwmaVol())
-            h.realized_vol[u] = ewma_update(before, q.index[u], q.t, cfg.policy.vol_half_life_s)
-
-    def _book(self, q: _Quiet, result: PathResult) -> None:
+    def _book(self, times: list[int], result: PathResult) -> None:
+        """Ticks at `times`, with no decision between them, counted and sampled."""
         p = self.p
-        ticks.note(result, p.hedger, p.underlyings)
-        result.ticks += 1
-        if p.detail and result.series.wants(result.ticks):
-            hours = (q.t - p.start_ms) / 3_600_000
+        first = result.ticks + 1
+        ticks.note(result, p.hedger, p.underlyings, len(times))
+        result.ticks += len(times)
+        if not p.detail:
+            return
+        for n in result.series.wanted(first, result.ticks):
+            hours = (times[n - first] - p.start_ms) / 3_600_000
             ticks.sample(result, p.hedger, p.recorder, p.underlyings[0], hours)

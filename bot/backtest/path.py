@@ -12,8 +12,6 @@ with the same results; what a tick books goes through ticks.py either way.
 
 from __future__ import annotations
 
-import asyncio
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,22 +21,13 @@ from bot.backtest import cross_stats, ticks
 from bot.backtest.attribution import Attribution
 from bot.backtest.data import Recorded
 from bot.backtest.fastforward import FastForward, PathParts
-from bot.backtest.recorder import EventsFile, Recorder
+from bot.backtest.recorder import EventsFile
+from bot.backtest.rig import Rig
 from bot.backtest.schedule import DAY_MS, grid, stale_checks
 from bot.backtest.series import Series
-from bot.backtest.valuation import value_usd
 from bot.clock import VirtualClock, run_virtual
 from bot.config import Settings
-from bot.core.book import LineKey
-from bot.core.instruments import Instrument, Kind
-from bot.events import EventBus
 from bot.hedger.hedger import Hedger
-from bot.shell.funding import FundingWatch
-from bot.shell.positions import PositionWatch
-from bot.shell.reconcile import Reconciler
-from bot.venues.base import Venue
-from bot.venues.sim import SimVenue
-from bot.venues.sim.replay import ReplayModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,145 +126,110 @@ async def _run(
     settings = path_settings(settings, spec.seed)
     if spec.data is not None:
         settings = replay_settings(settings, spec.data, spec.start_ms)
-    clock = VirtualClock(spec.start_ms)
-    counter = iter(range(1, 2**62))
-    venues: dict[str, SimVenue] = {
-        name: SimVenue(
-            name,
-            settings.sim.for_account(name),
-            [p for p in settings.positions if p.account == name],
-            clock,
-            run_market=False,
-        )
-        for name in settings.accounts
-    }
-    if spec.data is not None:
-        vols = {u: x.vol for u, x in settings.sim.underlyings.items()}
-        for v in venues.values():
-            v.exchange.use_model(ReplayModel(spec.data, vols))
-    catalog: dict[LineKey, Instrument] = {}
-    recorder = Recorder(catalog)
-    loop = asyncio.get_running_loop()
-    scheduled = {"decide": False}
-
-    def decide_soon() -> None:
-        # As the daemon's decision loop: whatever marks an underlying dirty (a fill, a settled
-        # order, a timer) gets a decision right after, not only at the next tick.
-        if not scheduled["decide"]:
-            scheduled["decide"] = True
-            loop.call_soon(decide)
-
-    def decide() -> None:
-        scheduled["decide"] = False
-        hedger.decide_dirty()
-
-    hedger = Hedger(
-        settings,
-        venues,
-        catalog,
-        clock,
-        EventBus(recorder, *([sink] if sink is not None else [])),
-        None,
-        wake=decide_soon,
-        unique_ids=lambda: f"{next(counter):024d}",
-    )
-    for name, venue in venues.items():
-        await venue.connect()
-        for symbol, ins in (await venue.load_instruments()).items():
-            catalog[(name, symbol)] = ins
-    hedge_lines = hedger.add_hedge_lines()
-    positions = PositionWatch(venues, hedger, 0, lambda: None)
-    await Reconciler(venues, hedger, positions, clock, None).reconcile(initial=True)
-    funding = FundingWatch(venues, hedger, clock)  # routing candidates' rates, as the daemon
-    funding_every_ms = int(settings.routing.funding_refresh_s * 1000)
-    funding_at = spec.start_ms
-    await funding.refresh()
-    pumps = [asyncio.ensure_future(_pump(name, v, hedger)) for name, v in venues.items()]
-    recorder.index = lambda u: _index(venues, u)
-
+    rig = await Rig.start(settings, spec.start_ms, spec.data, sink)
     result = PathResult(seed=spec.seed)
     underlyings = sorted(settings.hedge)
-    ref = underlyings[0]
-    result.start_value_usd = _value(venues)
-    result.price_start = _index(venues, ref)
+    result.start_value_usd = rig.value_usd()
+    result.price_start = rig.index(underlyings[0])
     start_coin = result.start_value_usd / result.price_start
-    start = {u: _index(venues, u) for u in underlyings}
+    try:
+        t = await _ticks(rig, settings, spec, result, on_tick, detail)
+        # Let what is in flight settle before the books are closed.
+        await rig.clock.advance_to(t + int(settings.execution.order_timeout_s * 2000))
+        riskview = rig.hedger.riskview
+        riskview.run(force=True)  # the risk the hedge leaves at the end of the path
+        riskview.stop()
+        result.risk = riskview.brief()
+    finally:
+        await rig.close()
+    result.end_value_usd = rig.value_usd()
+    result.price_end = rig.index(underlyings[0])
+    result.pnl_usd = result.end_value_usd - result.start_value_usd
+    result.pnl_coin = result.end_value_usd / result.price_end - start_coin
+    rig.recorder.fill_into(result)
+    result.funding_usd = sum(v.exchange.funding_paid_usd for v in rig.venues.values())
+    result.attribution.close(
+        result.pnl_usd, result.fees_usd, result.slippage_usd, result.funding_usd
+    )
+    return result
+
+
+async def _ticks(
+    rig: Rig,
+    settings: Settings,
+    spec: PathSpec,
+    result: PathResult,
+    on_tick: Callable[[int], None] | None,
+    detail: bool,
+) -> int:
+    """Every tick of the path, the quiet ones stepped over by the fast-forward; returns the
+    last tick's time."""
+    underlyings = sorted(settings.hedge)
+    start = {u: rig.index(u) for u in underlyings}
     times = spec.ticks()
     # Recorded data arrives when the file says: a long gap is stale data, as live. A synthetic
     # market is quoted all along; --tick-ms only says how often the path looks at it.
     limit_ms = int(settings.engine.stale_after_s * 1000)
     stale = stale_checks(times, spec.start_ms, limit_ms) if spec.data is not None else {}
     result.series = Series.for_ticks(len(times))
-    t = spec.start_ms
     parts = PathParts(
-        hedger,
-        venues,
-        clock,
-        recorder,
-        hedge_lines,
+        rig.hedger,
+        rig.venues,
+        rig.clock,
+        rig.recorder,
+        rig.hedge_lines,
         underlyings,
         spec.start_ms,
         spec.tick_ms,
         detail,
     )
     ff = FastForward(parts) if _can_fast_forward(settings, spec) else None
-    try:
-        i = 0
-        while i < len(times):
-            if ff is not None:
-                t = ff.run(t, times[-1], result, on_tick)
-                i = (t - spec.start_ms) // spec.tick_ms  # a grid: times[i] is the tick after t
-                if i >= len(times):
-                    break
-            tick = times[i]
-            i += 1
-            if tick in stale:
-                await _look_stale(clock, hedger, underlyings, stale[tick], result)
-            dt_ms, t = tick - t, tick
-            await clock.advance_to(t)
-            # The book as it is held when the market moves (fills so far, not orders in flight).
-            held = {u: ticks.held(hedger, u) for u in underlyings} if detail else {}
-            crossed = cross_stats.before(hedger) if detail else {}
-            for venue in venues.values():
-                venue.tick()
-            if t - funding_at >= funding_every_ms:
-                funding_at = t
-                await funding.refresh()
-            ticks.feed(hedger, venues, hedge_lines)
-            cross_stats.after(result.cross, hedger, crossed)
-            if result.ticks == 0 and detail:
-                ticks.first_move(result.attribution, hedger, underlyings, start, dt_ms)
-            else:
-                ticks.attribute(result.attribution, hedger, held, dt_ms)
-            hedger.decide_dirty()
-            ticks.note(result, hedger, underlyings)
-            result.ticks += 1
-            if detail and result.series.wants(result.ticks):
-                ticks.sample(result, hedger, recorder, ref, (t - spec.start_ms) / 3_600_000)
-            if on_tick is not None:
-                on_tick(result.ticks)
-        # Let what is in flight settle before the books are closed.
-        await clock.advance_to(t + int(settings.execution.order_timeout_s * 2000))
-        hedger.riskview.run(force=True)  # the risk the hedge leaves at the end of the path
-        hedger.riskview.stop()
-        result.risk = hedger.riskview.brief()
-    finally:
-        for task in pumps:
-            task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
-        await hedger.executor.close()
-        for venue in venues.values():
-            await venue.close()
-    result.end_value_usd = _value(venues)
-    result.price_end = _index(venues, ref)
-    result.pnl_usd = result.end_value_usd - result.start_value_usd
-    result.pnl_coin = result.end_value_usd / result.price_end - start_coin
-    recorder.fill_into(result)
-    result.funding_usd = sum(v.exchange.funding_paid_usd for v in venues.values())
-    result.attribution.close(
-        result.pnl_usd, result.fees_usd, result.slippage_usd, result.funding_usd
-    )
-    return result
+    t, i = spec.start_ms, 0
+    while i < len(times):
+        if ff is not None:
+            # What the last tick left ready (a decision it already made) runs first, as the
+            # next tick's wait would run it: the fast-forward needs the loop quiet.
+            await rig.clock.sleep(0.0)
+            t = ff.run(t, times[-1], result, on_tick)
+            i = (t - spec.start_ms) // spec.tick_ms  # a grid: times[i] is the tick after t
+            if i >= len(times):
+                break
+        tick = times[i]
+        i += 1
+        if tick in stale:
+            await _look_stale(rig.clock, rig.hedger, underlyings, stale[tick], result)
+        await _full_tick(parts, rig, tick, tick - t, start, result)
+        t = tick
+        if on_tick is not None:
+            on_tick(result.ticks)
+    return t
+
+
+async def _full_tick(
+    p: PathParts, rig: Rig, t: int, dt_ms: int, start: dict[str, float], result: PathResult
+) -> None:
+    """One tick through the whole path: the market moves (and fills resting orders), the
+    hedger gets every line's ticker and the hedge lines' books, and decides."""
+    hedger = p.hedger
+    await p.clock.advance_to(t)
+    # The book as it is held when the market moves (fills so far, not orders in flight).
+    held = {u: ticks.held(hedger, u) for u in p.underlyings} if p.detail else {}
+    crossed = cross_stats.before(hedger) if p.detail else {}
+    for venue in p.venues.values():
+        venue.tick()
+    await rig.refresh_funding(t)
+    ticks.feed(hedger, p.venues, p.hedge_lines)
+    cross_stats.after(result.cross, hedger, crossed)
+    if result.ticks == 0 and p.detail:
+        ticks.first_move(result.attribution, hedger, p.underlyings, start, dt_ms)
+    else:
+        ticks.attribute(result.attribution, hedger, held, dt_ms)
+    hedger.decide_dirty()
+    ticks.note(result, hedger, p.underlyings)
+    result.ticks += 1
+    if p.detail and result.series.wants(result.ticks):
+        hours = (t - p.start_ms) / 3_600_000
+        ticks.sample(result, hedger, p.recorder, p.underlyings[0], hours)
 
 
 def _can_fast_forward(settings: Settings, spec: PathSpec) -> bool:
@@ -303,38 +257,3 @@ async def _look_stale(
         (d := hedger.last_decision.get(u)) is not None and d.reason == "stale_market_data"
         for u in underlyings
     )
-
-
-async def _pump(name: str, venue: Venue, hedger: Hedger) -> None:
-    """Order updates and fills to the hedger as the venue publishes them."""
-
-    async def orders() -> None:
-        while True:
-            hedger.on_orders(name, await venue.watch_orders())
-
-    async def fills() -> None:
-        while True:
-            hedger.on_fills(name, await venue.watch_fills())
-
-    await asyncio.gather(orders(), fills())
-
-
-def _index(venues: dict[str, SimVenue], underlying: str) -> float:
-    for v in venues.values():
-        price = v.exchange.market.prices.get(underlying)
-        if price is not None:
-            return price
-    return math.nan
-
-
-def _value(venues: dict[str, SimVenue]) -> float:
-    total = 0.0
-    for v in venues.values():
-        ex = v.exchange
-        marks = {
-            s: ex.fair(s).mark
-            for s, i in ex.instruments.items()
-            if i.kind is Kind.OPTION and s not in ex.expired
-        }
-        total += value_usd(ex.ledger, ex.instruments, ex.market.prices, marks)
-    return total

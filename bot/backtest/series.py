@@ -32,6 +32,10 @@ class Series:
     def wants(self, tick: int) -> bool:
         return tick % self.stride == 0
 
+    def wanted(self, first: int, last: int) -> range:
+        """The ticks from `first` to `last` (both included) that `wants`."""
+        return range(-(-first // self.stride) * self.stride, last + 1, self.stride)
+
     def add(
         self,
         hours: float,

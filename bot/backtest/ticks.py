@@ -29,15 +29,16 @@ def feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey]
         hedger.on_book(account, venues[account].exchange.book(symbol))
 
 
-def note(result: PathResult, hedger: Hedger, underlyings: list[str]) -> None:
-    """Count this tick against each underlying's latest decision."""
+def note(result: PathResult, hedger: Hedger, underlyings: list[str], n: int = 1) -> None:
+    """Count this tick (`n` ticks with no decision between them) against each underlying's
+    latest decision."""
     for u in underlyings:
         d = hedger.last_decision.get(u)
         if d is None or d.reason in ("no_market_data",) or d.reason.startswith("cross_"):
             continue  # a cross-hedged underlying's band is not what hedges it
-        result.ticks_decided += 1
+        result.ticks_decided += n
         drift = abs(d.delta - d.target)
-        result.ticks_in_band += drift <= d.band
+        result.ticks_in_band += n * (drift <= d.band)
         result.max_abs_drift = max(result.max_abs_drift, drift)
         coin = d.delta if d.unit == "coin" else d.delta / d.price
         result.max_abs_delta_coin = max(result.max_abs_delta_coin, abs(coin))

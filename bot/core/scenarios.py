@@ -99,12 +99,21 @@ def values_usd(
     return out[0] if np.ndim(iv_points) == 0 else out
 
 
+def base_usd(b: BookInputs) -> float:
+    """The book's USD value at (b.spot, IVs): what `pnl_usd` counts from."""
+    return float(values_usd(b, np.array([b.spot]))[0])
+
+
 def pnl_usd(
-    b: BookInputs, spots: FloatArray, iv_points: Sequence[float] | float = 0.0
+    b: BookInputs,
+    spots: FloatArray,
+    iv_points: Sequence[float] | float = 0.0,
+    base: float | None = None,
 ) -> FloatArray:
     """Change of the book's USD value from (b.spot, IVs) to each of `spots` at IV + points
-    (shaped as values_usd)."""
-    base = float(values_usd(b, np.array([b.spot]))[0])
+    (shaped as values_usd); `base`: base_usd(b), when the caller has it already."""
+    if base is None:
+        base = base_usd(b)
     return np.asarray(values_usd(b, spots, iv_points) - base, dtype=np.float64)
 
 
@@ -139,10 +148,15 @@ class Grid:
         }
 
 
-def scenario_grid(b: BookInputs, spot_pct: Sequence[float], iv_points: Sequence[float]) -> Grid:
-    """P&L in USD of every (IV shock, spot shock) cell."""
+def scenario_grid(
+    b: BookInputs,
+    spot_pct: Sequence[float],
+    iv_points: Sequence[float],
+    base: float | None = None,
+) -> Grid:
+    """P&L in USD of every (IV shock, spot shock) cell (`base` as for pnl_usd)."""
     spots = b.spot * (1.0 + np.asarray(spot_pct, dtype=np.float64) / 100.0)
-    cells = pnl_usd(b, spots, list(iv_points)).tolist()
+    cells = pnl_usd(b, spots, list(iv_points), base).tolist()
     return Grid(tuple(spot_pct), tuple(iv_points), tuple(tuple(r) for r in cells))
 
 
@@ -158,10 +172,13 @@ def daily_return(p0: float, p1: float, dt_s: float) -> float:
     return math.log(p1 / p0) * math.sqrt(DAY_S / dt_s)
 
 
-def historical_pnl(b: BookInputs, returns: Sequence[float]) -> FloatArray:
-    """P&L of the book if the index moved by each 1-day log return (IVs unchanged)."""
+def historical_pnl(
+    b: BookInputs, returns: Sequence[float], base: float | None = None
+) -> FloatArray:
+    """P&L of the book if the index moved by each 1-day log return (IVs unchanged; `base` as
+    for pnl_usd)."""
     spots = b.spot * np.exp(np.asarray(returns, dtype=np.float64))
-    return pnl_usd(b, spots)
+    return pnl_usd(b, spots, base=base)
 
 
 def var_cvar(pnl: Sequence[float] | FloatArray, level: float = VAR_LEVEL) -> tuple[float, float]:

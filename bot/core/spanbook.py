@@ -19,7 +19,7 @@ from bot.core.book import Columns, FloatArray, HedgeView, exposure_of
 from bot.core.greeks import MS_PER_YEAR, black_scholes
 
 IntArray = npt.NDArray[np.int64]
-SCALAR_SPAN = 256  # ticks x options held at most valued one tick at a time
+SCALAR_SPAN = 48  # ticks x options held at most valued one tick at a time
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ rate) it samples the index when due and, if anything moved since the last comput
 sample, positions, the config, an index by 1%), revalues each underlying's
 book on the scenario grid and on the recorded 1-day returns, and applies the VaR limit
 (bot/core/risk.py apply_var). The cost is bounded: one vectorized pricing of grid plus history
-per underlying, at most once a minute.
+per underlying, at most once a minute; without a VaR limit the pricing waits until the figures
+are read (what it prices is taken when the computation is due, so the figures are the same).
 
 History: the index of every hedged underlying is sampled at the same timer instants every
 risk.var_sample_s; a ring of risk.var_window + 1 samples gives up to var_window returns, each
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from bot.core.scenarios import BookInputs, Grid
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.config_execution import RiskConfig
     from bot.hedger.hedger import Hedger
 
 log = structlog.get_logger("hedgebot.risk")
@@ -38,11 +41,46 @@ RECOMPUTE_S = 60.0  # the timer's period at most: a position change shows within
 MOVE_FRACTION = 0.01  # an index move that makes the numbers stale
 
 
+@dataclass(frozen=True, slots=True)
+class IdleBasis:
+    """The last sample's ms (None: none yet), the sampling period (ms) and the index prices
+    the last computation saw."""
+
+    last_sample_ms: int | None
+    period_ms: float
+    seen: dict[str, float]
+
+
+def moved(prices: dict[str, float], seen: dict[str, float]) -> bool:
+    """Has an index moved by more than MOVE_FRACTION (or the set of underlyings changed)?"""
+    if prices.keys() != seen.keys():
+        return True
+    return any(abs(p / seen[u] - 1.0) > MOVE_FRACTION for u, p in prices.items())
+
+
+def idle(basis: IdleBasis, now: int, prices: dict[str, float]) -> bool:
+    """A run at `now` with these prices would neither sample nor recompute."""
+    last = basis.last_sample_ms
+    due = bool(prices) and (last is None or now - last >= basis.period_ms)
+    return not due and not moved(prices, basis.seen)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a computation reads, taken when it is due: the time, the risk settings, and each
+    underlying's book (None: no market data) with its 1-day returns."""
+
+    now: int
+    cfg: RiskConfig
+    books: dict[str, tuple[BookInputs | None, dict[int, float]]]
+
+
 class RiskView:
     def __init__(self, hedger: Hedger) -> None:
         self.h = hedger
         self.samples: deque[tuple[int, dict[str, float]]] = deque(maxlen=self._maxlen())
-        self.report: dict[str, Any] = {}
+        self._report: dict[str, Any] = {}
+        self._due: _Seen | None = None  # a computation's inputs, to price when read
         self._timer: Timer | None = None
         # what the last computation saw: (ms, ledger version, settings, index per underlying)
         self._basis: tuple[int, int, Settings, dict[str, float]] | None = None
@@ -65,13 +103,17 @@ class RiskView:
             self._timer = None
 
     def _tick(self) -> None:
+        self.run_safely()
+        self._timer = self.h.clock.call_later(self.period_s, self._tick)
+
+    def run_safely(self) -> None:
+        """`run` as the timer makes it (a backtest's fast-forward makes the timer's runs)."""
         try:
             self.run()
         except Exception as e:
             # A bad revaluation must never stop the daemon: say so and keep the timer.
             log.exception("risk.failed", error=repr(e))
             self.h.emit("alert", "risk.failed", error=repr(e))
-        self._timer = self.h.clock.call_later(self.period_s, self._tick)
 
     def run(self, force: bool = False) -> None:
         now = self.h.clock.now_ms()
@@ -89,11 +131,18 @@ class RiskView:
             self._basis = (now, self.h.ledger.version, self.h.settings, prices)
             self.compute(now)
 
-    def idle_at(self, now: int, prices: dict[str, float]) -> bool:
-        """Would a run at `now` with these index prices do nothing (no sample, no
-        recomputation)? A backtest's fast-forward then only moves the timer (reschedule)."""
-        maxlen_same = self.samples.maxlen == self._maxlen()
-        return maxlen_same and not self._sample_due(now, prices) and not self._stale(now, prices)
+    def idle_basis(self) -> IdleBasis | None:
+        """What decides whether a run at a given time and index prices would do nothing (no
+        sample, no recomputation: `idle`), as of now; None when the next run recomputes
+        whatever the prices (nothing computed yet, positions, config or the ring's size
+        changed). A backtest's fast-forward then only moves the timer (reschedule)."""
+        if self.samples.maxlen != self._maxlen() or self._basis is None:
+            return None
+        _, version, settings, seen = self._basis
+        if version != self.h.ledger.version or settings is not self.h.settings:
+            return None
+        last = self.samples[-1][0] if self.samples else None
+        return IdleBasis(last, self.h.settings.risk.var_sample_s * 1000, seen)
 
     @property
     def timer(self) -> Timer | None:
@@ -117,9 +166,7 @@ class RiskView:
         _, version, settings, seen = self._basis
         if version != self.h.ledger.version or settings is not self.h.settings:
             return True
-        if set(prices) != set(seen):
-            return True
-        return any(abs(p / seen[u] - 1.0) > MOVE_FRACTION for u, p in prices.items())
+        return moved(prices, seen)
 
     def returns(self, underlying: str) -> dict[int, float]:
         """Sample index -> 1-day return of `underlying` ending at that sample."""
@@ -151,12 +198,44 @@ class RiskView:
             qty = np.where(cols.is_spot, 0.0, qty)
         return BookInputs(cols, qty, iv, exp.price, rate, now, extra)
 
+    @property
+    def report(self) -> dict[str, Any]:
+        """The last computation's figures. Without a VaR limit nothing acts on them, so they
+        are priced when first read (a backtest reads them once, at the end), from what the
+        computation saw when it was due; a pricing that fails then is reported then."""
+        due, self._due = self._due, None
+        if due is not None:
+            try:
+                self._report = self._price(due)
+            except Exception as e:
+                log.exception("risk.failed", error=repr(e))
+                self.h.emit("alert", "risk.failed", error=repr(e))
+        return self._report
+
     def compute(self, now: int) -> None:
         cfg = self.h.settings.risk
+        books: dict[str, tuple[BookInputs | None, dict[int, float]]] = {}
+        for u in sorted(self.h.settings.hedge):
+            b = self.book(u)
+            if b is not None:
+                b = replace(b, iv=b.iv.copy())  # the view updates its IVs in place
+            books[u] = (b, self.returns(u) if b is not None else {})
+        seen = _Seen(now, cfg, books)
+        if cfg.var_limit_usd is None:
+            self._due = seen
+            return
+        self._due = None
+        self._report = self._price(seen)
+        self._limit(self._report["total"]["var_99_usd"])
+
+    @staticmethod
+    def _price(seen: _Seen) -> dict[str, Any]:
+        """Each underlying's scenario grid, history P&L and VaR, and the whole book's."""
+        cfg = seen.cfg
         per: dict[str, dict[str, Any]] = {}
         pnls: dict[str, dict[int, float]] = {}
         total_grid: Grid | None = scenarios.zero_grid(cfg.scenario_spot_pct, cfg.scenario_iv_points)
-        for u in sorted(self.h.settings.hedge):
+        for u, (b, rets) in seen.books.items():
             entry: dict[str, Any] = {
                 "scenarios": None,
                 "var_99_usd": None,
@@ -165,19 +244,19 @@ class RiskView:
                 "error": None,
             }
             per[u] = entry
+            if b is None:
+                entry["error"] = "no_market_data"
+                total_grid = None
+                continue
             try:
-                b = self.book(u)
-                if b is None:
-                    entry["error"] = "no_market_data"
-                    total_grid = None
-                    continue
-                grid = scenarios.scenario_grid(b, cfg.scenario_spot_pct, cfg.scenario_iv_points)
+                base = scenarios.base_usd(b)  # both P&Ls count from it: priced once
+                spot_pct, iv_points = cfg.scenario_spot_pct, cfg.scenario_iv_points
+                grid = scenarios.scenario_grid(b, spot_pct, iv_points, base)
                 entry["scenarios"] = grid.as_dict()
                 if total_grid is not None:
                     total_grid = total_grid.plus(grid)
-                rets = self.returns(u)
                 entry["samples"] = len(rets)
-                pnl = scenarios.historical_pnl(b, list(rets.values())) if rets else None
+                pnl = scenarios.historical_pnl(b, list(rets.values()), base) if rets else None
                 if not b.empty:
                     # a position with no history yet leaves the whole book without a VaR
                     pnls[u] = {} if pnl is None else dict(zip(rets, pnl.tolist(), strict=True))
@@ -186,9 +265,8 @@ class RiskView:
             except scenarios.MissingIV as e:
                 entry["error"] = str(e)
                 total_grid = None
-        total = self._total(pnls, total_grid, cfg.var_min_samples, per)
-        self.report = {"underlyings": per, "total": total, "ts_ms": now}
-        self._limit(total["var_99_usd"])
+        total = RiskView._total(pnls, total_grid, cfg.var_min_samples, per)
+        return {"underlyings": per, "total": total, "ts_ms": seen.now}
 
     @staticmethod
     def _total(

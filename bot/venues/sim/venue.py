@@ -136,11 +136,11 @@ class SimVenue:
         self._wake["ticker"].fire()
         self._wake["order_book"].fire()
 
-    def quiet_tick(self, prices: list[float], now_ms: int) -> None:
-        """`tick` at `now_ms` for a step drawn outside with nothing but prices to move (see
-        SimExchange.quiet_until_ms): nobody is woken, as in a backtest nobody waits."""
+    def quiet_tick(self, prices: list[float], now_ms: int, ticks: int = 1) -> None:
+        """`ticks` ticks up to `now_ms` for steps drawn outside with nothing but prices to move
+        (SimExchange.quiet_until_ms), the last at `prices`: nobody is woken, nobody waits."""
         self.exchange.move_to(prices, now_ms)
-        self._tick_no += 1
+        self._tick_no += ticks
 
     # -- fault hooks ------------------------------------------------------------------------
 
