@@ -162,7 +162,10 @@ def test_whalley_wilmott_never_fires_inside_its_corridor(
     unit = "usd" if usd else "coin"
     scale = s0 if usd else 1.0
     policy = WhalleyWilmott(
-        aversion, floor * scale, 50.0 * scale, aim=Aim(unit=unit)  # type: ignore[arg-type]
+        aversion,
+        floor * scale,
+        50.0 * scale,
+        aim=Aim(unit=unit),  # type: ignore[arg-type]
     )
     fee = 5e-4
     zero = np.zeros(len(cols.keys))
