@@ -194,10 +194,15 @@ WW_COIN = 'kind = "whalley_wilmott"\nrisk_aversion = 0.003\nband_floor = 0.05\nb
 WW_USD = 'kind = "whalley_wilmott"\nrisk_aversion = 0.001\nband_floor = 3000\nband_cap = 1e6'
 
 
+def market_toml(**market: object) -> str:
+    """MARKET with `policy` (a [hedge.BTC.policy] body), by default the fixed `band`."""
+    policy = market.get("policy", f'kind = "band"\nband = {market.get("band")}')
+    return MARKET.format(**{**market, "policy": policy})
+
+
 def settings(tmp: Path, corridor_on: bool, **market: object) -> Settings:
     path = tmp / "c.toml"
-    policy = market.get("policy", f'kind = "band"\nband = {market.get("band")}')
-    path.write_text(MARKET.format(**{**market, "policy": policy}))
+    path.write_text(market_toml(**market))
     s = load_settings(path)
     return s.model_copy(update={"engine": s.engine.model_copy(update={"corridor": corridor_on})})
 
