@@ -117,7 +117,5 @@ def _bounded(
 
 def _vol(cols: Columns, qty: FloatArray, iv: FloatArray) -> float:
     """The options' mean IV (0.5 with none): how fast the index is expected to wander."""
-    idx = cols.opt[qty[cols.opt] != 0.0]
-    sig = iv[idx]
-    sig = sig[(sig == sig) & (sig > 0.0)]
-    return float(sig.mean()) if sig.size else 0.5
+    sig = [v for v in iv[cols.opt[qty[cols.opt] != 0.0]].tolist() if v > 0.0]  # nan is not
+    return sum(sig) / len(sig) if sig else 0.5

@@ -41,6 +41,8 @@ REACH = 1.2  # the grid's reach over the linear estimate of where the band ends
 ROUNDING = 1e-9
 IntArray = npt.NDArray[np.int64]
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_STEPS = np.arange(-N_PRICE, N_PRICE + 1) / N_PRICE  # grid prices: s0 + step x reach
+_TIMES = np.arange(N_TIME + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,42 +66,44 @@ def book_delta_gamma(
 ) -> tuple[FloatArray, FloatArray | None]:
     """The book's coin delta (and gamma) at each (t_ms[j], s[i]), (len(t_ms), len(s)) arrays,
     less the lines whose delta is constant there (linear delta-one lines, expired linear
-    options): bot/core/greeks.py's Black-Scholes terms, premium-adjusted for coin-settled
-    options, for times before every live option's expiry and a range that crosses no expired
+    options): bot/core/book_kernels.py's sums (Black-Scholes, premium-adjusted for coin-settled
+    options), for times before every live option's expiry and a range that crosses no expired
     strike."""
     idx = cols.opt[qty[cols.opt] != 0.0]
-    # Inverse delta-one lines (qF/S), and expired coin-settled options: +-K/S in the money.
+    # Inverse delta-one lines (qF/S) and expired coin-settled options (+-K/S in the money): a
+    # coin delta c/S, whose gamma is -c/S^2.
+    one = float(qty @ cols.inverse_usd) / s
     expired = cols.expiry_ms[idx] <= t_ms[0]
-    dead = idx[expired & cols.is_inverse[idx]]
-    k = cols.strike[dead]
-    call = cols.is_call[dead]
-    itm = np.where(call, s[:, None] > k, s[:, None] < k)
-    qk = np.where(itm, qty[dead] * cols.contract_size[dead] * k * np.where(call, 1.0, -1.0), 0.0)
-    one = float(qty @ cols.inverse_usd) + qk.sum(axis=1)
-    delta = np.broadcast_to(one / s, (len(t_ms), len(s)))
-    gamma = np.broadcast_to(-one / (s * s), (len(t_ms), len(s))) if with_gamma else None
-    idx = idx[~expired]
+    if expired.any():
+        dead = idx[expired & cols.is_inverse[idx]]
+        k, call = cols.strike[dead], cols.is_call[dead]
+        itm = np.where(call, s[:, None] > k, s[:, None] < k)
+        qk = qty[dead] * cols.contract_size[dead] * np.where(call, k, -k)
+        one = one + (itm @ qk) / s
+        idx = idx[~expired]
+    delta = np.repeat(one[None, :], len(t_ms), axis=0)
+    gamma = -delta / s if with_gamma else None
     if not idx.size:
         return delta, gamma
     q = qty[idx] * cols.contract_size[idx]
-    k, sigma, put = cols.strike[idx], iv[idx], ~cols.is_call[idx]
+    k, sigma, put = cols.strike[idx], iv[idx], (~cols.is_call[idx]).astype(np.float64)
     tau = ((cols.expiry_ms[idx] - t_ms[:, None]) / MS_PER_YEAR)[:, None, :]
     sd = sigma * np.sqrt(tau)
     d1 = ((np.log(s)[:, None] - np.log(k)) + (rate + 0.5 * sigma * sigma) * tau) / sd
     n1 = ndtr(d1)
-    d = n1 - put
-    ss = s[:, None]
-    gm = np.exp(-0.5 * d1 * d1) * (_INV_SQRT_2PI / ss) / sd if with_gamma else None
-    inv = cols.is_inverse[idx]
-    if inv.any():
-        kdf = (k * np.exp(-rate * tau))[..., inv]
-        call_price = ss * n1[..., inv] - kdf * ndtr(d1[..., inv] - sd[..., inv])
-        price = np.maximum(call_price + put[inv] * (kdf - ss), 0.0) / ss
-        di = d[..., inv]
-        if gm is not None:
-            gm[..., inv] += (price - di) / ss
-        d[..., inv] = di - price
-    return delta + d @ q, (gamma + gm @ q if gamma is not None and gm is not None else None)
+    delta += n1 @ q - float(put @ q)
+    if gamma is not None:
+        gamma += (np.exp(-0.5 * d1 * d1) / sd) @ q * (_INV_SQRT_2PI / s)
+    qi = q * cols.is_inverse[idx]
+    if qi.any():
+        # Coin-settled: delta - price/S, gamma - delta/S + price/S^2 (as book_kernels sums them)
+        ss = s[:, None]
+        kdf = k * np.exp(-rate * tau)
+        price = np.maximum(ss * n1 - kdf * ndtr(d1 - sd) + put * (kdf - ss), 0.0) @ qi / s
+        delta -= price
+        if gamma is not None:
+            gamma += (price - (n1 @ qi - float(put @ qi))) / s
+    return delta, gamma
 
 
 def reach_of_band(
@@ -168,33 +172,37 @@ def grid_corridor(
     """(lo, hi, until_ms) on the grid (module docstring) over `r` (see `reach_of_band`), or
     None when no cell next to the index is inside; `vol` scores the candidates (see `score`)."""
     usd = band.unit == "usd"
-    lo, hi = r.s_lo, r.s_hi
-    s = np.concatenate((np.linspace(lo, s0, N_PRICE + 1), np.linspace(s0, hi, N_PRICE + 1)[1:]))
-    t = now_ms + (np.arange(N_TIME + 1) * (r.h_ms / N_TIME)).astype(np.int64)
+    s = s0 + _STEPS * (s0 - r.s_lo)
+    s[N_PRICE + 1 :] = s0 + _STEPS[N_PRICE + 1 :] * (r.s_hi - s0)
+    t = now_ms + (_TIMES * (r.h_ms / N_TIME)).astype(np.int64)
     d, gamma = book_delta_gamma(cols, qty, iv, s, t, rate, width is not None)
-    d = d + (delta_coin - d[0, N_PRICE])
+    d += delta_coin - d[0, N_PRICE]
     dt = (np.diff(t) / MS_PER_YEAR)[:, None]
-    ds = np.diff(s)[None, :]
-    s_hi = s[1:][None, :]
-    corners = np.stack((d[:-1, :-1], d[:-1, 1:], d[1:, :-1], d[1:, 1:]))
-    far = np.maximum(np.abs(s[:-1] - s0), np.abs(s[1:] - s0))[None, :]
-    eq = sl.gamma_eq * far + sl.charm_eq * ((t[1:] - now_ms) / MS_PER_YEAR)[:, None]
+    ds = np.diff(s)
+    s_hi = s[1:]
+    if sl.gamma_eq or sl.charm_eq:
+        far = np.maximum(np.abs(s[:-1] - s0), np.abs(s_hi - s0))
+        eq = sl.gamma_eq * far + sl.charm_eq * ((t[1:] - now_ms) / MS_PER_YEAR)[:, None]
+    else:
+        eq = np.zeros((N_TIME, 1))
     # Linear interpolation in price is off by at most |d2 delta/dS2| dS^2/8; time as above.
     if usd:
         slack = (sl.speed * s_hi + 2.0 * sl.gamma) * ds * ds / 8 + sl.charm * s_hi * dt / 2
         eq = eq * s_hi
-        corners = corners * np.stack((s[:-1], s[1:], s[:-1], s[1:]))[:, None, :]
+        d = d * s
     else:
         slack = sl.speed * ds * ds / 8 + sl.charm * dt / 2
-    v_lo = corners.min(axis=0) - slack - eq
-    v_hi = corners.max(axis=0) + slack + eq
-    lower = np.full(v_lo.shape, band.lower)
-    upper = np.full(v_lo.shape, band.upper)
+    lo_t, hi_t = np.minimum(d[:-1], d[1:]), np.maximum(d[:-1], d[1:])
+    v_lo = np.minimum(lo_t[:, :-1], lo_t[:, 1:]) - slack - eq
+    v_hi = np.maximum(hi_t[:, :-1], hi_t[:, 1:]) + slack + eq
+    lower: FloatArray | float = band.lower
+    upper: FloatArray | float = band.upper
     if width is not None and gamma is not None:
         tau = (cols.expiry_ms[cols.opt[qty[cols.opt] != 0.0]] - now_ms) / MS_PER_YEAR
         disc = min(1.0, math.exp(-rate * max(float(tau.max(initial=0.0)), 0.0)))
         lower = upper = _half_widths(width, gamma, s, dt, sl, disc, usd)
-    tol = ROUNDING * (band.lower + band.upper + abs(band.center) + np.abs(corners).max())
+    big = max(float(hi_t.max()), -float(lo_t.min()))
+    tol = ROUNDING * (band.lower + band.upper + abs(band.center) + big)
     ok = (v_hi <= band.center + upper - tol) & (v_lo >= band.center - lower + tol)
     return _rectangle(ok, s, t, s0, now_ms, vol)
 
@@ -202,14 +210,19 @@ def grid_corridor(
 def _rectangle(
     ok: npt.NDArray[np.bool_], s: FloatArray, t: IntArray, s0: float, now_ms: int, vol: float
 ) -> tuple[float, float, int] | None:
-    """The best rectangle of inside cells around (s0, now) (module docstring)."""
-    rows = np.logical_and.accumulate(ok, axis=0)  # row j: inside over every time up to it
-    up = np.cumprod(rows[:, N_PRICE:], axis=1).sum(axis=1)
-    down = np.cumprod(rows[:, :N_PRICE][:, ::-1], axis=1).sum(axis=1)
+    """The best rectangle of inside cells around (s0, now) (module docstring), in plain Python:
+    a few dozen cells."""
+    prices, times = s.tolist(), t.tolist()
     best: tuple[float, float, int] | None = None
     best_score = 0.0
-    for j in np.flatnonzero((up > 0) & (down > 0)).tolist():
-        c = (float(s[N_PRICE - down[j]]), float(s[N_PRICE + up[j]]), int(t[j + 1]))
+    up = down = N_PRICE
+    for j, row in enumerate(ok.tolist()):
+        # the run of inside cells each side of the index, over every time up to this one
+        up = next((i for i in range(up) if not row[N_PRICE + i]), up)
+        down = next((i for i in range(down) if not row[N_PRICE - 1 - i]), down)
+        if not (up and down):
+            break
+        c = (prices[N_PRICE - down], prices[N_PRICE + up], times[j + 1])
         sc = score(c, s0, now_ms, vol)
         if sc > best_score:
             best, best_score = c, sc
