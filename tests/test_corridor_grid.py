@@ -60,8 +60,9 @@ def book(seed: int, n: int) -> tuple[Columns, np.ndarray, np.ndarray, float]:
 
 
 def equity(cols: Columns, qty: np.ndarray, iv: np.ndarray, s: float, now: int) -> float:
-    """The coin value of every coin-settled line (bot/hedger/equity.py's terms, less the basis):
-    q P / S for options, -q F / S for inverse delta-one lines."""
+    """The coin value of the coin-settled lines `qty` holds in accounts whose balances are read
+    (bot/hedger/equity.py's terms, less the basis): q P / S for options, -q F / S for inverse
+    delta-one lines."""
     opt = cols.is_option & cols.is_inverse & (qty != 0.0)
     t = np.maximum(cols.expiry_ms[opt] - now, 0) / MS_PER_YEAR
     price = black_scholes(s, cols.strike[opt], t, RATE, iv[opt], cols.is_call[opt]).price
@@ -69,10 +70,13 @@ def equity(cols: Columns, qty: np.ndarray, iv: np.ndarray, s: float, now: int) -
     return value - float(qty @ cols.inverse_usd) / s
 
 
-def delta(cols: Columns, qty: np.ndarray, iv: np.ndarray, s: float, now: int, eq: bool) -> float:
+def delta(
+    cols: Columns, qty: np.ndarray, iv: np.ndarray, s: float, now: int, read: np.ndarray | None
+) -> float:
+    """The decision's coin delta; `read`: the lines in accounts whose balances count."""
     zero = np.zeros(len(cols.keys))
     d = exposure_of(cols, qty, zero, s, iv, RATE, now, "usd").delta_coin
-    return d + (equity(cols, qty, iv, s, now) if eq else 0.0)
+    return d + (equity(cols, np.where(read, qty, 0.0), iv, s, now) if read is not None else 0.0)
 
 
 def points(lo: float, hi: float, s0: float, now: int, until: int) -> list[tuple[float, int]]:
@@ -103,7 +107,9 @@ def test_no_price_or_time_inside_the_corridor_leaves_the_band(
     seed: int, n: int, usd: bool, coin_equity: bool, off: float, width: float
 ) -> None:
     cols, qty, iv, s0 = book(seed, n)
-    d0 = delta(cols, qty, iv, s0, NOW_MS, coin_equity)
+    # some accounts' balances read, some not
+    read = np.random.default_rng(seed + 1).random(len(qty)) < 0.6 if coin_equity else None
+    d0 = delta(cols, qty, iv, s0, NOW_MS, read)
     scale = s0 if usd else 1.0
     half = width * scale
     band = Band(d0 * scale + off * half, half, half, "usd" if usd else "coin")
@@ -112,7 +118,7 @@ def test_no_price_or_time_inside_the_corridor_leaves_the_band(
         return
     assert c.lo < s0 < c.hi and NOW_MS < c.until_ms <= NOW_MS + HOUR_MS
     for s, t in points(c.lo, c.hi, s0, NOW_MS, c.until_ms):
-        v = delta(cols, qty, iv, s, t, coin_equity) * (s if usd else 1.0)
+        v = delta(cols, qty, iv, s, t, read) * (s if usd else 1.0)
         assert band.contains(v), (s, t, v, band, c)
 
 
@@ -133,7 +139,7 @@ def test_the_grid_corridor_is_wider_and_longer_than_the_bound_on_the_straddle() 
     }
     cols = Columns.of("BTC", lines)
     qty, iv = np.array([-10.0, -10.0]), np.array([0.6, 0.6])
-    d0 = delta(cols, qty, iv, s0, NOW_MS, False)
+    d0 = delta(cols, qty, iv, s0, NOW_MS, None)
     band = Band(d0, 0.5, 0.5)  # just after a trade to the target
     c = corridor(cols, qty, iv, s0, 0.0, NOW_MS, d0, band, HOUR_MS)
     assert c is not None
