@@ -97,48 +97,45 @@ def slopes(
     now_ms: int,
     coin_equity: bool,
 ) -> Slopes:
-    """The bounds of the module docstring over `r` for the book `qty` (held + in flight)."""
+    """The bounds of the module docstring over `r` for the book `qty` (held + in flight): each
+    a sum over options of a few per-option terms, taken in one product."""
     s_lo, s_hi = r.s_lo, r.s_hi
     one = float(np.abs(qty) @ cols.inverse_usd)
-    gamma, speed = one / (s_lo * s_lo), 2.0 * one / s_lo**3
-    charm = color = charm_eq = 0.0
-    gamma_eq = gamma if coin_equity else 0.0
     idx = cols.opt[qty[cols.opt] != 0.0]
     size = np.abs(qty[idx]) * cols.contract_size[idx]
     k, inverse = cols.strike[idx], cols.is_inverse[idx]
     left_ms = cols.expiry_ms[idx] - now_ms
     dead = left_ms <= 0
-    inv_dead = dead & inverse
-    if inv_dead.any():
-        sk = float(size[inv_dead] @ k[inv_dead])
-        gamma += sk / (s_lo * s_lo)
-        speed += 2.0 * sk / s_lo**3
-        gamma_eq += sk / (s_lo * s_lo) if coin_equity else 0.0
+    sk = float(size[dead & inverse] @ k[dead & inverse])  # expired coin-settled: K/S^2
+    gamma = (one + sk) / (s_lo * s_lo)
+    speed = 2.0 * (one + sk) / s_lo**3
+    gamma_eq = gamma if coin_equity else 0.0
     alive = ~dead
     if not alive.any():
-        return Slopes(gamma, charm, gamma_eq, charm_eq, speed, color)
-    sigma, k, inv = iv[idx][alive], k[alive], inverse[alive]
-    sz = size[alive]
+        return Slopes(gamma, 0.0, gamma_eq, 0.0, speed, 0.0)
+    sigma, k = iv[idx][alive], k[alive]
     t_min = left_ms[alive] / MS_PER_YEAR - r.h_ms / MS_PER_YEAR
     root = np.sqrt(t_min)
-    sd = sigma * root
-    g = _PHI_MAX / (s_lo * sd)
-    c = _PHI_D1_MAX / (2.0 * t_min) + _PHI_MAX * (abs(rate) / sd + sigma / (2.0 * root))
-    sp = (_PHI_MAX + _PHI_D1_MAX / sd) / (s_lo * s_lo * sd)
-    co = (_PHI_MAX / (2.0 * t_min) + _PHI_D1_MAX * np.abs(rate + 0.5 * sigma * sigma) / sd) / (
-        s_lo * sd
-    )
-    if inv.any():
-        p_max = np.where(cols.is_call[idx][alive], s_hi, k)
-        theta = s_hi * _PHI_MAX * sigma / (2.0 * root) + abs(rate) * k
-        sp = sp + np.where(inv, g / s_lo + 2.0 / s_lo**2 + 2.0 * p_max / s_lo**3, 0.0)
-        co = co + np.where(inv, c / s_lo + theta / s_lo**2, 0.0)
-        g = g + np.where(inv, 1.0 / s_lo + p_max / (s_lo * s_lo), 0.0)
-        c = c + np.where(inv, theta / s_lo, 0.0)
-        if coin_equity:
-            w = sz * inv
-            gamma_eq += float(w @ ((1.0 + p_max / s_lo) / s_lo))
-            charm_eq += float(w @ (theta / s_lo))
-    gamma += float(sz @ g)
-    charm += float(sz @ c)
-    return Slopes(gamma, charm, gamma_eq, charm_eq, speed + float(sz @ sp), float(sz @ co))
+    x, y, z = 1.0 / (sigma * root), 1.0 / t_min, sigma / root  # 1/sd, 1/tau, sigma/sqrt(tau)
+    p_max = np.where(cols.is_call[idx][alive], s_hi, k)
+    b = np.abs(rate + 0.5 * sigma * sigma)
+    terms = np.stack((x, y, z, x * x, x * y, x * x * b, p_max, k))
+    sz = size[alive]
+    sx, sy, sz_, sxx, sxy, sxxb, _, _ = terms @ sz  # over every option
+    wn = float(sz @ inverse[alive])
+    wx, wy, wz, _, _, _, wp, wk = terms @ (sz * inverse[alive])  # over coin-settled ones
+    pm, pd, ar = _PHI_MAX, _PHI_D1_MAX, abs(rate)
+    theta = s_hi * pm / 2.0 * wz + ar * wk  # sum of |theta| of the coin-settled options
+    pa_gamma = wn / s_lo + wp / (s_lo * s_lo)  # |delta|/S + P/S^2 of the coin-settled ones
+    gamma += pm / s_lo * sx + pa_gamma
+    charm = pd / 2.0 * sy + pm * (ar * sx + sz_ / 2.0) + theta / s_lo
+    speed += (pm * sx + pd * sxx) / (s_lo * s_lo)
+    speed += pm / s_lo * wx / s_lo + 2.0 * wn / s_lo**2 + 2.0 * wp / s_lo**3
+    color = (pm / 2.0 * sxy + pd * sxxb) / s_lo
+    color += (pd / 2.0 * wy + pm * (ar * wx + wz / 2.0)) / s_lo + theta / (s_lo * s_lo)
+    if coin_equity:
+        gamma_eq += pa_gamma
+        charm_eq = theta / s_lo
+    else:
+        charm_eq = 0.0
+    return Slopes(gamma, charm, gamma_eq, charm_eq, speed, color)
