@@ -34,7 +34,7 @@ from bot.core.policy import Band
 from bot.hedger.corridor_bounds import Reach, Slopes
 
 N_PRICE = 10  # cells each side of the index
-N_TIME = 4
+N_TIME = 3
 REACH = 1.2  # the grid's reach over the linear estimate of where the band ends
 # Band edges are pulled in by this much of the band (and of the values) for rounding: the grid's
 # kernel and the decision's sum the same terms in another order.
