@@ -1,20 +1,18 @@
 """The trigger corridor: the range of the underlying's index inside which the policy cannot fire.
 
 Pure. After a decision that does not trade (delta inside the band), the delta can only leave the
-band by the index moving or time passing. Over a price range [S_lo, S_hi] and a time window h the
-delta moves by at most G |S - S0| + C h, with G a bound on |gamma| and C on |charm| over the
-range and window:
-- linear delta-one lines: gamma 0; inverse ones: |q| F / S_lo^2;
-- options (Black-Scholes): phi <= 1/sqrt(2 pi), so gamma <= 1/(S_lo sigma sqrt(2 pi tau)) and
-  charm <= phi |d1| / (2 tau) + phi (|r| / (sigma sqrt tau) + sigma / (2 sqrt tau)) with
-  phi |d1| <= 1/sqrt(2 pi e); tau is the smallest left in the window (both grow as it shrinks);
-- coin-settled options: the premium-adjusted terms (delta - P/S) add |delta|/S + P/S^2 to gamma
-  (P <= S_hi for a call, K for a put) and |theta|/S to charm;
-- expired options: a step at the strike, which the range never crosses; coin-settled ones add
-  K/S^2 to gamma.
-A quarter of the margin to the nearer band edge goes to time (that sets the window, at most
-`refresh_ms`), the rest to price. The result is then shrunk by SAFETY for rounding. In "usd" the
-band is on delta x S, whose slope is bounded by G S_hi + |delta| (delta itself bounded as above).
+band by the index moving or time passing. corridor_bounds.py bounds how fast it moves over a
+price range (at most 10% from the index, never across an expired option's strike) and a window
+(at most `refresh_ms`, half the nearest expiry): gamma in price, charm in time. Two corridors
+come from them, and the one that should hold longer (corridor_grid.score) is kept:
+- the bound alone: the delta moves by at most G |S - S0| + C h, so a quarter of the margin to
+  the nearer band edge goes to time (that sets the window), the rest to price, shrunk by SAFETY
+  for rounding (in "usd" the band is on delta x S, whose slope is bounded by G S_hi + |delta|);
+- the grid (corridor_grid.py): the book's exact delta at the nodes of a price x time grid, with
+  the bounds covering only half a cell around each node; the rectangle of cells whose delta
+  stays inside the band.
+A cost-sized band (Whalley-Wilmott, corridor_grid.CostWidth) holds over each grid cell at a lower
+bound of its half-width; the bound alone uses its floor.
 """
 
 from __future__ import annotations
@@ -22,20 +20,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from bot.core.book import Columns, FloatArray
 from bot.core.greeks import MS_PER_YEAR
 from bot.core.policy import Band
+from bot.hedger.corridor_bounds import Reach, Slopes, reach, slopes
+from bot.hedger.corridor_grid import CostWidth, grid_corridor, reach_of_band, score
 
-# How far the range may reach from the index (relative): bounds stay tight, a move past it
-# just means a fresh decision.
-RANGE = 0.10
 SAFETY = 0.9
 TIME_SHARE = 0.25
-_PHI_MAX = 1.0 / math.sqrt(2.0 * math.pi)
-_PHI_D1_MAX = 1.0 / math.sqrt(2.0 * math.pi * math.e)
-_MIN_STDDEV = 1e-6  # below this sigma sqrt(tau) an option is treated as a step: no corridor
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,73 +59,63 @@ def corridor(
     band: Band,
     refresh_ms: int,
     coin_equity: bool = False,
+    width: CostWidth | None = None,
+    gamma_coin: float | None = None,
 ) -> Corridor | None:
     """The corridor around `s0` for a book `qty` (held + in flight, aligned with cols.keys) whose
     delta `delta_coin` is inside `band`; None when there is none worth having. `coin_equity`:
     the delta also counts the coin value of the coin-settled lines (the "usd" view with balances
-    read, bot/hedger/equity.py): -qF/S for inverse delta-one lines, q P/S for coin-settled
-    options, whose slopes are bounded by the same terms as their deltas' (|q|F/S_lo^2; |q|/S_lo
-    per coin for options, |premium-adjusted delta| <= 1), so those terms count twice."""
-    m = margin(delta_coin, s0, band)
-    if not (math.isfinite(m) and m > 0.0 and math.isfinite(s0) and s0 > 0.0):
+    read, bot/hedger/equity.py). `width`: the band's half-width is sized by gamma (`band` is
+    the decision's). `gamma_coin`: the book's gamma at (s0, now), if known (it sizes the
+    grid)."""
+    if not (math.isfinite(s0) and s0 > 0.0 and band.problem() is None):
         return None
-    usd = band.unit == "usd"
-    s_lo, s_hi = s0 / (1.0 + RANGE), s0 * (1.0 + RANGE)
-    h_ms = float(refresh_ms)
-    gamma = 0.0
-    charm = 0.0
-    twice = 2.0 if coin_equity else 1.0
-    idx = cols.opt[qty[cols.opt] != 0.0]  # options held or in flight
-    size = np.abs(qty[idx]) * cols.contract_size[idx]
-    k = cols.strike[idx]
-    left_ms = cols.expiry_ms[idx] - now_ms
-    inverse = cols.is_inverse[idx]
-    dead = left_ms <= 0
-    if dead.any():
-        # An expired option's delta steps at its strike: the range stops short of it.
-        strikes = k[dead]
-        if (strikes == s0).any():
-            return None
-        above, below = strikes[strikes > s0], strikes[strikes < s0]
-        if above.size:
-            s_hi = min(s_hi, float(above.min()) * (1.0 - 1e-9))
-        if below.size:
-            s_lo = max(s_lo, float(below.max()) * (1.0 + 1e-9))
-        inv_dead = dead & inverse
-        gamma += twice * float(size[inv_dead] @ k[inv_dead]) / (s_lo * s_lo)
-    alive = ~dead
-    if alive.any():
-        sigma = iv[idx][alive]
-        tau = left_ms[alive] / MS_PER_YEAR
-        if not bool(np.all(np.isfinite(sigma) & (sigma * np.sqrt(tau) > _MIN_STDDEV))):
-            return None  # a zero-vol option's step moves with the discounting: decide each tick
-        h_ms = min(h_ms, float(left_ms[alive].min()) / 2.0)  # tau stays >= half of what it is
-    h_years = h_ms / MS_PER_YEAR
-    gamma += twice * float(np.abs(qty) @ cols.inverse_usd) / (s_lo * s_lo)
-    if alive.any():
-        t_min = tau - h_years
-        root = np.sqrt(t_min)
-        g = _PHI_MAX / (s_lo * sigma * root)
-        c = _PHI_D1_MAX / (2.0 * t_min) + _PHI_MAX * (
-            abs(rate) / (sigma * root) + sigma / (2.0 * root)
+    d = delta_coin if band.unit == "coin" else delta_coin * s0
+    if not (math.isfinite(d) and band.contains(d)):
+        return None
+    r = reach(cols, qty, iv, s0, now_ms, refresh_ms)
+    if r is None:
+        return None
+    # The grid's reach: the bounds then hold over no more than the corridor can use.
+    r = reach_of_band(cols, qty, iv, s0, now_ms, rate, delta_coin, band, r, gamma_coin)
+    sl = slopes(cols, qty, iv, r, rate, now_ms, coin_equity)
+    vol = _vol(cols, qty, iv)
+    sure = band if width is None else Band(band.center, width.floor, width.floor, band.unit)
+    found = [
+        c
+        for c in (
+            _bounded(r, sl, s0, now_ms, delta_coin, margin(delta_coin, s0, sure), band.unit),
+            grid_corridor(cols, qty, iv, s0, rate, now_ms, delta_coin, band, r, sl, width, vol),
         )
-        inv, call, k_a = inverse[alive], cols.is_call[idx][alive], k[alive]
-        if inv.any():
-            pa = 1.0 / s_lo + np.where(call, s_hi, k_a) / (s_lo * s_lo)
-            g = g + np.where(inv, pa + (1.0 / s_lo if coin_equity else 0.0), 0.0)
-            theta = s_hi * _PHI_MAX * sigma / (2.0 * root) + abs(rate) * k_a
-            c = c + np.where(inv, twice * theta / s_lo, 0.0)
-        gamma += float(size[alive] @ g)
-        charm += float(size[alive] @ c)
-    scale = s_hi if usd else 1.0
+        if c is not None and c[0] < s0 < c[1] and c[2] > now_ms
+    ]
+    if not found:
+        return None
+    lo, hi, until = max(found, key=lambda c: score(c, s0, now_ms, vol))
+    return Corridor(lo=lo, hi=hi, until_ms=until)
+
+
+def _bounded(
+    r: Reach, sl: Slopes, s0: float, now_ms: int, delta_coin: float, m: float, unit: str
+) -> tuple[float, float, int] | None:
+    """The corridor from the bounds alone (module docstring), margin `m` in the band's unit."""
+    if not (math.isfinite(m) and m > 0.0):
+        return None
+    usd = unit == "usd"
+    gamma, charm = sl.gamma + sl.gamma_eq, sl.charm + sl.charm_eq
+    h_years = r.h_ms / MS_PER_YEAR
+    scale = r.s_hi if usd else 1.0
     if charm > 0.0:
         h_years = min(h_years, TIME_SHARE * m / (charm * scale))
     m_price = m - charm * h_years * scale
-    # |delta| over the range, for the slope of delta x S in "usd"
-    slope = gamma * scale + ((abs(delta_coin) + gamma * (s_hi - s_lo)) if usd else 0.0)
+    # |delta| over the range and window, for the slope of delta x S in "usd"
+    d_max = abs(delta_coin) + gamma * (r.s_hi - r.s_lo) + charm * h_years
+    slope = gamma * scale + (d_max if usd else 0.0)
     w = SAFETY * m_price / slope if slope > 0.0 else math.inf
-    lo, hi = max(s_lo, s0 - w), min(s_hi, s0 + w)
-    until = now_ms + int(h_years * MS_PER_YEAR)
-    if not lo < s0 < hi or until <= now_ms:
-        return None
-    return Corridor(lo=lo, hi=hi, until_ms=until)
+    return max(r.s_lo, s0 - w), min(r.s_hi, s0 + w), now_ms + int(h_years * MS_PER_YEAR)
+
+
+def _vol(cols: Columns, qty: FloatArray, iv: FloatArray) -> float:
+    """The options' mean IV (0.5 with none): how fast the index is expected to wander."""
+    sig = [v for v in iv[cols.opt[qty[cols.opt] != 0.0]].tolist() if v > 0.0]  # nan is not
+    return sum(sig) / len(sig) if sig else 0.5

@@ -17,6 +17,7 @@ from bot.core.book import Columns, Exposure, FloatArray, LineKey
 from bot.core.market import Ticker
 from bot.core.policy import HedgeDecision
 from bot.hedger.corridor import Corridor, corridor
+from bot.hedger.corridor_grid import CostWidth
 
 
 @dataclass(slots=True)
@@ -69,12 +70,14 @@ class CorridorGate:
         quiet_until_ms: int,
         feeds_version: int,
         coin_equity: bool = False,
+        width: CostWidth | None = None,
     ) -> None:
         """After a decision that does not trade: inside the band, the index range (and time) in
         which the next decisions would be the same; with an order in flight, every price gives
         the same decision until the order moves (which drops the corridor). `inputs`: what the
         exposure was computed from (MarketView.inputs_of); `quiet_until_ms`: when a feed could
-        go stale (a decision then would halt) or an external position expire."""
+        go stale (a decision then would halt) or an external position expire; `width`: the band's
+        half-width is sized by gamma (see corridor_grid.py)."""
         now = self.clock.now_ms()
         refresh_ms = int(eng.corridor_refresh_s * 1000)
         c: Corridor | None
@@ -84,7 +87,18 @@ class CorridorGate:
             cols, qty, iv, rate = inputs
             bounds = decision.bounds
             c = corridor(
-                cols, qty, iv, exp.price, rate, now, exp.delta_coin, bounds, refresh_ms, coin_equity
+                cols,
+                qty,
+                iv,
+                exp.price,
+                rate,
+                now,
+                exp.delta_coin,
+                bounds,
+                refresh_ms,
+                coin_equity,
+                width,
+                exp.gamma_coin,
             )
         else:
             c = None

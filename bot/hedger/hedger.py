@@ -23,12 +23,21 @@ from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderUpdate
 from bot.core.planner import contracts_for, plan
-from bot.core.policy import BandPolicy, HedgeDecision, Memory, Modifiers, TriggerPolicy, decide
+from bot.core.policy import (
+    BandPolicy,
+    HedgeDecision,
+    Memory,
+    Modifiers,
+    TriggerPolicy,
+    WhalleyWilmott,
+    decide,
+)
 from bot.core.routing import Route
 from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
+from bot.hedger.corridor_grid import CostWidth
 from bot.hedger.cross import CrossHedges
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
@@ -395,20 +404,30 @@ class Hedger:
         )
 
     def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
-        """Only for the fixed band (it ignores market and time) on our own greeks (venue deltas
-        move on their own); see gate.py."""
+        """For the fixed band (it ignores market and time) and Whalley-Wilmott (its band moves
+        with price, gamma and time, which the corridor bounds, and widens with the hedge's cost,
+        of which the corridor counts only the fee) on our own greeks (venue deltas move on their
+        own); see gate.py."""
         u, eng = decision.underlying, self.settings.engine
         policy = self._policies.of(self.settings, u)
         if (
             not eng.corridor
             or eng.greeks_source != "own"
-            or not isinstance(policy, BandPolicy)
+            or not isinstance(policy, BandPolicy | WhalleyWilmott)
             # A width in another unit than the aim's moves with the price.
             or policy.band_unit not in (None, policy.aim.unit)
             or _remembers(modifiers_for(self.settings.hedge[u]))
             or self.cross.involves(u)  # moves with other underlyings' prices
         ):
             return
+        width = None
+        if isinstance(policy, WhalleyWilmott):
+            mkt = self.view.market(u)
+            # In flight its band still moves, and the backtest counts ticks against it.
+            if mkt is None or decision.reason != "inside_band":
+                return
+            k = 1.5 * mkt.hedge_fee / policy.risk_aversion
+            width = CostWidth(k, policy.floor, policy.cap)
         ref = self.hedge_line(u)
         self.gate.after_decision(
             decision,
@@ -420,6 +439,7 @@ class Hedger:
             min(self.feeds.quiet_until(u), self.view.external_until(u)),
             self.feeds.version,
             coin_equity=self.view.equity_moves(u),
+            width=width,
         )
 
     def _book_behind(self, underlying: str) -> bool:

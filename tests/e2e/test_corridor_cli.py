@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT, clean_env
-from tests.test_corridor import MARKET
+from tests.test_corridor import WW_COIN, market_toml
 
 
 def bot(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -28,9 +28,12 @@ def bot(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_backtest_events_are_the_same_with_the_corridor_off_and_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ['kind = "band"\nband = 0.4', WW_COIN])
+def test_backtest_events_are_the_same_with_the_corridor_off_and_on(
+    tmp_path: Path, policy: str
+) -> None:
     cfg = tmp_path / "corridor.toml"
-    cfg.write_text(MARKET.format(view="usd", vol=0.8, unit="coin", band=0.4))
+    cfg.write_text(market_toml(view="usd", vol=0.8, unit="coin", policy=policy))
     args = ["backtest", "--config", str(cfg), "--days", "1", "--seed", "9", "--events"]
     outs = {}
     for flag in ("false", "true"):
@@ -54,7 +57,7 @@ def test_backtest_events_are_the_same_with_the_corridor_off_and_on(tmp_path: Pat
 
 def test_check_config_shows_the_corridor_settings(tmp_path: Path) -> None:
     cfg = tmp_path / "corridor.toml"
-    cfg.write_text(MARKET.format(view="usd", vol=0.8, unit="coin", band=0.4))
+    cfg.write_text(market_toml(view="usd", vol=0.8, unit="coin", band=0.4))
     r = bot(["check-config", str(cfg)], HEDGEBOT_ENGINE__CORRIDOR_REFRESH_S="90")
     assert r.returncode == 0, r.stderr
     assert '"corridor": true' in r.stdout and '"corridor_refresh_s": 90.0' in r.stdout
@@ -69,7 +72,7 @@ def test_backtest_is_the_same_with_the_fast_forward_off_and_on(tmp_path: Path) -
     byte for byte, as with every tick through the full path, and so is report.json but for the
     attribution's last digits."""
     cfg = tmp_path / "corridor.toml"
-    cfg.write_text(MARKET.format(view="usd", vol=0.8, unit="coin", band=0.4))
+    cfg.write_text(market_toml(view="usd", vol=0.8, unit="coin", band=0.4))
     args = ["backtest", "--config", str(cfg), "--days", "1", "--seed", "9", "--events"]
     outs = {}
     for flag in ("false", "true"):
