@@ -22,6 +22,7 @@ view's timer are left where the full ticks would have left them.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ import numpy as np
 
 from bot.backtest import ticks
 from bot.backtest.lookahead import Lookahead
+from bot.backtest.quoted import stay_quoted
 from bot.backtest.recorder import Recorder
 from bot.clock import VirtualClock
 from bot.core.book import LineKey
@@ -194,6 +196,9 @@ class FastForward:
             {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()},
         )
         expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
+        horizon = min(end_ms, expiry, _ms_at(clock, at.others, t0))
+        if not stay_quoted(p.venues, h.view.lines, {r.u: (r.lo, r.hi) for r in refs}, horizon):
+            return span  # an option's ticker could turn bad (an alert) within the span
         inside = all(h.view.spans(u) for u in p.underlyings)
         vector = p.detail and inside
         no_limit = h.settings.risk.var_limit_usd is None  # a risk run cannot move the state
@@ -364,3 +369,10 @@ class FastForward:
         for n in result.series.wanted(first, result.ticks):
             hours = (times[n - first] - p.start_ms) / 3_600_000
             ticks.sample(result, p.hedger, p.recorder, p.underlyings[0], hours)
+
+
+def _ms_at(clock: VirtualClock, when_s: float, now_ms: int) -> int:
+    """Clock ms of loop time `when_s` (+inf: none; -inf, something ready: now)."""
+    if when_s == math.inf:
+        return 2**62
+    return clock.ms_of(when_s) if math.isfinite(when_s) else now_ms
