@@ -48,10 +48,7 @@ class Rig:
 
     async def idle(self, limit_s: float = 20.0) -> None:
         """Until the executor has no order task left (bounded)."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + limit_s
-        while self.ex.busy and loop.time() < end:
-            await asyncio.sleep(0.01)
+        await self.ex.until_idle(limit_s)
         assert not self.ex.busy, "executor still busy"
 
 

@@ -112,17 +112,18 @@ class Driver:
         if self._idle is not None:
             self._idle.set()
 
-    async def until_idle(self, busy: bool, timeout_s: float) -> None:
-        """Wait (at most `timeout_s` loop seconds) until no work is left."""
-        if not busy:
-            return
-        self._idle = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._idle.wait(), max(timeout_s, 0.0))
-        except TimeoutError:
-            pass
-        finally:
-            self._idle = None
+    async def until_idle(self, busy: Callable[[], bool], timeout_s: float) -> None:
+        """Wait (at most `timeout_s` loop seconds) until `busy()` says no work is left."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(timeout_s, 0.0)
+        while busy():
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), max(end - loop.time(), 0.0))
+            except TimeoutError:
+                return
+            finally:
+                self._idle = None
 
     async def close(self) -> None:
         """Drop every venue call in flight."""

@@ -5,12 +5,13 @@ close) at shutdown."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
 
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import OrderIntent
 from bot.execution import pricing
 from bot.execution.executor.algorithms import Algorithms
+from bot.execution.executor.commands import Command
 from bot.execution.executor.driver import Driver
 from bot.execution.executor.taker import Refusal
 from bot.execution.executor.tracking import log
@@ -22,11 +23,15 @@ class Executor(Algorithms):
     """Works approved intents on their venues until every fill is booked (see the package doc).
     The constructor's arguments are described at OrderTracking.__init__."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._driver = Driver(self.venues, self.clock, self, lambda: self.cfg.order_timeout_s)
-        self._out = self._driver.carry
-        self._on_idle = self._driver.idle
+    @functools.cached_property
+    def _driver(self) -> Driver:
+        return Driver(self.venues, self.clock, self, lambda: self.cfg.order_timeout_s)
+
+    def _out(self, commands: list[Command]) -> None:
+        self._driver.carry(commands)
+
+    def _on_idle(self) -> None:
+        self._driver.idle()
 
     def submit(
         self, account: str, intent: OrderIntent, ticker: Ticker, book: OrderBook | None = None
@@ -116,7 +121,7 @@ class Executor(Algorithms):
             if order.status.is_terminal or order.request is None:
                 continue
             await self._cancel_now(order)
-        await self._driver.until_idle(self.busy, timeout)
+        await self.until_idle(timeout)
 
     async def _cancel_now(self, order: TrackedOrder) -> None:
         venue = self.venues[order.account]
@@ -134,8 +139,12 @@ class Executor(Algorithms):
     async def finish(self) -> None:
         """Let the orders in flight complete (no new decision comes at shutdown), at most
         shutdown_timeout_s; then cancel whatever is still working, like cancel_all."""
-        await self._driver.until_idle(self.busy, self.clock.to_real(self.cfg.shutdown_timeout_s))
+        await self.until_idle(self.clock.to_real(self.cfg.shutdown_timeout_s))
         await self.cancel_all()
+
+    async def until_idle(self, timeout_s: float) -> None:
+        """Wait, at most `timeout_s` loop seconds, until no order or parent is being worked."""
+        await self._driver.until_idle(lambda: self.busy, timeout_s)
 
     async def close(self) -> None:
         """Drop every venue call in flight and every follow-up, as they stand."""

@@ -32,10 +32,6 @@ LineKey = tuple[str, str]
 GapFn = Callable[[str], float | None]
 
 
-def _no_driver(commands: list[Command]) -> None:
-    raise RuntimeError("executor commands with no driver to carry them out")
-
-
 class OrderJournal(Protocol):
     """What the executor writes to the journal, before and after each step."""
 
@@ -84,9 +80,6 @@ class OrderTracking:
         self._stopping = False
         self._works: dict[str, OrderWork] = {}  # orders followed, by client id
         self._parents: dict[str, ParentWork] = {}  # parent algorithms at work, by client id
-        # Where commands produced off a driver call (timers) go: set by the driver.
-        self._out: Callable[[list[Command]], None] = _no_driver
-        self._on_idle: Callable[[], None] = lambda: None  # no work is left
         self.reported_unknown: set[str] = set()  # unknown venue orders already alerted on
         self.stuck = StuckOrders()
         self.on_settled = on_settled
@@ -271,6 +264,14 @@ class OrderTracking:
             rule=rule,
             **numbers,
         )
+
+    def _out(self, commands: list[Command]) -> None:
+        """Carry out commands that no driver call waits for (from timers, wakes, submit,
+        adopt): the facade hands them to its driver."""
+        raise NotImplementedError
+
+    def _on_idle(self) -> None:
+        """No order or parent is being worked any more."""
 
     # ---- telling ------------------------------------------------------------------------------
 
