@@ -6,6 +6,7 @@ carries out in turn. It also waits, bounded, for the executor to have no work le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -114,16 +115,14 @@ class Driver:
 
     async def until_idle(self, busy: Callable[[], bool], timeout_s: float) -> None:
         """Wait (at most `timeout_s` loop seconds) until `busy()` says no work is left."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + max(timeout_s, 0.0)
-        while busy():
-            self._idle = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._idle.wait(), max(end - loop.time(), 0.0))
-            except TimeoutError:
-                return
-            finally:
-                self._idle = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(timeout_s, 0.0)):
+                while busy():
+                    self._idle = asyncio.Event()
+                    try:
+                        await self._idle.wait()
+                    finally:
+                        self._idle = None
 
     async def close(self) -> None:
         """Drop every venue call in flight."""
