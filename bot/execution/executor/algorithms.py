@@ -44,12 +44,25 @@ class Algorithms(Placement):
         if mode == "maker_first":
             work.deadline_ms = self.clock.now_ms() + int(cfg.maker_timeout_s * 1000)
             work.reason = "filled"
-            self._out(self._parent_step(work, lambda: self._post_next(work)))
         else:
             work.per = self.instruments[parent.key].round_amount(intent.amount / slices)
             work.interval_s = cfg.twap_duration_s / slices
-            self._out(self._parent_step(work, lambda: self._slice_next(work)))
+        # The first child goes on the clock's next turn: the caller books its decision first.
+        self._next_after(work, 0.0)
         return parent
+
+    def _next_after(self, work: ParentWork, delay_s: float) -> None:
+        cid = work.intent.client_id
+        work.timer = self.clock.call_later(delay_s, lambda: self._out(self._on_parent_timer(cid)))
+
+    def _on_parent_timer(self, parent: str) -> Step:
+        work = self._parents.get(parent)
+        if work is None:
+            return []
+        work.timer = None
+        if work.mode == "maker_first":
+            return self._parent_step(work, lambda: self._post_next(work))
+        return self._parent_step(work, lambda: self._slice_next(work))
 
     def _parent_step(self, work: ParentWork, step: Callable[[], Step]) -> Step:
         """Run one step of a parent; whatever fails, it is settled with what filled."""
@@ -83,10 +96,7 @@ class Algorithms(Placement):
                 return self._end(work)
             if self._stopping:
                 return self._slice_next(work)
-            cid = work.intent.client_id
-            work.timer = self.clock.call_later(
-                work.interval_s, lambda: self._out(self._on_slice_timer(cid))
-            )
+            self._next_after(work, work.interval_s)
             return []
         if work.fallback:
             return self._end(work)
@@ -209,13 +219,6 @@ class Algorithms(Placement):
         return self._send_taker_child(work, "t", plan)
 
     # ---- twap -------------------------------------------------------------------------------
-
-    def _on_slice_timer(self, parent: str) -> Step:
-        work = self._parents.get(parent)
-        if work is None:
-            return []
-        work.timer = None
-        return self._parent_step(work, lambda: self._slice_next(work))
 
     def _slice_next(self, work: ParentWork) -> Step:
         """Send slice `work.step`, or end the slicing here."""

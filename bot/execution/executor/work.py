@@ -69,4 +69,4 @@ class ParentWork:
     fallback: bool = False  # maker: the current child is the taker fallback
     per: float = 0.0  # twap: a slice's amount
     interval_s: float = 0.0  # twap: the gap between slices
-    timer: Timer | None = None  # twap: the gap before the next slice
+    timer: Timer | None = None  # the start, or the gap before the next twap slice
