@@ -48,11 +48,7 @@ class Rig:
 
     async def idle(self, limit_s: float = 20.0) -> None:
         """Until the executor has no order task left (bounded)."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + limit_s
-        while self.ex.busy and loop.time() < end:
-            # A parent's children are tasks too: wait again until none is left.
-            await asyncio.wait(set(self.ex._tasks), timeout=end - loop.time())
+        await self.ex.until_idle(limit_s)
         assert not self.ex.busy, "executor still busy"
 
 

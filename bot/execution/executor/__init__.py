@@ -26,19 +26,26 @@ Money-safety rules it keeps (design.md):
   fill stream has not delivered are fetched from the venue.
 - the expected cost (fee + slippage) is checked before each send (bot/execution/pricing.py).
 
-Why the algorithms are coroutines whose every wait is on the Clock: an order's follow-up (the
-create, lookups, the wait for a final state, re-prices, the gap between TWAP slices) is one
-task that awaits `clock.wait_for` / `clock.sleep` and the order's change event, never real time.
-On the live clock that is ordinary asyncio; on the VirtualClock of a backtest the same code runs
-unchanged and exactly, with time jumping to the next wake-up.
+Why the order logic is synchronous: every step of an order (the create's answer, a lookup, a
+cancel, a fills fetch, an update or fill from the streams, the end of a wait) is an event method
+that advances the order's state (work.py) and returns the commands to carry out next (send, look
+up, cancel, fetch fills: commands.py). Waits (timeouts, re-prices, polls, the gap between TWAP
+slices) are timers on the Clock, the only way time reaches the logic. One small async driver
+(driver.py) carries out the commands against the venue, bounded by `order_timeout_s`, and feeds
+each answer, or the error it failed with, back as an event. On the live clock that is ordinary
+asyncio; on the VirtualClock of a backtest the same code runs unchanged and exactly, with time
+jumping to the next timer.
 
 Layout, one responsibility a module, each class building on the one before:
 - transitions.py: the order lifecycle (which status may follow which);
 - taker.py: pricing and sizing one taker order (pure);
-- tracking.py: state, stream inputs, opening/finishing orders, events, the wait on an order;
+- commands.py: what the logic asks of a venue;
+- work.py: the state of an order's and a parent's work;
+- tracking.py: state, stream inputs, opening/finishing orders, events;
 - stuck_handling.py: stuck-order alerts and an operator's resolution;
 - placement.py: send once, resolve an ambiguous create, cancel on timeout, fetch missing fills;
 - algorithms.py: the maker_first and twap parents and their children;
+- driver.py: the asyncio shell that carries out the commands;
 - facade.py: `Executor`: submit, and the lifecycle at shutdown.
 """
 

@@ -1,30 +1,22 @@
-"""The parent algorithms, maker_first and twap: the whole intent is a reservation in the ledger
-(no request, nothing sent) and is worked in child orders, each moved out of the reservation in
-one step so the in-flight total never dips, each placed by the taker placement."""
+"""The parent algorithms, maker_first and twap, as synchronous state machines: the whole intent
+is a reservation in the ledger (no request, nothing sent) and is worked in child orders, each
+moved out of the reservation in one step so the in-flight total never dips, each placed by the
+taker placement. A parent moves on when its child is done (`_child_done`) or, between TWAP
+slices, when its timer fires."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from bot.core.market import OrderBook
 from bot.core.orders import OrderIntent, OrderStatus, Side
 from bot.execution import pricing
-from bot.execution.executor.placement import Placement
+from bot.execution.executor.placement import Placement, Step
 from bot.execution.executor.taker import Refusal, TakerPlan
 from bot.execution.executor.tracking import log
+from bot.execution.executor.work import ParentWork
 from bot.execution.ledger import TrackedOrder
-
-
-@dataclasses.dataclass(slots=True)
-class Progress:
-    """What a parent's work has filled so far and why it ended: the record `_end_parent` reports
-    whether the work returns or fails part way."""
-
-    filled: float = 0.0
-    reason: str = "done"
 
 
 class Algorithms(Placement):
@@ -46,27 +38,86 @@ class Algorithms(Placement):
             slices=slices,
             depth=sum(lv.amount for lv in (book.asks if intent.side is Side.BUY else book.bids)),
         )
-        progress = Progress()
-        work = (
-            self._work_maker(parent, progress)
-            if mode == "maker_first"
-            else self._work_twap(parent, slices, progress)
-        )
-        self._spawn(self._run_parent(parent, work, progress), intent.client_id)
+        work = ParentWork(parent, mode, intent, slices)
+        self._parents[intent.client_id] = work
+        cfg = self.cfg.for_symbol(intent.symbol)
+        if mode == "maker_first":
+            work.deadline_ms = self.clock.now_ms() + int(cfg.maker_timeout_s * 1000)
+            work.reason = "filled"
+        else:
+            work.per = self.instruments[parent.key].round_amount(intent.amount / slices)
+            work.interval_s = cfg.twap_duration_s / slices
+        # The first child goes on the clock's next turn: the caller books its decision first.
+        self._next_after(work, 0.0)
         return parent
 
-    async def _run_parent(
-        self, parent: TrackedOrder, work: Coroutine[Any, Any, None], progress: Progress
-    ) -> None:
-        """Work the parent, then settle it with what filled, whatever ended the work."""
+    def _next_after(self, work: ParentWork, delay_s: float) -> None:
+        cid = work.intent.client_id
+        work.timer = self.clock.call_later(delay_s, lambda: self._out(self._on_parent_timer(cid)))
+
+    def _on_parent_timer(self, parent: str) -> Step:
+        work = self._parents.get(parent)
+        if work is None:
+            return []
+        work.timer = None
+        if work.mode == "maker_first":
+            return self._parent_step(work, lambda: self._post_next(work))
+        return self._parent_step(work, lambda: self._slice_next(work))
+
+    def _parent_step(self, work: ParentWork, step: Callable[[], Step]) -> Step:
+        """Run one step of a parent; whatever fails, it is settled with what filled."""
         try:
-            await work
-        except asyncio.CancelledError:
-            raise
+            return step()
         except Exception as e:
-            log.exception("order.work_failed", client_id=parent.intent.client_id, error=repr(e))
-            progress.reason = "error"
-        self._end_parent(parent, progress.filled, progress.reason)
+            log.exception("order.work_failed", client_id=work.intent.client_id, error=repr(e))
+            if work.intent.client_id in self._parents:
+                work.reason = "error"
+                self._end(work)
+            return []
+
+    def _child_done(self, parent: str, child: TrackedOrder) -> Step:
+        work = self._parents.get(parent)
+        if work is None:
+            return []
+        return self._parent_step(work, lambda: self._after_child(work, child))
+
+    def _parent_failed(self, parent: str) -> Step:
+        work = self._parents.get(parent)
+        if work is not None:
+            work.reason = "error"
+            self._end(work)
+        return []
+
+    def _after_child(self, work: ParentWork, child: TrackedOrder) -> Step:
+        work.filled += child.booked
+        if work.mode != "maker_first":
+            work.step += 1
+            if work.step > work.slices:
+                return self._end(work)
+            if self._stopping:
+                return self._slice_next(work)
+            self._next_after(work, work.interval_s)
+            return []
+        if work.fallback:
+            return self._end(work)
+        if not child.settled:
+            work.reason = "child_unsettled"  # still in flight on its own: stop here
+            return self._end(work)
+        # What the child did not fill goes back to the reservation for the next try.
+        self._reserve(work.parent, work.parent.intent.amount + work.rest - child.venue_filled)
+        work.step += 1
+        return self._post_next(work)
+
+    def _end(self, work: ParentWork) -> Step:
+        self._parents.pop(work.intent.client_id, None)
+        if work.timer is not None:
+            work.timer.cancel()
+            work.timer = None
+        try:
+            self._end_parent(work.parent, work.filled, work.reason)
+        finally:
+            self._check_idle()
+        return []
 
     def _child(
         self, parent: TrackedOrder, suffix: str, amount: float, price: float, post_only: bool
@@ -109,36 +160,54 @@ class Algorithms(Placement):
             # The reservation was never a venue order: drop it, so counts of orders stay true.
             self.ledger.orders.pop(parent.intent.client_id, None)
 
-    async def _work_maker(self, parent: TrackedOrder, p: Progress) -> None:
-        intent = parent.intent  # as submitted: the reservation's amount shrinks as it works
+    # ---- maker_first --------------------------------------------------------------------------
+
+    def _post_next(self, work: ParentWork) -> Step:
+        """Post the rest at the touch again, or, once the re-prices or the time are used up,
+        send what is left as a taker order."""
+        parent = work.parent
         ins = self.instruments[parent.key]
-        cfg = self.cfg.for_symbol(intent.symbol)
+        cfg = self.cfg.for_symbol(work.intent.symbol)
         lot = max(ins.min_amount, ins.amount_step)
-        deadline_ms = self.clock.now_ms() + int(cfg.maker_timeout_s * 1000)
-        p.reason = "filled"
-        for n in range(1, cfg.maker_reprices + 2):
+        if work.step <= cfg.maker_reprices + 1:
             rest = ins.round_amount(parent.intent.amount)
-            if rest < lot or self._stopping or self.clock.now_ms() >= deadline_ms:
-                break
-            child = await self._post_at_touch(parent, f"m{n}", rest, deadline_ms)
-            if child is None:
-                break
-            p.filled += child.booked
-            if not child.settled:
-                p.reason = "child_unsettled"  # still in flight on its own: stop here
-                return
-            # What the child did not fill goes back to the reservation for the next try.
-            self._reserve(parent, parent.intent.amount + rest - child.venue_filled)
+            if not (rest < lot or self._stopping or self.clock.now_ms() >= work.deadline_ms):
+                posted = self._post_at_touch(work, f"m{work.step}", rest)
+                if posted is not None:
+                    return posted
+        return self._maker_fallback(work)
+
+    def _post_at_touch(self, work: ParentWork, suffix: str, rest: float) -> Step | None:
+        """Post the rest at the touch until the re-price time; None (nothing sent) when there
+        is no fresh book to price from."""
+        parent = work.parent
+        book = self.fresh_book(parent.key)
+        touch = pricing.touch_price(book, parent.intent.side) if book else None
+        if book is None or touch is None:
+            return None
+        cfg = self.cfg.for_symbol(parent.intent.symbol)
+        child = self._child(parent, suffix, rest, touch, post_only=True)
+        work.rest = rest
+        wait = min(cfg.maker_reprice_s, max(work.deadline_ms - self.clock.now_ms(), 0) / 1000.0)
+        # Post-only rejects (the touch moved and it would cross) are normal for a maker:
+        # they do not feed the circuit breaker.
+        return self._place(
+            child, book.mid or touch, wait, report_outcome=False, parent=work.intent.client_id
+        )
+
+    def _maker_fallback(self, work: ParentWork) -> Step:
+        parent, intent = work.parent, work.intent
+        ins = self.instruments[parent.key]
         rest = ins.round_amount(parent.intent.amount)
-        if rest < lot:
-            return
+        if rest < max(ins.min_amount, ins.amount_step):
+            return self._end(work)
         if self._stopping:
-            p.reason = "stopping"
-            return
+            work.reason = "stopping"
+            return self._end(work)
         plan = self._plan_child(parent, intent, rest, stage="maker_fallback")
         if isinstance(plan, str):
-            p.reason = f"fallback_refused:{plan}"
-            return
+            work.reason = f"fallback_refused:{plan}"
+            return self._end(work)
         self._emit(
             "order",
             "order.maker_fallback",
@@ -146,44 +215,25 @@ class Algorithms(Placement):
             amount=plan.amount,
             rest=rest,
         )
-        p.filled += (await self._send_taker_child(parent, "t", plan)).booked
+        work.fallback = True
+        return self._send_taker_child(work, "t", plan)
 
-    async def _post_at_touch(
-        self, parent: TrackedOrder, suffix: str, rest: float, deadline_ms: int
-    ) -> TrackedOrder | None:
-        """Post the rest at the touch and follow it until the re-price time; None (nothing
-        sent) when there is no fresh book to price from."""
-        book = self.fresh_book(parent.key)
-        touch = pricing.touch_price(book, parent.intent.side) if book else None
-        if book is None or touch is None:
-            return None
-        cfg = self.cfg.for_symbol(parent.intent.symbol)
-        child = self._child(parent, suffix, rest, touch, post_only=True)
-        wait = min(cfg.maker_reprice_s, max(deadline_ms - self.clock.now_ms(), 0) / 1000.0)
-        # Post-only rejects (the touch moved and it would cross) are normal for a maker:
-        # they do not feed the circuit breaker.
-        await self._place(child, book.mid or touch, wait, report_outcome=False)
-        return child
+    # ---- twap -------------------------------------------------------------------------------
 
-    async def _work_twap(self, parent: TrackedOrder, slices: int, p: Progress) -> None:
-        intent = parent.intent  # as submitted: the reservation's amount shrinks as it works
-        cfg = self.cfg.for_symbol(intent.symbol)
-        per = self.instruments[parent.key].round_amount(intent.amount / slices)
-        interval = cfg.twap_duration_s / slices
-        for i in range(1, slices + 1):
-            if i > 1 and not self._stopping:
-                await self.clock.sleep(interval)
-            if self._stopping:
-                p.reason = "stopping"
-                return
-            amount, p.reason = self._slice_amount(parent, i, slices, per, p.filled)
-            if amount is None:
-                return
-            plan = self._plan_child(parent, intent, amount, stage="twap_slice", slice=i)
-            if isinstance(plan, str):
-                p.reason = f"slice_refused:{plan}"
-                return
-            p.filled += (await self._send_taker_child(parent, f"s{i}", plan)).booked
+    def _slice_next(self, work: ParentWork) -> Step:
+        """Send slice `work.step`, or end the slicing here."""
+        if self._stopping:
+            work.reason = "stopping"
+            return self._end(work)
+        i = work.step
+        amount, work.reason = self._slice_amount(work.parent, i, work.slices, work.per, work.filled)
+        if amount is None:
+            return self._end(work)
+        plan = self._plan_child(work.parent, work.intent, amount, stage="twap_slice", slice=i)
+        if isinstance(plan, str):
+            work.reason = f"slice_refused:{plan}"
+            return self._end(work)
+        return self._send_taker_child(work, f"s{i}", plan)
 
     def _slice_amount(
         self, parent: TrackedOrder, i: int, slices: int, per: float, filled: float
@@ -228,14 +278,13 @@ class Algorithms(Placement):
             self._refuse(intent, r.rule, **where, **r.numbers)
             return r.rule
 
-    async def _send_taker_child(
-        self, parent: TrackedOrder, suffix: str, plan: TakerPlan
-    ) -> TrackedOrder:
+    def _send_taker_child(self, work: ParentWork, suffix: str, plan: TakerPlan) -> Step:
         """Move the plan's amount into a taker child and follow it until it is settled."""
-        child = self._child(parent, suffix, plan.amount, plan.price, post_only=False)
-        cfg = self.cfg.for_symbol(parent.intent.symbol)
-        await self._place(child, plan.mid, cfg.order_timeout_s, cost=plan.cost)
-        return child
+        child = self._child(work.parent, suffix, plan.amount, plan.price, post_only=False)
+        cfg = self.cfg.for_symbol(work.intent.symbol)
+        return self._place(
+            child, plan.mid, cfg.order_timeout_s, cost=plan.cost, parent=work.intent.client_id
+        )
 
     def _need(self, parent: TrackedOrder, rest: float) -> float | None:
         """Contracts the drift still asks for on the parent's side, not counting the parent's own

@@ -1,23 +1,37 @@
-"""The Executor facade: submit an approved intent (guards, then the mode that works it), and the
-lifecycle (cancel_all, finish, close) at shutdown."""
+"""The Executor facade: submit an approved intent (guards, then the mode that works it), the
+driver that carries out the order logic's commands, and the lifecycle (cancel_all, finish,
+close) at shutdown."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import OrderIntent
 from bot.execution import pricing
 from bot.execution.executor.algorithms import Algorithms
+from bot.execution.executor.commands import Command
+from bot.execution.executor.driver import Driver
 from bot.execution.executor.taker import Refusal
+from bot.execution.executor.tracking import log
 from bot.execution.ledger import TrackedOrder
-from bot.tasks import cancel_all
+from bot.venues.base import VenueError
 
 
 class Executor(Algorithms):
     """Works approved intents on their venues until every fill is booked (see the package doc).
     The constructor's arguments are described at OrderTracking.__init__."""
+
+    @functools.cached_property
+    def _driver(self) -> Driver:
+        return Driver(self.venues, self.clock, self, lambda: self.cfg.order_timeout_s)
+
+    def _out(self, commands: list[Command]) -> None:
+        self._driver.carry(commands)
+
+    def _on_idle(self) -> None:
+        self._driver.idle()
 
     def submit(
         self, account: str, intent: OrderIntent, ticker: Ticker, book: OrderBook | None = None
@@ -93,7 +107,7 @@ class Executor(Algorithms):
             )
             intent = dataclasses.replace(intent, amount=plan.amount)
         order = self._open(account, intent, plan.price)
-        self._spawn(self._work_single(order, plan), intent.client_id)
+        self._out(self._place(order, plan.mid, cfg.order_timeout_s, cost=plan.cost))
         return order
 
     # ---- shutdown -------------------------------------------------------------------------
@@ -106,23 +120,44 @@ class Executor(Algorithms):
         for order in list(self.ledger.unsettled()):
             if order.status.is_terminal or order.request is None:
                 continue
-            await self._cancel(order)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+            await self._cancel_now(order)
+        await self.until_idle(timeout)
+
+    async def _cancel_now(self, order: TrackedOrder) -> None:
+        venue = self.venues[order.account]
+        cid, symbol = order.intent.client_id, order.intent.symbol
+        try:
+            update = await self.clock.wait_for(
+                venue.cancel_order(cid, symbol), self.cfg.order_timeout_s
+            )
+        except (VenueError, TimeoutError) as e:
+            log.warning("order.venue_call_failed", call="cancel", client_id=cid, error=repr(e))
+            return
+        if update is not None:
+            self.on_update(order.account, update)
 
     async def finish(self) -> None:
         """Let the orders in flight complete (no new decision comes at shutdown), at most
         shutdown_timeout_s; then cancel whatever is still working, like cancel_all."""
-        if self._tasks:
-            await asyncio.wait(
-                list(self._tasks), timeout=self.clock.to_real(self.cfg.shutdown_timeout_s)
-            )
+        await self.until_idle(self.clock.to_real(self.cfg.shutdown_timeout_s))
         await self.cancel_all()
 
+    async def until_idle(self, timeout_s: float) -> None:
+        """Wait, at most `timeout_s` loop seconds, until no order or parent is being worked."""
+        await self._driver.until_idle(lambda: self.busy, timeout_s)
+
     async def close(self) -> None:
+        """Drop every venue call in flight and every follow-up, as they stand."""
         self._stopping = True
-        await cancel_all(list(self._tasks))
+        await self._driver.close()
+        for work in list(self._works.values()):
+            self._drop(work)
+        for parent in list(self._parents.values()):
+            if parent.timer is not None:
+                parent.timer.cancel()
+        self._parents.clear()
 
     @property
     def busy(self) -> bool:
-        return bool(self._tasks)
+        """Some order or parent is still being worked."""
+        return bool(self._works or self._parents)

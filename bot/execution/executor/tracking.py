@@ -1,14 +1,12 @@
 """The executor's order book-keeping: its state, the venue stream inputs (updates, fills), the
-journal-before-ledger opening of an order, its final marks, the events it emits, and the wait on
-an order's change that every follow-up loop uses."""
+journal-before-ledger opening of an order, its final marks and the events it emits. Each change
+of an order wakes its follow-up (`_wake`, answered in placement.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import structlog
 
@@ -18,8 +16,10 @@ from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
 from bot.events import Event, EventBus, EventKind
+from bot.execution.executor.commands import Command
 from bot.execution.executor.taker import TakerPlan, marketable_limit, plan_taker
 from bot.execution.executor.transitions import can_transition
+from bot.execution.executor.work import OrderWork, ParentWork
 from bot.execution.ledger import Ledger, TrackedOrder
 from bot.execution.stuck import StuckOrders
 from bot.venues.base import Venue
@@ -77,9 +77,9 @@ class OrderTracking:
         self.books: Mapping[LineKey, OrderBook] = books if books is not None else {}
         self.gap_of = gap_of
         self._seen_books: dict[LineKey, OrderBook] = {}
-        self._changed: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._works: dict[str, OrderWork] = {}  # orders followed, by client id
+        self._parents: dict[str, ParentWork] = {}  # parent algorithms at work, by client id
         self.reported_unknown: set[str] = set()  # unknown venue orders already alerted on
         self.stuck = StuckOrders()
         self.on_settled = on_settled
@@ -220,14 +220,7 @@ class OrderTracking:
         now = self.clock.now_ms()
         if self.journal is not None:
             self.journal.record_intent(intent, now)  # before anything can reach the venue
-        order = self.ledger.open(account, intent, request, now)
-        self._changed[intent.client_id] = asyncio.Event()
-        return order
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=f"order-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return self.ledger.open(account, intent, request, now)
 
     def _finish(self, order: TrackedOrder, status: OrderStatus, reason: str) -> None:
         self.ledger.mark(order.intent.client_id, status, self.clock.now_ms(), reason)
@@ -272,28 +265,18 @@ class OrderTracking:
             **numbers,
         )
 
-    # ---- waiting and telling ---------------------------------------------------------------
+    def _out(self, commands: list[Command]) -> None:
+        """Carry out commands that no driver call waits for (from timers, wakes, submit,
+        adopt): the facade hands them to its driver."""
+        raise NotImplementedError
 
-    async def _wait_for(
-        self, order: TrackedOrder, check: Callable[[], bool], wait_s: float
-    ) -> bool:
-        """Wait up to `wait_s` clock seconds for `check()`, waking on each change of the order;
-        its last answer."""
-        event = self._changed.get(order.intent.client_id)
-        deadline_ms = self.clock.now_ms() + int(wait_s * 1000)
-        while not check():
-            remaining_s = (deadline_ms - self.clock.now_ms()) / 1000.0
-            if remaining_s <= 0 or event is None:
-                return check()
-            event.clear()
-            with contextlib.suppress(TimeoutError):
-                await self.clock.wait_for(event.wait(), remaining_s)
-        return True
+    def _on_idle(self) -> None:
+        """No order or parent is being worked any more."""
+
+    # ---- telling ------------------------------------------------------------------------------
 
     def _wake(self, client_id: str) -> None:
-        event = self._changed.get(client_id)
-        if event is not None:
-            event.set()
+        """The order changed: its follow-up, if waiting on it, looks again (placement.py)."""
 
     def _emit(self, kind: EventKind, name: str, **data: object) -> None:
         self.bus.emit(Event(kind, name, self.clock.now_ms(), data))
