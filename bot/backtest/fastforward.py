@@ -33,12 +33,13 @@ from bot.backtest import ticks
 from bot.backtest.lookahead import Lookahead
 from bot.backtest.quoted import stay_quoted
 from bot.backtest.recorder import Recorder
+from bot.backtest.span import At, Ref, Span
 from bot.clock import VirtualClock
 from bot.core.book import LineKey
 from bot.core.market import UnderlyingMarket
 from bot.core.vol import EwmaVol, ewma_fold
 from bot.hedger.hedger import Hedger
-from bot.hedger.riskview import IdleBasis, idle
+from bot.hedger.riskview import idle
 from bot.venues.sim import SimVenue
 
 if TYPE_CHECKING:
@@ -58,54 +59,6 @@ class PathParts:
     start_ms: int
     tick_ms: int
     detail: bool
-
-
-@dataclass(slots=True)
-class _Span:
-    """The quiet ticks after `t0`, every `tick_ms`: each underlying's index at each of them
-    (`first`: at t0)."""
-
-    t0: int
-    tick_ms: int
-    first: dict[str, float]
-    index: dict[str, list[float]]
-    n: int = 0
-    committed: int = 0  # ticks the venues stand at
-    fed: int = 0  # ticks whose index reached the hedger (realized vol, the view's market)
-
-    @property
-    def end(self) -> int:
-        return self.t0 + self.n * self.tick_ms
-
-    def times(self, start: int, stop: int) -> list[int]:
-        """The times of ticks start..stop-1 (0: the first after t0)."""
-        return [self.t0 + (i + 1) * self.tick_ms for i in range(start, stop)]
-
-
-@dataclass(frozen=True, slots=True)
-class _Ref:
-    """A hedged underlying's corridor: the venue and model slot of its index, its bounds."""
-
-    u: str
-    venue: str
-    slot: int
-    lo: float
-    hi: float
-
-
-@dataclass(slots=True)
-class _At:
-    """Where a span stands: the last quiet tick, the loop's time after it, the risk view's
-    next run and what decides whether it is idle, the first other timer (loop time), the
-    index and every venue's prices."""
-
-    t: int
-    now_s: float
-    rv_when: float
-    basis: IdleBasis | None
-    others: float
-    prev: dict[str, float]
-    prices: dict[str, list[float]]
 
 
 class FastForward:
@@ -171,30 +124,14 @@ class FastForward:
                 return True
         return False
 
-    def _span(self, t0: int, end_ms: int, result: PathResult) -> _Span:
+    def _span(self, t0: int, end_ms: int, result: PathResult) -> Span:
         """Step the market over the quiet ticks after `t0`, tick by tick with the model's own
         draws, until one is not quiet (its step stays peeked for the exchange's tick)."""
         p = self.p
         h, clock = p.hedger, p.clock
-        rv = h.riskview
-        timer = rv.timer
+        timer = h.riskview.timer
         assert isinstance(timer, asyncio.TimerHandle)
-        held = [h.gate.held[u] for u in p.underlyings]
-        refs = [
-            _Ref(u, x.ref[0], self._slot[x.ref[0]][u], x.lo, x.hi)
-            for u, x in zip(p.underlyings, held, strict=True)
-        ]
-        prev = {r.u: p.venues[r.venue].exchange.quotes.index(r.u) for r in refs}
-        span = _Span(t0, p.tick_ms, prev, {u: [] for u in p.underlyings})
-        at = _At(
-            t0,
-            clock.loop_now(),
-            timer.when(),
-            rv.idle_basis(),
-            clock.loop.quiet_until(ignore=timer),
-            prev,
-            {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()},
-        )
+        refs, span, at = self._start(t0, timer)
         expiry = min(v.exchange.quiet_until_ms() or 0 for v in p.venues.values())
         horizon = min(end_ms, expiry, _ms_at(clock, at.others, t0))
         if not stay_quoted(p.venues, h.view.lines, {r.u: (r.lo, r.hi) for r in refs}, horizon):
@@ -235,25 +172,72 @@ class FastForward:
             at.rv_when, at.now_s = w, target
             if p.detail and not vector:
                 clock.loop.jump(at.now_s)  # the clock reads nt (equity marks coin-settled options)
-                for u in p.underlyings:
-                    m = replace(markets[u], index=at.prev[u], ts_ms=at.t)
-                    was = ticks.held(h, u, at=(m, nt))
-                    if was is not None:
-                        result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
+                self._attribute_tick(at, nt, index, markets, ivs, result)
             for u, x in index.items():
                 span.index[u].append(x)
             span.n += 1
             at.prev, at.t = index, nt
-        if span.n:
-            self._commit(span, at.prices)
-            clock.loop.jump(at.now_s)
-            if vector:
-                self._attribute(span, ivs, result)
-        if at.rv_when != timer.when():
-            rv.reschedule(at.rv_when)
+        self._close(span, at, timer, ivs if vector else None, result)
         return span
 
-    def _idle_runs(self, at: _At, when: float) -> float:
+    def _close(
+        self,
+        span: Span,
+        at: At,
+        timer: asyncio.TimerHandle,
+        ivs: dict[str, float] | None,
+        result: PathResult,
+    ) -> None:
+        """Move the venues and the loop to the span's last tick, book its attribution at once
+        (`ivs`: when vectorized) and leave the risk view's timer where its runs left it."""
+        if span.n:
+            self._commit(span, at.prices)
+            self.p.clock.loop.jump(at.now_s)
+            if ivs is not None:
+                self._attribute(span, ivs, result)
+        if at.rv_when != timer.when():
+            self.p.hedger.riskview.reschedule(at.rv_when)
+
+    def _start(self, t0: int, timer: asyncio.TimerHandle) -> tuple[list[Ref], Span, At]:
+        """Each underlying's corridor and index source, the empty span, and where things stand."""
+        p = self.p
+        h, clock = p.hedger, p.clock
+        held = [h.gate.held[u] for u in p.underlyings]
+        refs = [
+            Ref(u, x.ref[0], self._slot[x.ref[0]][u], x.lo, x.hi)
+            for u, x in zip(p.underlyings, held, strict=True)
+        ]
+        prev = {r.u: p.venues[r.venue].exchange.quotes.index(r.u) for r in refs}
+        span = Span(t0, p.tick_ms, prev, {u: [] for u in p.underlyings})
+        at = At(
+            t0,
+            clock.loop_now(),
+            timer.when(),
+            h.riskview.idle_basis(),
+            clock.loop.quiet_until(ignore=timer),
+            prev,
+            {n: list(v.exchange.quotes.prices) for n, v in p.venues.items()},
+        )
+        return refs, span, at
+
+    def _attribute_tick(
+        self,
+        at: At,
+        nt: int,
+        index: dict[str, float],
+        markets: dict[str, UnderlyingMarket],
+        ivs: dict[str, float],
+        result: PathResult,
+    ) -> None:
+        """One quiet tick's attribution, against the book held at the previous tick's index."""
+        p = self.p
+        for u in p.underlyings:
+            m = replace(markets[u], index=at.prev[u], ts_ms=at.t)
+            was = ticks.held(p.hedger, u, at=(m, nt))
+            if was is not None:
+                result.attribution.step(was[0], was[1], index[u], ivs[u], p.tick_ms)
+
+    def _idle_runs(self, at: At, when: float) -> float:
         """The loop time of the risk view's first run from `at.rv_when` on that would sample
         or recompute (those before it only move its timer), or of the first after `when`."""
         clock, rv = self.p.clock, self.p.hedger.riskview
@@ -262,7 +246,7 @@ class FastForward:
             w += rv.period_s
         return w
 
-    def _risk_runs(self, at: _At, w: float, when: float, span: _Span) -> float | None:
+    def _risk_runs(self, at: At, w: float, when: float, span: Span) -> float | None:
         """Make the risk view's runs from loop time `w` to `when` (before a quiet tick) as its
         timer would: the hedger first gets the last quiet tick's index, as a full tick gave it.
         Returns the time of the first run after `when`, or None to end the span: the fed tick
@@ -285,7 +269,7 @@ class FastForward:
             w += rv.period_s
         return w
 
-    def _attribute(self, span: _Span, ivs: dict[str, float], result: PathResult) -> None:
+    def _attribute(self, span: Span, ivs: dict[str, float], result: PathResult) -> None:
         """The span's attribution in one go: each tick's move against the book's greeks at
         the previous tick's index (view.held_span), as the full ticks book it one by one."""
         now = np.array(span.times(0, span.n), dtype=np.int64)
@@ -319,13 +303,13 @@ class FastForward:
             quiet = quiet and not moved
         return out if quiet else None
 
-    def _commit(self, span: _Span, prices: dict[str, list[float]]) -> None:
+    def _commit(self, span: Span, prices: dict[str, list[float]]) -> None:
         """The venues to the span's last tick, as its ticks would have left them."""
         for name, v in self.p.venues.items():
             v.quiet_tick(prices[name], span.end, span.n - span.committed)
         span.committed = span.n
 
-    def _feed_last(self, span: _Span) -> None:
+    def _feed_last(self, span: Span) -> None:
         """The span's last tick's index to the hedger as a full tick brings it (the ticks
         before it folded into the realized vol; the gate's ref time, the view's market). The
         other lines' tickers and the books are left: the next full tick's feed replaces them
@@ -343,7 +327,7 @@ class FastForward:
             h.on_ticker(account, p.venues[account].exchange.ticker(symbol))
         span.fed = span.n
 
-    def _finish(self, span: _Span, result: PathResult) -> None:
+    def _finish(self, span: Span, result: PathResult) -> None:
         """Book the span's ticks as full ticks book them: all but the last at once (nothing
         but the index moved, so each counts against the same decision), then the last, fed to
         the hedger as a full tick brings it, after its decision."""
