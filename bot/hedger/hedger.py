@@ -95,20 +95,7 @@ class Hedger:
             lambda: self.settings, self.view, lambda u: self.halt_reason(u) is not None, self.emit
         )
         self.view.cross_coin = self.cross.coin_onto
-        self.executor = Executor(
-            venues,
-            catalog,
-            self.ledger,
-            bus,
-            clock,
-            settings.execution,
-            journal,
-            books=self.view.books,
-            gap_of=self.hedge_gap,
-            on_settled=self._on_settled,
-            on_outcome=lambda order, accepted: self.risk.on_outcome(order, accepted),
-            **({"unique": unique_ids} if unique_ids is not None else {}),
-        )
+        self.executor = self._executor(venues, journal, unique_ids)
         self.gate = CorridorGate(clock)
         self.risk = RiskGate(settings.risk, self.ledger, clock, self.emit, self.gate.clear_all)
         self._policies = Policies()
@@ -127,9 +114,34 @@ class Hedger:
         self.router = Router(
             lambda: self.settings, catalog, self.ledger, self.view.books, self.view.tickers
         )
-        self.report = HedgeReport(
+        self.report = self._report()
+
+    def _executor(
+        self,
+        venues: Mapping[str, Venue],
+        journal: OrderJournal | None,
+        unique_ids: Callable[[], str] | None,
+    ) -> Executor:
+        """The executor, calling back into the hedger for the gap, settlements and outcomes."""
+        return Executor(
+            venues,
+            self.catalog,
+            self.ledger,
+            self.bus,
+            self.clock,
+            self.settings.execution,
+            journal,
+            books=self.view.books,
+            gap_of=self.hedge_gap,
+            on_settled=self._on_settled,
+            on_outcome=lambda order, accepted: self.risk.on_outcome(order, accepted),
+            **({"unique": unique_ids} if unique_ids is not None else {}),
+        )
+
+    def _report(self) -> HedgeReport:
+        return HedgeReport(
             lambda: self.settings,
-            clock,
+            self.clock,
             self.view,
             self._policies,
             self.last_decision,
@@ -376,15 +388,7 @@ class Hedger:
         self.last_decision[underlying] = decision
         routed = self._route(decision)
         if decision.trade or prev is None or prev.reason != decision.reason:
-            self.emit(
-                "decision",
-                "hedge.decision",
-                **decision.as_dict(),
-                delta_coin=exp.delta_coin,
-                gamma_coin=exp.gamma_coin,
-                **({"cross": cross} if cross is not None else {}),
-                **({"route": routed.as_dict()} if routed is not None else {}),
-            )
+            self._emit_decision(decision, exp, cross, routed)
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
                 self.force.discard(underlying)
@@ -401,6 +405,23 @@ class Hedger:
             return None
         return self.router.route(
             decision.underlying, decision.gap_coin, decision.price, self.clock.now_ms()
+        )
+
+    def _emit_decision(
+        self,
+        decision: HedgeDecision,
+        exp: Exposure,
+        cross: dict[str, Any] | None,
+        routed: Route | None,
+    ) -> None:
+        self.emit(
+            "decision",
+            "hedge.decision",
+            **decision.as_dict(),
+            delta_coin=exp.delta_coin,
+            gamma_coin=exp.gamma_coin,
+            **({"cross": cross} if cross is not None else {}),
+            **({"route": routed.as_dict()} if routed is not None else {}),
         )
 
     def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
