@@ -229,20 +229,8 @@ class MarketView:
             return None
         eng = self._settings().engine
         st = self.state_of(underlying)
-        cols, held = st.cols, st.held
-        external = 0.0
-        for (source, symbol), ext in self.live_external().items():
-            if ext.underlying != underlying:
-                continue
-            if ext.delta_coin is not None:
-                external += ext.delta_coin
-            else:
-                # a listed instrument held elsewhere: valued like ours, on its own line
-                i = st.column.get((f"external:{source}", symbol))
-                if i is not None:
-                    if held is st.held:
-                        held = held.copy()
-                    held[i] += ext.qty
+        cols = st.cols
+        held, external = self._with_external(underlying, st)
         if eng.hedge_view == "usd" and self.equity.counts(underlying):
             external += self._equity(underlying, st, held, mkt)
         external += self.cross_coin(underlying)
@@ -277,6 +265,24 @@ class MarketView:
                 delta_usd=(exp.delta_coin + shift) * exp.price,
             )
         return exp, mkt
+
+    def _with_external(self, underlying: str, st: Underlying) -> tuple[FloatArray, float]:
+        """The held contracts with the external positions on listed instruments added to their
+        own lines, and the external delta given in coin."""
+        held, external = st.held, 0.0
+        for (source, symbol), ext in self.live_external().items():
+            if ext.underlying != underlying:
+                continue
+            if ext.delta_coin is not None:
+                external += ext.delta_coin
+                continue
+            # a listed instrument held elsewhere: valued like ours, on its own line
+            i = st.column.get((f"external:{source}", symbol))
+            if i is not None:
+                if held is st.held:
+                    held = held.copy()
+                held[i] += ext.qty
+        return held, external
 
     def spans(self, underlying: str) -> bool:
         """Can held_span value this underlying's book?"""
