@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.core.orders import Fill, OrderUpdate
@@ -78,33 +78,31 @@ class Driver:
             self.carry(follow[1:])
 
     async def _answer(self, command: Command) -> list[Command]:
-        venue = self.venues[command.account]
-        cid, r, bound = command.client_id, self.reactor, self.timeout_s()
+        call, answer = self._route(command)
+        cid = command.client_id
         # Any error is an answer: the logic tells venue errors from surprises.
-        if isinstance(command, Send):
-            try:
-                update = await self.clock.wait_for(venue.create_order(command.request), bound)
-            except Exception as e:
-                return r.on_create_result(cid, None, e)
-            return r.on_create_result(cid, update, None)
-        if isinstance(command, LookUp):
-            try:
-                found = await self.clock.wait_for(venue.fetch_order(cid, command.symbol), bound)
-            except Exception as e:
-                return r.on_lookup_result(cid, None, e)
-            return r.on_lookup_result(cid, found, None)
-        if isinstance(command, Cancel):
-            try:
-                update_ = await self.clock.wait_for(venue.cancel_order(cid, command.symbol), bound)
-            except Exception as e:
-                return r.on_cancel_result(cid, None, e)
-            return r.on_cancel_result(cid, update_, None)
-        assert isinstance(command, FetchFills)
         try:
-            fills = await self.clock.wait_for(venue.fetch_fills(cid, command.symbol), bound)
+            result = await self.clock.wait_for(call(), self.timeout_s())
         except Exception as e:
-            return r.on_fetch_fills_result(cid, None, e)
-        return r.on_fetch_fills_result(cid, fills, None)
+            return answer(cid, None, e)
+        return answer(cid, result, None)
+
+    def _route(
+        self, command: Command
+    ) -> tuple[Callable[[], Awaitable[Any]], Callable[[str, Any, Exception | None], list[Command]]]:
+        """The venue call that carries out `command`, and the event its answer goes to."""
+        venue, r = self.venues[command.account], self.reactor
+        if isinstance(command, Send):
+            return lambda: venue.create_order(command.request), r.on_create_result
+        if isinstance(command, LookUp):
+            return lambda: venue.fetch_order(command.client_id, command.symbol), r.on_lookup_result
+        if isinstance(command, Cancel):
+            return lambda: venue.cancel_order(command.client_id, command.symbol), r.on_cancel_result
+        assert isinstance(command, FetchFills)
+        return (
+            lambda: venue.fetch_fills(command.client_id, command.symbol),
+            r.on_fetch_fills_result,
+        )
 
     # ---- idleness and shutdown ----------------------------------------------------------------
 
