@@ -112,8 +112,11 @@ def test_no_corridor_outside_the_band_or_for_a_vanishing_vol() -> None:
     assert corridor(cols, qty, iv, s0, 0.0, NOW_MS, d0, inside, 60_000) is None
 
 
+@pytest.mark.parametrize("rate", [0.0, 0.03])  # at no rate the plain-float path skips N(d2)
 @pytest.mark.parametrize("seed", range(6))
-def test_scalar_and_vector_pricing_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scalar_and_vector_pricing_agree(
+    seed: int, rate: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = np.random.default_rng(seed)
     cols, qty, iv, s0 = random_book(rng, 10)
     iv[int(cols.opt[2])] = 0.0  # zero vol: the degenerate branch
@@ -124,7 +127,7 @@ def test_scalar_and_vector_pricing_agree(seed: int, monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(book, "SMALL_BOOK", small)
         monkeypatch.setattr(book, "SCALAR_MAX", scalar)
         for view in ("coin", "usd"):
-            seen.append((view, exposure_of(cols, qty, pending, s0, iv, 0.03, now, view, 0.25)))
+            seen.append((view, exposure_of(cols, qty, pending, s0, iv, rate, now, view, 0.25)))
     numpy_coin = seen[4][1]
     numpy_usd = seen[5][1]
     for view, e in seen:

@@ -41,8 +41,8 @@ class Columns:
     linear_coin: FloatArray  # the same with spot left out ("coin" view)
     inverse_usd: FloatArray  # contract size (USD) of inverse delta-one lines, 0 elsewhere
     # per line as plain Python values, for small books priced without numpy:
-    # (is_option, contract_size, strike, expiry_ms, is_call, is_inverse, is_spot)
-    terms: tuple[tuple[bool, float, float, int, bool, bool, bool], ...]
+    # (is_option, contract_size, strike, expiry_ms, is_call, is_inverse, is_spot, log strike)
+    terms: tuple[tuple[bool, float, float, int, bool, bool, bool, float], ...]
     # the option columns' terms, gathered once (an evaluation mostly prices every option)
     opt_strike: FloatArray
     opt_expiry_ms: npt.NDArray[np.int64]
@@ -89,6 +89,7 @@ class Columns:
                     i.option_type is OptionType.CALL,
                     i.is_inverse,
                     i.kind is Kind.SPOT,
+                    math.log(i.strike) if i.strike else math.nan,
                 )
                 for i in ins
             ),

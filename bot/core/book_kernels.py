@@ -67,8 +67,9 @@ def sums_small(
     held_l, pending_l, iv_l = held.tolist(), pending.tolist(), iv.tolist()
     no_spot = view == "coin"
     log_s = math.log(s)
+    erfc, exp, sqrt = math.erfc, math.exp, math.sqrt  # locals: looked up once, not per option
     delta = gamma = vega = theta = flight = 0.0
-    for i, (is_opt, size, k, expiry, call, inverse, spot) in enumerate(cols.terms):
+    for i, (is_opt, size, k, expiry, call, inverse, spot, log_k) in enumerate(cols.terms):
         p = pending_l[i]
         q = held_l[i] + p
         if q == 0.0 and p == 0.0:
@@ -77,23 +78,29 @@ def sums_small(
             t = max(expiry - now_ms, 0) / MS_PER_YEAR
             sigma = iv_l[i]
             sign = 1.0 if call else -1.0
-            kdf = k * math.exp(-r * t) if r != 0.0 else k
-            sqrt_t = math.sqrt(t)
+            kdf = k * exp(-r * t) if r != 0.0 else k
+            sqrt_t = sqrt(t)
             stddev = sigma * sqrt_t
             if stddev > _MIN_STDDEV:
-                d1 = (log_s - math.log(k) + (r + 0.5 * sigma * sigma) * t) / stddev
-                n1 = 0.5 * math.erfc(-sign * d1 * _SQRT1_2)
-                n2 = 0.5 * math.erfc(-sign * (d1 - stddev) * _SQRT1_2)
-                pdf = math.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
-                price = sign * (s * n1 - kdf * n2)
+                d1 = (log_s - log_k + (r + 0.5 * sigma * sigma) * t) / stddev
+                n1 = 0.5 * erfc(-sign * d1 * _SQRT1_2)
+                pdf = exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
                 d = sign * n1
                 g = pdf / (s * stddev)
-                if inverse:
-                    price = price if price > 0.0 else 0.0
-                    g = g - d / s + price / (s * s)
-                    d = d - price / s
-                vega += q * size * s * pdf * sqrt_t
-                theta += q * size * (-s * pdf * sigma / (2.0 * sqrt_t) - sign * r * kdf * n2)
+                th = -s * pdf * sigma / (2.0 * sqrt_t)
+                # N(d2) only enters the premium (coin-settled) and the rate's theta term: a
+                # linear option at no rate skips it, a third of the per-option cost.
+                if inverse or r != 0.0:
+                    n2 = 0.5 * erfc(-sign * (d1 - stddev) * _SQRT1_2)
+                    th = th - sign * r * kdf * n2
+                    if inverse:
+                        price = sign * (s * n1 - kdf * n2)
+                        price = price if price > 0.0 else 0.0
+                        g = g - d / s + price / (s * s)
+                        d = d - price / s
+                qs = q * size
+                vega += qs * s * pdf * sqrt_t
+                theta += qs * th
             else:
                 d, g, _, th = option_scalar(s, k, t, r, sigma, call, inverse)
                 theta += q * size * th
@@ -121,7 +128,7 @@ def options_scalar(
     """The sums of the options in `live` (column indices), one `option_scalar` call each."""
     delta = gamma = vega = theta = flight = 0.0
     for i in live.tolist():
-        _, size, k, expiry, call, inverse, _ = cols.terms[i]
+        _, size, k, expiry, call, inverse, _, _ = cols.terms[i]
         t = max(expiry - now_ms, 0) / MS_PER_YEAR
         d, g, v, th = option_scalar(s, k, t, r, float(iv[i]), call, inverse)
         q = float(qty[i]) * size
