@@ -58,7 +58,7 @@ def test_tops_of_book_equal_top_of_book_one_by_one(
     assert list(zip(bids, asks, strict=True)) == want
 
 
-def chain_exchange() -> SimExchange:
+def chain() -> tuple[SimConfig, list[PositionConfig]]:
     """Linear and inverse calls and puts over two underlyings and a coin worth cents (ticks of
     0.1, 0.01 and 1e-5, and the inverse options' coin tick), deep in and far out of the money."""
     cfg = SimConfig(
@@ -85,7 +85,11 @@ def chain_exchange() -> SimExchange:
         for moneyness in (0.3, 0.8, 1.0, 1.05, 2.5)
         for days in (0.01, 1.0, 90.0)
     ]
-    return SimExchange.create(cfg, positions, T0)
+    return cfg, positions
+
+
+def chain_exchange() -> SimExchange:
+    return SimExchange.create(*chain(), T0)
 
 
 def one_by_one(ex: SimExchange, symbol: str) -> Ticker:

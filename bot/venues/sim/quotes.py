@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from bot.core.greeks import FloatArray
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.venues.sim import book as bk
@@ -37,7 +38,7 @@ class Quotes:
         options = [i for i in instruments.values() if i.kind is Kind.OPTION]
         self.options = OptionColumns.of(options, self.names, self.vols)
         self._option_ticks = bk.ticks_of(options)
-        self._option_at = {o.symbol: n for n, o in enumerate(options)}
+        self.option_at = {o.symbol: n for n, o in enumerate(options)}  # symbol -> its column
         self._slot = {u: n for n, u in enumerate(self.names)}
         self.version = 0
         self.ts_ms = 0
@@ -82,7 +83,7 @@ class Quotes:
         inst = self.instruments[symbol]
         if inst.kind is Kind.OPTION:
             marks, deltas = self._option_marks()
-            n = self._option_at[symbol]
+            n = self.option_at[symbol]
             fair = Fair(mark=marks[n], iv=self.vols[inst.underlying], delta=deltas[n])
         else:
             fair = Fair(mark=self.index(inst.underlying))
@@ -99,9 +100,12 @@ class Quotes:
 
     def _option_tops(self) -> tuple[list[float | None], list[float]]:
         if self._tops is None:
-            mark = np.array(self._option_marks()[0], dtype=np.float64)
-            self._tops = bk.tops_of_book(self._option_ticks, mark, self.option_params)
+            self._tops = self.option_tops(np.array(self._option_marks()[0], dtype=np.float64))
         return self._tops
+
+    def option_tops(self, marks: FloatArray) -> tuple[list[float | None], list[float]]:
+        """Best bid (None: none above 0) and ask of every option (`options` order) at `marks`."""
+        return bk.tops_of_book(self._option_ticks, marks, self.option_params)
 
     def _params(self, inst: Instrument) -> bk.BookParams:
         return self.option_params if inst.kind is Kind.OPTION else self.params
@@ -139,7 +143,7 @@ class Quotes:
             inst = self.instruments[symbol]
             option = inst.kind is Kind.OPTION
             if option:
-                n = self._option_at[symbol]
+                n = self.option_at[symbol]
                 marks, deltas = self._option_marks()
                 mark, iv, delta = marks[n], self.vols[inst.underlying], deltas[n]
             else:
