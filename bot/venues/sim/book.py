@@ -22,6 +22,7 @@ from bot.core.market import BookLevel, OrderBook
 from bot.core.orders import OrderRequest, Side
 
 OPTION_FEE_CAP = 0.125  # option fees are capped at 12.5% of the premium (as on Deribit)
+FEW = 8  # up to this many instruments, tops_of_book takes them one by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,9 @@ def tops_of_book(
 ) -> tuple[list[float | None], list[float]]:
     """`top_of_book` of each of `ticks.insts` at its `fair`, at once and the same floats: k
     ticks of 1/m is k / m (see `_multiples`); any other price goes through `top_of_book`."""
+    if len(fair) <= FEW:  # numpy's cost a call is more than a few scalar tops
+        tops = [top_of_book(i, f, params) for i, f in zip(ticks.insts, fair.tolist(), strict=True)]
+        return [b for b, _ in tops], [a for _, a in tops]
     off = params.spread_bps / 2.0 / 1e4
     tick, divisor = ticks.tick, ticks.divisor
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
