@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_latency import config
 
 ROOT = Path(__file__).resolve().parent.parent
-_HEDGER_ENTRIES = ("on_ticker", "on_book", "decide_dirty", "on_orders", "on_fills")
+_HEDGER_ENTRIES = ("on_ticker", "on_tickers", "on_book", "decide_dirty", "on_orders", "on_fills")
 
 
 class HedgerTimer:

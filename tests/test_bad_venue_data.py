@@ -34,6 +34,11 @@ def test_problems_are_named() -> None:
     assert "ask" in (dataclasses.replace(t, ask=-1.0).problem() or "")
     assert "crossed" in (dataclasses.replace(t, bid=102.0).problem() or "")
     assert "fraction" in (dataclasses.replace(t, iv=61.27).problem() or "")
+    for name in ("bid", "ask", "last", "mark", "index"):
+        for bad in (NAN, 0.0, -1.0, math.inf):
+            assert (dataclasses.replace(t, **{name: bad}).problem() or "").startswith(name)
+    assert "venue_delta" in (dataclasses.replace(t, venue_delta=NAN).problem() or "")
+    assert "fraction" in (dataclasses.replace(t, iv=NAN).problem() or "")
     b = OrderBook(PERP, 1, (BookLevel(100, 1), BookLevel(99, 2)), (BookLevel(101, 1),))
     assert b.problem() is None
     assert "sorted" in (dataclasses.replace(b, bids=b.bids[::-1]).problem() or "")

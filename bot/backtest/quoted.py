@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from bot.core.book import LineKey
 from bot.core.instruments import Kind
 from bot.venues.sim import SimVenue
-from bot.venues.sim import book as bk
-from bot.venues.sim.pricing import option_fair, option_marks
+from bot.venues.sim.pricing import option_fairs, option_marks
 
 MARGIN = 1_000.0  # how far above the rejection threshold every option must stay
 
@@ -50,15 +51,13 @@ def stay_quoted(
                 low[slot[u]], high[slot[u]] = lo, hi
         calls, _ = option_marks(q.options, low, horizon_ms)
         puts, _ = option_marks(q.options, high, horizon_ms)
-        at = {s: n for n, s in enumerate(q.options.symbols)}
-        for symbol in symbols:
-            n = at[symbol]
-            call = q.options.sign[n] > 0.0
-            inst = q.instruments[symbol]
-            index = (low if call else high)[q.options.underlying[n]]
-            price = float(calls[n] if call else puts[n]) / MARGIN
-            mark = option_fair(inst, index, q.vols[inst.underlying], price, 0.0).mark
-            _, ask = bk.top_of_book(inst, mark, q.option_params)
-            if not (mark > 0.0 and ask > 0.0):
-                return False
+        zero = np.zeros(len(calls))
+        # every option at its worst edge (calls low, puts high), a MARGIN-th of its value
+        low_marks, _ = option_fairs(q.options, low, calls / MARGIN, zero)
+        high_marks, _ = option_fairs(q.options, high, puts / MARGIN, zero)
+        marks = np.where(q.options.sign > 0.0, low_marks, high_marks)
+        _, asks = q.option_tops(marks)
+        fed = [q.option_at[s] for s in symbols]
+        if not (marks[fed] > 0.0).all() or not all(asks[n] > 0.0 for n in fed):
+            return False
     return True

@@ -6,6 +6,8 @@ over quiet ticks (fastforward.py) both go through these, so they count alike.
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from bot.backtest.attribution import Attribution
@@ -20,11 +22,14 @@ if TYPE_CHECKING:
 
 
 def feed(hedger: Hedger, venues: dict[str, SimVenue], hedge_lines: list[LineKey]) -> None:
-    """Every line's ticker and each hedge line's book, as the venue shows them now."""
-    for account, symbol in list(hedger.view.lines):
-        venue = venues.get(account)
-        if venue is not None and symbol not in venue.exchange.expired:
-            hedger.on_ticker(account, venue.exchange.ticker(symbol))
+    """Every line's ticker and each hedge line's book, as the venue shows them now: the
+    tickers in the lines' order, a run of lines of one venue at a time."""
+    fed = [
+        (a, s) for a, s in hedger.view.lines if a in venues and s not in venues[a].exchange.expired
+    ]
+    for account, run in groupby(fed, key=itemgetter(0)):
+        symbols = [s for _, s in run]
+        hedger.on_tickers(account, venues[account].exchange.tickers(symbols))
     for account, symbol in hedge_lines:
         hedger.on_book(account, venues[account].exchange.book(symbol))
 

@@ -78,12 +78,20 @@ class Ticker:
     def problem(self) -> str | None:
         """Why this ticker cannot be trusted, or None. Venue data is checked before use."""
         inf = math.inf
-        prices = (self.bid, self.ask, self.last, self.mark, self.index)
-        for name, value in zip(("bid", "ask", "last", "mark", "index"), prices, strict=True):
-            if value is not None and not 0 < value < inf:  # NaN fails the comparison too
-                return f"{name} is {value}"
-        if self.bid is not None and self.ask is not None and self.bid > self.ask:
-            return f"crossed: bid {self.bid} > ask {self.ask}"
+        # one plain comparison a field (NaN fails them all): this runs on every ticker
+        bid, ask, last, mark, index = self.bid, self.ask, self.last, self.mark, self.index
+        if bid is not None and not 0 < bid < inf:
+            return f"bid is {bid}"
+        if ask is not None and not 0 < ask < inf:
+            return f"ask is {ask}"
+        if last is not None and not 0 < last < inf:
+            return f"last is {last}"
+        if mark is not None and not 0 < mark < inf:
+            return f"mark is {mark}"
+        if index is not None and not 0 < index < inf:
+            return f"index is {index}"
+        if bid is not None and ask is not None and bid > ask:
+            return f"crossed: bid {bid} > ask {ask}"
         # a fraction: 61.27 here means a venue sent percent and its adapter did not convert
         if self.iv is not None and not (math.isfinite(self.iv) and 0 < self.iv <= 10):
             return f"iv is {self.iv} (expected a fraction)"

@@ -9,7 +9,7 @@ latest data, so a burst of ticks costs one decision (stale ticks coalesce, never
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -230,22 +230,29 @@ class Hedger:
             self.mark_dirty(ins.underlying)  # the book a deferred decision waited for
 
     def on_ticker(self, account: str, ticker: Ticker) -> None:
-        key = (account, ticker.symbol)
-        ins = self.catalog.get(key)
-        if ins is None:
-            return
-        if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
-            return
-        iv_moved = self.view.set_ticker(key, ticker)
-        h = self.settings.hedge.get(ins.underlying)
-        if h is not None and key == (h.account, h.instrument):
-            price = ticker.index if ticker.index is not None else ticker.mid
-            before = self.realized_vol.get(ins.underlying, EwmaVol())
-            after = ewma_update(before, price or 0.0, ticker.ts_ms, h.policy.vol_half_life_s)
-            self.realized_vol[ins.underlying] = after
-        if not iv_moved and self.gate.absorbs(ins.underlying, key, ticker, self.feeds.version):
-            return  # inside the corridor the policy cannot fire: stored, nothing to decide
-        self.mark_dirty(ins.underlying)
+        self.on_tickers(account, (ticker,))
+
+    def on_tickers(self, account: str, tickers: Iterable[Ticker]) -> None:
+        """An account's tickers in order, each taken as if it came alone (a venue's batch, or
+        the backtest's feed of every line at once)."""
+        catalog, view, gate, hedge = self.catalog, self.view, self.gate, self.settings.hedge
+        for ticker in tickers:
+            key = (account, ticker.symbol)
+            ins = catalog.get(key)
+            if ins is None:
+                continue
+            if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
+                continue
+            iv_moved = view.set_ticker(key, ticker)
+            h = hedge.get(ins.underlying)
+            if h is not None and key == (h.account, h.instrument):
+                price = ticker.index if ticker.index is not None else ticker.mid
+                before = self.realized_vol.get(ins.underlying, EwmaVol())
+                after = ewma_update(before, price or 0.0, ticker.ts_ms, h.policy.vol_half_life_s)
+                self.realized_vol[ins.underlying] = after
+            if not iv_moved and gate.absorbs(ins.underlying, key, ticker, self.feeds.version):
+                continue  # inside the corridor the policy cannot fire: stored, nothing to decide
+            self.mark_dirty(ins.underlying)
 
     def on_orders(self, account: str, updates: Sequence[OrderUpdate]) -> None:
         if updates:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from bot.core.market import BookLevel, OrderBook
 from bot.core.orders import OrderRequest, Side
 
 OPTION_FEE_CAP = 0.125  # option fees are capped at 12.5% of the premium (as on Deribit)
+FEW = 8  # up to this many instruments, tops_of_book takes them one by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,56 @@ def top_of_book(inst: Instrument, fair: float, params: BookParams) -> tuple[floa
     if bid >= ask:
         bid = round(ask - tick, tick_decimals(tick))
     return (bid if bid > 0.0 else None), ask
+
+
+@dataclass(frozen=True, slots=True)
+class Ticks:
+    """The price steps of many instruments as `tops_of_book` needs them, worked out once."""
+
+    insts: tuple[Instrument, ...]
+    tick: FloatArray
+    divisor: FloatArray  # m where the tick is the float nearest 1/m, else 0 (`_divisor`)
+    scale: FloatArray  # 10 ** tick_decimals
+
+
+def ticks_of(insts: Sequence[Instrument]) -> Ticks:
+    steps = [i.price_step for i in insts]
+    scale = [10 ** tick_decimals(t) for t in steps]
+    # k / m is what round(k * tick, decimals) gives only if k / m has that many decimals
+    divisor = [
+        m if m and s % m == 0 else 0.0 for m, s in zip(map(_divisor, steps), scale, strict=True)
+    ]
+    return Ticks(
+        insts=tuple(insts),
+        tick=np.array(steps, dtype=np.float64),
+        divisor=np.array(divisor, dtype=np.float64),
+        scale=np.array(scale, dtype=np.float64),
+    )
+
+
+def tops_of_book(
+    ticks: Ticks, fair: FloatArray, params: BookParams
+) -> tuple[list[float | None], list[float]]:
+    """`top_of_book` of each of `ticks.insts` at its `fair`, at once and the same floats: k
+    ticks of 1/m is k / m (see `_multiples`); any other price goes through `top_of_book`."""
+    if len(fair) <= FEW:  # numpy's cost a call is more than a few scalar tops
+        tops = [top_of_book(i, f, params) for i, f in zip(ticks.insts, fair.tolist(), strict=True)]
+        return [b for b, _ in tops], [a for _, a in tops]
+    off = params.spread_bps / 2.0 / 1e4
+    tick, divisor = ticks.tick, ticks.divisor
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        up = np.ceil(fair * (1.0 + off) / tick - 1e-9)
+        down = np.floor(fair * (1.0 - off) / tick + 1e-9)
+        down = np.minimum(down, up - 1.0)  # at least a tick below the ask
+        # (NaN and inf fail the test, and top_of_book raises on them as before)
+        big = np.maximum(np.abs(up), np.abs(down)) * tick * ticks.scale
+        exact = (divisor > 0.0) & (big < 2.0**50)
+        asks, bids = (up / divisor).tolist(), (down / divisor).tolist()
+    out: list[float | None] = [b if b > 0.0 else None for b in bids]
+    if not exact.all():
+        for n in np.flatnonzero(~exact).tolist():
+            out[n], asks[n] = top_of_book(ticks.insts[n], float(fair[n]), params)
+    return out, asks
 
 
 def book_levels(

@@ -12,7 +12,7 @@ only orders still working are looked at.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -270,8 +270,13 @@ class SimExchange:
         return self.quotes.book(symbol)
 
     def ticker(self, symbol: str) -> Ticker:
-        self._live_or_raise(symbol)
-        return self.quotes.ticker(symbol)
+        return self.tickers([symbol])[0]
+
+    def tickers(self, symbols: Sequence[str]) -> list[Ticker]:
+        """Tickers of live instruments now (KeyError for unknown or expired ones)."""
+        for symbol in symbols:
+            self._live_or_raise(symbol)
+        return self.quotes.tickers(symbols)
 
     def funding_rate(self, symbol: str) -> float:
         """The configured funding rate of a perpetual per 8 hours (0 for anything else)."""

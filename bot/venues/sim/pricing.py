@@ -62,6 +62,8 @@ class OptionColumns:
     sigma: FloatArray
     half_var: FloatArray  # 0.5 sigma^2, per year
     first_expiry_ms: int  # the earliest expiry (0 when there are no options)
+    inverse: npt.NDArray[np.bool_]  # marked in coin
+    contract_size: FloatArray
 
     @staticmethod
     def of(
@@ -81,6 +83,8 @@ class OptionColumns:
             sigma=sigma,
             half_var=0.5 * sigma * sigma,
             first_expiry_ms=min((o.expiry_ms or 0 for o in options), default=0),
+            inverse=np.array([o.is_inverse for o in options], dtype=np.bool_),
+            contract_size=np.array([o.contract_size for o in options], dtype=np.float64),
         )
 
 
@@ -118,6 +122,18 @@ def option_marks(
         price[dead] = np.maximum(sg * (si - ki), 0.0)
         delta[dead] = np.where(sg * (si - ki) > 0.0, sg, 0.0)
     return price, delta
+
+
+def option_fairs(
+    cols: OptionColumns, prices: Sequence[float], price_usd: FloatArray, delta: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Mark and delta per contract of every option from `option_marks`, the floats
+    `option_fair` makes one by one (the same operations, each correctly rounded)."""
+    index = np.asarray(prices, dtype=np.float64)[cols.underlying]
+    with np.errstate(divide="ignore", invalid="ignore"):  # linear ones ignore the coin price
+        coin = price_usd / index
+    mark = np.where(cols.inverse, coin, price_usd)
+    return mark, np.where(cols.inverse, delta - coin, delta) * cols.contract_size
 
 
 def option_fair(inst: Instrument, index: float, vol: float, price_usd: float, delta: float) -> Fair:

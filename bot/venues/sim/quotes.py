@@ -3,7 +3,8 @@
 A tick only moves the prices and bumps a version. A fair value or a book is computed the first
 time someone asks for it at that version (a watcher, a ticker, an order, a resting order the
 tick may fill) and kept until the next one, so instruments nobody watches or trades cost nothing.
-The first option asked for at a version prices every option in one vectorized call.
+The first option asked for at a version prices every option in one vectorized call, and the
+first option ticker tops all their books in another.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from bot.core.greeks import FloatArray
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.venues.sim import book as bk
-from bot.venues.sim.pricing import Fair, OptionColumns, option_fair, option_marks
+from bot.venues.sim.pricing import Fair, OptionColumns, option_fairs, option_marks
 
 
 class Quotes:
@@ -36,14 +37,17 @@ class Quotes:
         self.option_params = option_params
         options = [i for i in instruments.values() if i.kind is Kind.OPTION]
         self.options = OptionColumns.of(options, self.names, self.vols)
-        self._option_at = {o.symbol: n for n, o in enumerate(options)}
+        self._option_ticks = bk.ticks_of(options)
+        self.option_at = {o.symbol: n for n, o in enumerate(options)}  # symbol -> its column
         self._slot = {u: n for n, u in enumerate(self.names)}
         self.version = 0
         self.ts_ms = 0
         self.prices: list[float] = []
         self._fairs: dict[str, Fair] = {}
         self._books: dict[str, OrderBook] = {}
-        self._marks: tuple[FloatArray, FloatArray] | None = None
+        # every option's mark and delta per contract, then its best bid and ask, at this version
+        self._marks: tuple[list[float], list[float]] | None = None
+        self._tops: tuple[list[float | None], list[float]] | None = None
         self._ladders: dict[str, bk.Ladder] = {}
         self.books_built = 0  # counters, for tests and benchmarks
         self.option_pricings = 0
@@ -56,6 +60,7 @@ class Quotes:
         self._fairs.clear()
         self._books.clear()
         self._marks = None
+        self._tops = None
 
     def set_vols(self, vols: Mapping[str, float]) -> None:
         """The options' IV by underlying (a model with moving vol): the next `move` prices them."""
@@ -66,6 +71,7 @@ class Quotes:
         self.options = replace(self.options, sigma=sigma, half_var=0.5 * sigma * sigma)
         self._fairs.clear()
         self._marks = None
+        self._tops = None
 
     def index(self, underlying: str) -> float:
         return self.prices[self._slot[underlying]]
@@ -75,18 +81,31 @@ class Quotes:
         if fair is not None:
             return fair
         inst = self.instruments[symbol]
-        index = self.index(inst.underlying)
         if inst.kind is Kind.OPTION:
-            if self._marks is None:
-                self._marks = option_marks(self.options, self.prices, self.ts_ms)
-                self.option_pricings += 1
-            n = self._option_at[symbol]
-            price, delta = float(self._marks[0][n]), float(self._marks[1][n])
-            fair = option_fair(inst, index, self.vols[inst.underlying], price, delta)
+            marks, deltas = self._option_marks()
+            n = self.option_at[symbol]
+            fair = Fair(mark=marks[n], iv=self.vols[inst.underlying], delta=deltas[n])
         else:
-            fair = Fair(mark=index)
+            fair = Fair(mark=self.index(inst.underlying))
         self._fairs[symbol] = fair
         return fair
+
+    def _option_marks(self) -> tuple[list[float], list[float]]:
+        if self._marks is None:
+            price, delta = option_marks(self.options, self.prices, self.ts_ms)
+            mark, delta = option_fairs(self.options, self.prices, price, delta)
+            self._marks = mark.tolist(), delta.tolist()
+            self.option_pricings += 1
+        return self._marks
+
+    def _option_tops(self) -> tuple[list[float | None], list[float]]:
+        if self._tops is None:
+            self._tops = self.option_tops(np.array(self._option_marks()[0], dtype=np.float64))
+        return self._tops
+
+    def option_tops(self, marks: FloatArray) -> tuple[list[float | None], list[float]]:
+        """Best bid (None: none above 0) and ask of every option (`options` order) at `marks`."""
+        return bk.tops_of_book(self._option_ticks, marks, self.option_params)
 
     def _params(self, inst: Instrument) -> bk.BookParams:
         return self.option_params if inst.kind is Kind.OPTION else self.params
@@ -111,25 +130,35 @@ class Quotes:
         self._books[symbol] = book
 
     def ticker(self, symbol: str) -> Ticker:
-        """Top of book and marks; the top without building a book nobody asked for."""
-        inst = self.instruments[symbol]
-        fair = self.fair(symbol)
-        book = self._books.get(symbol)
-        if book is not None:
-            bid, ask = book.best_bid, book.best_ask
-        else:
-            bid, ask = bk.top_of_book(inst, fair.mark, self._params(inst))
-        return Ticker(
-            symbol=symbol,
-            ts_ms=self.ts_ms,
-            bid=bid,
-            ask=ask,
-            last=fair.mark,
-            mark=fair.mark,
-            index=self.index(inst.underlying),
-            iv=fair.iv,
-            venue_delta=fair.delta,
-        )
+        return self.tickers([symbol])[0]
+
+    def tickers(self, symbols: Sequence[str]) -> list[Ticker]:
+        """Top of book and marks of each; the top without building a book nobody asked for."""
+        out = []
+        bid: float | None
+        ask: float | None
+        iv: float | None
+        delta: float | None
+        for symbol in symbols:
+            inst = self.instruments[symbol]
+            option = inst.kind is Kind.OPTION
+            if option:
+                n = self.option_at[symbol]
+                marks, deltas = self._option_marks()
+                mark, iv, delta = marks[n], self.vols[inst.underlying], deltas[n]
+            else:
+                mark, iv, delta = self.fair(symbol).mark, None, None
+            book = self._books.get(symbol)
+            if book is not None:
+                bid, ask = book.best_bid, book.best_ask
+            elif option:
+                bids, asks = self._option_tops()
+                bid, ask = bids[n], asks[n]
+            else:
+                bid, ask = bk.top_of_book(inst, mark, self.params)
+            index = self.index(inst.underlying)
+            out.append(Ticker(symbol, self.ts_ms, bid, ask, mark, mark, index, iv, delta))
+        return out
 
 
 class BookView(Mapping[str, OrderBook]):
