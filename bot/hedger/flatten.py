@@ -49,7 +49,7 @@ def flatten_step(hedger: Hedger, underlying: str) -> dict[str, Any] | None:
         "flatten",
         reduce_only=True,
     )
-    hedger.submit(key[0], intent, ticker, ins)
+    hedger.sender.submit(key[0], intent, ticker, ins)
     return {"underlying": underlying, "client_id": intent.client_id, "amount": amount}
 
 

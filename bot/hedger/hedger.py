@@ -21,8 +21,8 @@ from bot.core import risk
 from bot.core.book import Exposure, LineKey
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
-from bot.core.orders import Fill, OrderIntent, OrderUpdate
-from bot.core.planner import contracts_for, plan
+from bot.core.orders import Fill, OrderUpdate
+from bot.core.planner import contracts_for
 from bot.core.policy import (
     BandPolicy,
     HedgeDecision,
@@ -47,6 +47,7 @@ from bot.hedger.report import HedgeReport, book_loaded
 from bot.hedger.risk_gate import RiskGate
 from bot.hedger.riskview import RiskView
 from bot.hedger.routing import Router
+from bot.hedger.sending import Sender
 from bot.hedger.view import MarketView
 from bot.policy_config import modifiers_for
 from bot.venues.base import Venue
@@ -113,6 +114,18 @@ class Hedger:
         self.riskview = RiskView(self)  # scenario grid, VaR and the VaR limit, on a timer
         self.router = Router(
             lambda: self.settings, catalog, self.ledger, self.view.books, self.view.tickers
+        )
+        self.sender = Sender(
+            catalog,
+            self.ledger,
+            self.executor,
+            self.risk,
+            self.gate,
+            self.view,
+            self.router,
+            clock,
+            self.hedge_line,
+            self.emit,
         )
         self.report = self._report()
 
@@ -393,7 +406,7 @@ class Hedger:
         self.policy_memory[underlying] = decision.memory
         prev = self.last_decision.get(underlying)
         self.last_decision[underlying] = decision
-        routed = self._route(decision)
+        routed = self.sender.route(decision)
         if decision.trade or prev is None or prev.reason != decision.reason:
             self._emit_decision(decision, exp, cross, routed)
         if not decision.trade:
@@ -403,16 +416,8 @@ class Hedger:
                 self._hold_corridor(decision, exp)
             return decision
         self.force.discard(underlying)
-        self._send(decision, routed)
+        self.sender.send(decision, routed)
         return decision
-
-    def _route(self, decision: HedgeDecision) -> Route | None:
-        """Where a trade goes when the underlying lists candidates (bot/hedger/routing.py)."""
-        if not decision.trade:
-            return None
-        return self.router.route(
-            decision.underlying, decision.gap_coin, decision.price, self.clock.now_ms()
-        )
 
     def _emit_decision(
         self,
@@ -496,49 +501,6 @@ class Hedger:
         return contracts_for(
             band.gap_coin(exp), self.catalog[self.hedge_line(underlying)], exp.price
         )
-
-    def _send(self, decision: HedgeDecision, routed: Route | None) -> None:
-        """One intent on the hedge instrument, or one per leg of the route."""
-        if routed is None:
-            legs = [(self.hedge_line(decision.underlying), decision.gap_coin)]
-        else:
-            legs = [(g.key, g.coin) for g in routed.legs]
-            if not legs:
-                self.emit(
-                    "decision",
-                    "hedge.skipped",
-                    underlying=decision.underlying,
-                    reason="no_candidate",  # every candidate at its limit or without a book
-                    contracts=0.0,
-                )
-        for key, coin in legs:
-            hedge = self.catalog[key]
-            position = self.ledger.positions.get(key, 0.0)
-            leg = replace(decision, gap_coin=coin)
-            result = plan(leg, hedge, decision.price, self.executor.new_client_id(), position)
-            if result.intent is None:
-                self.emit(
-                    "decision",
-                    "hedge.skipped",
-                    underlying=decision.underlying,
-                    symbol=key[1],
-                    account=key[0],
-                    reason=result.reason,
-                    contracts=result.contracts,
-                )
-                continue
-            self.submit(key[0], result.intent, self.view.tickers[key], hedge)
-
-    def submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
-        """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
-        self.gate.clear(intent.underlying)
-        price = self.executor.limit_price(account, intent, ticker)
-        check = self.risk.check(account, intent, price, ticker, ins)
-        if check is None:
-            return
-        key = (account, intent.symbol)
-        if self.executor.submit(account, intent, ticker, self.view.books.get(key)) is not None:
-            self.risk.sent(check.notional_usd)
 
     # ---- outcomes ----------------------------------------------------------------------------
 
