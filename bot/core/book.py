@@ -201,20 +201,14 @@ def book_stats(
     q = qty[cols.opt]
     if not q.any():
         return BookStats(gross_usd)
-    # The option columns' terms gathered at build time, priced without broadcasting (the
-    # evaluation's hot path; the same floats as black_scholes).
     t = year_fractions(cols.opt_expiry_ms, now_ms)
     sigma = iv[cols.opt]
-    g = black_scholes_1d(s, cols.opt_strike, t, rate, sigma, cols.opt_call)
+    fast = None
+    if not cols.opt_inverse.any():
+        fast = book_kernels.linear_gamma_vanna(s, cols.opt_strike, t, rate, sigma)
+    gamma, vanna = fast if fast is not None else _gamma_vanna(cols, s, t, rate, sigma)
     size = cols.opt_size
-    inv = cols.opt_inverse != 0.0
-    gamma = np.where(inv, g.gamma - g.delta / s + g.price / (s * s), g.gamma) * size
-    stddev = sigma * np.sqrt(t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d2 = (np.log(s / cols.opt_strike) + (rate - 0.5 * sigma * sigma) * t) / stddev
-        bs_vanna = np.where(stddev > 0, -(g.vega / s) * d2 / stddev, 0.0)
-    vanna = np.where(inv, bs_vanna - g.vega / s, bs_vanna) * size
-    weight = np.abs(q * gamma)
+    weight = np.abs(q * (gamma * size))
     total = float(weight.sum())
     # IVs are all finite once every option has a ticker (halt_reason waits for that).
     finite = sigma if np.isfinite(sigma).all() else np.nan_to_num(sigma)
@@ -222,8 +216,24 @@ def book_stats(
         gross_usd,
         option_tau=float(weight @ t) / total if total > 0 else 0.0,
         option_iv=float(weight @ finite) / total if total > 0 else math.nan,
-        vanna_coin=float(q @ vanna),
+        vanna_coin=float(q @ (vanna * size)),
     )
+
+
+def _gamma_vanna(
+    cols: Columns, s: float, t: FloatArray, rate: float, sigma: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Gamma and vanna of one long option of each option column on 1 coin, premium-adjusted
+    for coin-settled options (see line_greeks): any book (book_kernels.linear_gamma_vanna is
+    the common case's shortcut, with the same floats)."""
+    g = black_scholes_1d(s, cols.opt_strike, t, rate, sigma, cols.opt_call)
+    inv = cols.opt_inverse != 0.0
+    gamma = np.where(inv, g.gamma - g.delta / s + g.price / (s * s), g.gamma)
+    stddev = sigma * np.sqrt(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d2 = (np.log(s / cols.opt_strike) + (rate - 0.5 * sigma * sigma) * t) / stddev
+        bs_vanna = np.where(stddev > 0, -(g.vega / s) * d2 / stddev, 0.0)
+    return gamma, np.where(inv, bs_vanna - g.vega / s, bs_vanna)
 
 
 # A book of at most this many lines is summed in plain Python; in a larger one, at most
