@@ -140,15 +140,22 @@ class EquityTracker:
         m = self._masks_of(coin, cols, accounts)
         q = np.where(m.own, held, 0.0)
         value = np.full(len(s), sum(a.basis for a in accounts.values()))
-        opt = m.inverse_options[q[m.inverse_options] != 0.0]
-        if opt.size:
-            vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
-            t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
-            k, call = cols.strike[opt][None, :], cols.is_call[opt][None, :]
-            price = black_scholes(s[:, None], k, t, mkt.rate, vol[None, :], call).price
-            value = value + (price / s[:, None] * (q[opt] * cols.contract_size[opt])).sum(axis=1)
-        value = value - float(np.dot(q[m.inverse_one], cols.contract_size[m.inverse_one])) / s
-        return value - float(np.dot(q[m.spot], cols.contract_size[m.spot]))
+        # Kinds of line the book lacks are skipped: each would subtract 0.0, which changes no
+        # value.
+        if m.inverse_options.size:
+            opt = m.inverse_options[q[m.inverse_options] != 0.0]
+            if opt.size:
+                vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
+                t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
+                k, call = cols.strike[opt][None, :], cols.is_call[opt][None, :]
+                price = black_scholes(s[:, None], k, t, mkt.rate, vol[None, :], call).price
+                size = q[opt] * cols.contract_size[opt]
+                value = value + (price / s[:, None] * size).sum(axis=1)
+        if m.inverse_one.size:
+            value = value - float(np.dot(q[m.inverse_one], cols.contract_size[m.inverse_one])) / s
+        if m.spot.size:
+            value = value - float(np.dot(q[m.spot], cols.contract_size[m.spot]))
+        return value
 
     def _masks_of(self, coin: str, cols: Columns, accounts: Mapping[str, object]) -> _Masks:
         """The columns `_value` picks, kept while the columns and the accounts read stay."""
