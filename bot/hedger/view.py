@@ -235,7 +235,8 @@ class MarketView:
             external += self._equity(underlying, st, held, mkt)
         external += self.cross_coin(underlying)
         pending = self._pending(st)
-        self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
+        qty = held + pending
+        self._inputs[underlying] = (cols, qty, st.iv, mkt.rate)
         now = self.clock.now_ms() if at is None else at[1]
         exp = exposure_of(
             cols,
@@ -250,7 +251,6 @@ class MarketView:
             mkt.ts_ms,
         )
         if stats:
-            qty = held + pending
             exp = book_stats(cols, qty, mkt.index, st.iv, mkt.rate, now, external).on(exp)
         if eng.greeks_source == "own" or not cols.opt.size:
             return exp, mkt
