@@ -241,3 +241,27 @@ def test_the_trackers_array_kernel_is_the_mapping_form(seed: int) -> None:
         marks_i = eq.option_marks_coin(cols, m, int(at[i]))
         e = coin_equity(accounts, lines, positions, float(s[i]), marks_i)
         assert span[i] == pytest.approx(e - spot_coin(lines, positions, set(accounts)), rel=1e-12)
+
+
+def test_the_tracker_follows_the_accounts_read_and_the_columns() -> None:
+    """The columns the tracker picks per underlying are kept between decisions: an account read
+    later, or a new set of lines, must change what counts."""
+    lines = {("a", PERP.symbol): PERP, ("b", PERP.symbol): PERP, ("b", SPOT.symbol): SPOT}
+    positions = {("a", PERP.symbol): -100.0, ("b", PERP.symbol): 50.0, ("b", SPOT.symbol): 2.0}
+    price = 50_000.0
+    mkt = UnderlyingMarket("BTC", NOW, price, 0.55, 0.0, {})
+    tracker = EquityTracker(lines, positions, lambda _: None, lambda: NOW)
+    tracker.accounts["BTC"] = {"a": eq.CoinAccount(basis=1.0)}
+
+    def delta(cols: Columns) -> float:
+        held = cols.quantities(positions)
+        return tracker.delta_coin("BTC", cols, held, np.full(len(cols.keys), np.nan), mkt)
+
+    cols = Columns.of("BTC", lines)
+    # less the inverse perp held in "a": -(-100 x 10 / P)
+    assert delta(cols) == pytest.approx(1.0 + 1000.0 / price, rel=1e-12)
+    tracker.accounts["BTC"]["b"] = eq.CoinAccount(basis=0.5)
+    # "b" counts now: its basis, less its perp (-50 x 10 / P) and its spot (2 coin)
+    assert delta(cols) == pytest.approx(1.5 + 1000.0 / price - 500.0 / price - 2.0, rel=1e-12)
+    fewer = {k: i for k, i in lines.items() if i.kind is not Kind.SPOT}
+    assert delta(Columns.of("BTC", fewer)) == pytest.approx(1.5 + 500.0 / price, rel=1e-12)

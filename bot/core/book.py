@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy as np
 from bot.core import book_kernels
 from bot.core.book_columns import BoolArray, Columns, FloatArray, HedgeView, LineKey
 from bot.core.book_kernels import option_scalar
-from bot.core.greeks import black_scholes, year_fractions
+from bot.core.greeks import black_scholes, black_scholes_1d, year_fractions
 from bot.core.market import UnderlyingMarket
 
 __all__ = [
@@ -157,8 +157,17 @@ class BookStats:
     vanna_coin: float = 0.0
 
     def on(self, exp: Exposure) -> Exposure:
-        return replace(
-            exp,
+        # Built field by field: dataclasses.replace costs several times as much per decision.
+        return Exposure(
+            underlying=exp.underlying,
+            ts_ms=exp.ts_ms,
+            price=exp.price,
+            delta_coin=exp.delta_coin,
+            delta_usd=exp.delta_usd,
+            gamma_coin=exp.gamma_coin,
+            vega_usd=exp.vega_usd,
+            theta_usd=exp.theta_usd,
+            in_flight_coin=exp.in_flight_coin,
             gross_usd=self.gross_usd,
             option_tau=self.option_tau,
             option_iv=self.option_iv,
@@ -183,35 +192,48 @@ def book_stats(
     carries (|qty x gamma|), so the options that move delta most decide; none held: tau 0, iv
     nan. Vanna: d(delta_coin)/d(vol) per 1.00 of volatility, premium-adjusted for coin-settled
     options (see line_greeks)."""
-    opt = cols.is_option
     coin_per = np.where(
-        opt,
+        cols.is_option,
         cols.contract_size,
         np.where(cols.is_inverse, cols.contract_size / s, cols.contract_size),
     )
     gross_usd = (float(np.abs(qty) @ coin_per) + abs(external_delta_coin)) * s
-    q = qty[opt]
+    q = qty[cols.opt]
     if not q.any():
         return BookStats(gross_usd)
-    t = year_fractions(cols.expiry_ms[opt], now_ms)
-    sigma = iv[opt]
-    g = black_scholes(s, cols.strike[opt], t, rate, sigma, cols.is_call[opt])
-    size = cols.contract_size[opt]
-    inv = cols.is_inverse[opt]
-    gamma = np.where(inv, g.gamma - g.delta / s + g.price / (s * s), g.gamma) * size
-    stddev = sigma * np.sqrt(t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d2 = (np.log(s / cols.strike[opt]) + (rate - 0.5 * sigma * sigma) * t) / stddev
-        bs_vanna = np.where(stddev > 0, -(g.vega / s) * d2 / stddev, 0.0)
-    vanna = np.where(inv, bs_vanna - g.vega / s, bs_vanna) * size
-    weight = np.abs(q * gamma)
+    t = year_fractions(cols.opt_expiry_ms, now_ms)
+    sigma = iv[cols.opt]
+    fast = None
+    if not cols.opt_inverse.any():
+        fast = book_kernels.linear_gamma_vanna(s, cols.opt_strike, t, rate, sigma)
+    gamma, vanna = fast if fast is not None else _gamma_vanna(cols, s, t, rate, sigma)
+    size = cols.opt_size
+    weight = np.abs(q * (gamma * size))
     total = float(weight.sum())
+    # IVs are all finite once every option has a ticker (halt_reason waits for that).
+    finite = sigma if np.isfinite(sigma).all() else np.nan_to_num(sigma)
     return BookStats(
         gross_usd,
         option_tau=float(weight @ t) / total if total > 0 else 0.0,
-        option_iv=float(weight @ np.nan_to_num(sigma)) / total if total > 0 else math.nan,
-        vanna_coin=float(q @ vanna),
+        option_iv=float(weight @ finite) / total if total > 0 else math.nan,
+        vanna_coin=float(q @ (vanna * size)),
     )
+
+
+def _gamma_vanna(
+    cols: Columns, s: float, t: FloatArray, rate: float, sigma: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Gamma and vanna of one long option of each option column on 1 coin, premium-adjusted
+    for coin-settled options (see line_greeks): any book (book_kernels.linear_gamma_vanna is
+    the common case's shortcut, with the same floats)."""
+    g = black_scholes_1d(s, cols.opt_strike, t, rate, sigma, cols.opt_call)
+    inv = cols.opt_inverse != 0.0
+    gamma = np.where(inv, g.gamma - g.delta / s + g.price / (s * s), g.gamma)
+    stddev = sigma * np.sqrt(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d2 = (np.log(s / cols.opt_strike) + (rate - 0.5 * sigma * sigma) * t) / stddev
+        bs_vanna = np.where(stddev > 0, -(g.vega / s) * d2 / stddev, 0.0)
+    return gamma, np.where(inv, bs_vanna - g.vega / s, bs_vanna)
 
 
 # A book of at most this many lines is summed in plain Python; in a larger one, at most

@@ -52,6 +52,26 @@ def option_scalar(
     return delta, gamma, vega, theta
 
 
+def linear_gamma_vanna(
+    s: float, k: FloatArray, t: FloatArray, r: float, sigma: FloatArray
+) -> tuple[FloatArray, FloatArray] | None:
+    """Gamma and vanna (d delta / d vol) of one long linear option per strike on 1 coin, by
+    black_scholes_1d's formulas on the same floats, without what they are not made of (the
+    normal CDF, price, delta, theta); None when an option is expired or has no volatility
+    (book._gamma_vanna then values the book). `t`: years, not negative."""
+    sqrt_t = np.sqrt(t)
+    stddev = sigma * sqrt_t
+    if not (stddev > _MIN_STDDEV).all():
+        return None
+    log_m = np.log(s / k)
+    half_var = 0.5 * sigma * sigma
+    d1 = (log_m + (r + half_var) * t) / stddev
+    pdf = np.exp(-0.5 * d1 * d1) * _INV_SQRT_2PI
+    vega = s * pdf * sqrt_t
+    d2 = (log_m + (r - half_var) * t) / stddev
+    return pdf / (s * stddev), -(vega / s) * d2 / stddev
+
+
 def sums_small(
     cols: Columns,
     held: FloatArray,

@@ -97,7 +97,8 @@ def _reject(rule: Rule, message: str, **detail: float) -> RiskVerdict:
 
 def _window(history: tuple[tuple[int, float], ...], now_ms: int, span_ms: int) -> list[float]:
     """Notionals of orders sent in (now - span, now]."""
-    return [n for ts, n in history if now_ms - span_ms < ts <= now_ms]
+    start = now_ms - span_ms
+    return [n for ts, n in history if start < ts <= now_ms]
 
 
 # --- the rules: each returns None to pass or a rejection ------------------------------------

@@ -103,7 +103,8 @@ class RiskState:
 
 def record_sent(state: RiskState, ts_ms: int, notional_usd: float) -> RiskState:
     """An order was handed to the venue: it counts against the rolling windows."""
-    kept = tuple((ts, n) for ts, n in state.history if ts_ms - HISTORY_MS < ts)
+    cutoff = ts_ms - HISTORY_MS
+    kept = tuple(e for e in state.history if cutoff < e[0])
     return replace(state, history=(*kept, (ts_ms, notional_usd)))
 
 

@@ -32,6 +32,19 @@ class _Read:
     fills: list[Fill] = field(default_factory=list)  # booked after the read
 
 
+@dataclass(frozen=True, slots=True)
+class _Masks:
+    """Column indices of one underlying's columns for the accounts read (ascending, as the
+    boolean masks they replace pick them)."""
+
+    cols: Columns
+    accounts: frozenset[str]
+    own: npt.NDArray[np.bool_]  # lines held in an account read
+    inverse_options: npt.NDArray[np.intp]  # coin-settled options
+    inverse_one: npt.NDArray[np.intp]  # inverse perps and futures
+    spot: npt.NDArray[np.intp]
+
+
 class EquityTracker:
     def __init__(
         self,
@@ -46,6 +59,7 @@ class EquityTracker:
         self._now_ms = now_ms
         self.accounts: dict[str, dict[str, eq.CoinAccount]] = {}  # coin -> account -> holding
         self._pending: dict[tuple[str, str], _Read] = {}  # (coin, account) -> read to apply
+        self._masks: dict[str, _Masks] = {}  # coin -> the columns _value picks
 
     def on_read(
         self, account: str, balances: Mapping[str, float], basis: eq.BalanceBasis, coins: set[str]
@@ -123,19 +137,41 @@ class EquityTracker:
         accounts = self.accounts.get(coin, {})
         if not accounts:
             return np.zeros(len(s))
-        own = np.fromiter((k[0] in accounts for k in cols.keys), bool, len(cols.keys))
-        q = np.where(own, held, 0.0)
+        m = self._masks_of(coin, cols, accounts)
+        q = np.where(m.own, held, 0.0)
         value = np.full(len(s), sum(a.basis for a in accounts.values()))
-        opt = np.flatnonzero(cols.is_option & cols.is_inverse & (q != 0.0))
-        if opt.size:
-            vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
-            t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
-            k, call = cols.strike[opt][None, :], cols.is_call[opt][None, :]
-            price = black_scholes(s[:, None], k, t, mkt.rate, vol[None, :], call).price
-            value = value + (price / s[:, None] * (q[opt] * cols.contract_size[opt])).sum(axis=1)
-        one = cols.is_inverse & ~cols.is_option & ~cols.is_spot
-        value = value - float(np.dot(q[one], cols.contract_size[one])) / s
-        return value - float(np.dot(q[cols.is_spot], cols.contract_size[cols.is_spot]))
+        # Kinds of line the book lacks are skipped: each would subtract 0.0, which changes no
+        # value.
+        if m.inverse_options.size:
+            opt = m.inverse_options[q[m.inverse_options] != 0.0]
+            if opt.size:
+                vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
+                t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
+                k, call = cols.strike[opt][None, :], cols.is_call[opt][None, :]
+                price = black_scholes(s[:, None], k, t, mkt.rate, vol[None, :], call).price
+                size = q[opt] * cols.contract_size[opt]
+                value = value + (price / s[:, None] * size).sum(axis=1)
+        if m.inverse_one.size:
+            value = value - float(np.dot(q[m.inverse_one], cols.contract_size[m.inverse_one])) / s
+        if m.spot.size:
+            value = value - float(np.dot(q[m.spot], cols.contract_size[m.spot]))
+        return value
+
+    def _masks_of(self, coin: str, cols: Columns, accounts: Mapping[str, object]) -> _Masks:
+        """The columns `_value` picks, kept while the columns and the accounts read stay."""
+        m = self._masks.get(coin)
+        if m is None or m.cols is not cols or m.accounts != accounts.keys():
+            own = np.fromiter((k[0] in accounts for k in cols.keys), bool, len(cols.keys))
+            m = _Masks(
+                cols,
+                frozenset(accounts),
+                own,
+                np.flatnonzero(cols.is_option & cols.is_inverse),
+                np.flatnonzero(cols.is_inverse & ~cols.is_option & ~cols.is_spot),
+                np.flatnonzero(cols.is_spot),
+            )
+            self._masks[coin] = m
+        return m
 
     def _apply(self, coin: str, account: str, mkt: UnderlyingMarket) -> None:
         read = self._pending.pop((coin, account))

@@ -72,6 +72,11 @@ class MarketView:
         self.columns: dict[str, Columns] = {}
         self._state: dict[str, Underlying] = {}
         self._inputs: dict[str, tuple[Columns, FloatArray, FloatArray, float]] = {}
+        # the last market made per underlying, with what it was made from (see `market`)
+        self._markets: dict[
+            str,
+            tuple[Ticker, OrderBook | None, Instrument | None, Settings, UnderlyingMarket],
+        ] = {}
         # ticker key -> (underlying state, column) whose IV that ticker sets; lines held outside
         # our venues take a venue's ticker of the same symbol
         self._iv_cols: dict[LineKey, list[tuple[Underlying, int]]] = {}
@@ -191,23 +196,37 @@ class MarketView:
     def market(self, underlying: str) -> UnderlyingMarket | None:
         settings = self._settings()
         h = settings.hedge[underlying]
-        ref = self.tickers.get((h.account, h.instrument))
+        key = (h.account, h.instrument)
+        ref = self.tickers.get(key)
         if ref is None:
             return None
+        hedge, book = self.catalog.get(key), self.books.get(key)
+        # Settings, tickers, books and instruments are frozen and replaced when they change: the
+        # same ones make the same market (asked for several times per tick).
+        last = self._markets.get(underlying)
+        if (
+            last is not None
+            and last[0] is ref
+            and last[1] is book
+            and last[2] is hedge
+            and last[3] is settings
+        ):
+            return last[4]
         index = ref.index if ref.index is not None else ref.mid
         if index is None or index <= 0:
             return None
         # The options' IVs stay in the view's arrays (state_of): no dict is built per decision.
-        hedge = self.catalog.get((h.account, h.instrument))
-        return UnderlyingMarket(
+        mkt = UnderlyingMarket(
             underlying=underlying,
             ts_ms=ref.ts_ms,
             index=index,
             vol=float("nan"),
             rate=settings.engine.rate,
             hedge_fee=hedge.taker_fee if hedge is not None else 0.0,
-            hedge_half_spread=_half_spread(self.books.get((h.account, h.instrument)), ref),
+            hedge_half_spread=_half_spread(book, ref),
         )
+        self._markets[underlying] = (ref, book, hedge, settings, mkt)
+        return mkt
 
     # ---- exposure ----------------------------------------------------------------------------
 
@@ -235,7 +254,8 @@ class MarketView:
             external += self._equity(underlying, st, held, mkt)
         external += self.cross_coin(underlying)
         pending = self._pending(st)
-        self._inputs[underlying] = (cols, held + pending, st.iv, mkt.rate)
+        qty = held + pending
+        self._inputs[underlying] = (cols, qty, st.iv, mkt.rate)
         now = self.clock.now_ms() if at is None else at[1]
         exp = exposure_of(
             cols,
@@ -250,7 +270,6 @@ class MarketView:
             mkt.ts_ms,
         )
         if stats:
-            qty = held + pending
             exp = book_stats(cols, qty, mkt.index, st.iv, mkt.rate, now, external).on(exp)
         if eng.greeks_source == "own" or not cols.opt.size:
             return exp, mkt
