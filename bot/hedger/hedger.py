@@ -386,7 +386,7 @@ class Hedger:
             self.emit("state", "book.loaded", **book_loaded(self.view, exp))
         mkt = replace(mkt, vol=self.realized_vol.get(underlying, EwmaVol()).vol)
         if self.settings.engine.greeks_source == "both":
-            self.view.check_greeks(underlying)
+            self.view.greeks.check(underlying)
         force = underlying in self.force
         hedge = self.settings.hedge[underlying]
         modifiers = modifiers_for(hedge)

@@ -192,7 +192,7 @@ class RiskView:
         )
         # Coin held outside the lines (equity, external deltas): what the exposure counts beyond
         # our lines, less a venue-greeks shift (the options are revalued by our own model).
-        extra = exp.delta_coin - lines.delta_coin - self.h.view.venue_shift(underlying)
+        extra = exp.delta_coin - lines.delta_coin - self.h.view.greeks.shift(underlying)
         if self.h.settings.engine.hedge_view == "coin":
             # the coin view leaves held coin alone: the book is what its delta counts
             qty = np.where(cols.is_spot, 0.0, qty)

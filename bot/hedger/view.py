@@ -24,16 +24,15 @@ from bot.core.book import (
     LineKey,
     book_stats,
     exposure_of,
-    option_scalar,
 )
 from bot.core.equity import is_coin_settled
 from bot.core.external import External
-from bot.core.greeks import MS_PER_YEAR
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker, UnderlyingMarket
 from bot.core.spanbook import SpanGreeks, span_greeks
 from bot.execution.ledger import Ledger
 from bot.hedger.equity import EquityTracker, with_ivs
+from bot.hedger.venue_greeks import VenueGreeks
 
 Emit = Callable[..., None]
 
@@ -85,8 +84,7 @@ class MarketView:
         self.books: dict[LineKey, OrderBook] = {}
         # (source, symbol) -> what that source holds
         self.external: dict[tuple[str, str], External] = {}
-        self._greeks_diverged: dict[str, bool] = {}
-        self._last_option_deltas: dict[str, tuple[float, float]] = {}  # own, venue (coin)
+        self.greeks = VenueGreeks(lambda: settings().engine, self.ticker_for, emit)
         # coin the accounts hold (balances, coin P&L): counted in the usd view
         self.equity = EquityTracker(
             self.lines, ledger.positions, self.market_with_ivs, clock.now_ms
@@ -273,8 +271,7 @@ class MarketView:
             exp = book_stats(cols, qty, mkt.index, st.iv, mkt.rate, now, external).on(exp)
         if eng.greeks_source == "own" or not cols.opt.size:
             return exp, mkt
-        own, venue = self._option_deltas(cols, held, st.iv, mkt, now)
-        self._last_option_deltas[underlying] = (own, venue)
+        own, venue = self.greeks.deltas(underlying, cols, held, st.iv, mkt, now)
         if eng.greeks_source == "venue":
             # Only the options' delta changes source; delta-one lines are exact either way.
             shift = venue - own
@@ -390,71 +387,6 @@ class MarketView:
     def held(self, key: LineKey) -> bool:
         return abs(self.ledger.positions.get(key, 0.0)) > 1e-12 or any(
             (f"external:{src}", sym) == key for (src, sym) in self.external
-        )
-
-    # ---- venue greeks ------------------------------------------------------------------------
-
-    def _option_deltas(
-        self, cols: Columns, held: FloatArray, iv: FloatArray, mkt: UnderlyingMarket, now: int
-    ) -> tuple[float, float]:
-        """(own, venue) option delta in coin over the underlying's option lines held. A line
-        whose ticker has no venue delta counts its own delta on both sides (halt_reason refuses
-        to trade on `venue` greeks with one missing)."""
-        own = venue = 0.0
-        for i in cols.opt.tolist():
-            qty = float(held[i])
-            if qty == 0.0:
-                continue
-            key = cols.keys[i]
-            t = max(int(cols.expiry_ms[i]) - now, 0) / MS_PER_YEAR
-            d = option_scalar(
-                mkt.index,
-                float(cols.strike[i]),
-                t,
-                mkt.rate,
-                float(iv[i]),
-                bool(cols.is_call[i]),
-                bool(cols.is_inverse[i]),
-            )[0]
-            mine = qty * d * float(cols.contract_size[i])
-            ticker = self.ticker_for(key)
-            own += mine
-            vd = ticker.venue_delta if ticker is not None else None
-            venue += qty * vd if vd is not None else mine
-        return own, venue
-
-    def venue_shift(self, underlying: str) -> float:
-        """What greeks_source = venue added to the options' delta in the last snapshot (coin)."""
-        if self._settings().engine.greeks_source != "venue":
-            return 0.0
-        own, venue = self._last_option_deltas.get(underlying, (0.0, 0.0))
-        return venue - own
-
-    def check_greeks(self, underlying: str) -> None:
-        """greeks_source = both: trade on our own greeks, alert when the venue's differ by more
-        than greeks_divergence_tol relative to the larger of the two totals and more than
-        greeks_divergence_min_coin (so a near-empty book does not alert on noise). Relative,
-        because the acceptable model difference grows with the position; one alert per
-        crossing, and a state event when they agree again."""
-        deltas = self._last_option_deltas.get(underlying)
-        if deltas is None:
-            return
-        own, venue = deltas
-        eng = self._settings().engine
-        gap = abs(own - venue)
-        diverged = gap > eng.greeks_divergence_tol * max(abs(own), abs(venue)) and (
-            gap > eng.greeks_divergence_min_coin
-        )
-        if diverged == self._greeks_diverged.get(underlying, False):
-            return
-        self._greeks_diverged[underlying] = diverged
-        self._emit(
-            "alert" if diverged else "state",
-            "greeks.diverged" if diverged else "greeks.agree",
-            underlying=underlying,
-            own_delta_coin=own,
-            venue_delta_coin=venue,
-            tol=eng.greeks_divergence_tol,
         )
 
 
