@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
-from bot.venues.sim.exchange import FUNDING_INTERVAL_MS, SimExchange
+from bot.venues.sim.exchange import SimExchange
+from bot.venues.sim.settlement import FUNDING_INTERVAL_MS
 from tests.helpers import ROOT, clean_env, run_bot
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a funding time

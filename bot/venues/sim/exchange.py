@@ -11,20 +11,20 @@ only orders still working are looked at.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
 
 from bot.config_sim import PositionConfig, SimConfig
-from bot.core.instruments import Instrument, Kind
+from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, OrderBook, Ticker
 from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
 from bot.venues.sim import book as bk
+from bot.venues.sim import settlement as st
 from bot.venues.sim.correlation import correlator_for
 from bot.venues.sim.ledger import Ledger, Position
-from bot.venues.sim.listing import build_listing, settle_currency, symbol_for
+from bot.venues.sim.listing import build_listing, symbol_for
 from bot.venues.sim.market import MarketState, params_of, rngs, stepper_for
 from bot.venues.sim.models import MarketModel
 from bot.venues.sim.pricing import Fair
@@ -43,9 +43,6 @@ from bot.venues.sim.records import (
 log = structlog.get_logger(__name__)
 
 STATE_VERSION = 1
-# Perpetual funding is paid at every multiple of 8 hours since the epoch (00:00, 08:00, 16:00
-# UTC), as the major venues do.
-FUNDING_INTERVAL_MS = 8 * 3_600_000
 
 
 class SimExchange:
@@ -93,7 +90,8 @@ class SimExchange:
         )
         self.books: Mapping[str, OrderBook] = BookView(self.quotes, self.is_live)
         self._working: dict[str, SimOrder] = {}  # open orders with resting or pending parts
-        self._expiries: list[tuple[int, str]] = []  # heap of (expiry, symbol) not yet expired
+        self._expiries: st.Schedule = []
+        self._funded = st.funded_perps(cfg, self.instruments)
         self._reindex()
 
     # -- construction and persistence ---------------------------------------------------------
@@ -183,12 +181,7 @@ class SimExchange:
 
     def _reindex(self) -> None:
         """Expiry schedule, working orders and quotes, after construction or a restore."""
-        self._expiries = [
-            (i.expiry_ms, s)
-            for s, i in self.instruments.items()
-            if i.expiry_ms is not None and s not in self.expired
-        ]
-        heapq.heapify(self._expiries)
+        self._expiries = st.expiry_schedule(self.instruments, self.expired)
         self._working = {c: o for c, o in self.orders.items() if _working(o)}
         prices = self.market.prices
         self.quotes.move([prices[u] for u in self._stepper.names], self.market.ts_ms)
@@ -205,10 +198,21 @@ class SimExchange:
             self.quotes.set_vols(self._stepper.vols)
         self.quotes.move(prices, now_ms)
         self._market = None
-        due = now_ms // FUNDING_INTERVAL_MS - ts // FUNDING_INTERVAL_MS
+        due = st.fundings_due(ts, now_ms)
         if due > 0:
-            self._pay_funding(now_ms, due)
-        if self._expiries and self._expiries[0][0] <= now_ms:
+            for paid_usd in st.pay_funding(
+                self.cfg,
+                self.ledger,
+                self.instruments,
+                self._funded,
+                self.expired,
+                self.quotes,
+                due,
+                now_ms,
+            ):
+                self.funding_paid_usd += paid_usd
+        expiry = st.next_expiry_ms(self._expiries)
+        if expiry is not None and expiry <= now_ms:
             changes.extend(self._settle_expired(now_ms))
         if not self._working:
             return changes
@@ -227,7 +231,8 @@ class SimExchange:
         fast-forward."""
         if self._working:
             return None
-        expiry = self._expiries[0][0] if self._expiries else 2**62
+        expiry = st.next_expiry_ms(self._expiries)
+        expiry = 2**62 if expiry is None else expiry
         funding = self.next_funding_ms()  # money moves then: a full tick books it
         return expiry if funding is None else min(expiry, funding)
 
@@ -280,40 +285,16 @@ class SimExchange:
 
     def funding_rate(self, symbol: str) -> float:
         """The configured funding rate of a perpetual per 8 hours (0 for anything else)."""
-        inst = self.instruments.get(symbol)
-        if inst is None or inst.kind is not Kind.PERP:
-            return 0.0
-        return self.cfg.funding_rates.get(symbol, self.cfg.funding_rate)
+        return st.funding_rate(self.cfg, self.instruments.get(symbol))
 
     def next_funding_ms(self) -> int | None:
         """The next funding time that would move money (a perp held at a non-zero rate), or
         None when none would."""
-        if not any(
-            self.funding_rate(s) != 0.0 and abs(p.qty) > 0.0
-            for s, p in self.ledger.positions.items()
-        ):
-            return None
-        return (self.quotes.ts_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
-
-    def _pay_funding(self, now_ms: int, times: int) -> None:
-        """`times` funding payments fell since the last tick: each perp held pays (or gets)
-        its rate on the notional at the mark now."""
-        for sym, pos in list(self.ledger.positions.items()):
-            rate = self.funding_rate(sym)
-            if rate == 0.0 or pos.qty == 0.0 or not self.is_live(sym):
-                continue
-            inst = self.instruments[sym]
-            mark = self.quotes.fair(sym).mark
-            paid = sum(self.ledger.pay_funding(inst, rate, mark) for _ in range(times))
-            index = self.quotes.index(inst.underlying)
-            self.funding_paid_usd += paid * index if inst.is_inverse else paid
-            log.debug("sim.funding", symbol=sym, qty=pos.qty, rate=rate, paid=paid, ts_ms=now_ms)
+        return st.next_funding_ms(self.ledger, self._funded, self.quotes.ts_ms)
 
     def _settle_expired(self, now_ms: int) -> Changes:
         changes = Changes()
-        due: set[str] = set()
-        while self._expiries and self._expiries[0][0] <= now_ms:
-            due.add(heapq.heappop(self._expiries)[1])
+        due = st.pop_due(self._expiries, now_ms)
         for sym, inst in self.instruments.items():  # in listing order, as before the schedule
             if sym not in due:
                 continue
@@ -324,18 +305,9 @@ class SimExchange:
                         self._close(order, OrderStatus.EXPIRED, "instrument expired", now_ms)
                     )
             index = self.quotes.index(inst.underlying)
-            held = self.ledger.qty(sym)
-            cash = self.ledger.settle_expired(inst, index)
-            if held:
-                changes.positions.append(PositionReport(sym, 0.0, now_ms))
-            log.info(
-                "sim.instrument_expired",
-                symbol=sym,
-                index=index,
-                qty=held,
-                cash=cash,
-                currency=settle_currency(inst),
-            )
+            report = st.settle_expiry(self.ledger, inst, index, now_ms)
+            if report is not None:
+                changes.positions.append(report)
         return changes
 
     # -- orders ---------------------------------------------------------------------------------
