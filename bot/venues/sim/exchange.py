@@ -12,6 +12,7 @@ only orders still working are looked at.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -23,26 +24,30 @@ from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, Positi
 from bot.venues.sim import book as bk
 from bot.venues.sim import settlement as st
 from bot.venues.sim.correlation import correlator_for
-from bot.venues.sim.ledger import Ledger, Position
+from bot.venues.sim.ledger import Ledger
 from bot.venues.sim.listing import build_listing, symbol_for
 from bot.venues.sim.market import MarketState, params_of, rngs, stepper_for
 from bot.venues.sim.models import MarketModel
 from bot.venues.sim.pricing import Fair
 from bot.venues.sim.quotes import BookView, Quotes
-from bot.venues.sim.records import (
-    Changes,
-    Part,
-    Refused,
-    SimOrder,
-    fill_from_json,
-    fill_to_json,
-    instrument_from_json,
-    instrument_to_json,
-)
+from bot.venues.sim.records import Changes, Part, Refused, SimOrder
 
 log = structlog.get_logger(__name__)
 
-STATE_VERSION = 1
+
+@dataclass(slots=True)
+class Saved:
+    """What a restart restores besides the listing and the market: the account, the orders and
+    their fills, the expired instruments, the generators' states (None: fresh from the seed)
+    and the id counters. bot/venues/sim/state.py writes and reads it."""
+
+    ledger: Ledger
+    orders: list[SimOrder] = field(default_factory=list)  # in arrival order
+    fills: list[Fill] = field(default_factory=list)
+    expired: set[str] = field(default_factory=set)
+    rng: tuple[dict[str, Any], dict[str, Any]] | None = None  # (market, orders)
+    order_seq: int = 0
+    trade_seq: int = 0
 
 
 class SimExchange:
@@ -52,7 +57,10 @@ class SimExchange:
         instruments: Mapping[str, Instrument],
         market: MarketState,
         start_ms: int,
+        saved: Saved | None = None,
     ) -> None:
+        """`saved`: the state of a restart (bot/venues/sim/state.py); None: a fresh account."""
+        saved = saved if saved is not None else Saved(Ledger(balances=dict(cfg.balances)))
         self.cfg = cfg
         self.instruments = dict(instruments)
         self._market: MarketState | None = market  # built from the quotes when read
@@ -71,13 +79,18 @@ class SimExchange:
             level_notional_usd=cfg.level_notional_usd,
         )
         self.market_rng, self.order_rng = rngs(cfg.seed)
-        self.ledger = Ledger(balances=dict(cfg.balances))
-        self.orders: dict[str, SimOrder] = {}  # by client id, in arrival order
+        if saved.rng is not None:
+            self.market_rng.bit_generator.state, self.order_rng.bit_generator.state = saved.rng
+        self.ledger = saved.ledger
+        # by client id, in arrival order
+        self.orders: dict[str, SimOrder] = {o.request.client_id: o for o in saved.orders}
         self.fills: list[Fill] = []
         self.fills_by_order: dict[str, list[Fill]] = {}
-        self.expired: set[str] = set()
-        self.order_seq = 0
-        self.trade_seq = 0
+        for fill in saved.fills:
+            self._record_fill(fill)
+        self.expired = set(saved.expired)
+        self.order_seq = saved.order_seq
+        self.trade_seq = saved.trade_seq
         self.funding_paid_usd = 0.0  # funding paid (negative: received) since start, at the index
         corr = correlator_for(cfg.correlation, list(market.prices), start_ms)
         self._stepper: MarketModel = stepper_for(self.params, market.prices, corr)
@@ -94,7 +107,7 @@ class SimExchange:
         self._funded = st.funded_perps(cfg, self.instruments)
         self._reindex()
 
-    # -- construction and persistence ---------------------------------------------------------
+    # -- construction ---------------------------------------------------------
 
     @staticmethod
     def create(cfg: SimConfig, positions: Iterable[PositionConfig], start_ms: int) -> SimExchange:
@@ -107,60 +120,6 @@ class SimExchange:
         for pos in positions:
             inst = listing[symbol_for(pos, start_ms)]
             ex.ledger.trade(inst, pos.qty, ex.fair(inst.symbol).mark, 0.0)
-        return ex
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "start_ms": self.start_ms,
-            "market": {"ts_ms": self.market.ts_ms, "prices": dict(self.market.prices)},
-            "rng": {
-                "market": self.market_rng.bit_generator.state,
-                "orders": self.order_rng.bit_generator.state,
-            },
-            "instruments": [instrument_to_json(i) for i in self.instruments.values()],
-            "expired": sorted(self.expired),
-            "orders": [o.to_json() for o in self.orders.values()],
-            "fills": [fill_to_json(f) for f in self.fills],
-            "positions": {s: [p.qty, p.cost] for s, p in self.ledger.positions.items()},
-            "balances": dict(self.ledger.balances),
-            "seq": {"order": self.order_seq, "trade": self.trade_seq},
-        }
-
-    @staticmethod
-    def from_json(
-        cfg: SimConfig, data: Mapping[str, Any], positions: Iterable[PositionConfig] = ()
-    ) -> SimExchange:
-        """The exchange saved in `data`. Dynamics (vols, fees of new listings, book shape) come
-        from `cfg`; prices, orders and the account from the saved state."""
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported sim state version {data.get('version')!r}")
-        start_ms = int(data["start_ms"])
-        prices = {u: float(p) for u, p in data["market"]["prices"].items()}
-        missing = sorted(set(prices) - set(cfg.underlyings))
-        if missing:
-            raise ValueError(f"saved sim state has underlyings not in sim.underlyings: {missing}")
-        for u, x in cfg.underlyings.items():
-            prices.setdefault(u, x.price)
-        instruments = build_listing(cfg, positions, start_ms)
-        instruments.update({d["symbol"]: instrument_from_json(d) for d in data["instruments"]})
-        market = MarketState(ts_ms=int(data["market"]["ts_ms"]), prices=prices)
-        ex = SimExchange(cfg, instruments, market, start_ms)
-        ex.market_rng.bit_generator.state = data["rng"]["market"]
-        ex.order_rng.bit_generator.state = data["rng"]["orders"]
-        ex.expired = set(data["expired"])
-        for d in data["orders"]:
-            order = SimOrder.from_json(d)
-            ex.orders[order.request.client_id] = order
-        for d in data["fills"]:
-            ex._record_fill(fill_from_json(d))
-        ex.ledger = Ledger(
-            positions={s: Position(qty=q, cost=c) for s, (q, c) in data["positions"].items()},
-            balances={c: float(v) for c, v in data["balances"].items()},
-        )
-        ex.order_seq = int(data["seq"]["order"])
-        ex.trade_seq = int(data["seq"]["trade"])
-        ex._reindex()
         return ex
 
     # -- market ---------------------------------------------------------------------------------
@@ -180,7 +139,7 @@ class SimExchange:
         return symbol in self.instruments and symbol not in self.expired
 
     def _reindex(self) -> None:
-        """Expiry schedule, working orders and quotes, after construction or a restore."""
+        """Expiry schedule, working orders and quotes, at construction."""
         self._expiries = st.expiry_schedule(self.instruments, self.expired)
         self._working = {c: o for c, o in self.orders.items() if _working(o)}
         prices = self.market.prices
