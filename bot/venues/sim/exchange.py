@@ -6,7 +6,8 @@ directly: every method is synchronous and takes the time as an argument. Randomn
 generators seeded from the config seed: one moves the market, the other draws rejects and partial
 fills, so order flow never changes the price path. A tick costs the price path and little else:
 fair values and books are computed when first asked for after the prices moved (quotes.py), and
-only orders still working are looked at.
+only orders still working are looked at. How orders fill is fills.py's, what the clock settles
+(funding, expiries) settlement.py's, the saved form state.py's.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import structlog
 from bot.config_sim import PositionConfig, SimConfig
 from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, OrderBook, Ticker
-from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
+from bot.core.orders import Fill, OrderRequest, OrderStatus, PositionReport
 from bot.venues.sim import book as bk
+from bot.venues.sim import fills as fl
 from bot.venues.sim import settlement as st
 from bot.venues.sim.correlation import correlator_for
 from bot.venues.sim.ledger import Ledger
@@ -102,12 +104,13 @@ class SimExchange:
             self.option_book_params,
         )
         self.books: Mapping[str, OrderBook] = BookView(self.quotes, self.is_live)
-        self._working: dict[str, SimOrder] = {}  # open orders with resting or pending parts
-        self._expiries: st.Schedule = []
+        # open orders with resting or pending parts
+        self._working = {c: o for c, o in self.orders.items() if o.working}
+        self._expiries = st.expiry_schedule(self.instruments, self.expired)
         self._funded = st.funded_perps(cfg, self.instruments)
-        self._reindex()
+        self.quotes.move([market.prices[u] for u in self._stepper.names], market.ts_ms)
 
-    # -- construction ---------------------------------------------------------
+    # -- construction ---------------------------------------------------------------------------
 
     @staticmethod
     def create(cfg: SimConfig, positions: Iterable[PositionConfig], start_ms: int) -> SimExchange:
@@ -137,13 +140,6 @@ class SimExchange:
 
     def is_live(self, symbol: str) -> bool:
         return symbol in self.instruments and symbol not in self.expired
-
-    def _reindex(self) -> None:
-        """Expiry schedule, working orders and quotes, at construction."""
-        self._expiries = st.expiry_schedule(self.instruments, self.expired)
-        self._working = {c: o for c, o in self.orders.items() if _working(o)}
-        prices = self.market.prices
-        self.quotes.move([prices[u] for u in self._stepper.names], self.market.ts_ms)
 
     def tick(self, now_ms: int) -> Changes:
         """Advance the market to `now_ms`, settle expiries, deliver partial fills in progress
@@ -180,8 +176,10 @@ class SimExchange:
                 changes.extend(self._deliver(order, order.pending.pop(0), now_ms))
         for order in list(self._working.values()):
             if order.is_open and order.resting > 0 and self.is_live(order.request.symbol):
-                changes.extend(self._match_resting(order, now_ms))
-        self._working = {c: o for c, o in self._working.items() if _working(o)}
+                legs = fl.traded_through(order, self.quotes)
+                if legs:
+                    changes.extend(self._fill(order, legs, True, now_ms))
+        self._working = {c: o for c, o in self._working.items() if o.working}
         return changes
 
     def quiet_until_ms(self) -> int | None:
@@ -261,7 +259,7 @@ class SimExchange:
             for order in self.orders.values():
                 if order.is_open and order.request.symbol == sym:
                     changes.orders.append(
-                        self._close(order, OrderStatus.EXPIRED, "instrument expired", now_ms)
+                        order.close(OrderStatus.EXPIRED, "instrument expired", now_ms)
                     )
             index = self.quotes.index(inst.underlying)
             report = st.settle_expiry(self.ledger, inst, index, now_ms)
@@ -295,21 +293,16 @@ class SimExchange:
         if reason is None and draw < self.cfg.reject_rate:
             reason = "simulated reject"
         if reason is not None:
-            return order, Changes(orders=[self._close(order, OrderStatus.REJECTED, reason, now_ms)])
+            return order, Changes(orders=[order.close(OrderStatus.REJECTED, reason, now_ms)])
         inst = self.instruments[request.symbol]
         changes = Changes(orders=[order.update()])
         if request.post_only:
             order.resting = request.amount
         else:
-            book = self.quotes.book(request.symbol)
-            m = bk.match(book, request.side, request.amount, request.price, inst.amount_step)
-            self.quotes.set_book(request.symbol, m.book)
-            order.resting = round(request.amount - m.filled, 12)
-            if m.fills:
-                parts = self._split(m.fills, inst.amount_step, maker=False)
-                order.pending = parts[1:]
-                changes = self._deliver(order, parts[0], now_ms)
-        if _working(order):
+            legs = fl.take(order, inst, self.quotes)
+            if legs:
+                changes = self._fill(order, legs, False, now_ms)
+        if order.working:
             self._working[request.client_id] = order
         return order, changes
 
@@ -341,65 +334,24 @@ class SimExchange:
         order = self.orders.get(client_id)
         if order is None or not order.is_open:
             return order, Changes()
-        return order, Changes(
-            orders=[self._close(order, OrderStatus.CANCELLED, "cancelled", now_ms)]
-        )
+        return order, Changes(orders=[order.close(OrderStatus.CANCELLED, "cancelled", now_ms)])
 
-    def _close(self, order: SimOrder, status: OrderStatus, reason: str, now_ms: int) -> OrderUpdate:
-        order.status = status
-        order.reason = reason
-        order.resting = 0.0
-        order.pending = []
-        order.ts_ms = now_ms
-        return order.update()
-
-    def _match_resting(self, order: SimOrder, now_ms: int) -> Changes:
-        r = order.request
-        if not bk.would_cross(self.quotes.book(r.symbol), r.side, r.price):
-            return Changes()
-        inst = self.instruments[r.symbol]
-        # The market traded through the order: it fills at its own price, as the maker.
-        legs = (BookLevel(r.price, order.resting),)
-        order.resting = 0.0
-        parts = self._split(legs, inst.amount_step, maker=True)
+    def _fill(
+        self, order: SimOrder, legs: tuple[BookLevel, ...], maker: bool, now_ms: int
+    ) -> Changes:
+        """Matched legs: the first part delivered now, any others a tick apart."""
+        inst = self.instruments[order.request.symbol]
+        parts = fl.split(self.order_rng, self.cfg.partial_fill_rate, legs, inst.amount_step, maker)
         order.pending.extend(parts[1:])
         return self._deliver(order, parts[0], now_ms)
 
-    def _split(self, legs: tuple[BookLevel, ...], step: float, maker: bool) -> list[Part]:
-        """One part, or with probability partial_fill_rate two or three delivered a tick apart."""
-        draw = float(self.order_rng.random())
-        k = int(self.order_rng.integers(2, 4))
-        if draw >= self.cfg.partial_fill_rate:
-            return [Part(legs=legs, maker=maker)]
-        return [Part(legs=p, maker=maker) for p in bk.split(legs, step, k)]
-
     def _deliver(self, order: SimOrder, part: Part, now_ms: int) -> Changes:
-        r = order.request
-        inst = self.instruments[r.symbol]
+        inst = self.instruments[order.request.symbol]
         index = self.quotes.index(inst.underlying)
-        changes = Changes()
-        for leg in part.legs:
-            self.trade_seq += 1
-            fill = self.ledger.fill_leg(
-                inst, order, leg, index, part.maker, f"t-{self.trade_seq}", now_ms
-            )
+        changes = fl.deliver(self.ledger, inst, order, part, index, self.trade_seq, now_ms)
+        self.trade_seq += len(changes.fills)
+        for fill in changes.fills:
             self._record_fill(fill)
-            changes.fills.append(fill)
-            log.debug(
-                "sim.fill",
-                client_id=r.client_id,
-                symbol=r.symbol,
-                side=r.side.value,
-                amount=leg.amount,
-                price=leg.price,
-                fee=fill.fee,
-                fee_currency=fill.fee_currency,
-                maker=part.maker,
-            )
-        order.ts_ms = now_ms
-        order.refresh_status()
-        changes.orders.append(order.update())
-        changes.positions.append(PositionReport(r.symbol, self.ledger.qty(r.symbol), now_ms))
         return changes
 
     def _record_fill(self, fill: Fill) -> None:
@@ -415,8 +367,3 @@ class SimExchange:
             for sym, pos in self.ledger.positions.items()
             if sym not in self.expired
         ]
-
-
-def _working(order: SimOrder) -> bool:
-    """Whether a tick can still change the order: open, with parts to deliver or resting."""
-    return order.is_open and (bool(order.pending) or order.resting > 0)
