@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
-from bot.venues.sim.exchange import FUNDING_INTERVAL_MS, SimExchange
+from bot.core.orders import OrderRequest, Side
+from bot.venues.sim.exchange import SimExchange
+from bot.venues.sim.settlement import FUNDING_INTERVAL_MS
 from tests.helpers import ROOT, clean_env, run_bot
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a funding time
@@ -114,3 +116,26 @@ def test_a_backtest_pays_funding_on_its_hedge_and_attributes_it(tmp_path: Path) 
     assert p["attribution_usd"]["funding"] == pytest.approx(-funding, rel=1e-9)
     assert slow["summary"]["funding_usd"] == p["funding_usd"]
     assert slow["summary"]["hedged_pnl_usd"] == p["hedged_pnl_usd"]
+
+
+def test_the_next_funding_time_follows_orders_that_open_and_close_a_funded_perp() -> None:
+    """Only the perps listed at a non-zero rate are looked at each tick: opening one by an
+    order announces the next funding time, closing it takes it back."""
+    update = {"funding_rates": {INVERSE: 0.0}, "partial_fill_rate": 0.0}
+    cfg = exchange().cfg.model_copy(update=update)
+    ex = SimExchange.create(cfg, [PositionConfig(symbol=INVERSE, qty=-100.0)], T0 + 1)
+    assert ex.next_funding_ms() is None  # held at a zero rate
+    now = T0 + 60_000
+    ex.tick(now)
+    step = ex.instruments[LINEAR].price_step
+    buy = round(ex.fair(LINEAR).mark * 1.01 / step) * step
+    ex.submit(OrderRequest("open", LINEAR, Side.BUY, 0.5, buy), now)
+    assert ex.ledger.qty(LINEAR) == 0.5
+    assert ex.next_funding_ms() == T0 + FUNDING_INTERVAL_MS
+    sell = round(ex.fair(LINEAR).mark * 0.99 / step) * step
+    ex.submit(OrderRequest("close", LINEAR, Side.SELL, 0.5, sell), now)
+    assert ex.ledger.qty(LINEAR) == 0.0
+    assert ex.next_funding_ms() is None
+    usdt = ex.ledger.balances["USDT"]
+    ex.tick(T0 + FUNDING_INTERVAL_MS)
+    assert ex.ledger.balances["USDT"] == usdt and ex.funding_paid_usd == 0.0

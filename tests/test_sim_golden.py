@@ -24,6 +24,7 @@ import pytest
 from bot.config_sim import PositionConfig, SimConfig, SimUnderlying
 from bot.core.orders import OrderRequest, Side
 from bot.venues.sim.exchange import SimExchange
+from bot.venues.sim.state import exchange_to_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sim" / "golden_seed9.json"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -135,7 +136,7 @@ def scenario() -> dict[str, Any]:
         if i % 6 == 0:  # the book as takers left it in this tick
             row["perp_book"] = plain(ex.books[PERP])
         ticks.append(row)
-    return {"ticks": ticks, "state": ex.to_json()}
+    return {"ticks": ticks, "state": exchange_to_json(ex)}
 
 
 def same(got: Any, want: Any, where: str) -> None:

@@ -294,9 +294,7 @@ class PaperVenue:
         if order is None:
             return None
         if order.is_open:
-            order.status, order.reason = OrderStatus.CANCELLED, "cancelled"
-            order.resting = 0.0
-            order.ts_ms = self._clock.now_ms()
+            order.close(OrderStatus.CANCELLED, "cancelled", self._clock.now_ms())
             self._publish_order(order)
         return order.update()
 

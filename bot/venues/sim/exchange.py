@@ -6,46 +6,50 @@ directly: every method is synchronous and takes the time as an argument. Randomn
 generators seeded from the config seed: one moves the market, the other draws rejects and partial
 fills, so order flow never changes the price path. A tick costs the price path and little else:
 fair values and books are computed when first asked for after the prices moved (quotes.py), and
-only orders still working are looked at.
+only orders still working are looked at. How orders fill is fills.py's, what the clock settles
+(funding, expiries) settlement.py's, the saved form state.py's.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from bot.config_sim import PositionConfig, SimConfig
-from bot.core.instruments import Instrument, Kind
+from bot.core.instruments import Instrument
 from bot.core.market import BookLevel, OrderBook, Ticker
-from bot.core.orders import Fill, OrderRequest, OrderStatus, OrderUpdate, PositionReport
+from bot.core.orders import Fill, OrderRequest, OrderStatus, PositionReport
 from bot.venues.sim import book as bk
+from bot.venues.sim import fills as fl
+from bot.venues.sim import settlement as st
 from bot.venues.sim.correlation import correlator_for
-from bot.venues.sim.ledger import Ledger, Position
-from bot.venues.sim.listing import build_listing, settle_currency, symbol_for
+from bot.venues.sim.ledger import Ledger
+from bot.venues.sim.listing import build_listing, symbol_for
 from bot.venues.sim.market import MarketState, params_of, rngs, stepper_for
 from bot.venues.sim.models import MarketModel
 from bot.venues.sim.pricing import Fair
 from bot.venues.sim.quotes import BookView, Quotes
-from bot.venues.sim.records import (
-    Changes,
-    Part,
-    Refused,
-    SimOrder,
-    fill_from_json,
-    fill_to_json,
-    instrument_from_json,
-    instrument_to_json,
-)
+from bot.venues.sim.records import Changes, Part, Refused, SimOrder
 
 log = structlog.get_logger(__name__)
 
-STATE_VERSION = 1
-# Perpetual funding is paid at every multiple of 8 hours since the epoch (00:00, 08:00, 16:00
-# UTC), as the major venues do.
-FUNDING_INTERVAL_MS = 8 * 3_600_000
+
+@dataclass(slots=True)
+class Saved:
+    """What a restart restores besides the listing and the market: the account, the orders and
+    their fills, the expired instruments, the generators' states (None: fresh from the seed)
+    and the id counters. bot/venues/sim/state.py writes and reads it."""
+
+    ledger: Ledger
+    orders: list[SimOrder] = field(default_factory=list)  # in arrival order
+    fills: list[Fill] = field(default_factory=list)
+    expired: set[str] = field(default_factory=set)
+    rng: tuple[dict[str, Any], dict[str, Any]] | None = None  # (market, orders)
+    order_seq: int = 0
+    trade_seq: int = 0
 
 
 class SimExchange:
@@ -55,7 +59,10 @@ class SimExchange:
         instruments: Mapping[str, Instrument],
         market: MarketState,
         start_ms: int,
+        saved: Saved | None = None,
     ) -> None:
+        """`saved`: the state of a restart (bot/venues/sim/state.py); None: a fresh account."""
+        saved = saved if saved is not None else Saved(Ledger(balances=dict(cfg.balances)))
         self.cfg = cfg
         self.instruments = dict(instruments)
         self._market: MarketState | None = market  # built from the quotes when read
@@ -74,13 +81,18 @@ class SimExchange:
             level_notional_usd=cfg.level_notional_usd,
         )
         self.market_rng, self.order_rng = rngs(cfg.seed)
-        self.ledger = Ledger(balances=dict(cfg.balances))
-        self.orders: dict[str, SimOrder] = {}  # by client id, in arrival order
+        if saved.rng is not None:
+            self.market_rng.bit_generator.state, self.order_rng.bit_generator.state = saved.rng
+        self.ledger = saved.ledger
+        # by client id, in arrival order
+        self.orders: dict[str, SimOrder] = {o.request.client_id: o for o in saved.orders}
         self.fills: list[Fill] = []
         self.fills_by_order: dict[str, list[Fill]] = {}
-        self.expired: set[str] = set()
-        self.order_seq = 0
-        self.trade_seq = 0
+        for fill in saved.fills:
+            self._record_fill(fill)
+        self.expired = set(saved.expired)
+        self.order_seq = saved.order_seq
+        self.trade_seq = saved.trade_seq
         self.funding_paid_usd = 0.0  # funding paid (negative: received) since start, at the index
         corr = correlator_for(cfg.correlation, list(market.prices), start_ms)
         self._stepper: MarketModel = stepper_for(self.params, market.prices, corr)
@@ -92,11 +104,13 @@ class SimExchange:
             self.option_book_params,
         )
         self.books: Mapping[str, OrderBook] = BookView(self.quotes, self.is_live)
-        self._working: dict[str, SimOrder] = {}  # open orders with resting or pending parts
-        self._expiries: list[tuple[int, str]] = []  # heap of (expiry, symbol) not yet expired
-        self._reindex()
+        # open orders with resting or pending parts
+        self._working = {c: o for c, o in self.orders.items() if o.working}
+        self._expiries = st.expiry_schedule(self.instruments, self.expired)
+        self._funded = st.funded_perps(cfg, self.instruments)
+        self.quotes.move([market.prices[u] for u in self._stepper.names], market.ts_ms)
 
-    # -- construction and persistence ---------------------------------------------------------
+    # -- construction ---------------------------------------------------------------------------
 
     @staticmethod
     def create(cfg: SimConfig, positions: Iterable[PositionConfig], start_ms: int) -> SimExchange:
@@ -109,60 +123,6 @@ class SimExchange:
         for pos in positions:
             inst = listing[symbol_for(pos, start_ms)]
             ex.ledger.trade(inst, pos.qty, ex.fair(inst.symbol).mark, 0.0)
-        return ex
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "start_ms": self.start_ms,
-            "market": {"ts_ms": self.market.ts_ms, "prices": dict(self.market.prices)},
-            "rng": {
-                "market": self.market_rng.bit_generator.state,
-                "orders": self.order_rng.bit_generator.state,
-            },
-            "instruments": [instrument_to_json(i) for i in self.instruments.values()],
-            "expired": sorted(self.expired),
-            "orders": [o.to_json() for o in self.orders.values()],
-            "fills": [fill_to_json(f) for f in self.fills],
-            "positions": {s: [p.qty, p.cost] for s, p in self.ledger.positions.items()},
-            "balances": dict(self.ledger.balances),
-            "seq": {"order": self.order_seq, "trade": self.trade_seq},
-        }
-
-    @staticmethod
-    def from_json(
-        cfg: SimConfig, data: Mapping[str, Any], positions: Iterable[PositionConfig] = ()
-    ) -> SimExchange:
-        """The exchange saved in `data`. Dynamics (vols, fees of new listings, book shape) come
-        from `cfg`; prices, orders and the account from the saved state."""
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported sim state version {data.get('version')!r}")
-        start_ms = int(data["start_ms"])
-        prices = {u: float(p) for u, p in data["market"]["prices"].items()}
-        missing = sorted(set(prices) - set(cfg.underlyings))
-        if missing:
-            raise ValueError(f"saved sim state has underlyings not in sim.underlyings: {missing}")
-        for u, x in cfg.underlyings.items():
-            prices.setdefault(u, x.price)
-        instruments = build_listing(cfg, positions, start_ms)
-        instruments.update({d["symbol"]: instrument_from_json(d) for d in data["instruments"]})
-        market = MarketState(ts_ms=int(data["market"]["ts_ms"]), prices=prices)
-        ex = SimExchange(cfg, instruments, market, start_ms)
-        ex.market_rng.bit_generator.state = data["rng"]["market"]
-        ex.order_rng.bit_generator.state = data["rng"]["orders"]
-        ex.expired = set(data["expired"])
-        for d in data["orders"]:
-            order = SimOrder.from_json(d)
-            ex.orders[order.request.client_id] = order
-        for d in data["fills"]:
-            ex._record_fill(fill_from_json(d))
-        ex.ledger = Ledger(
-            positions={s: Position(qty=q, cost=c) for s, (q, c) in data["positions"].items()},
-            balances={c: float(v) for c, v in data["balances"].items()},
-        )
-        ex.order_seq = int(data["seq"]["order"])
-        ex.trade_seq = int(data["seq"]["trade"])
-        ex._reindex()
         return ex
 
     # -- market ---------------------------------------------------------------------------------
@@ -181,18 +141,6 @@ class SimExchange:
     def is_live(self, symbol: str) -> bool:
         return symbol in self.instruments and symbol not in self.expired
 
-    def _reindex(self) -> None:
-        """Expiry schedule, working orders and quotes, after construction or a restore."""
-        self._expiries = [
-            (i.expiry_ms, s)
-            for s, i in self.instruments.items()
-            if i.expiry_ms is not None and s not in self.expired
-        ]
-        heapq.heapify(self._expiries)
-        self._working = {c: o for c, o in self.orders.items() if _working(o)}
-        prices = self.market.prices
-        self.quotes.move([prices[u] for u in self._stepper.names], self.market.ts_ms)
-
     def tick(self, now_ms: int) -> Changes:
         """Advance the market to `now_ms`, settle expiries, deliver partial fills in progress
         and fill resting orders the new books cross."""
@@ -205,10 +153,21 @@ class SimExchange:
             self.quotes.set_vols(self._stepper.vols)
         self.quotes.move(prices, now_ms)
         self._market = None
-        due = now_ms // FUNDING_INTERVAL_MS - ts // FUNDING_INTERVAL_MS
+        due = st.fundings_due(ts, now_ms)
         if due > 0:
-            self._pay_funding(now_ms, due)
-        if self._expiries and self._expiries[0][0] <= now_ms:
+            for paid_usd in st.pay_funding(
+                self.cfg,
+                self.ledger,
+                self.instruments,
+                self._funded,
+                self.expired,
+                self.quotes,
+                due,
+                now_ms,
+            ):
+                self.funding_paid_usd += paid_usd
+        expiry = st.next_expiry_ms(self._expiries)
+        if expiry is not None and expiry <= now_ms:
             changes.extend(self._settle_expired(now_ms))
         if not self._working:
             return changes
@@ -217,8 +176,10 @@ class SimExchange:
                 changes.extend(self._deliver(order, order.pending.pop(0), now_ms))
         for order in list(self._working.values()):
             if order.is_open and order.resting > 0 and self.is_live(order.request.symbol):
-                changes.extend(self._match_resting(order, now_ms))
-        self._working = {c: o for c, o in self._working.items() if _working(o)}
+                legs = fl.traded_through(order, self.quotes)
+                if legs:
+                    changes.extend(self._fill(order, legs, True, now_ms))
+        self._working = {c: o for c, o in self._working.items() if o.working}
         return changes
 
     def quiet_until_ms(self) -> int | None:
@@ -227,7 +188,8 @@ class SimExchange:
         fast-forward."""
         if self._working:
             return None
-        expiry = self._expiries[0][0] if self._expiries else 2**62
+        expiry = st.next_expiry_ms(self._expiries)
+        expiry = 2**62 if expiry is None else expiry
         funding = self.next_funding_ms()  # money moves then: a full tick books it
         return expiry if funding is None else min(expiry, funding)
 
@@ -280,40 +242,16 @@ class SimExchange:
 
     def funding_rate(self, symbol: str) -> float:
         """The configured funding rate of a perpetual per 8 hours (0 for anything else)."""
-        inst = self.instruments.get(symbol)
-        if inst is None or inst.kind is not Kind.PERP:
-            return 0.0
-        return self.cfg.funding_rates.get(symbol, self.cfg.funding_rate)
+        return st.funding_rate(self.cfg, self.instruments.get(symbol))
 
     def next_funding_ms(self) -> int | None:
         """The next funding time that would move money (a perp held at a non-zero rate), or
         None when none would."""
-        if not any(
-            self.funding_rate(s) != 0.0 and abs(p.qty) > 0.0
-            for s, p in self.ledger.positions.items()
-        ):
-            return None
-        return (self.quotes.ts_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
-
-    def _pay_funding(self, now_ms: int, times: int) -> None:
-        """`times` funding payments fell since the last tick: each perp held pays (or gets)
-        its rate on the notional at the mark now."""
-        for sym, pos in list(self.ledger.positions.items()):
-            rate = self.funding_rate(sym)
-            if rate == 0.0 or pos.qty == 0.0 or not self.is_live(sym):
-                continue
-            inst = self.instruments[sym]
-            mark = self.quotes.fair(sym).mark
-            paid = sum(self.ledger.pay_funding(inst, rate, mark) for _ in range(times))
-            index = self.quotes.index(inst.underlying)
-            self.funding_paid_usd += paid * index if inst.is_inverse else paid
-            log.debug("sim.funding", symbol=sym, qty=pos.qty, rate=rate, paid=paid, ts_ms=now_ms)
+        return st.next_funding_ms(self.ledger, self._funded, self.quotes.ts_ms)
 
     def _settle_expired(self, now_ms: int) -> Changes:
         changes = Changes()
-        due: set[str] = set()
-        while self._expiries and self._expiries[0][0] <= now_ms:
-            due.add(heapq.heappop(self._expiries)[1])
+        due = st.pop_due(self._expiries, now_ms)
         for sym, inst in self.instruments.items():  # in listing order, as before the schedule
             if sym not in due:
                 continue
@@ -321,21 +259,12 @@ class SimExchange:
             for order in self.orders.values():
                 if order.is_open and order.request.symbol == sym:
                     changes.orders.append(
-                        self._close(order, OrderStatus.EXPIRED, "instrument expired", now_ms)
+                        order.close(OrderStatus.EXPIRED, "instrument expired", now_ms)
                     )
             index = self.quotes.index(inst.underlying)
-            held = self.ledger.qty(sym)
-            cash = self.ledger.settle_expired(inst, index)
-            if held:
-                changes.positions.append(PositionReport(sym, 0.0, now_ms))
-            log.info(
-                "sim.instrument_expired",
-                symbol=sym,
-                index=index,
-                qty=held,
-                cash=cash,
-                currency=settle_currency(inst),
-            )
+            report = st.settle_expiry(self.ledger, inst, index, now_ms)
+            if report is not None:
+                changes.positions.append(report)
         return changes
 
     # -- orders ---------------------------------------------------------------------------------
@@ -364,21 +293,16 @@ class SimExchange:
         if reason is None and draw < self.cfg.reject_rate:
             reason = "simulated reject"
         if reason is not None:
-            return order, Changes(orders=[self._close(order, OrderStatus.REJECTED, reason, now_ms)])
+            return order, Changes(orders=[order.close(OrderStatus.REJECTED, reason, now_ms)])
         inst = self.instruments[request.symbol]
         changes = Changes(orders=[order.update()])
         if request.post_only:
             order.resting = request.amount
         else:
-            book = self.quotes.book(request.symbol)
-            m = bk.match(book, request.side, request.amount, request.price, inst.amount_step)
-            self.quotes.set_book(request.symbol, m.book)
-            order.resting = round(request.amount - m.filled, 12)
-            if m.fills:
-                parts = self._split(m.fills, inst.amount_step, maker=False)
-                order.pending = parts[1:]
-                changes = self._deliver(order, parts[0], now_ms)
-        if _working(order):
+            legs = fl.take(order, inst, self.quotes)
+            if legs:
+                changes = self._fill(order, legs, False, now_ms)
+        if order.working:
             self._working[request.client_id] = order
         return order, changes
 
@@ -410,65 +334,24 @@ class SimExchange:
         order = self.orders.get(client_id)
         if order is None or not order.is_open:
             return order, Changes()
-        return order, Changes(
-            orders=[self._close(order, OrderStatus.CANCELLED, "cancelled", now_ms)]
-        )
+        return order, Changes(orders=[order.close(OrderStatus.CANCELLED, "cancelled", now_ms)])
 
-    def _close(self, order: SimOrder, status: OrderStatus, reason: str, now_ms: int) -> OrderUpdate:
-        order.status = status
-        order.reason = reason
-        order.resting = 0.0
-        order.pending = []
-        order.ts_ms = now_ms
-        return order.update()
-
-    def _match_resting(self, order: SimOrder, now_ms: int) -> Changes:
-        r = order.request
-        if not bk.would_cross(self.quotes.book(r.symbol), r.side, r.price):
-            return Changes()
-        inst = self.instruments[r.symbol]
-        # The market traded through the order: it fills at its own price, as the maker.
-        legs = (BookLevel(r.price, order.resting),)
-        order.resting = 0.0
-        parts = self._split(legs, inst.amount_step, maker=True)
+    def _fill(
+        self, order: SimOrder, legs: tuple[BookLevel, ...], maker: bool, now_ms: int
+    ) -> Changes:
+        """Matched legs: the first part delivered now, any others a tick apart."""
+        inst = self.instruments[order.request.symbol]
+        parts = fl.split(self.order_rng, self.cfg.partial_fill_rate, legs, inst.amount_step, maker)
         order.pending.extend(parts[1:])
         return self._deliver(order, parts[0], now_ms)
 
-    def _split(self, legs: tuple[BookLevel, ...], step: float, maker: bool) -> list[Part]:
-        """One part, or with probability partial_fill_rate two or three delivered a tick apart."""
-        draw = float(self.order_rng.random())
-        k = int(self.order_rng.integers(2, 4))
-        if draw >= self.cfg.partial_fill_rate:
-            return [Part(legs=legs, maker=maker)]
-        return [Part(legs=p, maker=maker) for p in bk.split(legs, step, k)]
-
     def _deliver(self, order: SimOrder, part: Part, now_ms: int) -> Changes:
-        r = order.request
-        inst = self.instruments[r.symbol]
+        inst = self.instruments[order.request.symbol]
         index = self.quotes.index(inst.underlying)
-        changes = Changes()
-        for leg in part.legs:
-            self.trade_seq += 1
-            fill = self.ledger.fill_leg(
-                inst, order, leg, index, part.maker, f"t-{self.trade_seq}", now_ms
-            )
+        changes = fl.deliver(self.ledger, inst, order, part, index, self.trade_seq, now_ms)
+        self.trade_seq += len(changes.fills)
+        for fill in changes.fills:
             self._record_fill(fill)
-            changes.fills.append(fill)
-            log.debug(
-                "sim.fill",
-                client_id=r.client_id,
-                symbol=r.symbol,
-                side=r.side.value,
-                amount=leg.amount,
-                price=leg.price,
-                fee=fill.fee,
-                fee_currency=fill.fee_currency,
-                maker=part.maker,
-            )
-        order.ts_ms = now_ms
-        order.refresh_status()
-        changes.orders.append(order.update())
-        changes.positions.append(PositionReport(r.symbol, self.ledger.qty(r.symbol), now_ms))
         return changes
 
     def _record_fill(self, fill: Fill) -> None:
@@ -484,8 +367,3 @@ class SimExchange:
             for sym, pos in self.ledger.positions.items()
             if sym not in self.expired
         ]
-
-
-def _working(order: SimOrder) -> bool:
-    """Whether a tick can still change the order: open, with parts to deliver or resting."""
-    return order.is_open and (bool(order.pending) or order.resting > 0)

@@ -8,7 +8,7 @@ Cash moves like this (s = +1 buy, -1 sell; size = amount x contract size):
 - perps and futures: nothing moves at trade time; P&L is realized into the settlement currency
   when a position is reduced (linear: size x price difference; inverse: coin P&L
   size x (1/entry - 1/exit)) and at expiry (dated futures, at the index);
-- perps pay or receive funding every 8 hours (bot/venues/sim/exchange.py): rate x notional at
+- perps pay or receive funding every 8 hours (bot/venues/sim/settlement.py): rate x notional at
   the mark, longs paying a positive rate.
 Fees are charged separately, in the settlement currency.
 """

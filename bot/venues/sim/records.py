@@ -61,6 +61,20 @@ class SimOrder:
     def is_open(self) -> bool:
         return not self.status.is_terminal
 
+    @property
+    def working(self) -> bool:
+        """Whether a tick can still change the order: open, with parts to deliver or resting."""
+        return self.is_open and (bool(self.pending) or self.resting > 0)
+
+    def close(self, status: OrderStatus, reason: str, now_ms: int) -> OrderUpdate:
+        """End the order (cancelled, rejected, expired): what rests or waits is dropped."""
+        self.status = status
+        self.reason = reason
+        self.resting = 0.0
+        self.pending = []
+        self.ts_ms = now_ms
+        return self.update()
+
     def refresh_status(self) -> None:
         if self.status.is_terminal:
             return

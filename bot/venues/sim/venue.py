@@ -76,7 +76,7 @@ class SimVenue:
         path = self._cfg.state_file
         saved = state.read(path) if path is not None else None
         if saved is not None:
-            self.exchange = SimExchange.from_json(self._cfg, saved, self._positions)
+            self.exchange = state.exchange_from_json(self._cfg, saved, self._positions)
             log.info(
                 "sim.state_restored",
                 account=self.name,
@@ -392,7 +392,7 @@ class SimVenue:
         now = monotonic_s()  # throttles file writes only; simulated time is the clock's
         if not force and now - self._last_save < TICK_SAVE_INTERVAL_S:
             return
-        data = self.exchange.to_json()
+        data = state.exchange_to_json(self.exchange)
         data["clock_ms"] = self._clock.now_ms()
         data["account"] = self.name
         state.write_atomic(path, data)
