@@ -125,9 +125,12 @@ def recorded(args: argparse.Namespace, settings: Settings) -> Recorded:
     """`--data`'s file for the configured underlyings (raises DataError)."""
     from bot.backtest import data
 
-    return data.load(
+    rec = data.load(
         args.data, sorted(settings.sim.underlyings), data.parse_mapping(args.data_symbol)
     )
+    for note in data.notes(rec):  # a tolerance is never silent
+        print(f"--data: {args.data}: {note}", file=sys.stderr)
+    return rec
 
 
 def replay_spec(

@@ -20,16 +20,18 @@ file, line, column, value and rule.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from bot.backtest.data_cells import JUMP_MAX, RANGE_MAX, number, timestamp
+from bot.backtest.data_file import DataError as DataError  # re-exported: callers' one import
+from bot.backtest.data_file import read_table
 
 HEDGEBOT = ("timestamp", "symbol")
 TARDIS_QUOTES = ("exchange", "symbol", "timestamp", "local_timestamp", "ask_price", "bid_price")
@@ -40,16 +42,13 @@ _OPTION = re.compile(r"-\d+(\.\d+)?-[CP]$")
 _QUOTES = ("USDT", "USDC", "USD", "PERP", "BUSD")
 
 
-class DataError(ValueError):
-    """A bad data file or row: `file:line: column 'x': 'value' rule`."""
-
-
 @dataclass(frozen=True, slots=True)
 class Row:
     ts_ms: int
     symbol: str | None
     price: float  # the underlying's price this row gives (NaN for an option row)
     iv: float  # NaN when absent
+    line: int = 0  # in the file, for what a price is told against the rows around it
 
 
 @dataclass(slots=True)
@@ -60,6 +59,9 @@ class Recorded:
     ts_ms: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
     price: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     iv: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    # per underlying: (price rows out of time order, sorted; rows at a timestamp already seen,
+    # dropped)
+    tolerated: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def span(self) -> tuple[int, int]:
         first = max(int(t[0]) for t in self.ts_ms.values())
@@ -71,6 +73,17 @@ class Recorded:
         ts = self.ts_ms[underlying]
         i = max(int(np.searchsorted(ts, ts_ms, side="right")) - 1, 0)
         return float(self.price[underlying][i]), float(self.iv[underlying][i])
+
+
+def notes(rec: Recorded) -> list[str]:
+    """What the file's reading tolerated, for the operator to see (README "Recorded data")."""
+    out = []
+    for u, (late, dup) in sorted(rec.tolerated.items()):
+        if late:
+            out.append(f"{u}: {late} price row(s) out of time order, sorted by time")
+        if dup:
+            out.append(f"{u}: {dup} price row(s) at a timestamp seen before; the last kept")
+    return out
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
@@ -105,17 +118,8 @@ def load(
 def read_rows(path: Path) -> Iterator[Row]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        header, records = _parquet(path)
-        yield from _rows(path, header, records)
-        return
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path}: empty file, no header") from None
-        yield from _rows(path, header, reader)
+    header, records = read_table(path)
+    yield from _rows(path, header, records)
 
 
 def _rows(path: Path, header: Sequence[str], records: Iterable[Sequence[object]]) -> Iterator[Row]:
@@ -129,21 +133,34 @@ def _rows(path: Path, header: Sequence[str], records: Iterable[Sequence[object]]
         yield _row(path, n, kind, col, rec)
 
 
+_LAYOUTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # kind, name, required columns
+    ("tardis_quotes", "tardis quotes", TARDIS_QUOTES),
+    ("tardis_tickers", "tardis derivative tickers", TARDIS_TICKERS),
+    ("ohlcv", "OHLCV", OHLCV),
+)
+
+
 def layout(path: Path, header: Sequence[str]) -> str:
     h = set(header)
-    for name, need in (
-        ("tardis_quotes", TARDIS_QUOTES),
-        ("tardis_tickers", TARDIS_TICKERS),
-        ("ohlcv", OHLCV),
-    ):
+    for kind, _, need in _LAYOUTS:
         if h.issuperset(need):
-            return name
-    if h.issuperset(HEDGEBOT) and h & {"bid", "ask", "last", "mark", "index"}:
+            return kind
+    if h.issuperset(HEDGEBOT) and ({"bid", "ask"} <= h or h & {"last", "mark", "index"}):
         return "hedgebot"
+    # the layout the header comes closest to, and what it lacks
+    cands: list[tuple[str, str, tuple[str, ...]]] = [
+        *_LAYOUTS,
+        ("hedgebot", "hedgebot", (*HEDGEBOT, "bid", "ask")),
+    ]
+    _, name, need = max(cands, key=lambda c: len(h & set(c[2])) / len(c[2]))
+    missing = [c for c in need if c not in h]
+    closest = f"; closest: {name}, missing column(s) {', '.join(missing)}"
+    if name == "hedgebot":
+        closest += " (or a last, mark or index column)"
     raise DataError(
         f"{path}:1: header {','.join(header)} is not a known layout (hedgebot: timestamp,symbol,"
         "bid,ask,last[,mark,iv,index]; tardis quotes or derivative tickers; OHLCV: "
-        "timestamp,open,high,low,close,volume)"
+        "timestamp,open,high,low,close,volume)" + (closest if len(missing) < len(need) else "")
     )
 
 
@@ -153,85 +170,64 @@ def _row(path: Path, n: int, kind: str, col: Mapping[str, int], rec: Sequence[ob
         return "" if i is None or rec[i] is None else str(rec[i]).strip()
 
     def num(name: str, rule: str = "price") -> float:
-        text = raw(name)
-        if text == "" or text.lower() in ("nan", "null", "none"):
-            return math.nan
-        try:
-            x = float(text)
-        except ValueError:
-            raise DataError(f"{path}:{n}: column '{name}': {text!r} is not a number") from None
-        bad = not (0.0 < x <= 5.0) if rule == "iv" else (not math.isfinite(x) or x <= 0.0)
-        if bad:
-            what = "an IV in (0, 5]" if rule == "iv" else "a finite price > 0"
-            raise DataError(f"{path}:{n}: column '{name}': {text!r} is not {what}")
-        return x
+        return number(f"{path}:{n}: column '{name}'", raw(name), rule)
 
-    micro = kind.startswith("tardis")
-    ts = _timestamp(path, n, raw("timestamp"), micro)
+    ts = timestamp(f"{path}:{n}: column 'timestamp'", raw("timestamp"), kind.startswith("tardis"))
     if kind == "ohlcv":
-        close = num("close")
-        if math.isnan(close):
-            raise DataError(f"{path}:{n}: column 'close': empty, a price is required")
-        return Row(ts, raw("symbol") or None, close, math.nan)
+        return Row(ts, raw("symbol") or None, _close(path, n, num), math.nan, n)
     symbol = raw("symbol")
     if not symbol:
         raise DataError(f"{path}:{n}: column 'symbol': empty")
+    if _OPTION.search(symbol):  # its IV only: its own prices are not read
+        return Row(ts, symbol, math.nan, num("iv", "iv"), n)
     if kind == "tardis_tickers":
-        cands = [num("index_price"), num("mark_price"), num("last_price")]
+        names = ["index_price", "mark_price", "last_price"]
+        cands = [num(c) for c in names]
         iv = math.nan
     else:
         bid_col, ask_col = ("bid_price", "ask_price") if kind == "tardis_quotes" else ("bid", "ask")
         bid, ask = num(bid_col), num(ask_col)
         if bid > ask:
             raise DataError(f"{path}:{n}: column '{bid_col}': {bid} is above {ask_col} {ask}")
-        mid = (bid + ask) / 2.0
-        cands = [num("index"), mid, num("last"), num("mark")]
+        names = ["index", bid_col, ask_col, "last", "mark"]
+        cands = [num("index"), (bid + ask) / 2.0, num("last"), num("mark")]
         iv = num("iv", "iv")
     price = next((x for x in cands if not math.isnan(x)), math.nan)
-    if _OPTION.search(symbol):
-        return Row(ts, symbol, math.nan, iv)
     if math.isnan(price):
-        raise DataError(f"{path}:{n}: no price in the row (need a bid and ask, last, or mark)")
-    return Row(ts, symbol, price, iv)
+        given = ", ".join(f"{c} {raw(c)!r}" for c in names if c in col)
+        raise DataError(
+            f"{path}:{n}: no price in the row (need a bid and ask, last, or mark; has {given})"
+        )
+    return Row(ts, symbol, price, iv, n)
 
 
-def _timestamp(path: Path, n: int, text: str, micro: bool) -> int:
-    if text == "":
-        raise DataError(f"{path}:{n}: column 'timestamp': empty")
-    try:
-        x = float(text)
-    except ValueError:
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
+def _close(path: Path, n: int, num: Callable[..., float]) -> float:
+    """An OHLCV bar's close, once the bar is consistent: low <= open, close <= high."""
+    o, h, lo, c = num("open"), num("high"), num("low"), num("close")
+    num("volume", "volume")
+    if math.isnan(c):
+        raise DataError(f"{path}:{n}: column 'close': empty, a price is required")
+    if h < lo:
+        raise DataError(f"{path}:{n}: column 'high': {h} is below low {lo}")
+    for name, x in (("open", o), ("close", c)):
+        if x < lo or x > h:
             raise DataError(
-                f"{path}:{n}: column 'timestamp': {text!r} is neither epoch nor ISO 8601"
-            ) from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)  # naive times are UTC
-        return int(dt.timestamp() * 1000)
-    if not math.isfinite(x) or x <= 0:
-        raise DataError(f"{path}:{n}: column 'timestamp': {text!r} is not a positive epoch")
-    if micro:
-        return int(x // 1000)
-    # Epoch unit by size: seconds until 5138 AD, then ms, us, ns.
-    if x < 1e11:
-        return round(x * 1000)
-    if x < 1e14:
-        return int(x)
-    if x < 1e17:
-        return int(x // 1000)
-    return int(x // 1_000_000)
+                f"{path}:{n}: column '{name}': {x} is outside the bar's low {lo} .. high {h}"
+            )
+    return c
 
 
 def build(
     path: Path, rows: Sequence[Row], underlyings: Sequence[str], mapping: Mapping[str, str]
 ) -> Recorded:
     """Rows to per-underlying sorted arrays; every configured underlying needs prices."""
-    prices: dict[str, list[tuple[int, float]]] = {u: [] for u in underlyings}
+    prices: dict[str, list[tuple[int, float, int]]] = {u: [] for u in underlyings}
     ivs: dict[str, list[tuple[int, float]]] = {u: [] for u in underlyings}
     sources: dict[str, set[str]] = {u: set() for u in underlyings}
     only = underlyings[0] if len(underlyings) == 1 else None
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header")
+    seen: dict[str, str | None] = {}  # symbol: its underlying, to say what the file has
     for r in rows:
         if r.symbol is None:
             u = only
@@ -246,31 +242,63 @@ def build(
             u = mapping.get(r.symbol)
         else:
             u = underlying_of(r.symbol)
+        if len(seen) < 8 and r.symbol is not None:
+            seen.setdefault(r.symbol, u)
         if u not in prices:
             continue
         if not math.isnan(r.iv):
             ivs[u].append((r.ts_ms, r.iv))
         if not math.isnan(r.price):
-            prices[u].append((r.ts_ms, r.price))
+            prices[u].append((r.ts_ms, r.price, r.line))
             sources[u].add(r.symbol or "")
     out = Recorded()
     for u in underlyings:
         if not prices[u]:
             raise DataError(
                 f"{path}: no prices for underlying {u} (configured in sim.underlyings); map a "
-                f"symbol with --data-symbol {u}=SYMBOL"
+                f"symbol with --data-symbol {u}=SYMBOL (the file has "
+                + ", ".join(f"{s} ({x or 'unmapped'})" for s, x in list(seen.items())[:4])
+                + ")"
             )
         if len(sources[u]) > 1:
             raise DataError(
                 f"{path}: underlying {u} has prices from {len(sources[u])} symbols "
                 f"({', '.join(sorted(sources[u])[:4])}); pick one with --data-symbol {u}=SYMBOL"
             )
-        pts = sorted(prices[u], key=lambda p: p[0])
-        ts = np.array([p[0] for p in pts], dtype=np.int64)
-        out.ts_ms[u] = ts
-        out.price[u] = np.array([p[1] for p in pts], dtype=np.float64)
+        raw_ts = np.array([p[0] for p in prices[u]], dtype=np.int64)
+        late = int(np.count_nonzero(raw_ts[1:] < np.maximum.accumulate(raw_ts)[:-1]))
+        order = np.argsort(raw_ts, kind="stable")  # a tie keeps the file's order
+        ts = raw_ts[order]
+        # of rows at one timestamp, the file's last is the price then (as a replay's "last
+        # price at or before" always read it): the others go
+        keep = np.append(ts[1:] != ts[:-1], True)
+        out.ts_ms[u] = ts[keep]
+        out.price[u] = np.array([p[1] for p in prices[u]], dtype=np.float64)[order][keep]
+        _moves(path, u, out.price[u], np.array([p[2] for p in prices[u]])[order][keep])
+        out.tolerated[u] = (late, int(np.count_nonzero(~keep)))
+        ts = out.ts_ms[u]
         out.iv[u] = _iv_on(ts, sorted(ivs[u], key=lambda p: p[0]))
     return out
+
+
+def _moves(path: Path, u: str, price: npt.NDArray[np.float64], line: npt.NDArray[np.int_]) -> None:
+    """Refuses a jump over JUMP_MAX-fold between rows, or a range over RANGE_MAX-fold."""
+    ratio = price[1:] / price[:-1]
+    bad = np.flatnonzero((ratio > JUMP_MAX) | (ratio < 1.0 / JUMP_MAX))
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise DataError(
+            f"{path}:{line[i]}: {u}'s price {price[i]:g} is {ratio[i - 1]:.3g} times the one "
+            f"before it ({price[i - 1]:g}, line {line[i - 1]}); a move over {JUMP_MAX:g}-fold "
+            "in one row is a bad tick or a unit change"
+        )
+    lo, hi = int(np.argmin(price)), int(np.argmax(price))
+    if price[hi] > RANGE_MAX * price[lo]:
+        raise DataError(
+            f"{path}:{line[hi]}: {u}'s price {price[hi]:g} is over {RANGE_MAX:g} times its "
+            f"lowest, {price[lo]:g} at line {line[lo]}; a replay's prices stay within "
+            f"{RANGE_MAX:g}-fold"
+        )
 
 
 def _iv_on(ts: npt.NDArray[np.int64], ivs: list[tuple[int, float]]) -> npt.NDArray[np.float64]:
@@ -287,17 +315,3 @@ def _iv_on(ts: npt.NDArray[np.int64], ivs: list[tuple[int, float]]) -> npt.NDArr
     ok = idx >= 0
     out[ok] = means[idx[ok]]
     return out
-
-
-def _parquet(path: Path) -> tuple[list[str], list[list[object]]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow (the lab extra)") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises many types for a bad file
-        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
-    header = [str(c) for c in table.column_names]
-    cols = [table.column(c).to_pylist() for c in header]
-    return header, [list(r) for r in zip(*cols, strict=True)]
