@@ -15,7 +15,8 @@ Layouts, told apart by the header (README "Replaying recorded data"):
 A row's underlying: the `--data-symbol U=SYMBOL` mappings when given (only those symbols count),
 else the symbol's leading letters without a quote suffix (BTC-PERPETUAL, BTCUSDT, BTC/USDT:USDT
 are BTC). Option symbols (BTC-27JUN26-60000-C) give IV only. A bad row is an error naming the
-file, line, column, value and rule.
+file, line, column, value and rule. Tolerated and counted (`Recorded.tolerated`, said by the
+CLI): rows out of time order are sorted; of price rows at one timestamp the file's last is kept.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def load(
 
 def read_rows(path: Path) -> Iterator[Row]:
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: {'a directory, not' if path.is_dir() else 'no such'} file")
     header, records = read_table(path)
     yield from _rows(path, header, records)
 
