@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from bot.backtest.data_cells import JUMP_MAX, RANGE_MAX, number, timestamp
+from bot.backtest.data_cells import JUMP_MAX, RANGE_MAX, CellError, number, timestamp
 from bot.backtest.data_file import DataError as DataError  # re-exported: callers' one import
 from bot.backtest.data_file import read_table
 
@@ -171,9 +171,15 @@ def _row(path: Path, n: int, kind: str, col: Mapping[str, int], rec: Sequence[ob
         return "" if i is None or rec[i] is None else str(rec[i]).strip()
 
     def num(name: str, rule: str = "price") -> float:
-        return number(f"{path}:{n}: column '{name}'", raw(name), rule)
+        try:
+            return number(raw(name), rule)
+        except CellError as e:  # the place is formatted only for an error: reading is hot
+            raise DataError(f"{path}:{n}: column '{name}': {e}") from None
 
-    ts = timestamp(f"{path}:{n}: column 'timestamp'", raw("timestamp"), kind.startswith("tardis"))
+    try:
+        ts = timestamp(raw("timestamp"), kind.startswith("tardis"))
+    except CellError as e:
+        raise DataError(f"{path}:{n}: column 'timestamp': {e}") from None
     if kind == "ohlcv":
         return Row(ts, raw("symbol") or None, _close(path, n, num), math.nan, n)
     symbol = raw("symbol")

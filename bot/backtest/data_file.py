@@ -13,6 +13,7 @@ import gzip
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -44,45 +45,49 @@ def _csv(path: Path, gz: bool) -> Iterator[list[str]]:
     """The header row, then the records: one generator, so the file stays open while they are
     read and every read error is caught here."""
     what = "gzip-compressed CSV" if gz else "CSV"
-    lines = _Lines(path)
-    reader = csv.reader(lines)
+    reader = None
     try:
-        with gzip.open(path, "rb") if gz else path.open("rb") as f:
-            lines.f = f
+        with _open(path, gz) as text:
+            # utf-8-sig: a byte-order mark (Excel's UTF-8 CSV) is not part of a column's name
+            reader = csv.reader(text)
             try:
                 yield next(reader)
             except StopIteration:
                 raise DataError(f"{path}: empty file, no header") from None
             yield from reader
-    except csv.Error as e:
-        raise DataError(f"{path}:{lines.n}: not valid {what} ({e})") from None
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path, gz)) from None
+    except csv.Error as e:  # line_num: the lines read, the bad one's last
+        line = reader.line_num if reader is not None else 1
+        raise DataError(f"{path}:{line}: not valid {what} ({e})") from None
     except (OSError, EOFError, zlib.error) as e:
-        where = f"{path}:{lines.n + 1}" if lines.n else str(path)
+        where = f"{path}:{reader.line_num + 1}" if reader is not None else str(path)
         raise DataError(f"{where}: not a readable {what} file ({e})") from None
 
 
-class _Lines:
-    """The file's lines decoded as UTF-8 one at a time, so a bad byte is named by its line."""
+def _open(path: Path, gz: bool) -> TextIO:
+    if gz:
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.f: Iterable[bytes] | None = None
-        self.n = 0
 
-    def __iter__(self) -> Iterator[str]:
-        assert self.f is not None
-        for raw in self.f:
-            self.n += 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(
-                    f"{self.path}:{self.n}: byte {raw[e.start]:#04x} at character {e.start + 1} "
-                    "is not UTF-8 (a data file is UTF-8 text, CSV or gzip-compressed CSV, or "
-                    "Parquet)"
-                ) from None
-            # a byte-order mark (Excel's UTF-8 CSV) is not part of the first column's name
-            yield text.removeprefix("\ufeff") if self.n == 1 else text
+def _not_utf8(path: Path, gz: bool) -> str:
+    """Where the first byte that is not UTF-8 is: decoding runs in blocks, so look again line
+    by line (only once the file is known bad)."""
+    try:
+        with gzip.open(path, "rb") if gz else path.open("rb") as f:
+            for n, raw in enumerate(f, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    return (
+                        f"{path}:{n}: byte {raw[e.start]:#04x} at character {e.start + 1} is "
+                        "not UTF-8 (a data file is UTF-8 text, CSV or gzip-compressed CSV, or "
+                        "Parquet)"
+                    )
+    except (OSError, EOFError, zlib.error) as e:  # a gzip stream broken after the bad byte
+        return f"{path}: not UTF-8 text, and not readable to the end ({e})"
+    return f"{path}: not UTF-8 text"
 
 
 def _names(path: Path, header: Sequence[object]) -> list[str]:
