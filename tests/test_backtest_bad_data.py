@@ -94,6 +94,23 @@ def test_bad_files_are_refused_naming_where_and_why(
     _refused(path, where)
 
 
+def test_underlyings_that_never_overlap_and_rows_without_a_price(tmp_path: Path) -> None:
+    hour = 3_600_000
+    apart = _write(tmp_path, "apart.csv", f"{H}\n{T0},BTCUSDT,,,60000\n{T0 + hour},ETHUSDT,,,3000")
+    with pytest.raises(DataError, match=r"apart\.csv: the underlyings' data do not overlap"):
+        load(apart, ["BTC", "ETH"])
+    head = (
+        "exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,"
+        "predicted_funding_rate,open_interest,last_price,index_price,mark_price"
+    )
+    t = _write(tmp_path, "t.csv", f"{head}\nderibit,BTC-PERPETUAL,{T0 * 1000},{T0 * 1000},,,,,,,")
+    _refused(
+        t,
+        "t.csv:2: no price in the row (needs index_price, mark_price or last_price; has "
+        "index_price '', mark_price '', last_price '')",
+    )
+
+
 def test_bytes_that_are_not_utf8_csv_are_named_by_line(tmp_path: Path) -> None:
     latin = tmp_path / "latin.csv"
     latin.write_bytes(f"{H}\n{T0},BTCUSDT,1,2,\n{T0},BTC\xe9,1,2,\n".encode("latin-1"))

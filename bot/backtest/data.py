@@ -202,9 +202,11 @@ def _row(path: Path, n: int, kind: str, col: Mapping[str, int], rec: Sequence[ob
     price = next((x for x in cands if not math.isnan(x)), math.nan)
     if math.isnan(price):
         given = ", ".join(f"{c} {raw(c)!r}" for c in names if c in col)
-        raise DataError(
-            f"{path}:{n}: no price in the row (need a bid and ask, last, or mark; has {given})"
-        )
+        need = {
+            "tardis_tickers": "index_price, mark_price or last_price",
+            "tardis_quotes": "bid_price and ask_price",
+        }.get(kind, "index, bid and ask, last or mark")
+        raise DataError(f"{path}:{n}: no price in the row (needs {need}; has {given})")
     return Row(ts, symbol, price, iv, n)
 
 
@@ -285,6 +287,10 @@ def build(
         out.tolerated[u] = (late, int(np.count_nonzero(~keep)))
         ts = out.ts_ms[u]
         out.iv[u] = _iv_on(ts, sorted(ivs[u], key=lambda p: p[0]))
+    first, last = out.span()
+    if first > last:  # no moment has every underlying's price
+        spans = ", ".join(f"{u} {int(t[0])}..{int(t[-1])}" for u, t in out.ts_ms.items())
+        raise DataError(f"{path}: the underlyings' data do not overlap in time (ms: {spans})")
     return out
 
 
