@@ -41,6 +41,12 @@ def _refused(path: Path, where: str) -> None:
             "exchange,symbol,timestamp,local_timestamp,ask_price\n",
             "closest: tardis quotes, missing column(s) bid_price",
         ),
+        (
+            "binance-klines.csv",
+            f"{T0},60000,60100,59900,60050,12.5,{T0 + 59_999},750000,100,6,360000,0\n",
+            f"binance-klines.csv:1: {T0},60000,60100,59900,60050,12.5,{T0 + 59_999},750000,100,"
+            "6,360000,0 is data, not a header",
+        ),
         ("twice.csv", H + ",bid\n", "twice.csv:1: column 'bid' appears twice in the header"),
         ("nan.csv", f"{H}\n{T0},BTCUSDT,nan,60000,\n", "nan.csv:2: no price in the row"),
         ("inf.csv", f"{H}\n{T0},BTCUSDT,inf,inf,\n", "'inf' is not a finite price > 0"),

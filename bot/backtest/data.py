@@ -148,6 +148,11 @@ def layout(path: Path, header: Sequence[str]) -> str:
             return kind
     if h.issuperset(HEDGEBOT) and ({"bid", "ask"} <= h or h & {"last", "mark", "index"}):
         return "hedgebot"
+    if all(_numeric(x) for x in header if x):
+        raise DataError(
+            f"{path}:1: {','.join(header)} is data, not a header: the first line must name the "
+            "columns (for OHLCV bars: timestamp,open,high,low,close,volume)"
+        )
     # the layout the header comes closest to, and what it lacks
     cands: list[tuple[str, str, tuple[str, ...]]] = [
         *_LAYOUTS,
@@ -163,6 +168,14 @@ def layout(path: Path, header: Sequence[str]) -> str:
         "bid,ask,last[,mark,iv,index]; tardis quotes or derivative tickers; OHLCV: "
         "timestamp,open,high,low,close,volume)" + (closest if len(missing) < len(need) else "")
     )
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _row(path: Path, n: int, kind: str, col: Mapping[str, int], rec: Sequence[object]) -> Row:
