@@ -16,7 +16,8 @@ A row's underlying: the `--data-symbol U=SYMBOL` mappings when given (only those
 else the symbol's leading letters without a quote suffix (BTC-PERPETUAL, BTCUSDT, BTC/USDT:USDT
 are BTC). Option symbols (BTC-27JUN26-60000-C) give IV only. A bad row is an error naming the
 file, line, column, value and rule. Tolerated and counted (`Recorded.tolerated`, said by the
-CLI): rows out of time order are sorted; of price rows at one timestamp the file's last is kept.
+CLI): rows out of time order are sorted; of price rows at one timestamp the file's last is kept;
+a move over JUMP_WARN-fold from one row to the next is kept and counted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from bot.backtest.data_cells import JUMP_MAX, RANGE_MAX, CellError, number, timestamp
+from bot.backtest.data_cells import JUMP_WARN, RANGE_MAX, CellError, number, timestamp
 from bot.backtest.data_file import DataError as DataError  # re-exported: callers' one import
 from bot.backtest.data_file import read_table
 
@@ -61,8 +62,8 @@ class Recorded:
     price: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     iv: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     # per underlying: (price rows out of time order, sorted; rows at a timestamp already seen,
-    # dropped)
-    tolerated: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # dropped; moves over JUMP_WARN-fold from the row before, kept)
+    tolerated: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def span(self) -> tuple[int, int]:
         first = max(int(t[0]) for t in self.ts_ms.values())
@@ -79,11 +80,16 @@ class Recorded:
 def notes(rec: Recorded) -> list[str]:
     """What the file's reading tolerated, for the operator to see (README "Recorded data")."""
     out = []
-    for u, (late, dup) in sorted(rec.tolerated.items()):
+    for u, (late, dup, jumps) in sorted(rec.tolerated.items()):
         if late:
             out.append(f"{u}: {late} price row(s) out of time order, sorted by time")
         if dup:
             out.append(f"{u}: {dup} price row(s) at a timestamp seen before; the last kept")
+        if jumps:
+            out.append(
+                f"{u}: {jumps} price row(s) over {JUMP_WARN:g}-fold from the row before, kept "
+                "(a flash crash, or a bad tick or unit change to check)"
+            )
     return out
 
 
@@ -296,8 +302,8 @@ def build(
         keep = np.append(ts[1:] != ts[:-1], True)
         out.ts_ms[u] = ts[keep]
         out.price[u] = np.array([p[1] for p in prices[u]], dtype=np.float64)[order][keep]
-        _moves(path, u, out.price[u], np.array([p[2] for p in prices[u]])[order][keep])
-        out.tolerated[u] = (late, int(np.count_nonzero(~keep)))
+        jumps = _moves(path, u, out.price[u], np.array([p[2] for p in prices[u]])[order][keep])
+        out.tolerated[u] = (late, int(np.count_nonzero(~keep)), jumps)
         ts = out.ts_ms[u]
         out.iv[u] = _iv_on(ts, sorted(ivs[u], key=lambda p: p[0]))
     first, last = out.span()
@@ -307,17 +313,12 @@ def build(
     return out
 
 
-def _moves(path: Path, u: str, price: npt.NDArray[np.float64], line: npt.NDArray[np.int_]) -> None:
-    """Refuses a jump over JUMP_MAX-fold between rows, or a range over RANGE_MAX-fold."""
+def _moves(path: Path, u: str, price: npt.NDArray[np.float64], line: npt.NDArray[np.int_]) -> int:
+    """The rows that move over JUMP_WARN-fold from the one before (real flash crashes do; so do
+    bad ticks and unit changes, which the operator is told to check); refuses a range over
+    RANGE_MAX-fold, which the replay cannot list."""
     ratio = price[1:] / price[:-1]
-    bad = np.flatnonzero((ratio > JUMP_MAX) | (ratio < 1.0 / JUMP_MAX))
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise DataError(
-            f"{path}:{line[i]}: {u}'s price {price[i]:g} is {ratio[i - 1]:.3g} times the one "
-            f"before it ({price[i - 1]:g}, line {line[i - 1]}); a move over {JUMP_MAX:g}-fold "
-            "in one row is a bad tick or a unit change"
-        )
+    jumps = int(np.count_nonzero((ratio > JUMP_WARN) | (ratio < 1.0 / JUMP_WARN)))
     lo, hi = int(np.argmin(price)), int(np.argmax(price))
     if price[hi] > RANGE_MAX * price[lo]:
         raise DataError(
@@ -325,6 +326,7 @@ def _moves(path: Path, u: str, price: npt.NDArray[np.float64], line: npt.NDArray
             f"lowest, {price[lo]:g} at line {line[lo]}; a replay's prices stay within "
             f"{RANGE_MAX:g}-fold"
         )
+    return jumps
 
 
 def _iv_on(ts: npt.NDArray[np.int64], ivs: list[tuple[int, float]]) -> npt.NDArray[np.float64]:

@@ -12,11 +12,12 @@ class CellError(ValueError):
 
 
 # The simulated exchange sizes its lot and tick from the price (bot/venues/sim/listing.py):
-# within these both are > 0. A replayed underlying's price also moves at most JUMP_MAX-fold from
-# one row to the next (a bad tick or a unit change, not a market) and RANGE_MAX-fold over the
-# file (beyond it the tick set at the start no longer fits the price).
+# within these both are > 0. A replayed underlying's price also stays within RANGE_MAX-fold over
+# the file (beyond it the tick set at the start no longer fits the price); a move over
+# JUMP_WARN-fold from one row to the next is reported (a flash crash, or a bad tick or unit
+# change), not refused: real markets have made such moves.
 PRICE_MIN, PRICE_MAX = 1e-6, 1e12
-JUMP_MAX = 10.0
+JUMP_WARN = 10.0
 RANGE_MAX = 1e4
 
 
