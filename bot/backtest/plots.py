@@ -32,6 +32,19 @@ def _pyplot() -> Any:
     return plt
 
 
+def _bins(values: Sequence[float], want: int) -> Any:
+    """`want` bins' edges over `values`; one bin padded around them when their range is too
+    narrow for its magnitude to split (numpy refuses: "Too many bins")."""
+    import numpy as np
+
+    try:
+        return np.histogram_bin_edges(values, bins=want)
+    except ValueError:
+        lo, hi = min(values), max(values)
+        pad = max(abs(lo), abs(hi)) * 1e-6
+        return np.array([lo - pad, hi + pad])
+
+
 def backtest_png(path: Path, results: Sequence[PathResult], title: str) -> Path:
     """Four panels: the first path's index, its delta against the band, its cumulative cost,
     and the hedged P&L over all paths."""
@@ -53,7 +66,7 @@ def backtest_png(path: Path, results: Sequence[PathResult], title: str) -> Path:
     ax.set(title="cumulative cost (fees + slippage)", xlabel="hours", ylabel="USD")
     ax = axes[1][1]
     pnl = [r.pnl_usd for r in results]
-    ax.hist(pnl, bins=max(5, min(50, len(pnl) // 2)), color="tab:purple", alpha=0.8)
+    ax.hist(pnl, bins=_bins(pnl, max(5, min(50, len(pnl) // 2))), color="tab:purple", alpha=0.8)
     ax.axvline(sum(pnl) / len(pnl), color="black", lw=1, ls="--", label="mean")
     ax.set(title=f"hedged P&L over {len(pnl)} path(s)", xlabel="USD", ylabel="paths")
     ax.legend(loc="upper right", fontsize="small")
