@@ -24,6 +24,8 @@ from bot.config import Settings
 from bot.config_set import with_file_value
 
 Combo = dict[str, Any]  # dotted setting -> value
+# Each combination is a validated config held in memory: beyond this a grid is a typo.
+MAX_COMBOS = 10_000
 
 
 class GridError(ValueError):
@@ -69,6 +71,8 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
             raise GridError(f"{where}: the count n must be an integer (got {bits[2]!r})") from None
         if n < 1:
             raise GridError(f"{where}: the count n must be >= 1 (got {n})")
+        if n > MAX_COMBOS:
+            raise GridError(f"{where}: the count n must be <= {MAX_COMBOS} (got {n})")
         if not (math.isfinite(a) and math.isfinite(b)):
             raise GridError(f"{where}: range ends must be finite (got {rest!r})")
         if n == 1:
@@ -90,6 +94,8 @@ def combinations(grids: Sequence[tuple[str, list[Any]]]) -> list[Combo]:
     if len(set(paths)) != len(paths):
         dup = next(p for p in paths if paths.count(p) > 1)
         raise GridError(f"--grid {dup}: given twice; give one grid per setting")
+    if (n := math.prod(len(v) for _, v in grids)) > MAX_COMBOS:
+        raise GridError(f"--grid: {n} combinations; the grids' product must be <= {MAX_COMBOS}")
     return [dict(zip(paths, vs, strict=True)) for vs in itertools.product(*(v for _, v in grids))]
 
 
