@@ -16,15 +16,15 @@ def negatives_are_values(p: argparse.ArgumentParser) -> None:
     p._negative_number_matcher = re.compile(r"^-\d|^-\.\d")
 
 
-def out_folder(out: Path) -> str | None:
+def out_folder(out: Path, what: str = "--out") -> str | None:
     """What keeps `--out` from being the result folder (made if missing), or None. Checked
     before the work runs, so a bad folder never costs the work."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        return f"--out: cannot be made a folder ({e.strerror}) (got {str(out)!r})"
+        return f"{what}: cannot be made a folder ({e.strerror}) (got {str(out)!r})"
     if not os.access(out, os.W_OK | os.X_OK):
-        return f"--out: folder must be writable (got {str(out)!r})"
+        return f"{what}: folder must be writable (got {str(out)!r})"
     return None
 
 
@@ -32,5 +32,4 @@ def out_file(out: Path) -> str | None:
     """What keeps `--out` from being written as a file (its folder made if missing), or None."""
     if out.is_dir():
         return f"--out: must be a file, not a folder (got {str(out)!r})"
-    problem = out_folder(out.parent)
-    return None if problem is None else problem.replace("--out: ", "--out: its folder ", 1)
+    return out_folder(out.parent, "--out's folder")
