@@ -209,3 +209,15 @@ def test_a_missing_or_invalid_config(
     extra = {"sweep": ["--grid", GRID], "record": ["--out", str(tmp_path / "r.csv")]}
     r = hedgebot(command, "--config", str(cfg), *extra.get(command, []))
     refused(r, str(cfg), words)
+
+
+@pytest.mark.parametrize("command", ["backtest", "sweep"])
+def test_a_data_symbol_for_an_underlying_the_config_does_not_have(
+    tmp_path: Path, command: str
+) -> None:
+    grid = ["--grid", GRID] if command == "sweep" else []
+    data = ["--data", "data/sample/btc-1m.csv", "--data-symbol", "ETH=ETH-PERPETUAL"]
+    out = tmp_path / "out"
+    r = hedgebot(command, "-c", str(config(tmp_path)), *grid, *data, "--out", str(out))
+    refused(r, "--data-symbol: ETH must be one of the config's underlyings ['BTC']", "ETH=ETH")
+    assert not (out / "results.jsonl").exists() and not (out / "report.json").exists()

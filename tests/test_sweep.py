@@ -62,6 +62,7 @@ def test_a_range_gives_n_values_ends_included() -> None:
     assert path == "hedge.BTC.policy.band"
     assert values == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert sweep.parse_grid("x.y=2:2:1") == ("x.y", [2.0])
+    assert sweep.parse_grid("x.y=1:0:3") == ("x.y", [1.0, 0.5, 0.0])  # downwards is a range too
 
 
 def test_a_list_keeps_types() -> None:
@@ -82,6 +83,8 @@ def test_a_list_keeps_types() -> None:
         ("a.b=0.1:1:0", "n must be >= 1 (got 0)"),
         ("a.b=0.1:1:1", "needs a == b"),
         ("a.b=0:inf:3", "finite"),
+        ("a.b=1e308:-1e308:3", "the range's values must be finite"),
+        ("a.b=0.1:1:10001", "n must be <= 10000 (got 10001)"),
         ("a.b=1,,2", "empty value"),
         ("a.b=1,1", "listed twice"),
     ],
@@ -102,6 +105,8 @@ def test_combinations_are_the_product_in_grid_order() -> None:
     ]
     with pytest.raises(sweep.GridError, match="given twice"):
         sweep.combinations([("a.x", [1]), ("a.x", [2])])
+    with pytest.raises(sweep.GridError, match="10001 combinations; the grids' product must be"):
+        sweep.combinations([("a.x", list(range(73))), ("a.y", list(range(137)))])
     assert sweep.label({"hedge.BTC.policy.band": 0.2, "hedge.BTC.policy.to": "edge"}) == (
         "band=0.2 to=edge"
     )

@@ -156,9 +156,14 @@ def recorded(args: argparse.Namespace, settings: Settings) -> Recorded:
     """`--data`'s file for the configured underlyings (raises DataError)."""
     from bot.backtest import data
 
-    return data.load(
-        args.data, sorted(settings.sim.underlyings), data.parse_mapping(args.data_symbol)
-    )
+    mapping = data.parse_mapping(args.data_symbol)
+    unknown = sorted(set(mapping.values()) - set(settings.sim.underlyings))
+    if unknown:
+        raise data.DataError(
+            f"--data-symbol: {unknown[0]} must be one of the config's underlyings "
+            f"{sorted(settings.sim.underlyings)} (got {args.data_symbol})"
+        )
+    return data.load(args.data, sorted(settings.sim.underlyings), mapping)
 
 
 def replay_spec(

@@ -80,7 +80,10 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
                 raise GridError(f"{where}: one value (n = 1) needs a == b (got {a:g}:{b:g})")
             return path, [a]
         # Rounded so 0.1:1:10 gives 0.2, not 0.20000000000000001, in the table and the TOML.
-        return path, [round(a + (b - a) * i / (n - 1), 12) for i in range(n)]
+        points = [round(a + (b - a) * i / (n - 1), 12) for i in range(n)]
+        if not all(math.isfinite(v) for v in points):  # b - a overflows near the float limit
+            raise GridError(f"{where}: the range's values must be finite (got {rest!r})")
+        return path, points
     values = [_value(v) for v in rest.split(",")]
     if any(v == "" for v in values):
         raise GridError(f"{where}: an empty value in the list (got {rest!r})")
