@@ -233,7 +233,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return 2
     jobs = args.jobs or min(args.paths, os.cpu_count() or 1)
     started = monotonic_s()
-    results = run_paths(settings, spec, args.paths, jobs, args.out if args.events else None)
+    try:
+        results = run_paths(settings, spec, args.paths, jobs, args.out if args.events else None)
+    except KeyboardInterrupt:
+        # Paths are not kept (a backtest does not resume): say so, as an older report may be there.
+        print(f"backtest: interrupted; no report written to {args.out}", file=sys.stderr)
+        return 130
     wall = monotonic_s() - started
     ticks = sum(r.ticks for r in results)
     timing = {"wall_s": wall, "ticks": ticks, "ticks_per_s": ticks / wall if wall > 0 else 0.0}

@@ -56,7 +56,8 @@ def run_paths(
                 progress.advance(task, results[-1].ticks - done["n"])
             return results
         task = progress.add_task("paths", total=paths)
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs)
+        try:
             specs = [_spec(spec, i) for i in range(paths)]
             futures = [pool.submit(_work, settings, s, _events(events, s)) for s in specs]
             out: list[PathResult] = []
@@ -64,6 +65,9 @@ def run_paths(
                 out.append(f.result())
                 progress.advance(task)
             return out
+        finally:
+            # Interrupted: the paths not started are dropped, not run to the end first.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _events(folder: Path | None, spec: PathSpec) -> Path | None:
