@@ -250,3 +250,15 @@ def test_ctrl_c_during_a_backtest_says_no_report_was_written(tmp_path: Path) -> 
     assert b"Traceback" not in err
     assert f"backtest: interrupted; no report written to {out}".encode() in err
     assert not (out / "report.json").exists()
+
+
+@pytest.mark.parametrize("command", ["backtest", "sweep"])
+def test_a_config_with_nothing_to_hedge(tmp_path: Path, command: str) -> None:
+    """Valid for the daemon (it idles), but a path has no underlying to be measured on."""
+    cfg = tmp_path / "empty.toml"
+    cfg.write_text('bot_id = "idle"\n')
+    grid = ["--grid", "risk.max_orders_per_minute=10"] if command == "sweep" else []
+    out = tmp_path / "out"
+    r = hedgebot(command, "-c", str(cfg), *grid, "--days", "0.05", "--out", str(out))
+    refused(r, f"hedge: a {command} needs at least one [hedge.<U>] section (got none)")
+    assert not out.exists()

@@ -143,6 +143,9 @@ def simulated_settings(args: argparse.Namespace, what: str) -> Settings | None:
             file=sys.stderr,
         )
         return None
+    if not settings.hedge:  # a path is measured against its first hedged underlying
+        print(f"hedge: {what} needs at least one [hedge.<U>] section (got none)", file=sys.stderr)
+        return None
     return settings
 
 
