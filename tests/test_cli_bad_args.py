@@ -4,6 +4,7 @@ exit 2, a message naming the flag, the value and the rule, never a traceback, an
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -224,15 +225,19 @@ def test_a_data_symbol_for_an_underlying_the_config_does_not_have(
     assert not (out / "results.jsonl").exists() and not (out / "report.json").exists()
 
 
-def test_ctrl_c_during_a_backtest_says_no_report_was_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_during_a_backtest_says_no_report_was_written(tmp_path: Path, jobs: str) -> None:
+    """Ctrl-C reaches the whole process group: with --jobs 2 the workers are interrupted too,
+    and stay quiet."""
     out = tmp_path / "out"
-    argv = ["-c", str(config(tmp_path)), "--days", "30", "--paths", "20", "--jobs", "1"]
+    argv = ["-c", str(config(tmp_path)), "--days", "30", "--paths", "20", "--jobs", jobs]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "backtest", *argv, "--events", "--out", str(out)],
         cwd=ROOT,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     first = out / "events-21.jsonl"  # the config's sim.seed: the first path has started
     try:
@@ -240,14 +245,14 @@ def test_ctrl_c_during_a_backtest_says_no_report_was_written(tmp_path: Path) -> 
         while not (first.exists() and first.stat().st_size > 0):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     assert proc.returncode == 130, err
-    assert b"Traceback" not in err
+    assert b"Traceback" not in err, err
     assert f"backtest: interrupted; no report written to {out}".encode() in err
     assert not (out / "report.json").exists()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.backtest.path import PathSpec, run_path
+from bot.backtest.runner import quiet_worker
 from bot.backtest.sweep import PathRow
 from bot.config import Settings
 
@@ -117,7 +118,7 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
         for w in work:
             yield w, run_one(w.settings, w.spec)
         return
-    pool = ProcessPoolExecutor(max_workers=jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
     try:
         pending: dict[Future[dict[str, Any]], Work] = {}
         queue = iter(work)
