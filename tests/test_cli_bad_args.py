@@ -56,6 +56,7 @@ def refused(r: subprocess.CompletedProcess[str], *words: str) -> None:
         (["--paths", "100000000000"], ["--paths: must be <= 100000 (got 100000000000)"]),
         (["--paths", "0"], ["--paths: must be >= 1 (got 0)"]),
         (["--jobs", "0"], ["--jobs: must be >= 1 (got 0)"]),
+        (["--jobs", "100000"], ["--jobs: must be <= ", "cores (got 100000)"]),
         (["--market", "lognormal"], ["argument --market: invalid choice: 'lognormal'"]),
     ],
 )

@@ -102,6 +102,9 @@ def path_usage(args: argparse.Namespace, default_days: float = 30.0) -> str | No
         return f"--tick-ms: must be >= 1 (got {args.tick_ms})"
     if args.jobs is not None and args.jobs < 1:
         return f"--jobs: must be >= 1 (got {args.jobs})"
+    if args.jobs is not None and args.jobs > (most := 4 * (os.cpu_count() or 1)):
+        # Every worker is forked at once: more than the cores only slows, thousands exhaust.
+        return f"--jobs: must be <= {most}, 4 x this machine's cores (got {args.jobs})"
     if args.data is not None and args.market is not None:
         return "--market and --data: pick one (--data replays a recorded market)"
     if args.data_symbol and args.data is None:
