@@ -268,3 +268,18 @@ def test_a_config_with_nothing_to_hedge(tmp_path: Path, command: str) -> None:
     r = hedgebot(command, "-c", str(cfg), *grid, "--days", "0.05", "--out", str(out))
     refused(r, f"hedge: a {command} needs at least one [hedge.<U>] section (got none)")
     assert not out.exists()
+
+
+def test_a_results_file_that_cannot_be_read_or_written(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    sweep = ["sweep", "-c", str(cfg), "--grid", GRID, "--paths", "1", "--days", "0.05"]
+    out = tmp_path / "dir"
+    (out / "results.jsonl").mkdir(parents=True)
+    r = hedgebot(*sweep, "--out", str(out))
+    refused(r, f"--out: cannot read {out / 'results.jsonl'} (Is a directory)")
+    out = tmp_path / "proc"
+    out.mkdir()
+    (out / "results.jsonl").symlink_to("/proc/version")  # readable, never appendable
+    r = hedgebot(*sweep, "--out", str(out))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "sweep: stopped: " in r.stderr and "0 of 1 path(s) kept in" in r.stderr

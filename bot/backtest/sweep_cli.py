@@ -187,7 +187,11 @@ def _run(
         return 2
     spec = paths[0]
     rid = sweep_run.run_id(args.config.read_text(encoding="utf-8"), spec, market)
-    done = sweep_run.load_done(args.out, rid)
+    try:
+        done = sweep_run.load_done(args.out, rid)
+    except OSError as e:
+        print(f"--out: cannot read {args.out / sweep_run.RESULTS} ({e.strerror})", file=sys.stderr)
+        return 2
     work = [
         sweep_run.Work(sweep.key(combo), s, p)
         for combo, s in runnable
@@ -236,10 +240,13 @@ def _run_paths(
             task = progress.add_task("paths", total=total, completed=total - len(work))
             done.update(sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance))
     except OSError as e:
-        if args.scheduler is None:
-            raise
-        print(f"--scheduler: cannot use {args.scheduler} ({e})", file=sys.stderr)
-        return 2
+        if args.scheduler is not None:
+            print(f"--scheduler: cannot use {args.scheduler} ({e})", file=sys.stderr)
+            return 2
+        kept = total - len(work) + finished["n"]
+        where = args.out / sweep_run.RESULTS
+        print(f"sweep: stopped: {e}; {kept} of {total} path(s) kept in {where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         kept = total - len(work) + finished["n"]
         print(
