@@ -4,6 +4,7 @@ exit 2, a message naming the flag, the value and the rule, never a traceback, an
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -283,3 +284,18 @@ def test_a_results_file_that_cannot_be_read_or_written(tmp_path: Path) -> None:
     r = hedgebot(*sweep, "--out", str(out))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "sweep: stopped: " in r.stderr and "0 of 1 path(s) kept in" in r.stderr
+
+
+def test_a_grid_of_instruments_skips_one_the_simulator_does_not_list(tmp_path: Path) -> None:
+    """A value with a colon is a value, not a range; the listing is checked as for the file."""
+    out = tmp_path / "out"
+    grid = "hedge.BTC.instrument=FOO/USDT:USDT,BTC/USDT:USDT"
+    r = hedgebot(
+        "sweep", "-c", str(config(tmp_path)), "--grid", grid, "--paths", "1", "--days", "0.05",
+        "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "skipped instrument=FOO/USDT:USDT: " in r.stderr
+    assert "hedge.BTC.instrument: not listed by the simulated exchange" in r.stderr
+    doc = json.loads((out / "sweep.json").read_text())
+    assert [row["label"] for row in doc["rows"]] == ["instrument=BTC/USDT:USDT"]

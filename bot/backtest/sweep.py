@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.backtest.report import stats
-from bot.config import Settings
+from bot.config import ConfigError, Settings
+from bot.config_checks import sim_problems
 from bot.config_set import with_file_value
 
 Combo = dict[str, Any]  # dotted setting -> value
@@ -46,8 +47,17 @@ def _value(text: str) -> Any:
     return t
 
 
+def _is_range(rest: str) -> bool:
+    """`a:b:n` (or a typo of one, to be refused as such); not a text value with a colon, like
+    an instrument `BTC/USDT:USDT`, which has no number in it."""
+    if ":" not in rest or "," in rest:
+        return False
+    return any(isinstance(_value(part), int | float) for part in rest.split(":"))
+
+
 def parse_grid(spec: str) -> tuple[str, list[Any]]:
-    """`path=a:b:n` or `path=v1,v2,...` -> (path, values)."""
+    """`path=a:b:n` or `path=v1,v2,...` -> (path, values). A value may hold a colon
+    (`BTC/USDT:USDT,ETH/USDT:USDT`); a single one, if it has no number (`BTC/USDT:USDT`)."""
     path, sep, rest = spec.partition("=")
     path = path.strip()
     where = f"--grid {spec!r}"
@@ -57,7 +67,7 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
         )
     if any(not part for part in path.split(".")):
         raise GridError(f"{where}: setting path {path!r} has an empty part")
-    if ":" in rest:
+    if _is_range(rest):
         bits = rest.split(":")
         if len(bits) != 3:
             raise GridError(f"{where}: a range is a:b:n with three parts (got {rest!r})")
@@ -116,9 +126,10 @@ def label(combo: Combo) -> str:
     return " ".join(f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in combo.items()) or "config"
 
 
-def apply(settings: Settings, combo: Combo) -> Settings:
-    """`settings` with the combination, validated as the config file is (raises ConfigError).
-    A policy whose `kind` is in the combination starts from that kind alone."""
+def apply(settings: Settings, combo: Combo, start_ms: int) -> Settings:
+    """`settings` with the combination, validated as the config file is, the simulated
+    exchange's listing at `start_ms` included (raises ConfigError). A policy whose `kind` is in
+    the combination starts from that kind alone."""
     fresh = {p[: -len(".kind")] for p in combo if p.endswith(".policy.kind")}
     grouped: dict[str, dict[str, Any]] = {section: {} for section in fresh}
     for path, value in combo.items():
@@ -129,6 +140,9 @@ def apply(settings: Settings, combo: Combo) -> Settings:
             settings = with_file_value(settings, path, value)
     for section, values in grouped.items():
         settings = with_file_value(settings, section, values)
+    problems = sim_problems(settings, start_ms)  # e.g. a hedge instrument the sim does not list
+    if problems:
+        raise ConfigError(f"set {', '.join(combo)}", problems)
     return settings
 
 

@@ -158,7 +158,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     runnable, skipped = [], []
     for combo in combos:
         try:
-            runnable.append((combo, sweep.apply(settings, combo)))
+            runnable.append((combo, sweep.apply(settings, combo, START_MS)))
         except ConfigError as e:
             skipped.append({"label": sweep.label(combo), "settings": combo, "reason": e.render()})
     for s in skipped:
