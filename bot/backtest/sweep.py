@@ -2,11 +2,12 @@
 the recommendation.
 
 A grid is `path=a:b:n` (n values from a to b, both included) or `path=v1,v2,...`; the sweep runs
-the cartesian product of its grids. A combination is applied to the config with the config's
-own validation (`bot.config_set.with_file_value`, then the simulated exchange's listing, as
-`load_settings` does); one that does not validate is skipped, with the reason, not run. A grid on `<...>.policy.kind` replaces the whole policy section with that kind
-and the policy's other grid values (the file's parameters belong to the file's kind), so such a
-sweep must grid every parameter the kind requires.
+the cartesian product of its grids. A combination is applied to the config with the config's own
+validation (`bot.config_set.with_file_value`, then the simulated exchange's listing, as
+`load_settings` does); one that does not validate is skipped, with the reason, not run. A grid on
+`<...>.policy.kind` replaces the whole policy section with that kind and the policy's other grid
+values (the file's parameters belong to the file's kind), so such a sweep must grid every parameter
+the kind requires.
 """
 
 from __future__ import annotations
