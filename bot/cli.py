@@ -139,4 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Any = args.func
-    return int(func(args))
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:  # Ctrl-C where a command has nothing of its own to say
+        print(f"hedgebot {args.command}: interrupted", file=sys.stderr)
+        return 130

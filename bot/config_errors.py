@@ -34,6 +34,10 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, list[Problem]]]:
+        # Raised in a backtest worker process, it reaches the parent whole (not a broken pool).
+        return (ConfigError, (self.source, self.problems))
+
     def render(self) -> str:
         if len(self.problems) == 1:
             return self.one_line()

@@ -11,6 +11,7 @@ import pytest
 
 from bot.backtest import sweep
 from bot.backtest.attribution import PARTS
+from bot.backtest.cli import START_MS
 from bot.backtest.path import PathSpec, run_path
 from bot.backtest.series import Series
 from bot.config import ConfigError, Settings, load_settings
@@ -62,12 +63,17 @@ def test_a_range_gives_n_values_ends_included() -> None:
     assert path == "hedge.BTC.policy.band"
     assert values == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     assert sweep.parse_grid("x.y=2:2:1") == ("x.y", [2.0])
+    assert sweep.parse_grid("x.y=1:0:3") == ("x.y", [1.0, 0.5, 0.0])  # downwards is a range too
 
 
 def test_a_list_keeps_types() -> None:
     assert sweep.parse_grid("hedge.BTC.policy.kind=band") == ("hedge.BTC.policy.kind", ["band"])
     _, values = sweep.parse_grid("a.b=1, 2.5 ,true,edge,'7'")
     assert values == [1, 2.5, True, "edge", "7"]
+    # An instrument has a colon and no number: a value, not a range.
+    assert sweep.parse_grid("h.instrument=BTC/USDT:USDT") == ("h.instrument", ["BTC/USDT:USDT"])
+    _, values = sweep.parse_grid("h.instrument=BTC/USDT:USDT, BTC/USDC:USDC")
+    assert values == ["BTC/USDT:USDT", "BTC/USDC:USDC"]
 
 
 @pytest.mark.parametrize(
@@ -82,6 +88,8 @@ def test_a_list_keeps_types() -> None:
         ("a.b=0.1:1:0", "n must be >= 1 (got 0)"),
         ("a.b=0.1:1:1", "needs a == b"),
         ("a.b=0:inf:3", "finite"),
+        ("a.b=1e308:-1e308:3", "the range's values must be finite"),
+        ("a.b=0.1:1:10001", "n must be <= 10000 (got 10001)"),
         ("a.b=1,,2", "empty value"),
         ("a.b=1,1", "listed twice"),
     ],
@@ -102,6 +110,8 @@ def test_combinations_are_the_product_in_grid_order() -> None:
     ]
     with pytest.raises(sweep.GridError, match="given twice"):
         sweep.combinations([("a.x", [1]), ("a.x", [2])])
+    with pytest.raises(sweep.GridError, match="10001 combinations; the grids' product must be"):
+        sweep.combinations([("a.x", list(range(73))), ("a.y", list(range(137)))])
     assert sweep.label({"hedge.BTC.policy.band": 0.2, "hedge.BTC.policy.to": "edge"}) == (
         "band=0.2 to=edge"
     )
@@ -112,28 +122,34 @@ def test_combinations_are_the_product_in_grid_order() -> None:
 
 def test_a_combination_is_validated_as_the_config_file(tmp_path: Path) -> None:
     base = settings(tmp_path)
-    s = sweep.apply(base, {"hedge.BTC.policy.band": 0.25, "execution.max_slippage_bps": 5})
+    s = sweep.apply(
+        base, {"hedge.BTC.policy.band": 0.25, "execution.max_slippage_bps": 5}, START_MS
+    )
     assert s.hedge["BTC"].policy.model_dump()["band"] == 0.25
     assert s.execution.max_slippage_bps == 5
     with pytest.raises(ConfigError) as e:
-        sweep.apply(base, {"hedge.BTC.policy.band": -1})
+        sweep.apply(base, {"hedge.BTC.policy.band": -1}, START_MS)
     text = e.value.render()
     assert "hedge.BTC.policy.band" in text and "-1" in text and "greater than 0" in text
     with pytest.raises(ConfigError, match="no such setting"):
-        sweep.apply(base, {"hedge.BTC.policy.width": 1})
+        sweep.apply(base, {"hedge.BTC.policy.width": 1}, START_MS)
+    # Valid as a value, but the simulated exchange lists no such instrument: as the file is.
+    with pytest.raises(ConfigError, match="not listed by the simulated exchange") as e:
+        sweep.apply(base, {"hedge.BTC.instrument": "FOO/USDT:USDT"}, START_MS)
+    assert "hedge.BTC.instrument" in e.value.render() and "FOO/USDT:USDT" in e.value.render()
 
 
 def test_a_grid_on_the_policy_kind_starts_that_policy_afresh(tmp_path: Path) -> None:
     base = settings(tmp_path)
     s = sweep.apply(base, {"hedge.BTC.policy.kind": "band", "hedge.BTC.policy.band_lower": 0.2,
-                           "hedge.BTC.policy.band_upper": 0.4})  # fmt: skip
+                           "hedge.BTC.policy.band_upper": 0.4}, START_MS)  # fmt: skip
     policy = s.hedge["BTC"].policy.model_dump()
     assert policy["band"] is None and policy["band_lower"] == 0.2  # the file's band is gone
     # The kind alone lacks its parameters: refused, saying what is missing.
     with pytest.raises(ConfigError, match="give band, or both band_lower and band_upper"):
-        sweep.apply(base, {"hedge.BTC.policy.kind": "band"})
+        sweep.apply(base, {"hedge.BTC.policy.kind": "band"}, START_MS)
     with pytest.raises(ConfigError, match="unknown policy kind"):
-        sweep.apply(base, {"hedge.BTC.policy.kind": "nope", "hedge.BTC.policy.band": 1})
+        sweep.apply(base, {"hedge.BTC.policy.kind": "nope", "hedge.BTC.policy.band": 1}, START_MS)
 
 
 def test_toml_lines_paste_into_a_config(tmp_path: Path) -> None:
@@ -260,3 +276,14 @@ def test_the_daemon_and_the_cli_do_not_load_the_lab_packages() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_a_config_error_crosses_a_process_boundary_whole() -> None:
+    """Raised in a sweep's or a backtest's worker, it reaches the parent with its problems, not
+    as a broken process pool."""
+    import pickle
+
+    e = ConfigError("set hedge.BTC.instrument", [("hedge.BTC.instrument", "'X'", "not listed")])
+    back = pickle.loads(pickle.dumps(e))
+    assert isinstance(back, ConfigError) and back.problems == e.problems
+    assert back.render() == "set hedge.BTC.instrument: hedge.BTC.instrument: not listed (got 'X')"

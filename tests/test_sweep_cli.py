@@ -5,6 +5,7 @@ recommendation."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -197,6 +198,36 @@ def test_an_interrupted_sweep_keeps_its_work_and_resumes(tmp_path: Path) -> None
     # Other arguments are another run: the same folder's lines are not mixed in.
     other = sweep(cfg, out, "--jobs", "1", "--days", "0.05")
     assert other.returncode == 0 and "already done" not in other.stdout
+
+
+def test_ctrl_c_on_several_processes_keeps_the_work_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the workers are interrupted too."""
+    cfg = config(tmp_path)
+    out = tmp_path / "out"
+    argv = [*sweep_args(cfg, out, "--jobs", "2", "--days", "3"), "--paths", "3"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "results.jsonl").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"run the same command to resume" in err
+    kept = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(kept) < 6 and f"{len(kept)} of 6 path(s) kept".encode() in err
 
 
 def test_bad_grids_and_combinations_are_refused_with_the_rule(tmp_path: Path) -> None:

@@ -4,11 +4,13 @@ paths, with a progress bar, a printed summary and a JSON report."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cli_checks import negatives_are_values, out_folder
 from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
 # 2026-01-01T00:00:00Z: a fixed start, so a run does not depend on the day it is run.
 START_MS = 1_767_225_600_000
 TICK_MS = 60_000  # a synthetic market's tick unless --tick-ms
+# Beyond these a command line is a typo, not a backtest: it would run for days or overflow.
+MAX_DAYS = 3_650.0
+MAX_TICKS = 1_000_000_000  # per path
+MAX_PATHS = 100_000
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--events", action="store_true", help="also write every event to events-<seed>.jsonl"
     )
+    negatives_are_values(p)
     p.set_defaults(func=lazy("bot.backtest.cli:cmd_backtest"))
     from bot.backtest import sweep_cli
 
@@ -78,20 +85,47 @@ def market_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def path_usage(args: argparse.Namespace) -> str | None:
-    """What is wrong with the path and market arguments backtest and sweep share, or None."""
-    if args.days is not None and not args.days > 0:
-        return f"--days: must be > 0 (got {args.days})"
+def path_usage(args: argparse.Namespace, default_days: float = 30.0) -> str | None:
+    """What is wrong with the path and market arguments backtest and sweep share, or None.
+    `default_days`: a synthetic path's length when --days is not given."""
+    if args.days is not None and not (math.isfinite(args.days) and args.days > 0):
+        return f"--days: must be a finite number > 0 (got {args.days})"
+    if args.days is not None and args.days > MAX_DAYS:
+        return f"--days: must be <= {MAX_DAYS:g} (got {args.days:g})"
     if args.paths < 1:
         return f"--paths: must be >= 1 (got {args.paths})"
+    if args.paths > MAX_PATHS:
+        return f"--paths: must be <= {MAX_PATHS} (got {args.paths})"
+    if args.seed is not None and args.seed < 0:
+        return f"--seed: must be >= 0 (got {args.seed})"
     if args.tick_ms is not None and args.tick_ms < 1:
         return f"--tick-ms: must be >= 1 (got {args.tick_ms})"
     if args.jobs is not None and args.jobs < 1:
         return f"--jobs: must be >= 1 (got {args.jobs})"
+    if args.jobs is not None and args.jobs > (most := 4 * (os.cpu_count() or 1)):
+        # Every worker is forked at once: more than the cores only slows, thousands exhaust.
+        return f"--jobs: must be <= {most}, 4 x this machine's cores (got {args.jobs})"
     if args.data is not None and args.market is not None:
         return "--market and --data: pick one (--data replays a recorded market)"
     if args.data_symbol and args.data is None:
         return "--data-symbol: only with --data"
+    if args.data is None:
+        return _synthetic_usage(args.days or default_days, args.tick_ms or TICK_MS)
+    return None
+
+
+def _synthetic_usage(days: float, tick_ms: int) -> str | None:
+    span_ms = days * 86_400_000
+    if tick_ms > span_ms:
+        return (
+            f"--days: a path must span at least one tick: {days:g} days is {span_ms:.0f} ms, "
+            f"the tick {tick_ms} ms (--tick-ms)"
+        )
+    if span_ms / tick_ms > MAX_TICKS:
+        return (
+            f"--tick-ms: --days {days:g} of {tick_ms} ms ticks is {span_ms / tick_ms:.3g} ticks a "
+            f"path; must be <= {MAX_TICKS:.0e} (got {tick_ms})"
+        )
     return None
 
 
@@ -112,6 +146,9 @@ def simulated_settings(args: argparse.Namespace, what: str) -> Settings | None:
             file=sys.stderr,
         )
         return None
+    if not settings.hedge:  # a path is measured against its first hedged underlying
+        print(f"hedge: {what} needs at least one [hedge.<U>] section (got none)", file=sys.stderr)
+        return None
     return settings
 
 
@@ -125,9 +162,14 @@ def recorded(args: argparse.Namespace, settings: Settings) -> Recorded:
     """`--data`'s file for the configured underlyings (raises DataError)."""
     from bot.backtest import data
 
-    rec = data.load(
-        args.data, sorted(settings.sim.underlyings), data.parse_mapping(args.data_symbol)
-    )
+    mapping = data.parse_mapping(args.data_symbol)
+    unknown = sorted(set(mapping.values()) - set(settings.sim.underlyings))
+    if unknown:
+        raise data.DataError(
+            f"--data-symbol: {unknown[0]} must be one of the config's underlyings "
+            f"{sorted(settings.sim.underlyings)} (got {args.data_symbol})"
+        )
+    rec = data.load(args.data, sorted(settings.sim.underlyings), mapping)
     for note in data.notes(rec):  # a tolerance is never silent
         print(f"--data: {args.data}: {note}", file=sys.stderr)
     return rec
@@ -195,10 +237,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except DataError as e:
         print(f"--data: {e}", file=sys.stderr)
         return 2
+    if (problem := out_folder(args.out)) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     jobs = args.jobs or min(args.paths, os.cpu_count() or 1)
     started = monotonic_s()
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = run_paths(settings, spec, args.paths, jobs, args.out if args.events else None)
+    try:
+        results = run_paths(settings, spec, args.paths, jobs, args.out if args.events else None)
+    except KeyboardInterrupt:
+        # Paths are not kept (a backtest does not resume): say so, as an older report may be there.
+        print(f"backtest: interrupted; no report written to {args.out}", file=sys.stderr)
+        return 130
     wall = monotonic_s() - started
     ticks = sum(r.ticks for r in results)
     timing = {"wall_s": wall, "ticks": ticks, "ticks_per_s": ticks / wall if wall > 0 else 0.0}

@@ -7,6 +7,8 @@ depend on --jobs.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,12 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         transient=True,
     )
+
+
+def quiet_worker() -> None:
+    """A pool worker's initializer: Ctrl-C reaches the whole process group, and the parent
+    reports it and drops the work; a worker just ends, without a traceback of its own."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def _spec(spec: PathSpec, i: int) -> PathSpec:
@@ -56,7 +64,8 @@ def run_paths(
                 progress.advance(task, results[-1].ticks - done["n"])
             return results
         task = progress.add_task("paths", total=paths)
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
+        try:
             specs = [_spec(spec, i) for i in range(paths)]
             futures = [pool.submit(_work, settings, s, _events(events, s)) for s in specs]
             out: list[PathResult] = []
@@ -64,6 +73,9 @@ def run_paths(
                 out.append(f.result())
                 progress.advance(task)
             return out
+        finally:
+            # Interrupted: the paths not started are dropped, not run to the end first.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _events(folder: Path | None, spec: PathSpec) -> Path | None:

@@ -2,11 +2,12 @@
 the recommendation.
 
 A grid is `path=a:b:n` (n values from a to b, both included) or `path=v1,v2,...`; the sweep runs
-the cartesian product of its grids. A combination is applied to the config with the config's
-own validation (`bot.config_set.with_file_value`); one that does not validate is skipped, with the
-reason, not run. A grid on `<...>.policy.kind` replaces the whole policy section with that kind
-and the policy's other grid values (the file's parameters belong to the file's kind), so such a
-sweep must grid every parameter the kind requires.
+the cartesian product of its grids. A combination is applied to the config with the config's own
+validation (`bot.config_set.with_file_value`, then the simulated exchange's listing, as
+`load_settings` does); one that does not validate is skipped, with the reason, not run. A grid on
+`<...>.policy.kind` replaces the whole policy section with that kind and the policy's other grid
+values (the file's parameters belong to the file's kind), so such a sweep must grid every parameter
+the kind requires.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.backtest.report import stats
-from bot.config import Settings
+from bot.config import ConfigError, Settings
+from bot.config_checks import sim_problems
 from bot.config_set import with_file_value
 
 Combo = dict[str, Any]  # dotted setting -> value
+# Each combination is a validated config held in memory: beyond this a grid is a typo.
+MAX_COMBOS = 10_000
 
 
 class GridError(ValueError):
@@ -44,8 +48,17 @@ def _value(text: str) -> Any:
     return t
 
 
+def _is_range(rest: str) -> bool:
+    """`a:b:n` (or a typo of one, to be refused as such); not a text value with a colon, like
+    an instrument `BTC/USDT:USDT`, which has no number in it."""
+    if ":" not in rest or "," in rest:
+        return False
+    return any(isinstance(_value(part), int | float) for part in rest.split(":"))
+
+
 def parse_grid(spec: str) -> tuple[str, list[Any]]:
-    """`path=a:b:n` or `path=v1,v2,...` -> (path, values)."""
+    """`path=a:b:n` or `path=v1,v2,...` -> (path, values). A value may hold a colon
+    (`BTC/USDT:USDT,ETH/USDT:USDT`); a single one, if it has no number (`BTC/USDT:USDT`)."""
     path, sep, rest = spec.partition("=")
     path = path.strip()
     where = f"--grid {spec!r}"
@@ -55,7 +68,7 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
         )
     if any(not part for part in path.split(".")):
         raise GridError(f"{where}: setting path {path!r} has an empty part")
-    if ":" in rest:
+    if _is_range(rest):
         bits = rest.split(":")
         if len(bits) != 3:
             raise GridError(f"{where}: a range is a:b:n with three parts (got {rest!r})")
@@ -69,6 +82,8 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
             raise GridError(f"{where}: the count n must be an integer (got {bits[2]!r})") from None
         if n < 1:
             raise GridError(f"{where}: the count n must be >= 1 (got {n})")
+        if n > MAX_COMBOS:
+            raise GridError(f"{where}: the count n must be <= {MAX_COMBOS} (got {n})")
         if not (math.isfinite(a) and math.isfinite(b)):
             raise GridError(f"{where}: range ends must be finite (got {rest!r})")
         if n == 1:
@@ -76,7 +91,10 @@ def parse_grid(spec: str) -> tuple[str, list[Any]]:
                 raise GridError(f"{where}: one value (n = 1) needs a == b (got {a:g}:{b:g})")
             return path, [a]
         # Rounded so 0.1:1:10 gives 0.2, not 0.20000000000000001, in the table and the TOML.
-        return path, [round(a + (b - a) * i / (n - 1), 12) for i in range(n)]
+        points = [round(a + (b - a) * i / (n - 1), 12) for i in range(n)]
+        if not all(math.isfinite(v) for v in points):  # b - a overflows near the float limit
+            raise GridError(f"{where}: the range's values must be finite (got {rest!r})")
+        return path, points
     values = [_value(v) for v in rest.split(",")]
     if any(v == "" for v in values):
         raise GridError(f"{where}: an empty value in the list (got {rest!r})")
@@ -90,6 +108,8 @@ def combinations(grids: Sequence[tuple[str, list[Any]]]) -> list[Combo]:
     if len(set(paths)) != len(paths):
         dup = next(p for p in paths if paths.count(p) > 1)
         raise GridError(f"--grid {dup}: given twice; give one grid per setting")
+    if (n := math.prod(len(v) for _, v in grids)) > MAX_COMBOS:
+        raise GridError(f"--grid: {n} combinations; the grids' product must be <= {MAX_COMBOS}")
     return [dict(zip(paths, vs, strict=True)) for vs in itertools.product(*(v for _, v in grids))]
 
 
@@ -107,9 +127,10 @@ def label(combo: Combo) -> str:
     return " ".join(f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in combo.items()) or "config"
 
 
-def apply(settings: Settings, combo: Combo) -> Settings:
-    """`settings` with the combination, validated as the config file is (raises ConfigError).
-    A policy whose `kind` is in the combination starts from that kind alone."""
+def apply(settings: Settings, combo: Combo, start_ms: int) -> Settings:
+    """`settings` with the combination, validated as the config file is, the simulated
+    exchange's listing at `start_ms` included (raises ConfigError). A policy whose `kind` is in
+    the combination starts from that kind alone."""
     fresh = {p[: -len(".kind")] for p in combo if p.endswith(".policy.kind")}
     grouped: dict[str, dict[str, Any]] = {section: {} for section in fresh}
     for path, value in combo.items():
@@ -120,6 +141,9 @@ def apply(settings: Settings, combo: Combo) -> Settings:
             settings = with_file_value(settings, path, value)
     for section, values in grouped.items():
         settings = with_file_value(settings, section, values)
+    problems = sim_problems(settings, start_ms)  # e.g. a hedge instrument the sim does not list
+    if problems:
+        raise ConfigError(f"set {', '.join(combo)}", problems)
     return settings
 
 

@@ -7,6 +7,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from bot.backtest.cli import (
     simulated_settings,
     with_model,
 )
+from bot.cli_checks import negatives_are_values, out_folder
 from bot.cli_lazy import lazy
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from bot.backtest.sweep import PathRow
     from bot.backtest.sweep_run import Work
     from bot.config import Settings
+
+MAX_PAIRS = 1_000_000  # (setting, path) runs in one sweep
 
 COLUMNS = (
     "label",
@@ -81,6 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="recommend the cheapest setting whose hedged P&L std is within this",
     )
+    negatives_are_values(p)
     p.set_defaults(func=lazy("bot.backtest.sweep_cli:cmd_sweep"))
 
 
@@ -91,9 +96,35 @@ def _usage(args: argparse.Namespace) -> str | None:
         return problem
     if args.risk_budget_usd is not None and not args.risk_budget_usd >= 0:
         return f"--risk-budget-usd: must be >= 0 (got {args.risk_budget_usd})"
-    if args.scheduler is not None and "://" not in args.scheduler:
-        return f"--scheduler: must be an address like tcp://HOST:PORT (got {args.scheduler!r})"
+    if args.scheduler is not None:
+        return scheduler_usage(args.scheduler)
     return None
+
+
+SCHEMES = ("tcp", "tls", "ws", "wss")  # what a Dask scheduler listens on
+
+
+def scheduler_usage(address: str) -> str | None:
+    """What is wrong with a --scheduler address, or None; an unreachable one fails fast
+    (refused or unknown host at once, a silent one after PROBE_S), not after Dask's timeout."""
+    import socket
+
+    m = re.fullmatch(r"([a-z]+)://(\[[^\]]+\]|[^:/\s\[\]]+):(\d{1,5})/?", address)
+    if m is None or m.group(1) not in SCHEMES or not 1 <= int(m.group(3)) <= 65535:
+        return (
+            f"--scheduler: must be an address like tcp://HOST:PORT ({'/'.join(SCHEMES)}, "
+            f"port 1-65535) (got {address!r})"
+        )
+    host, port = m.group(2).strip("[]"), int(m.group(3))
+    try:
+        socket.create_connection((host, port), timeout=PROBE_S).close()
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        return f"--scheduler: cannot reach {host}:{port} ({why}) (got {address!r})"
+    return None
+
+
+PROBE_S = 5.0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -109,15 +140,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except sweep.GridError as e:
         print(e, file=sys.stderr)
         return 2
+    if len(combos) * args.paths > MAX_PAIRS:
+        print(
+            f"--paths: {len(combos)} combination(s) x {args.paths} path(s) is "
+            f"{len(combos) * args.paths} runs; must be <= {MAX_PAIRS}",
+            file=sys.stderr,
+        )
+        return 2
     settings = simulated_settings(args, "a sweep")
     if settings is None:
+        return 2
+    if (problem := out_folder(args.out)) is not None:
+        print(problem, file=sys.stderr)
         return 2
     if args.market is not None:
         settings = with_model(settings, args.market)
     runnable, skipped = [], []
     for combo in combos:
         try:
-            runnable.append((combo, sweep.apply(settings, combo)))
+            runnable.append((combo, sweep.apply(settings, combo, START_MS)))
         except ConfigError as e:
             skipped.append({"label": sweep.label(combo), "settings": combo, "reason": e.render()})
     for s in skipped:
@@ -146,7 +187,11 @@ def _run(
         return 2
     spec = paths[0]
     rid = sweep_run.run_id(args.config.read_text(encoding="utf-8"), spec, market)
-    done = sweep_run.load_done(args.out, rid)
+    try:
+        done = sweep_run.load_done(args.out, rid)
+    except OSError as e:
+        print(f"--out: cannot read {args.out / sweep_run.RESULTS} ({e.strerror})", file=sys.stderr)
+        return 2
     work = [
         sweep_run.Work(sweep.key(combo), s, p)
         for combo, s in runnable
@@ -195,10 +240,13 @@ def _run_paths(
             task = progress.add_task("paths", total=total, completed=total - len(work))
             done.update(sweep_run.run_all(work, args.out, rid, jobs, args.scheduler, advance))
     except OSError as e:
-        if args.scheduler is None:
-            raise
-        print(f"--scheduler: cannot use {args.scheduler} ({e})", file=sys.stderr)
-        return 2
+        if args.scheduler is not None:
+            print(f"--scheduler: cannot use {args.scheduler} ({e})", file=sys.stderr)
+            return 2
+        kept = total - len(work) + finished["n"]
+        where = args.out / sweep_run.RESULTS
+        print(f"sweep: stopped: {e}; {kept} of {total} path(s) kept in {where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         kept = total - len(work) + finished["n"]
         print(

@@ -18,10 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.backtest.path import PathSpec, run_path
+from bot.backtest.runner import quiet_worker
 from bot.backtest.sweep import PathRow
 from bot.config import Settings
 
 RESULTS = "results.jsonl"
+
+
+class SchedulerError(OSError):
+    """The Dask scheduler cannot be used (bad answer, refused, timed out)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +118,7 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
         for w in work:
             yield w, run_one(w.settings, w.spec)
         return
-    pool = ProcessPoolExecutor(max_workers=jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
     try:
         pending: dict[Future[dict[str, Any]], Work] = {}
         queue = iter(work)
@@ -137,7 +142,11 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
 def _dask(work: Sequence[Work], scheduler: str) -> Iterator[tuple[Work, dict[str, Any]]]:
     from distributed import Client, as_completed
 
-    with Client(scheduler, timeout="15s") as client:  # type: ignore[no-untyped-call]
+    try:
+        client = Client(scheduler, timeout="15s")  # type: ignore[no-untyped-call]
+    except Exception as e:  # whatever the far end did, the sweep cannot use it
+        raise SchedulerError(f"{type(e).__name__}: {e}") from e
+    with client:
         futures = {client.submit(run_one, w.settings, w.spec, pure=False): w for w in work}
         for f in as_completed(futures):  # type: ignore[no-untyped-call]
             yield futures[f], f.result()

@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+from bot.cli_checks import negatives_are_values, out_file
 from bot.cli_lazy import lazy
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--every-ms", type=int, default=1000, help="at most one row per symbol this often (1000)"
     )
+    negatives_are_values(p)
     p.set_defaults(func=lazy("bot.io.record_cli:cmd_record"))
 
 
@@ -51,6 +53,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     if args.every_ms < 0:
         print(f"--every-ms: must be >= 0 (got {args.every_ms})", file=sys.stderr)
+        return 2
+    if (problem := out_file(args.out)) is not None:  # before the hour of recording, not after
+        print(problem, file=sys.stderr)
         return 2
     try:
         settings = load_settings(args.config, args.secrets)
