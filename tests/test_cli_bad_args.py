@@ -195,6 +195,25 @@ def test_record_refuses_an_out_it_could_not_write_before_recording(tmp_path: Pat
     refused(r, "--out's folder: cannot be made a folder (File exists)")
 
 
+def test_record_refuses_parquet_without_pyarrow_before_recording(tmp_path: Path) -> None:
+    """Without the lab extra a .parquet --out could not be written: refused at once, not after
+    the hour of recording."""
+    blocked = tmp_path / "site" / "pyarrow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('pyarrow blocked by the test')\n")
+    out = tmp_path / "r.parquet"
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "record", "-c", str(config(tmp_path)), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(PYTHONPATH=f"{blocked.parent}:{ROOT}"),
+        timeout=120,
+    )
+    refused(r, "--out:", "needs pyarrow", "name a .csv file")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

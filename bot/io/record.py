@@ -110,11 +110,28 @@ async def _watch(venue: CcxtVenue, t: Target, rows: list[Row], clock: Clock, eve
             last_ms = now
 
 
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def cannot_write(path: Path) -> str | None:
+    """Why `write` could not write this kind of file here (checked before recording)."""
+    if is_parquet(path):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            return (
+                f"--out: {path} is Parquet, which needs pyarrow (pip install 'hedgebot[lab]'); "
+                "or name a .csv file"
+            )
+    return None
+
+
 def write(path: Path, rows: Sequence[Row]) -> None:
     """CSV, or Parquet when the name ends .parquet (needs pyarrow, the lab extra)."""
     rows = sorted(rows, key=lambda r: (r[0], r[1]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if is_parquet(path):
         import pyarrow as pa
         import pyarrow.parquet as pq
 

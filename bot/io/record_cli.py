@@ -54,7 +54,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.every_ms < 0:
         print(f"--every-ms: must be >= 0 (got {args.every_ms})", file=sys.stderr)
         return 2
-    if (problem := out_file(args.out)) is not None:  # before the hour of recording, not after
+    # before the hour of recording, not after
+    problem = out_file(args.out) or record.cannot_write(args.out)
+    if problem is not None:
         print(problem, file=sys.stderr)
         return 2
     try:
