@@ -89,7 +89,7 @@ def main() -> None:
     rid = sweep_run.run_id(args.config.read_text() + "\nbench_frontier", spec, "model:jumps")
     done = sweep_run.load_done(args.out, rid)
     work = [
-        sweep_run.Work(sweep.key(c), sweep.apply(settings, c), s)
+        sweep_run.Work(sweep.key(c), sweep.apply(settings, c, START_MS), s)
         for cs in fams.values()
         for c in cs
         for s in paths
@@ -119,7 +119,9 @@ def main() -> None:
         cells = []
         for fam in ("band/target", "band/edge"):
             ref = sweep.frontier_std_at(rows[fam], cost)
-            cells.append("-" if math.isnan(ref) else f"{ref:,.0f} ({1 - std / ref:+.0%})")
+            cells.append(
+                "-" if math.isnan(ref) or ref <= 0 else f"{ref:,.0f} ({1 - std / ref:+.0%})"
+            )
         print(
             f"  {setting(r['settings']):<12} {cost:>10,.0f} {std:>10,.0f} "
             f"{cells[0]:>18} {cells[1]:>18}"
