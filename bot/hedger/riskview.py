@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -67,12 +68,14 @@ def idle(basis: IdleBasis, now: int, prices: dict[str, float]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    """What a computation reads, taken when it is due: the time, the risk settings, and each
-    underlying's book (None: no market data) with its 1-day returns."""
+    """What a computation reads, taken when it is due: the time, the risk settings, each
+    underlying's book (None: no market data) and the index samples its 1-day returns come
+    from (turned into returns only when priced)."""
 
     now: int
     cfg: RiskConfig
-    books: dict[str, tuple[BookInputs | None, dict[int, float]]]
+    books: dict[str, BookInputs | None]
+    samples: tuple[tuple[int, dict[str, float]], ...]
 
 
 class RiskView:
@@ -168,17 +171,6 @@ class RiskView:
             return True
         return moved(prices, seen)
 
-    def returns(self, underlying: str) -> dict[int, float]:
-        """Sample index -> 1-day return of `underlying` ending at that sample."""
-        out: dict[int, float] = {}
-        s = list(self.samples)
-        for j in range(1, len(s)):
-            (t0, p0), (t1, p1) = s[j - 1], s[j]
-            if underlying in p0 and underlying in p1 and t1 > t0:
-                r = scenarios.daily_return(p0[underlying], p1[underlying], (t1 - t0) / 1000)
-                out[t1] = r
-        return out
-
     def book(self, underlying: str) -> BookInputs | None:
         seen = self.h.view.snapshot(underlying)
         if seen is None:
@@ -214,13 +206,13 @@ class RiskView:
 
     def compute(self, now: int) -> None:
         cfg = self.h.settings.risk
-        books: dict[str, tuple[BookInputs | None, dict[int, float]]] = {}
+        books: dict[str, BookInputs | None] = {}
         for u in sorted(self.h.settings.hedge):
             b = self.book(u)
             if b is not None:
                 b = replace(b, iv=b.iv.copy())  # the view updates its IVs in place
-            books[u] = (b, self.returns(u) if b is not None else {})
-        seen = _Seen(now, cfg, books)
+            books[u] = b
+        seen = _Seen(now, cfg, books, tuple(self.samples))
         if cfg.var_limit_usd is None:
             self._due = seen
             return
@@ -235,7 +227,7 @@ class RiskView:
         per: dict[str, dict[str, Any]] = {}
         pnls: dict[str, dict[int, float]] = {}
         total_grid: Grid | None = scenarios.zero_grid(cfg.scenario_spot_pct, cfg.scenario_iv_points)
-        for u, (b, rets) in seen.books.items():
+        for u, b in seen.books.items():
             entry: dict[str, Any] = {
                 "scenarios": None,
                 "var_99_usd": None,
@@ -248,6 +240,7 @@ class RiskView:
                 entry["error"] = "no_market_data"
                 total_grid = None
                 continue
+            rets = returns(seen.samples, u)
             try:
                 base = scenarios.base_usd(b)  # both P&Ls count from it: priced once
                 spot_pct, iv_points = cfg.scenario_spot_pct, cfg.scenario_iv_points
@@ -336,3 +329,13 @@ class RiskView:
             var_usd=var_usd,
             limit_usd=self.h.settings.risk.var_limit_usd,
         )
+
+
+def returns(samples: Sequence[tuple[int, dict[str, float]]], underlying: str) -> dict[int, float]:
+    """Sample time -> 1-day return of `underlying` ending at that sample."""
+    out: dict[int, float] = {}
+    for j in range(1, len(samples)):
+        (t0, p0), (t1, p1) = samples[j - 1], samples[j]
+        if underlying in p0 and underlying in p1 and t1 > t0:
+            out[t1] = scenarios.daily_return(p0[underlying], p1[underlying], (t1 - t0) / 1000)
+    return out
