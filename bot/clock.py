@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -207,9 +209,43 @@ class VirtualClock(_Clock):
 
 
 def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run `main()` to completion on a fresh VirtualLoop."""
+    """Run `main()` to completion on a fresh VirtualLoop, as asyncio.run does on its loop:
+    Ctrl-C cancels `main` (then raises KeyboardInterrupt) instead of raising inside whichever
+    task runs, and tasks still pending at the end are cancelled and awaited, so asyncio never
+    prints a task destroyed pending or an exception never retrieved."""
     loop = VirtualLoop()
+    task = loop.create_task(main())
+    interrupts = 0
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1 or task.done():
+            raise KeyboardInterrupt
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # wakes the loop if it waits
+
+    own = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if own:
+        signal.signal(signal.SIGINT, on_sigint)
     try:
-        return loop.run_until_complete(main())
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupts:
+            raise KeyboardInterrupt from None
+        raise
     finally:
-        loop.close()
+        if own:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            pending = asyncio.all_tasks(loop)
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()

@@ -5,8 +5,6 @@ exit 2, a message naming the flag, the value and the rule, never a traceback, an
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, clean_env
+from tests.helpers import ROOT, clean_env, interrupt_when
 from tests.test_sweep_cli import config
 
 pytestmark = pytest.mark.slow
@@ -252,27 +250,12 @@ def test_ctrl_c_during_a_backtest_says_no_report_was_written(tmp_path: Path, job
     and stay quiet."""
     out = tmp_path / "out"
     argv = ["-c", str(config(tmp_path)), "--days", "30", "--paths", "20", "--jobs", jobs]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "backtest", *argv, "--events", "--out", str(out)],
-        cwd=ROOT,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
     first = out / "events-21.jsonl"  # the config's sim.seed: the first path has started
-    try:
-        deadline = time.monotonic() + 120
-        while not (first.exists() and first.stat().st_size > 0):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(
+        [sys.executable, "-m", "bot", "backtest", *argv, "--events", "--out", str(out)],
+        lambda: first.exists() and first.stat().st_size > 0,
+    )
+    assert code == 130, err
     assert b"Traceback" not in err, err
     assert f"backtest: interrupted; no report written to {out}".encode() in err
     assert not (out / "report.json").exists()

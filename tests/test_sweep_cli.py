@@ -5,7 +5,6 @@ recommendation."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, clean_env
+from tests.helpers import ROOT, clean_env, interrupt_when
 
 pytestmark = pytest.mark.slow
 
@@ -205,26 +204,8 @@ def test_ctrl_c_on_several_processes_keeps_the_work_without_a_traceback(tmp_path
     cfg = config(tmp_path)
     out = tmp_path / "out"
     argv = [*sweep_args(cfg, out, "--jobs", "2", "--days", "3"), "--paths", "3"]
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "results.jsonl").exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(argv, (out / "results.jsonl").exists)
+    assert code == 130, err
     assert b"Traceback" not in err and b"run the same command to resume" in err
     kept = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(kept) < 6 and f"{len(kept)} of 6 path(s) kept".encode() in err
