@@ -232,11 +232,15 @@ def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     if own:
         signal.signal(signal.SIGINT, on_sigint)
     try:
-        return loop.run_until_complete(task)
-    except asyncio.CancelledError:
-        if interrupts:
-            raise KeyboardInterrupt from None
-        raise
+        try:
+            result = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if interrupts:
+                raise KeyboardInterrupt from None
+            raise
+        if interrupts:  # `main` swallowed the cancel (a cleanup awaiting a cancelled task)
+            raise KeyboardInterrupt
+        return result
     finally:
         if own:
             signal.signal(signal.SIGINT, signal.default_int_handler)

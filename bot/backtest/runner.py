@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.backtest.path import PathResult, PathSpec, run_path
 from bot.config import Settings
+from bot.interrupts import CtrlC
 
 # Progress is drawn every this many ticks of a path run in this process.
 _PROGRESS_EVERY = 1_000
@@ -66,13 +67,15 @@ def run_paths(
         task = progress.add_task("paths", total=paths)
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
         try:
-            specs = [_spec(spec, i) for i in range(paths)]
-            futures = [pool.submit(_work, settings, s, _events(events, s)) for s in specs]
-            out: list[PathResult] = []
-            for f in futures:
-                out.append(f.result())
-                progress.advance(task)
-            return out
+            with CtrlC() as ctrl_c:
+                specs = [_spec(spec, i) for i in range(paths)]
+                futures = [pool.submit(_work, settings, s, _events(events, s)) for s in specs]
+                out: list[PathResult] = []
+                for f in futures:
+                    out.append(f.result())
+                    ctrl_c.check()  # a press a fork swallowed
+                    progress.advance(task)
+                return out
         finally:
             # Interrupted: the paths not started are dropped, not run to the end first.
             pool.shutdown(wait=True, cancel_futures=True)

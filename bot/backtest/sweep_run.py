@@ -21,6 +21,7 @@ from bot.backtest.path import PathSpec, run_path
 from bot.backtest.runner import quiet_worker
 from bot.backtest.sweep import PathRow
 from bot.config import Settings
+from bot.interrupts import CtrlC
 
 RESULTS = "results.jsonl"
 
@@ -120,20 +121,23 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
         return
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
     try:
-        pending: dict[Future[dict[str, Any]], Work] = {}
-        queue = iter(work)
-        # A bounded queue: the pool never holds every pair's settings at once.
-        for w in queue:
-            pending[pool.submit(run_one, w.settings, w.spec)] = w
-            if len(pending) >= 2 * jobs:
-                break
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                yield pending.pop(f), f.result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending[pool.submit(run_one, nxt.settings, nxt.spec)] = nxt
+        with CtrlC() as ctrl_c:
+            pending: dict[Future[dict[str, Any]], Work] = {}
+            queue = iter(work)
+            # A bounded queue: the pool never holds every pair's settings at once.
+            for w in queue:
+                pending[pool.submit(run_one, w.settings, w.spec)] = w
+                if len(pending) >= 2 * jobs:
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    ctrl_c.check()  # a press a fork swallowed
+                    yield pending.pop(f), f.result()
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending[pool.submit(run_one, nxt.settings, nxt.spec)] = nxt
+            ctrl_c.check()
     finally:
         # Interrupted: what is queued is dropped, not waited for (its results would be lost).
         pool.shutdown(wait=True, cancel_futures=True)
