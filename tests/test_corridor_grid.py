@@ -177,8 +177,8 @@ def test_whalley_wilmott_never_fires_inside_its_corridor(
     zero = np.zeros(len(cols.keys))
 
     def band_at(s: float, t: int, half_spread: float) -> tuple[Band, float]:
-        exp = exposure_of(cols, qty, zero, s, iv, RATE, t, "usd")
-        exp = book_stats(cols, qty, s, iv, RATE, t).on(exp)
+        stats = book_stats(cols, qty, s, iv, RATE, t)
+        exp = exposure_of(cols, qty, zero, s, iv, RATE, t, "usd", stats=stats)
         mkt = UnderlyingMarket(
             "BTC", t, s, math.nan, RATE, hedge_fee=fee, hedge_half_spread=half_spread
         )

@@ -29,6 +29,7 @@ from bot.core.greeks import black_scholes, black_scholes_1d, year_fractions
 from bot.core.market import UnderlyingMarket
 
 __all__ = [
+    "NO_STATS",
     "BookStats",
     "BoolArray",
     "Columns",
@@ -143,8 +144,8 @@ def exposure(
     held, pending = cols.quantities(positions), cols.quantities(in_flight)
     iv = cols.option_ivs(market.option_iv, market.vol)
     args = (market.index, iv, market.rate, now_ms)
-    exp = exposure_of(cols, held, pending, *args, view, external_delta_coin, market.ts_ms)
-    return book_stats(cols, held + pending, *args, external_delta_coin).on(exp)
+    stats = book_stats(cols, held + pending, *args, external_delta_coin)
+    return exposure_of(cols, held, pending, *args, view, external_delta_coin, market.ts_ms, stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,23 +157,8 @@ class BookStats:
     option_iv: float = math.nan
     vanna_coin: float = 0.0
 
-    def on(self, exp: Exposure) -> Exposure:
-        # Built field by field: dataclasses.replace costs several times as much per decision.
-        return Exposure(
-            underlying=exp.underlying,
-            ts_ms=exp.ts_ms,
-            price=exp.price,
-            delta_coin=exp.delta_coin,
-            delta_usd=exp.delta_usd,
-            gamma_coin=exp.gamma_coin,
-            vega_usd=exp.vega_usd,
-            theta_usd=exp.theta_usd,
-            in_flight_coin=exp.in_flight_coin,
-            gross_usd=self.gross_usd,
-            option_tau=self.option_tau,
-            option_iv=self.option_iv,
-            vanna_coin=self.vanna_coin,
-        )
+
+NO_STATS = BookStats(0.0)  # an Exposure's own defaults: no statistics asked for
 
 
 def book_stats(
@@ -253,11 +239,13 @@ def exposure_of(
     view: HedgeView,
     external_delta_coin: float = 0.0,
     ts_ms: int = 0,
+    stats: BookStats = NO_STATS,
 ) -> Exposure:
     """`exposure` on arrays aligned with `cols.keys` (quantities held and in flight, IVs): the
     hedger's path, with no dict walked per evaluation. Only options held or in flight are
     priced; a few of them are priced one by one (numpy's per-call cost dominates small
-    arrays), more of them in one vectorized kernel."""
+    arrays), more of them in one vectorized kernel. `stats`: `book_stats` of the same book,
+    for the policies that size bands from them."""
     if len(cols.terms) <= SMALL_BOOK:
         sums = book_kernels.sums_small(cols, held, pending, s, iv, rate, now_ms, view)
     else:
@@ -274,6 +262,10 @@ def exposure_of(
         vega_usd=vega,
         theta_usd=theta,
         in_flight_coin=in_flight,
+        gross_usd=stats.gross_usd,
+        option_tau=stats.option_tau,
+        option_iv=stats.option_iv,
+        vanna_coin=stats.vanna_coin,
     )
 
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from bot.clock import Clock, wall_ms
 from bot.config import Settings
 from bot.core.book import (
+    NO_STATS,
     Columns,
     Exposure,
     FloatArray,
@@ -255,6 +256,10 @@ class MarketView:
         qty = held + pending
         self._inputs[underlying] = (cols, qty, st.iv, mkt.rate)
         now = self.clock.now_ms() if at is None else at[1]
+        # what cost-aware policies size their bands from: a pricing of the option book
+        book = (
+            book_stats(cols, qty, mkt.index, st.iv, mkt.rate, now, external) if stats else NO_STATS
+        )
         exp = exposure_of(
             cols,
             held,
@@ -266,9 +271,8 @@ class MarketView:
             eng.hedge_view,
             external,
             mkt.ts_ms,
+            book,
         )
-        if stats:
-            exp = book_stats(cols, qty, mkt.index, st.iv, mkt.rate, now, external).on(exp)
         if eng.greeks_source == "own" or not cols.opt.size:
             return exp, mkt
         own, venue = self.greeks.deltas(underlying, cols, held, st.iv, mkt, now)
