@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
+
+from bot.interrupts import CtrlC
 
 T = TypeVar("T")
 
@@ -210,40 +210,30 @@ class VirtualClock(_Clock):
 
 def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run `main()` to completion on a fresh VirtualLoop, as asyncio.run does on its loop:
-    Ctrl-C cancels `main` (then raises KeyboardInterrupt) instead of raising inside whichever
-    task runs, and tasks still pending at the end are cancelled and awaited, so asyncio never
-    prints a task destroyed pending or an exception never retrieved."""
+    Ctrl-C cancels `main` (then raises KeyboardInterrupt, even if `main` swallowed the cancel)
+    instead of raising inside whichever task runs, and tasks still pending at the end are
+    cancelled and awaited, so asyncio never prints a task destroyed pending or an exception
+    never retrieved."""
     loop = VirtualLoop()
     task = loop.create_task(main())
-    interrupts = 0
 
-    def on_sigint(signum: int, frame: object) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts > 1 or task.done():
+    def cancel_main() -> None:
+        if task.done():
             raise KeyboardInterrupt
         task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # wakes the loop if it waits
 
-    own = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
-    if own:
-        signal.signal(signal.SIGINT, on_sigint)
     try:
-        try:
-            result = loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            if interrupts:
-                raise KeyboardInterrupt from None
-            raise
-        if interrupts:  # `main` swallowed the cancel (a cleanup awaiting a cancelled task)
-            raise KeyboardInterrupt
-        return result
+        with CtrlC(cancel_main) as ctrl_c:
+            try:
+                result = loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if ctrl_c.pressed:
+                    raise KeyboardInterrupt from None
+                raise
+            ctrl_c.check()  # `main` swallowed the cancel (a cleanup awaiting a cancelled task)
+            return result
     finally:
-        if own:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             pending = asyncio.all_tasks(loop)
             for t in pending:

@@ -34,3 +34,14 @@ def test_another_handler_is_left_alone() -> None:
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_a_first_press_can_do_something_else_a_second_raises() -> None:
+    """run_virtual's use: the first press cancels its main task, the second is a plain Ctrl-C."""
+    seen: list[str] = []
+    with CtrlC(lambda: seen.append("cancel")) as ctrl_c:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert seen == ["cancel"] and ctrl_c.pressed
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert seen == ["cancel"] and ctrl_c.presses == 2

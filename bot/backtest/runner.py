@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,19 @@ def quiet_worker() -> None:
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
+@contextmanager
+def worker_pool(jobs: int) -> Iterator[tuple[ProcessPoolExecutor, CtrlC]]:
+    """Processes for paths: workers quiet on Ctrl-C, a press the parent remembers (check it
+    after each result), and on the way out the paths not started dropped, not run to the end
+    first."""
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
+    try:
+        with CtrlC() as ctrl_c:
+            yield pool, ctrl_c
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _spec(spec: PathSpec, i: int) -> PathSpec:
     return dataclasses.replace(spec, seed=spec.seed + i)
 
@@ -65,20 +80,15 @@ def run_paths(
                 progress.advance(task, results[-1].ticks - done["n"])
             return results
         task = progress.add_task("paths", total=paths)
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
-        try:
-            with CtrlC() as ctrl_c:
-                specs = [_spec(spec, i) for i in range(paths)]
-                futures = [pool.submit(_work, settings, s, _events(events, s)) for s in specs]
-                out: list[PathResult] = []
-                for f in futures:
-                    out.append(f.result())
-                    ctrl_c.check()  # a press a fork swallowed
-                    progress.advance(task)
-                return out
-        finally:
-            # Interrupted: the paths not started are dropped, not run to the end first.
-            pool.shutdown(wait=True, cancel_futures=True)
+        with worker_pool(jobs) as (pool, ctrl_c):
+            specs = [_spec(spec, i) for i in range(paths)]
+            futures = [pool.submit(_work, settings, s, _events(events, s)) for s in specs]
+            out: list[PathResult] = []
+            for f in futures:
+                out.append(f.result())
+                ctrl_c.check()  # a press a fork swallowed
+                progress.advance(task)
+            return out
 
 
 def _events(folder: Path | None, spec: PathSpec) -> Path | None:

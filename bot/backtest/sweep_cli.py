@@ -102,6 +102,7 @@ def _usage(args: argparse.Namespace) -> str | None:
 
 
 SCHEMES = ("tcp", "tls", "ws", "wss")  # what a Dask scheduler listens on
+PROBE_S = 5.0  # how long a silent --scheduler host is waited for
 
 
 def scheduler_usage(address: str) -> str | None:
@@ -122,9 +123,6 @@ def scheduler_usage(address: str) -> str | None:
         why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
         return f"--scheduler: cannot reach {host}:{port} ({why}) (got {address!r})"
     return None
-
-
-PROBE_S = 5.0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

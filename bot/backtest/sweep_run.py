@@ -12,16 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bot.backtest.path import PathSpec, run_path
-from bot.backtest.runner import quiet_worker
+from bot.backtest.runner import worker_pool
 from bot.backtest.sweep import PathRow
 from bot.config import Settings
-from bot.interrupts import CtrlC
 
 RESULTS = "results.jsonl"
 
@@ -119,28 +118,23 @@ def _local(work: Sequence[Work], jobs: int) -> Iterator[tuple[Work, dict[str, An
         for w in work:
             yield w, run_one(w.settings, w.spec)
         return
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=quiet_worker)
-    try:
-        with CtrlC() as ctrl_c:
-            pending: dict[Future[dict[str, Any]], Work] = {}
-            queue = iter(work)
-            # A bounded queue: the pool never holds every pair's settings at once.
-            for w in queue:
-                pending[pool.submit(run_one, w.settings, w.spec)] = w
-                if len(pending) >= 2 * jobs:
-                    break
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    ctrl_c.check()  # a press a fork swallowed
-                    yield pending.pop(f), f.result()
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(run_one, nxt.settings, nxt.spec)] = nxt
-            ctrl_c.check()
-    finally:
-        # Interrupted: what is queued is dropped, not waited for (its results would be lost).
-        pool.shutdown(wait=True, cancel_futures=True)
+    with worker_pool(jobs) as (pool, ctrl_c):
+        pending: dict[Future[dict[str, Any]], Work] = {}
+        queue = iter(work)
+        # A bounded queue: the pool never holds every pair's settings at once.
+        for w in queue:
+            pending[pool.submit(run_one, w.settings, w.spec)] = w
+            if len(pending) >= 2 * jobs:
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                ctrl_c.check()  # a press a fork swallowed
+                yield pending.pop(f), f.result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(run_one, nxt.settings, nxt.spec)] = nxt
+        ctrl_c.check()
 
 
 def _dask(work: Sequence[Work], scheduler: str) -> Iterator[tuple[Work, dict[str, Any]]]:
