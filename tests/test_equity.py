@@ -236,6 +236,9 @@ def test_the_trackers_array_kernel_is_the_mapping_form(seed: int) -> None:
     at = np.array([NOW, NOW, NOW + DAY], dtype=np.int64)
     span = tracker.delta_coin_span("BTC", cols, held, iv, mkt, s, at)
     assert span is not None
+    # One price takes the 1-D kernel: the same floats as the span's grid, bit for bit (the
+    # backtest's fast-forward and its full ticks must agree exactly).
+    assert tracker.delta_coin("BTC", cols, held, iv, mkt) == span[1]
     for i in range(3):
         m = with_ivs(cols, iv, UnderlyingMarket("BTC", int(at[i]), float(s[i]), 0.55, 0.01, {}))
         marks_i = eq.option_marks_coin(cols, m, int(at[i]))

@@ -16,7 +16,7 @@ import structlog
 
 from bot.core import equity as eq
 from bot.core.book import Columns, FloatArray, LineKey
-from bot.core.greeks import MS_PER_YEAR, black_scholes
+from bot.core.greeks import MS_PER_YEAR, black_scholes, black_scholes_1d
 from bot.core.instruments import Instrument
 from bot.core.market import UnderlyingMarket
 from bot.core.orders import Fill
@@ -145,12 +145,7 @@ class EquityTracker:
         if m.inverse_options.size:
             opt = m.inverse_options[q[m.inverse_options] != 0.0]
             if opt.size:
-                vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
-                t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
-                k, call = cols.strike[opt][None, :], cols.is_call[opt][None, :]
-                price = black_scholes(s[:, None], k, t, mkt.rate, vol[None, :], call).price
-                size = q[opt] * cols.contract_size[opt]
-                value = value + (price / s[:, None] * size).sum(axis=1)
+                value = value + _coin_premiums(cols, opt, q, iv, mkt, s, now_ms)
         if m.inverse_one.size:
             value = value - float(np.dot(q[m.inverse_one], cols.contract_size[m.inverse_one])) / s
         if m.spot.size:
@@ -199,3 +194,28 @@ def with_ivs(cols: Columns, iv: FloatArray, mkt: UnderlyingMarket) -> Underlying
     """The market with each option column's IV as a mapping (code that works on mappings)."""
     ivs = {k: v for k, v in zip(cols.keys, iv.tolist(), strict=True) if v == v}
     return replace(mkt, option_iv=ivs)
+
+
+def _coin_premiums(
+    cols: Columns,
+    opt: npt.NDArray[np.intp],
+    q: FloatArray,
+    iv: FloatArray,
+    mkt: UnderlyingMarket,
+    s: FloatArray,
+    now_ms: npt.NDArray[np.int64],
+) -> FloatArray:
+    """The coin-settled options `opt` (held `q`) at their Black-Scholes price in coin, at each
+    (s[i], now_ms[i]). One price (a decision) takes the 1-D kernel: the same floats without
+    broadcasting a one-row grid."""
+    vol = np.where(np.isnan(iv[opt]), mkt.vol, iv[opt])
+    size = q[opt] * cols.contract_size[opt]
+    k, call = cols.strike[opt], cols.is_call[opt]
+    if len(s) == 1 and s[0] > 0.0:
+        s0 = float(s[0])
+        t1 = np.maximum(cols.expiry_ms[opt] - now_ms[0], 0) / MS_PER_YEAR
+        price1 = black_scholes_1d(s0, k, t1, mkt.rate, vol, call).price
+        return np.array([(price1 / s0 * size).sum()])
+    t = np.maximum(cols.expiry_ms[opt][None, :] - now_ms[:, None], 0) / MS_PER_YEAR
+    price = black_scholes(s[:, None], k[None, :], t, mkt.rate, vol[None, :], call[None, :]).price
+    return np.asarray((price / s[:, None] * size).sum(axis=1), dtype=np.float64)
