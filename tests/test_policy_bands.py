@@ -10,10 +10,9 @@ import pytest
 from bot.core.book import Columns, Exposure, exposure
 from bot.core.greeks import MS_PER_YEAR
 from bot.core.instruments import Instrument, OptionType, Settlement
-from bot.core.market import BookLevel, OrderBook, Ticker, UnderlyingMarket
+from bot.core.market import BookLevel, OrderBook, Ticker, UnderlyingMarket, half_spread
 from bot.core.policy import Aim, BandPolicy, WhalleyWilmott, Zakamouline, decide, policy_vol
 from bot.core.vol import EwmaVol, ewma_fold, ewma_update
-from bot.hedger.view import _half_spread
 from tests.conftest import NOW_MS, option
 
 
@@ -304,7 +303,7 @@ def test_no_options_no_tau_no_iv(linear_perp: Instrument) -> None:
 def test_half_spread_from_the_book_else_the_ticker() -> None:
     t = Ticker("X", 0, 99.0, 101.0)
     book = OrderBook("X", 0, (BookLevel(99.9, 1),), (BookLevel(100.1, 1),))
-    assert _half_spread(book, t) == pytest.approx(0.2 / 200)  # (ask - bid) / 2 / mid = 0.1 / 100
-    assert _half_spread(None, t) == pytest.approx(2 / 200)
-    assert _half_spread(OrderBook("X", 0, (), ()), t) == pytest.approx(0.01)
-    assert _half_spread(None, Ticker("X", 0, None, 101.0)) == 0.0
+    assert half_spread(book, t) == pytest.approx(0.2 / 200)  # (ask - bid) / 2 / mid = 0.1 / 100
+    assert half_spread(None, t) == pytest.approx(2 / 200)
+    assert half_spread(OrderBook("X", 0, (), ()), t) == pytest.approx(0.01)
+    assert half_spread(None, Ticker("X", 0, None, 101.0)) == 0.0

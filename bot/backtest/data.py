@@ -249,13 +249,43 @@ def build(
     path: Path, rows: Sequence[Row], underlyings: Sequence[str], mapping: Mapping[str, str]
 ) -> Recorded:
     """Rows to per-underlying sorted arrays; every configured underlying needs prices."""
-    prices: dict[str, list[tuple[int, float, int]]] = {u: [] for u in underlyings}
-    ivs: dict[str, list[tuple[int, float]]] = {u: [] for u in underlyings}
-    sources: dict[str, set[str]] = {u: set() for u in underlyings}
-    only = underlyings[0] if len(underlyings) == 1 else None
     if not rows:
         raise DataError(f"{path}: no data rows after the header")
-    seen: dict[str, str | None] = {}  # symbol: its underlying, to say what the file has
+    g = _grouped(path, rows, underlyings, mapping)
+    out = Recorded()
+    for u in underlyings:
+        _check_prices(path, u, g)
+        _add_series(path, u, g.prices[u], g.ivs[u], out)
+    first, last = out.span()
+    if first > last:  # no moment has every underlying's price
+        spans = ", ".join(f"{u} {int(t[0])}..{int(t[-1])}" for u, t in out.ts_ms.items())
+        raise DataError(f"{path}: the underlyings' data do not overlap in time (ms: {spans})")
+    return out
+
+
+@dataclass(slots=True)
+class _Grouped:
+    """The rows of each configured underlying: prices (ts_ms, price, file line), options' IVs
+    (ts_ms, iv), the symbols its prices came from; and the file's first symbols with their
+    underlying (to say what the file has)."""
+
+    prices: dict[str, list[tuple[int, float, int]]]
+    ivs: dict[str, list[tuple[int, float]]]
+    sources: dict[str, set[str]]
+    seen: dict[str, str | None]
+
+
+def _grouped(
+    path: Path, rows: Sequence[Row], underlyings: Sequence[str], mapping: Mapping[str, str]
+) -> _Grouped:
+    """Each row to its underlying (rows of other underlyings are skipped)."""
+    g = _Grouped(
+        {u: [] for u in underlyings},
+        {u: [] for u in underlyings},
+        {u: set() for u in underlyings},
+        {},
+    )
+    only = underlyings[0] if len(underlyings) == 1 else None
     for r in rows:
         if r.symbol is None:
             u = only
@@ -270,47 +300,55 @@ def build(
             u = mapping.get(r.symbol)
         else:
             u = underlying_of(r.symbol)
-        if len(seen) < 8 and r.symbol is not None:
-            seen.setdefault(r.symbol, u)
-        if u not in prices:
+        if len(g.seen) < 8 and r.symbol is not None:
+            g.seen.setdefault(r.symbol, u)
+        if u not in g.prices:
             continue
         if not math.isnan(r.iv):
-            ivs[u].append((r.ts_ms, r.iv))
+            g.ivs[u].append((r.ts_ms, r.iv))
         if not math.isnan(r.price):
-            prices[u].append((r.ts_ms, r.price, r.line))
-            sources[u].add(r.symbol or "")
-    out = Recorded()
-    for u in underlyings:
-        if not prices[u]:
-            raise DataError(
-                f"{path}: no prices for underlying {u} (configured in sim.underlyings); map a "
-                f"symbol with --data-symbol {u}=SYMBOL (the file has "
-                + ", ".join(f"{s} ({x or 'unmapped'})" for s, x in list(seen.items())[:4])
-                + ")"
-            )
-        if len(sources[u]) > 1:
-            raise DataError(
-                f"{path}: underlying {u} has prices from {len(sources[u])} symbols "
-                f"({', '.join(sorted(sources[u])[:4])}); pick one with --data-symbol {u}=SYMBOL"
-            )
-        raw_ts = np.array([p[0] for p in prices[u]], dtype=np.int64)
-        late = int(np.count_nonzero(raw_ts[1:] < np.maximum.accumulate(raw_ts)[:-1]))
-        order = np.argsort(raw_ts, kind="stable")  # a tie keeps the file's order
-        ts = raw_ts[order]
-        # of rows at one timestamp, the file's last is the price then (as a replay's "last
-        # price at or before" always read it): the others go
-        keep = np.append(ts[1:] != ts[:-1], True)
-        out.ts_ms[u] = ts[keep]
-        out.price[u] = np.array([p[1] for p in prices[u]], dtype=np.float64)[order][keep]
-        jumps = _moves(path, u, out.price[u], np.array([p[2] for p in prices[u]])[order][keep])
-        out.tolerated[u] = (late, int(np.count_nonzero(~keep)), jumps)
-        ts = out.ts_ms[u]
-        out.iv[u] = _iv_on(ts, sorted(ivs[u], key=lambda p: p[0]))
-    first, last = out.span()
-    if first > last:  # no moment has every underlying's price
-        spans = ", ".join(f"{u} {int(t[0])}..{int(t[-1])}" for u, t in out.ts_ms.items())
-        raise DataError(f"{path}: the underlyings' data do not overlap in time (ms: {spans})")
-    return out
+            g.prices[u].append((r.ts_ms, r.price, r.line))
+            g.sources[u].add(r.symbol or "")
+    return g
+
+
+def _check_prices(path: Path, u: str, g: _Grouped) -> None:
+    """An underlying needs prices, and from one symbol only."""
+    if not g.prices[u]:
+        raise DataError(
+            f"{path}: no prices for underlying {u} (configured in sim.underlyings); map a "
+            f"symbol with --data-symbol {u}=SYMBOL (the file has "
+            + ", ".join(f"{s} ({x or 'unmapped'})" for s, x in list(g.seen.items())[:4])
+            + ")"
+        )
+    sources = g.sources[u]
+    if len(sources) > 1:
+        raise DataError(
+            f"{path}: underlying {u} has prices from {len(sources)} symbols "
+            f"({', '.join(sorted(sources)[:4])}); pick one with --data-symbol {u}=SYMBOL"
+        )
+
+
+def _add_series(
+    path: Path,
+    u: str,
+    prices: list[tuple[int, float, int]],
+    ivs: list[tuple[int, float]],
+    out: Recorded,
+) -> None:
+    """The underlying's rows sorted by time, one price per timestamp, with the IV at each."""
+    raw_ts = np.array([p[0] for p in prices], dtype=np.int64)
+    late = int(np.count_nonzero(raw_ts[1:] < np.maximum.accumulate(raw_ts)[:-1]))
+    order = np.argsort(raw_ts, kind="stable")  # a tie keeps the file's order
+    ts = raw_ts[order]
+    # of rows at one timestamp, the file's last is the price then (as a replay's "last
+    # price at or before" always read it): the others go
+    keep = np.append(ts[1:] != ts[:-1], True)
+    out.ts_ms[u] = ts[keep]
+    out.price[u] = np.array([p[1] for p in prices], dtype=np.float64)[order][keep]
+    jumps = _moves(path, u, out.price[u], np.array([p[2] for p in prices])[order][keep])
+    out.tolerated[u] = (late, int(np.count_nonzero(~keep)), jumps)
+    out.iv[u] = _iv_on(out.ts_ms[u], sorted(ivs, key=lambda p: p[0]))
 
 
 def _moves(path: Path, u: str, price: npt.NDArray[np.float64], line: npt.NDArray[np.int_]) -> int:

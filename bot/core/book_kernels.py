@@ -86,8 +86,7 @@ def sums_small(
     as much as its arithmetic), same formulas and degenerate cases."""
     held_l, pending_l, iv_l = held.tolist(), pending.tolist(), iv.tolist()
     no_spot = view == "coin"
-    log_s = math.log(s)
-    erfc, exp, sqrt = math.erfc, math.exp, math.sqrt  # locals: looked up once, not per option
+    erfc, exp, sqrt, log_s = math.erfc, math.exp, math.sqrt, math.log(s)  # once, not per option
     delta = gamma = vega = theta = flight = 0.0
     for i, (is_opt, size, k, expiry, call, inverse, spot, log_k) in enumerate(cols.terms):
         p = pending_l[i]

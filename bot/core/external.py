@@ -1,4 +1,5 @@
-"""Caps on positions reported from outside the bot (MQTT `positions/in`), as one pure check.
+"""Positions reported from outside the bot (MQTT `positions/in`): the caps on them, as one pure
+check, and how they enter an underlying's held quantities.
 
 A position held elsewhere moves the hedge like our own, so a wrong or hostile message
 (`delta_coin = 1e9`, thousands of sources, a year-long lifetime) must be refused, not hedged.
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.config_ops import ExternalConfig
+from bot.core.book_columns import FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +88,25 @@ def check_external(
             f"{net:g}, beyond +/-{cfg.max_abs_delta_coin_total:g}"
         )
     return None
+
+
+def with_external(
+    externals: Externals, underlying: str, column: Mapping[tuple[str, str], int], held: FloatArray
+) -> tuple[FloatArray, float]:
+    """`held` (contracts per column) with the external positions of `underlying` on listed
+    instruments added to their own lines (in a copy: `held` is left as it is), and the external
+    delta given in coin."""
+    out, external = held, 0.0
+    for (source, symbol), ext in externals.items():
+        if ext.underlying != underlying:
+            continue
+        if ext.delta_coin is not None:
+            external += ext.delta_coin
+            continue
+        # a listed instrument held elsewhere: valued like ours, on its own line
+        i = column.get((f"external:{source}", symbol))
+        if i is not None:
+            if out is held:
+                out = held.copy()
+            out[i] += ext.qty
+    return out, external

@@ -142,3 +142,14 @@ class FundingRate:
         if not (math.isfinite(self.interval_h) and 0 < self.interval_h <= 24):
             return f"interval_h is {self.interval_h} (expected in (0, 24])"
         return None
+
+
+def half_spread(book: OrderBook | None, ticker: Ticker) -> float:
+    """Half the bid-ask spread over mid, a fraction: from the live book, else the ticker's top;
+    0 when neither has both sides (cost-aware policies then count the fee alone)."""
+    bid, ask = (book.best_bid, book.best_ask) if book is not None else (None, None)
+    if bid is None or ask is None:
+        bid, ask = ticker.bid, ticker.ask
+    if bid is None or ask is None or bid + ask <= 0:
+        return 0.0
+    return max(ask - bid, 0.0) / (ask + bid)

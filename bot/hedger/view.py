@@ -27,9 +27,9 @@ from bot.core.book import (
     exposure_of,
 )
 from bot.core.equity import is_coin_settled
-from bot.core.external import External
+from bot.core.external import External, with_external
 from bot.core.instruments import Instrument
-from bot.core.market import OrderBook, Ticker, UnderlyingMarket
+from bot.core.market import OrderBook, Ticker, UnderlyingMarket, half_spread
 from bot.core.spanbook import SpanGreeks, span_greeks
 from bot.execution.ledger import Ledger
 from bot.hedger.equity import EquityTracker, with_ivs
@@ -222,7 +222,7 @@ class MarketView:
             vol=float("nan"),
             rate=settings.engine.rate,
             hedge_fee=hedge.taker_fee if hedge is not None else 0.0,
-            hedge_half_spread=_half_spread(book, ref),
+            hedge_half_spread=half_spread(book, ref),
         )
         self._markets[underlying] = (ref, book, hedge, settings, mkt)
         return mkt
@@ -248,7 +248,7 @@ class MarketView:
         eng = self._settings().engine
         st = self.state_of(underlying)
         cols = st.cols
-        held, external = self._with_external(underlying, st)
+        held, external = with_external(self.live_external(), underlying, st.column, st.held)
         if eng.hedge_view == "usd" and self.equity.counts(underlying):
             external += self._equity(underlying, st, held, mkt)
         external += self.cross_coin(underlying)
@@ -285,24 +285,6 @@ class MarketView:
                 delta_usd=(exp.delta_coin + shift) * exp.price,
             )
         return exp, mkt
-
-    def _with_external(self, underlying: str, st: Underlying) -> tuple[FloatArray, float]:
-        """The held contracts with the external positions on listed instruments added to their
-        own lines, and the external delta given in coin."""
-        held, external = st.held, 0.0
-        for (source, symbol), ext in self.live_external().items():
-            if ext.underlying != underlying:
-                continue
-            if ext.delta_coin is not None:
-                external += ext.delta_coin
-                continue
-            # a listed instrument held elsewhere: valued like ours, on its own line
-            i = st.column.get((f"external:{source}", symbol))
-            if i is not None:
-                if held is st.held:
-                    held = held.copy()
-                held[i] += ext.qty
-        return held, external
 
     def spans(self, underlying: str) -> bool:
         """Can held_span value this underlying's book?"""
@@ -392,14 +374,3 @@ class MarketView:
         return abs(self.ledger.positions.get(key, 0.0)) > 1e-12 or any(
             (f"external:{src}", sym) == key for (src, sym) in self.external
         )
-
-
-def _half_spread(book: OrderBook | None, ticker: Ticker) -> float:
-    """Half the bid-ask spread over mid, a fraction: from the live book, else the ticker's top;
-    0 when neither has both sides (cost-aware policies then count the fee alone)."""
-    bid, ask = (book.best_bid, book.best_ask) if book is not None else (None, None)
-    if bid is None or ask is None:
-        bid, ask = ticker.bid, ticker.ask
-    if bid is None or ask is None or bid + ask <= 0:
-        return 0.0
-    return max(ask - bid, 0.0) / (ask + bid)

@@ -43,6 +43,7 @@ Layout, one responsibility a module, each class building on the one before:
 - work.py: the state of an order's and a parent's work;
 - tracking.py: state, stream inputs, opening/finishing orders, events;
 - stuck_handling.py: stuck-order alerts and an operator's resolution;
+- endings.py: how an order's follow-up ends: done and handed on, or cut short by a surprise;
 - placement.py: send once, resolve an ambiguous create, cancel on timeout, fetch missing fills;
 - algorithms.py: the maker_first and twap parents and their children;
 - driver.py: the asyncio shell that carries out the commands;

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from bot.core.market import OrderBook
 from bot.core.orders import OrderIntent, OrderStatus, Side
 from bot.execution import pricing
-from bot.execution.executor.placement import Placement, Step
+from bot.execution.executor.commands import Step
+from bot.execution.executor.placement import Placement
 from bot.execution.executor.taker import Refusal, TakerPlan
 from bot.execution.executor.tracking import log
 from bot.execution.executor.work import ParentWork

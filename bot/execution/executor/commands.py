@@ -48,3 +48,5 @@ class FetchFills:
 
 
 Command = Send | LookUp | Cancel | FetchFills
+# What an event method returns: the commands to carry out next.
+Step = list[Command]
