@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,19 @@ async def test_no_book_is_refused_unless_allowed(make_rig: Any) -> None:
     assert order is not None
     await rig.idle()
     assert order.status is OrderStatus.FILLED
+
+
+async def test_a_ticker_without_a_mid_and_no_book_is_refused(make_rig: Any) -> None:
+    """A ticker without bid, mark or last, and no fresh book: refused as no_mid, in one event
+    that names the symbol once (it was passed twice, which raised TypeError out of submit)."""
+    rig = await make_rig()
+    rig.ex.books = {}
+    one_sided = replace(rig.venue.exchange.ticker(PERP), bid=None, mark=None, last=None)
+    assert one_sided.mid is None
+    assert rig.ex.submit("sim", rig.intent(1.0), one_sided, None) is None
+    r = rig.sink.named("order.refused")[0]
+    assert (r["rule"], r["symbol"], r["amount"]) == ("no_mid", PERP, 1.0)
+    assert rig.ex.orders_refused == 1 and list(rig.ledger.unsettled()) == []
 
 
 async def test_stale_book_counts_as_no_book(make_rig: Any) -> None:

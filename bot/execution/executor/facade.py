@@ -50,7 +50,7 @@ class Executor(Algorithms):
             return None
         live = self.fresh_book(key, book)
         if ticker.mid is None and live is None:
-            self._refuse(intent, "no_mid", symbol=intent.symbol)
+            self._refuse(intent, "no_mid")
             return None
         # maker and twap need depth; with no fresh book the taker path decides.
         parent = self._start_algorithm(account, intent, live) if live is not None else None

@@ -253,17 +253,16 @@ class OrderTracking:
 
     def _refuse(self, intent: OrderIntent, rule: str, **numbers: object) -> None:
         self.orders_refused += 1
-        self._emit(
-            "reject",
-            "order.refused",
-            client_id=intent.client_id,
-            underlying=intent.underlying,
-            symbol=intent.symbol,
-            side=intent.side.value,
-            amount=intent.amount,
-            rule=rule,
-            **numbers,
-        )
+        order = {
+            "client_id": intent.client_id,
+            "underlying": intent.underlying,
+            "symbol": intent.symbol,
+            "side": intent.side.value,
+            "amount": intent.amount,
+            "rule": rule,
+        }
+        # Merged, the order's fields last: a rule's numbers naming one of them cannot clash.
+        self._emit("reject", "order.refused", **(numbers | order))
 
     def _out(self, commands: list[Command]) -> None:
         """Carry out commands that no driver call waits for (from timers, wakes, submit,
