@@ -140,7 +140,7 @@ class OperatorControls:
         self.hedger.mark_all_dirty()
         result: dict[str, Any] = {"trading_state": target.value, "reason": reason}
         notes = [f"was already {target.value}"] if before is target else []
-        if self.hedger.paused and target is not risk.TradingState.HALTED:
+        if self.hedger.halts.paused and target is not risk.TradingState.HALTED:
             notes.append("the bot is paused: it trades again only after resume")
         return _noted(result, notes)
 
@@ -158,8 +158,8 @@ class OperatorControls:
 
     def pause(self) -> dict[str, Any]:
         h = self.hedger
-        was = h.paused
-        h.paused = True
+        was = h.halts.paused
+        h.halts.paused = True
         self.pause_reason = "operator"
         h.emit("state", "control.paused")
         h.mark_all_dirty()
@@ -167,8 +167,8 @@ class OperatorControls:
 
     def resume(self) -> dict[str, Any]:
         h = self.hedger
-        was = h.paused
-        h.paused = False
+        was = h.halts.paused
+        h.halts.paused = False
         h.flattening.clear()  # back to hedging: the policy decides again
         h.emit("state", "control.resumed")
         h.mark_all_dirty()
@@ -181,11 +181,11 @@ class OperatorControls:
     def hedge_now(self, underlying: str | None) -> dict[str, Any]:
         targets = self._underlyings(underlying)
         h = self.hedger
-        if h.paused:
+        if h.halts.paused:
             raise CommandError("the bot is paused: hedge-now would not trade; resume first")
         if h.risk.state.trading_state is risk.TradingState.HALTED:
             raise CommandError(f"hedge-now would not trade: {self._trading_note()}")
-        blocked = {u: r for u in targets if (r := h.halt_reason(u)) is not None}
+        blocked = {u: r for u in targets if (r := h.halts.reason(u)) is not None}
         if len(blocked) == len(targets):
             why = ", ".join(f"{u}: {r}" for u, r in blocked.items())
             raise CommandError(f"hedge-now would not trade: {why}")

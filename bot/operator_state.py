@@ -16,22 +16,18 @@ def daemon_state(hedger: Hedger, pause_reason: str) -> dict[str, Any]:
     now = hedger.clock.now_ms()
     unders = {u: _underlying_state(hedger, u, now) for u in settings.hedge}
     trading = hedger.risk.state.trading_state
+    paused = hedger.halts.paused
+    pause_rules = paused and trading is not risk.TradingState.HALTED
     modes = {a.mode for a in settings.accounts.values()}
     return {
         "bot_id": settings.bot_id,
         "ts_ms": now,
         "mode": modes.pop() if len(modes) == 1 else "mixed",
         # One word for the fleet table: a halt outranks a pause, which outranks the rest.
-        "trading_state": (
-            "paused" if hedger.paused and trading is not risk.TradingState.HALTED else trading.value
-        ),
+        "trading_state": "paused" if pause_rules else trading.value,
         # While paused (and not halted) the pause is what stops trading: say who paused.
-        "trading_state_reason": (
-            pause_reason
-            if hedger.paused and trading is not risk.TradingState.HALTED
-            else hedger.risk.state.state_reason
-        ),
-        "paused": hedger.paused,
+        "trading_state_reason": pause_reason if pause_rules else hedger.risk.state.state_reason,
+        "paused": paused,
         "external_positions": len(hedger.view.external),
         "breaker_open": hedger.risk.state.breaker_open,
         "accounts": {
@@ -82,7 +78,7 @@ def _underlying_state(hedger: Hedger, u: str, now: int) -> dict[str, Any]:
         "hedge_instrument": h.instrument,
         # each routing candidate's position, limit, funding and basis ([] without)
         "routing": hedger.router.state(u, exp.price if exp else None, now),
-        "halted": hedger.halt_reasons.get(u),
+        "halted": hedger.halts.reasons.get(u),
         "last_decision": d.reason if d else None,
         # beta, corr, residual std and what is mapped (README "Cross hedges"); null
         # for an underlying with no cross hedge

@@ -123,13 +123,13 @@ def test_venue_greeks_trade_on_the_venue_delta() -> None:
     # the venue's delta is per contract, in coin: two contracts held
     assert seen == [pytest.approx(1.8), pytest.approx(0.8)]
     assert rig.hedger.view.greeks.shift("BTC") == pytest.approx(0.8 - mine)
-    assert rig.hedger.halt_reason("BTC") is None
+    assert rig.hedger.halts.reason("BTC") is None
 
 
 def test_venue_greeks_halt_when_a_held_option_has_no_venue_delta() -> None:
     rig, seen, mine = run("venue", [None])
     assert seen == [pytest.approx(mine)]  # counted at our own delta on both sides
-    assert rig.hedger.halt_reason("BTC") == "no_venue_delta"
+    assert rig.hedger.halts.reason("BTC") == "no_venue_delta"
     assert rig.hedger.last_decision["BTC"].reason == "no_venue_delta"
 
 

@@ -196,7 +196,7 @@ def book_stats(
     size = cols.opt_size
     weight = np.abs(q * (gamma * size))
     total = float(weight.sum())
-    # IVs are all finite once every option has a ticker (halt_reason waits for that).
+    # IVs are all finite once every option has a ticker (Halts.reason waits for that).
     finite = sigma if np.isfinite(sigma).all() else np.nan_to_num(sigma)
     return BookStats(
         gross_usd,

@@ -5,6 +5,10 @@ time: the clock is passed in, so the same code runs live (bot/engine.py feeds it
 streams) and in a backtest on a virtual clock (bot/backtest). Handlers only store the newest data
 and mark underlyings dirty; `decide_dirty` then evaluates each dirty underlying once with the
 latest data, so a burst of ticks costs one decision (stale ticks coalesce, never queue).
+
+The parts live beside it: why an underlying may not trade (halts.py), refusing malformed venue
+data (bad_data.py), waiting for the book of the same tick (book_wait.py), holding a corridor
+after a decision (holding.py, gate.py), sending (sending.py) and the events' data (report.py).
 """
 
 from __future__ import annotations
@@ -17,33 +21,30 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
-from bot.core import risk
 from bot.core.book import Exposure, LineKey
 from bot.core.instruments import Instrument, Kind
 from bot.core.market import OrderBook, Ticker
 from bot.core.orders import Fill, OrderUpdate
 from bot.core.planner import contracts_for
 from bot.core.policy import (
-    BandPolicy,
     HedgeDecision,
     Memory,
-    Modifiers,
-    TriggerPolicy,
-    WhalleyWilmott,
     decide,
 )
-from bot.core.routing import Route
 from bot.core.vol import EwmaVol, ewma_update
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor import Executor, OrderJournal
 from bot.execution.ledger import Ledger, TrackedOrder
-from bot.hedger.corridor_grid import CostWidth
+from bot.hedger.bad_data import BadData
+from bot.hedger.book_wait import BookWait
 from bot.hedger.cross import CrossHedges
 from bot.hedger.feeds import FeedHealth, FeedKey
 from bot.hedger.flatten import flatten_step
 from bot.hedger.gate import CorridorGate
-from bot.hedger.policies import Policies
-from bot.hedger.report import HedgeReport, book_loaded
+from bot.hedger.halts import Halts
+from bot.hedger.holding import CorridorHold
+from bot.hedger.policies import Policies, needs_stats
+from bot.hedger.report import HedgeReport, book_loaded, decision_data
 from bot.hedger.risk_gate import RiskGate
 from bot.hedger.riskview import RiskView
 from bot.hedger.routing import Router
@@ -53,9 +54,6 @@ from bot.policy_config import modifiers_for
 from bot.venues.base import Venue
 
 log = structlog.get_logger("hedgebot.hedger")
-
-# Longest a decision waits for the hedge instrument's book of the same tick (clock ms).
-BOOK_WAIT_MS = 1_000
 
 
 class Hedger:
@@ -82,52 +80,46 @@ class Hedger:
         self._wake = wake
         self._request_reconcile = request_reconcile
         self.ledger = Ledger()
-        self.view = MarketView(
-            lambda: self.settings,
-            set(venues),
-            catalog,
-            self.ledger,
-            clock,
-            self.emit,
-            self._lines_changed,
-        )
+        self.view = self._view(venues)
         self.feeds = FeedHealth(lambda: self.settings.engine, self._underlyings_of_feed)
-        self.cross = CrossHedges(
-            lambda: self.settings, self.view, lambda u: self.halt_reason(u) is not None, self.emit
-        )
-        self.view.cross_coin = self.cross.coin_onto
-        self.executor = self._executor(venues, journal, unique_ids)
         self.gate = CorridorGate(clock)
         self.risk = RiskGate(settings.risk, self.ledger, clock, self.emit, self.gate.clear_all)
+        self.halts = Halts(
+            lambda: self.settings, clock, self.view, self.feeds, self.risk, self.emit
+        )
+        self.cross = CrossHedges(lambda: self.settings, self.view, self.halts.halted, self.emit)
+        self.view.cross_coin = self.cross.coin_onto
+        self.executor = self._executor(venues, journal, unique_ids)
         self._policies = Policies()
-        self.paused = False
         self.force: set[str] = set()
         self.flattening: dict[str, int] = {}  # underlying -> flatten orders sent so far
-        self.halt_reasons: dict[str, str | None] = {}
         self.book_reported: set[str] = set()  # underlyings whose book.loaded was emitted
         self.last_decision: dict[str, HedgeDecision] = {}
         self.policy_memory: dict[str, Memory] = {}  # the modifiers' memory per underlying
         self.realized_vol: dict[str, EwmaVol] = {}  # EWMA of the hedge instrument's returns
         self._dirty: set[str] = set()
-        self._bad_data: set[tuple[str, str]] = set()
-        self._book_waits: dict[str, int] = {}  # underlying -> tick a decision waited on
+        self.bad_data = BadData(self.emit, request_reconcile)
+        self.book_wait = BookWait(catalog, self.view, clock, self.hedge_line, self.mark_dirty)
         self.riskview = RiskView(self)  # scenario grid, VaR and the VaR limit, on a timer
         self.router = Router(
             lambda: self.settings, catalog, self.ledger, self.view.books, self.view.tickers
         )
-        self.sender = Sender(
-            catalog,
-            self.ledger,
-            self.executor,
-            self.risk,
-            self.gate,
-            self.view,
-            self.router,
-            clock,
-            self.hedge_line,
-            self.emit,
+        self.sender = self._sender()
+        self.hold = CorridorHold(
+            lambda: self.settings, self._policies, self.view, self.feeds, self.cross, self.gate
         )
         self.report = self._report()
+
+    def _view(self, venues: Mapping[str, Venue]) -> MarketView:
+        return MarketView(
+            lambda: self.settings,
+            set(venues),
+            self.catalog,
+            self.ledger,
+            self.clock,
+            self.emit,
+            self._lines_changed,
+        )
 
     def _executor(
         self,
@@ -149,6 +141,20 @@ class Hedger:
             on_settled=self._on_settled,
             on_outcome=lambda order, accepted: self.risk.on_outcome(order, accepted),
             **({"unique": unique_ids} if unique_ids is not None else {}),
+        )
+
+    def _sender(self) -> Sender:
+        return Sender(
+            self.catalog,
+            self.ledger,
+            self.executor,
+            self.risk,
+            self.gate,
+            self.view,
+            self.router,
+            self.clock,
+            self.hedge_line,
+            self.emit,
         )
 
     def _report(self) -> HedgeReport:
@@ -228,19 +234,11 @@ class Hedger:
         self._wake()
 
     def on_book(self, account: str, book: OrderBook) -> None:
-        if self._rejected_data(account, book.symbol, "book", book.problem()):
+        if self.bad_data.rejected(account, book.symbol, "book", book.problem()):
             return
         key = (account, book.symbol)
         self.view.books[key] = book
-        ticker = self.view.tickers.get(key)
-        ins = self.catalog.get(key)
-        if (
-            ins is not None
-            and ticker is not None
-            and book.ts_ms == ticker.ts_ms
-            and self._book_waits.get(ins.underlying) == ticker.ts_ms
-        ):
-            self.mark_dirty(ins.underlying)  # the book a deferred decision waited for
+        self.book_wait.on_book(key, book)
 
     def on_ticker(self, account: str, ticker: Ticker) -> None:
         self.on_tickers(account, (ticker,))
@@ -249,12 +247,13 @@ class Hedger:
         """An account's tickers in order, each taken as if it came alone (a venue's batch, or
         the backtest's feed of every line at once)."""
         catalog, view, gate, hedge = self.catalog, self.view, self.gate, self.settings.hedge
+        rejected = self.bad_data.rejected
         for ticker in tickers:
             key = (account, ticker.symbol)
             ins = catalog.get(key)
             if ins is None:
                 continue
-            if self._rejected_data(account, ticker.symbol, "ticker", ticker.problem()):
+            if rejected(account, ticker.symbol, "ticker", ticker.problem()):
                 continue
             iv_moved = view.set_ticker(key, ticker)
             h = hedge.get(ins.underlying)
@@ -277,19 +276,7 @@ class Hedger:
         if fills:
             self.gate.clear_all()
         for fill in fills:
-            problem = fill.problem()
-            if problem is not None:
-                # never booked: REST reconciliation gives the true position instead
-                self.emit(
-                    "alert",
-                    "fill.bad_data",
-                    account=account,
-                    symbol=fill.symbol,
-                    client_id=fill.client_id,
-                    trade_id=fill.trade_id,
-                    problem=problem,
-                )
-                self._request_reconcile()
+            if self.bad_data.fill_rejected(account, fill):
                 continue
             if self.executor.on_fill(account, fill):
                 key = (account, fill.symbol)
@@ -297,25 +284,6 @@ class Hedger:
                 self.view.ensure_line(key)
                 if key in self.catalog:
                     self.mark_dirty(self.catalog[key].underlying)
-
-    def _rejected_data(self, account: str, symbol: str, what: str, problem: str | None) -> bool:
-        """Malformed venue data is dropped with an alert (once until that feed is sane again):
-        the last good data stays, and staleness halts trading if no good data follows."""
-        key = (account, f"{what}:{symbol}")
-        if problem is None:
-            self._bad_data.discard(key)
-            return False
-        if key not in self._bad_data:
-            self._bad_data.add(key)
-            self.emit(
-                "alert",
-                "market.bad_data",
-                account=account,
-                symbol=symbol,
-                data=what,
-                problem=problem,
-            )
-        return True
 
     # ---- deciding ----------------------------------------------------------------------------
 
@@ -336,34 +304,6 @@ class Hedger:
                 log.exception("decision.failed", underlying=u, error=repr(e))
                 self.emit("alert", "decision.failed", underlying=u, error=repr(e))
 
-    def halt_reason(self, underlying: str) -> str | None:
-        if self.paused:
-            return "paused"
-        if self.risk.state.trading_state is risk.TradingState.HALTED:
-            return f"halted:{self.risk.state.state_reason}"
-        h = self.settings.hedge[underlying]
-        if not h.enabled:
-            return "disabled"
-        now = self.clock.now_ms()
-        ref = self.view.tickers.get((h.account, h.instrument))
-        if ref is None:
-            return "no_market_data"
-        if now - ref.ts_ms > self.settings.engine.stale_after_s * 1000:
-            return "stale_market_data"
-        feeds = self.feeds.problem(underlying, self.view.accounts_of(underlying), now)
-        if feeds is not None:
-            return feeds
-        if self.view.missing_iv(underlying):
-            return "no_option_iv"
-        if self.settings.engine.greeks_source == "venue":
-            cols = self.view.columns_of(underlying)
-            for i in cols.opt.tolist():
-                key = cols.keys[i]
-                t = self.view.ticker_for(key)
-                if t is not None and t.venue_delta is None and self.view.held(key):
-                    return "no_venue_delta"
-        return None
-
     def evaluate(self, underlying: str) -> HedgeDecision | None:
         """One decision for one underlying; sends at most one intent."""
         if underlying not in self.settings.hedge:
@@ -371,12 +311,11 @@ class Hedger:
         if underlying in self.flattening:
             flatten_step(self, underlying)
             return None
-        reason = self.halt_reason(underlying)
-        self._note_halt(underlying, reason)
-        if reason is None and self._book_behind(underlying):
+        reason = self.halts.check(underlying)
+        if reason is None and self.book_wait.behind(underlying):
             return None
         policy = self._policies.of(self.settings, underlying)
-        seen = self.view.snapshot(underlying, stats=_needs_stats(policy))
+        seen = self.view.snapshot(underlying, stats=needs_stats(policy))
         if seen is None:
             return None
         exp, mkt = seen
@@ -408,87 +347,16 @@ class Hedger:
         self.last_decision[underlying] = decision
         routed = self.sender.route(decision)
         if decision.trade or prev is None or prev.reason != decision.reason:
-            self._emit_decision(decision, exp, cross, routed)
+            self.emit("decision", "hedge.decision", **decision_data(decision, exp, cross, routed))
         if not decision.trade:
             if force and decision.reason != "order_in_flight":
                 self.force.discard(underlying)
             if decision.reason in ("inside_band", "order_in_flight") and not force:
-                self._hold_corridor(decision, exp)
+                self.hold.after(decision, exp)
             return decision
         self.force.discard(underlying)
         self.sender.send(decision, routed)
         return decision
-
-    def _emit_decision(
-        self,
-        decision: HedgeDecision,
-        exp: Exposure,
-        cross: dict[str, Any] | None,
-        routed: Route | None,
-    ) -> None:
-        self.emit(
-            "decision",
-            "hedge.decision",
-            **decision.as_dict(),
-            delta_coin=exp.delta_coin,
-            gamma_coin=exp.gamma_coin,
-            **({"cross": cross} if cross is not None else {}),
-            **({"route": routed.as_dict()} if routed is not None else {}),
-        )
-
-    def _hold_corridor(self, decision: HedgeDecision, exp: Exposure) -> None:
-        """For the fixed band (it ignores market and time) and Whalley-Wilmott (its band moves
-        with price, gamma and time, which the corridor bounds, and widens with the hedge's cost,
-        of which the corridor counts only the fee) on our own greeks (venue deltas move on their
-        own); see gate.py."""
-        u, eng = decision.underlying, self.settings.engine
-        policy = self._policies.of(self.settings, u)
-        if (
-            not eng.corridor
-            or eng.greeks_source != "own"
-            or not isinstance(policy, BandPolicy | WhalleyWilmott)
-            # A width in another unit than the aim's moves with the price.
-            or policy.band_unit not in (None, policy.aim.unit)
-            or _remembers(modifiers_for(self.settings.hedge[u]))
-            or self.cross.involves(u)  # moves with other underlyings' prices
-        ):
-            return
-        width = None
-        if isinstance(policy, WhalleyWilmott):
-            mkt = self.view.market(u)
-            # In flight its band still moves, and the backtest counts ticks against it.
-            if mkt is None or decision.reason != "inside_band":
-                return
-            k = 1.5 * mkt.hedge_fee / policy.risk_aversion
-            width = CostWidth(k, policy.floor, policy.cap)
-        ref = self.hedge_line(u)
-        self.gate.after_decision(
-            decision,
-            exp,
-            self.view.inputs_of(u),
-            self.view.tickers[ref],
-            ref,
-            eng,
-            min(self.feeds.quiet_until(u), self.view.external_until(u)),
-            self.feeds.version,
-            coin_equity=self.view.equity_moves(u),
-            width=width,
-        )
-
-    def _book_behind(self, underlying: str) -> bool:
-        """The hedge instrument's book is older than the tick that asks for a decision: wait
-        for the book of the same moment (its arrival marks the underlying dirty), at most
-        BOOK_WAIT_MS, so an order is never priced off an earlier book than the decision saw.
-        Streams deliver a tick and its book in either order; this makes the outcome the same."""
-        key = self.hedge_line(underlying)
-        ticker, book = self.view.tickers.get(key), self.view.books.get(key)
-        if ticker is None or book is None or book.ts_ms >= ticker.ts_ms:
-            return False
-        if self._book_waits.get(underlying) == ticker.ts_ms:
-            return False  # waited once for this tick: decide with what there is
-        self._book_waits[underlying] = ticker.ts_ms
-        self.clock.call_later(BOOK_WAIT_MS / 1000.0, lambda: self.mark_dirty(underlying))
-        return True
 
     def hedge_gap(self, underlying: str) -> float | None:
         """Signed hedge contracts that would bring the underlying to its target, counting every
@@ -513,31 +381,5 @@ class Hedger:
             return
         self.emit("order", "hedge.settled", client_id=order.intent.client_id, **report)
 
-    def _note_halt(self, underlying: str, reason: str | None) -> None:
-        before = self.halt_reasons.get(underlying)
-        if before == reason:
-            return
-        first = underlying not in self.halt_reasons
-        self.halt_reasons[underlying] = reason
-        if reason is None:
-            self.emit("state", "trading.resumed", underlying=underlying)
-        elif first and reason == "no_market_data":
-            # Start-up, before the first tick: waiting, not an outage. Data that goes missing
-            # later is stale (an alert), never "no data" again.
-            self.emit("state", "trading.waiting", underlying=underlying, reason=reason)
-        elif reason != "paused":
-            self.emit("alert", "trading.halted", underlying=underlying, reason=reason)
-
     def emit(self, kind: EventKind, name: str, **data: Any) -> None:
         self.bus.emit(Event(kind, name, self.clock.now_ms(), data))
-
-
-def _remembers(m: Modifiers) -> bool:
-    """Modifiers that act on time or on moves since the last trade: no corridor can hold."""
-    return m.time_fallback_ms is not None or m.debounce_ms is not None or m.min_move is not None
-
-
-def _needs_stats(policy: TriggerPolicy) -> bool:
-    """Bands sized from gross notional, gamma, expiry or vol need the book statistics; the
-    fixed band in its own unit needs none (they cost a pricing of the option book)."""
-    return not isinstance(policy, BandPolicy) or policy.band_unit not in (None, policy.aim.unit)

@@ -1,9 +1,10 @@
-"""The trigger policy of each underlying, built once per settings object."""
+"""The trigger policy of each underlying, built once per settings object, and what a policy
+needs of the book."""
 
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.core.policy import TriggerPolicy
+from bot.core.policy import BandPolicy, TriggerPolicy
 from bot.policy_config import policy_for
 
 
@@ -22,3 +23,9 @@ class Policies:
         if policy is None:
             policy = self._built[underlying] = policy_for(settings.hedge[underlying])
         return policy
+
+
+def needs_stats(policy: TriggerPolicy) -> bool:
+    """Bands sized from gross notional, gamma, expiry or vol need the book statistics; the
+    fixed band in its own unit needs none (they cost a pricing of the option book)."""
+    return not isinstance(policy, BandPolicy) or policy.band_unit not in (None, policy.aim.unit)

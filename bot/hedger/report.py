@@ -1,6 +1,6 @@
 """What the operator reads about the book: the lines held and the greeks of one underlying
-(`book.loaded`), where a delta stands against its band (`hedge.settled`) and the periodic
-summary of the whole book."""
+(`book.loaded`), what each decision saw (`hedge.decision`), where a delta stands against its
+band (`hedge.settled`) and the periodic summary of the whole book."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.core.book import Exposure
 from bot.core.policy import HedgeDecision
+from bot.core.routing import Route
 from bot.hedger.view import MarketView
 
 if TYPE_CHECKING:
@@ -42,6 +43,20 @@ def book_loaded(view: MarketView, exp: Exposure) -> dict[str, Any]:
         "gamma_coin": exp.gamma_coin,
         "vega_usd": exp.vega_usd,
         "theta_usd": exp.theta_usd,
+    }
+
+
+def decision_data(
+    decision: HedgeDecision, exp: Exposure, cross: dict[str, Any] | None, routed: Route | None
+) -> dict[str, Any]:
+    """The `hedge.decision` event's data: the decision, the greeks it saw, the cross hedge
+    and the route when there are."""
+    return {
+        **decision.as_dict(),
+        "delta_coin": exp.delta_coin,
+        "gamma_coin": exp.gamma_coin,
+        **({"cross": cross} if cross is not None else {}),
+        **({"route": routed.as_dict()} if routed is not None else {}),
     }
 
 

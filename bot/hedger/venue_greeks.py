@@ -38,7 +38,7 @@ class VenueGreeks:
     ) -> tuple[float, float]:
         """(own, venue) option delta in coin over the underlying's option lines held, kept as
         the last seen. A line whose ticker has no venue delta counts its own delta on both
-        sides (halt_reason refuses to trade on `venue` greeks with one missing)."""
+        sides (Halts.reason refuses to trade on `venue` greeks with one missing)."""
         own = venue = 0.0
         for i in cols.opt.tolist():
             qty = float(held[i])
