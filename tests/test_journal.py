@@ -567,3 +567,23 @@ def test_decisions_the_hedger_reports_are_journaled(journal: Journal) -> None:
     assert (row["underlying"], row["action"], row["reason"]) == ("BTC", "trade", "outside_band")
     assert (row["delta"], row["target"], row["band"]) == (0.8, 0.0, 0.5)
     assert json.loads(row["json"])["gap_coin"] == -0.8
+
+
+def test_export_into_a_closed_pipe_stops_quietly(db: Path, journal: Journal) -> None:
+    """`hedgebot journal ... | head`: the reader goes away after a line; the export stops with
+    the shell's SIGPIPE status and no traceback on stderr."""
+    bus = EventBus(journal)
+    for i in range(3000):
+        bus.emit(Event("state", "test.row", T0 + i, {"i": i, "pad": "x" * 40}))
+    journal.close()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot", "journal", "--db", str(db), "--format", "csv", "events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().startswith(b"time,")
+    child.stdout.close()
+    err = child.stderr.read()
+    assert child.wait(timeout=30) == 141
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
