@@ -106,6 +106,14 @@ class EngineConfig(Section):
         description="after a decision that does not trade, skip evaluating ticks whose index "
         "stays inside the range where the policy provably cannot fire (README: corridor)",
     )
+    retry_after_refusal_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="after a trade that sent nothing (a risk rule, an execution guard, less "
+        "than one lot), decide to trade again only this much later (0: at the next tick); "
+        "hedge-now, a config change or a trading-state change retries at once",
+    )
     corridor_refresh_s: float = Field(
         default=3600.0, gt=0, description="longest a corridor is trusted before a fresh decision"
     )

@@ -83,7 +83,7 @@ class Hedger:
         self.view = self._view(venues)
         self.feeds = FeedHealth(lambda: self.settings.engine, self._underlyings_of_feed)
         self.gate = CorridorGate(clock)
-        self.risk = RiskGate(settings.risk, self.ledger, clock, self.emit, self.gate.clear_all)
+        self.risk = RiskGate(settings.risk, self.ledger, clock, self.emit, self._trading_changed)
         self.halts = Halts(
             lambda: self.settings, clock, self.view, self.feeds, self.risk, self.emit
         )
@@ -155,6 +155,7 @@ class Hedger:
             self.clock,
             self.hedge_line,
             self.emit,
+            lambda: self.settings.engine.retry_after_refusal_s,
         )
 
     def _report(self) -> HedgeReport:
@@ -178,7 +179,13 @@ class Hedger:
         self.executor.cfg = new.execution
         self.risk.apply(new.risk)
         self.feeds.changed()
+        self.sender.retry_now()
         self.mark_all_dirty()
+
+    def _trading_changed(self) -> None:
+        """A halt, its end or reducing-only changes every decision and what the gate passes."""
+        self.gate.clear_all()
+        self.sender.retry_now()
 
     def hedge_line(self, underlying: str) -> LineKey:
         h = self.settings.hedge[underlying]
@@ -312,7 +319,9 @@ class Hedger:
             flatten_step(self, underlying)
             return None
         reason = self.halts.check(underlying)
-        if reason is None and self.book_wait.behind(underlying):
+        if reason is None and (
+            self._refused_lately(underlying) or self.book_wait.behind(underlying)
+        ):
             return None
         policy = self._policies.of(self.settings, underlying)
         seen = self.view.snapshot(underlying, stats=needs_stats(policy))
@@ -357,6 +366,10 @@ class Hedger:
         self.force.discard(underlying)
         self.sender.send(decision, routed)
         return decision
+
+    def _refused_lately(self, underlying: str) -> bool:
+        """A trade that sent nothing is not retried on every tick, unless forced (hedge-now)."""
+        return underlying not in self.force and self.sender.refused_lately(underlying)
 
     def hedge_gap(self, underlying: str) -> float | None:
         """Signed hedge contracts that would bring the underlying to its target, counting every

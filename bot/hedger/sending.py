@@ -37,7 +37,9 @@ class Sender:
         clock: Clock,
         hedge_line: Callable[[str], LineKey],
         emit: Callable[..., None],
+        retry_after_s: Callable[[], float],
     ) -> None:
+        """`retry_after_s`: engine.retry_after_refusal_s, read when a trade sends nothing."""
         self.catalog = catalog
         self.ledger = ledger
         self.executor = executor
@@ -48,6 +50,8 @@ class Sender:
         self.clock = clock
         self.hedge_line = hedge_line
         self.emit = emit
+        self._retry_after_s = retry_after_s
+        self._retry_at: dict[str, int] = {}  # underlying -> clock ms a refused trade may retry
 
     def route(self, decision: HedgeDecision) -> Route | None:
         """Where a trade goes when the underlying lists candidates (bot/hedger/routing.py)."""
@@ -84,6 +88,21 @@ class Sender:
                 )
                 continue
             self.submit(key[0], result.intent, self.view.tickers[key], hedge)
+        u = decision.underlying
+        if self.ledger.has_unsettled(u):
+            self._retry_at.pop(u, None)
+        else:
+            self._retry_at[u] = self.clock.now_ms() + int(self._retry_after_s() * 1000)
+
+    def refused_lately(self, underlying: str) -> bool:
+        """Did a trade for `underlying` send nothing within engine.retry_after_refusal_s? The
+        same data would be refused again: a decision and a rejection event on every tick."""
+        until = self._retry_at.get(underlying)
+        return until is not None and self.clock.now_ms() < until
+
+    def retry_now(self) -> None:
+        """Something a refusal depends on changed (the config, the trading state)."""
+        self._retry_at.clear()
 
     def submit(self, account: str, intent: OrderIntent, ticker: Ticker, ins: Instrument) -> None:
         """Risk gate, then executor. Every rejection is an event with the rule and numbers."""
