@@ -33,6 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot import logs
     from bot.config import ConfigError, load_settings
     from bot.io.journal import JournalError
+    from bot.venues.base import VenueError
 
     try:
         settings = load_settings(args.config, args.secrets)
@@ -63,6 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except JournalError as e:  # e.g. a second daemon on the same journal
         print(f"hedgebot run: {e}", file=sys.stderr)
         return 3
+    except VenueError as e:  # an exchange unreachable or refusing us at start: retry later
+        print(f"hedgebot run: could not start: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -142,7 +142,14 @@ class Engine:
 
     async def run(self, stop: asyncio.Event) -> dict[str, Any]:
         """Decide until `stop` is set; then shut down cleanly and return the summary."""
-        await self.start()
+        try:
+            await self.start()
+        except BaseException as e:
+            # Nothing traded yet: close the connections (no warnings about unclosed sessions)
+            # and let the caller report why; a supervisor restarts the daemon.
+            log.error("daemon.start_failed", error=str(e) or repr(e))
+            await self._close_venues()
+            raise
         try:
             while not stop.is_set():
                 waiter = asyncio.ensure_future(self._wake.wait())
@@ -180,12 +187,15 @@ class Engine:
         await h.executor.close()
         summary = h.report.summary(open_left)
         h.emit("state", "daemon.summary", **summary)
+        await self._close_venues()
+        return summary
+
+    async def _close_venues(self) -> None:
         for venue in self.venues.values():
             try:
                 await venue.close()
             except Exception as e:
                 log.warning("venue.close_failed", venue=venue.name, error=repr(e))
-        return summary
 
     async def _heartbeat(self) -> None:
         """Re-evaluates every HEARTBEAT_S so staleness halts trading even when no data arrives."""

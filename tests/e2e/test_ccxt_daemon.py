@@ -469,3 +469,21 @@ async def test_binance_position_stream_lies_and_goes_silent(tmp_path: Path) -> N
             assert abs(emulator_position(emu, "BTCUSDT") - held) < 0.3 + 0.01
     finally:
         await emu.stop()
+
+
+async def test_an_unreachable_exchange_at_start_is_one_clear_error(tmp_path: Path) -> None:
+    """Nothing listens where the config points (the emulator is gone): the reads are retried,
+    then the daemon exits 1 with one line saying why, its connections closed (no traceback, no
+    ccxt warning about an unclosed session); systemd's Restart=on-failure tries again."""
+    emu = await DeribitEmulator().start()
+    cfg = deribit_config(tmp_path, emu, "testnet")
+    await emu.stop()
+    daemon = await Daemon(cfg, clean_env(**keys("deribit"))).start()
+    assert daemon.proc is not None
+    code = await asyncio.wait_for(daemon.proc.wait(), 60)
+    await daemon.stop()
+    out, err = daemon.tail(), "\n".join(daemon.stderr)
+    assert code == 1, out
+    assert "hedgebot run: could not start: VenueTransient" in err, out
+    assert daemon.named("daemon.start_failed"), out
+    assert "Traceback" not in err and "Unclosed" not in err and "close()" not in err, err
