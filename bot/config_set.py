@@ -129,7 +129,10 @@ def _with_setting(
     try:
         TypeAdapter(annotation).validate_python(value, strict=True)
     except ValidationError as e:
-        raise ConfigError(source, _under(path, problems_of(e), value)) from None
+        # The hint only where it is the answer: text given where a number is expected.
+        typed = {"float_type", "int_type", "float_parsing", "int_parsing"}
+        hint = isinstance(value, str) and any(x["type"] in typed for x in e.errors())
+        raise ConfigError(source, _under(path, problems_of(e), value, hint)) from None
     data = settings.model_dump(mode="python")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
@@ -212,10 +215,12 @@ def _holds_path(ann: Any) -> bool:
     return _unwrap(ann) is Path
 
 
-def _under(path: str, problems: list[Problem], value: Any) -> list[Problem]:
-    """Type errors of the bare value, placed at the setting's path."""
+def _under(path: str, problems: list[Problem], value: Any, hint: bool) -> list[Problem]:
+    """Type errors of the bare value, placed at the setting's path; `hint`: say that a number
+    must be given as a JSON number (a string was given)."""
     out: list[Problem] = []
+    extra = " (strict: a number must be a JSON number)" if hint else ""
     for where, _shown, rule in problems:
         full = path if where == "<root>" else f"{path}.{where}"
-        out.append((full, show(value, path), f"{rule} (strict: a number must be a JSON number)"))
+        out.append((full, show(value, path), rule + extra))
     return out

@@ -301,3 +301,20 @@ def test_a_grid_of_instruments_skips_one_the_simulator_does_not_list(tmp_path: P
     assert "hedge.BTC.instrument: not listed by the simulated exchange" in r.stderr
     doc = json.loads((out / "sweep.json").read_text())
     assert [row["label"] for row in doc["rows"]] == ["instrument=BTC/USDT:USDT"]
+
+
+@pytest.mark.parametrize("value", ["1e400", "NaN", "Infinity"])
+def test_ctl_set_refuses_a_number_that_is_not_finite(value: str) -> None:
+    """The wire would carry it as null ("no limit" for an optional limit): refused before
+    anything is sent (a broker port nothing listens on is never reached)."""
+    r = hedgebot(
+        "ctl",
+        "--config",
+        "config/paper.toml",
+        "--port",
+        "9",
+        "set",
+        "risk.max_order_contracts",
+        value,
+    )
+    refused(r, f"set: {value} is not a finite number")

@@ -49,6 +49,12 @@ def test_numbers_are_strict(loaded: Settings, value: Any) -> None:
     assert "hedge.BTC.policy.band" in msg
 
 
+def test_the_json_number_hint_only_where_text_was_given(loaded: Settings) -> None:
+    assert "must be a JSON number" in refusal(loaded, "hedge.BTC.policy.band", "0.5")
+    negative = refusal(loaded, "hedge.BTC.policy.band", -1)
+    assert "greater than 0" in negative and "JSON number" not in negative
+
+
 def test_numbers_accept_json_numbers(loaded: Settings) -> None:
     assert with_setting(loaded, "hedge.BTC.policy.band", 0.25).hedge["BTC"].policy.band == 0.25
     assert with_setting(loaded, "hedge.BTC.policy.band", 1).hedge["BTC"].policy.band == 1.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import secrets
 import sys
 from dataclasses import dataclass
@@ -47,9 +48,21 @@ class Outcome:
 
 
 def parse_value(text: str) -> Any:
-    """A `set` value as typed: JSON when it parses (0.3, true, null, [..]), else the string."""
+    """A `set` value as typed: JSON when it parses (0.3, true, null, [..]), else the string.
+    A number that is not finite (1e400, NaN, Infinity) is refused: the wire carries it as null,
+    which for some settings means "off", never what was typed."""
+
+    def finite(x: str) -> float:
+        v = float(x)
+        if not math.isfinite(v):
+            raise UsageError(f"set: {text} is not a finite number")
+        return v
+
+    def constant(name: str) -> Any:
+        raise UsageError(f"set: {name} is not a finite number")
+
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=finite, parse_constant=constant)
     except ValueError:
         return text
 
