@@ -84,3 +84,14 @@ def test_journal_tables_spelled_out_in_the_cli_match_the_journal() -> None:
         assert parser.parse_args(["journal", table]).table == table
     with pytest.raises(SystemExit):
         parser.parse_args(["journal", "trades"])
+
+
+def test_markets_on_a_simulated_config_says_there_is_nothing_to_read() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "markets", "--config", str(ROOT / "config/paper.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "[]"
+    assert "every account is simulated" in r.stderr
