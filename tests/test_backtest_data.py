@@ -307,3 +307,54 @@ def test_a_synthetic_market_sampled_coarser_than_the_stale_limit_is_not_stale(
     assert report["summary"]["orders"]["mean"] > 0, "the hedger trades"
     events = [json.loads(line) for p in out.glob("events*") for line in p.read_text().splitlines()]
     assert events and not [e for e in events if e.get("event") == "trading.halted"]
+
+
+def test_a_one_coin_file_replays_a_config_that_lists_more_coins(tmp_path: Path) -> None:
+    """paper.toml plus an ETH underlying (and a correlation naming it) that nothing holds or
+    hedges: the BTC file replays it, ETH left out with a note; the report is the one of the
+    config without ETH. An underlying that is held must still have its prices."""
+    paper = (ROOT / "config/paper.toml").read_text()
+    extra = """
+[sim.underlyings.ETH]
+price = 3_000.0
+vol = 0.8
+[sim.correlation]
+underlyings = ["BTC", "ETH"]
+matrix = [[1.0, 0.7], [0.7, 1.0]]
+"""
+    cfg = _write(tmp_path, "two.toml", paper.replace("[accounts.sim]", extra + "[accounts.sim]"))
+    args = ("--data", "data/sample/btc-1m.csv", "--days", "0.1")
+    r = _backtest(*args, "--out", str(tmp_path / "plain"))
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "backtest",
+            "--config",
+            str(cfg),
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert r.returncode == 0 and two.returncode == 0, two.stderr
+    assert "--data: ETH (neither held nor hedged) left out" in two.stderr
+    plain = json.loads((tmp_path / "plain/report.json").read_text())["per_path"]
+    assert json.loads((tmp_path / "two/report.json").read_text())["per_path"] == plain
+    held = cfg.read_text() + '\n[[positions]]\nunderlying = "ETH"\nkind = "spot"\nqty = 1\n'
+    cfg.write_text(held)
+    r = subprocess.run(
+        [sys.executable, "-m", "bot", "backtest", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert r.returncode == 2 and "fit one underlying" in r.stderr, r.stderr

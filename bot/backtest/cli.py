@@ -149,7 +149,28 @@ def simulated_settings(args: argparse.Namespace, what: str) -> Settings | None:
     if not settings.hedge:  # a path is measured against its first hedged underlying
         print(f"hedge: {what} needs at least one [hedge.<U>] section (got none)", file=sys.stderr)
         return None
+    if args.data is not None:
+        settings = replayed_only(settings)
     return settings
+
+
+def replayed_only(settings: Settings) -> Settings:
+    """A replay needs prices for the underlyings it holds or hedges only: the others listed in
+    sim.underlyings are left out (with a note), so a file of one coin replays a config that
+    lists more. The recorded prices carry their own correlation: sim.correlation goes with
+    them when it names one left out."""
+    used = set(settings.hedge) | {p.underlying for p in settings.positions}
+    listed = settings.sim.underlyings
+    unused = sorted(set(listed) - used)
+    if not unused or not used <= set(listed):
+        return settings  # nothing to leave out, or a config error the replay reports
+    print(f"--data: {', '.join(unused)} (neither held nor hedged) left out", file=sys.stderr)
+    corr = settings.sim.correlation
+    if corr is not None and not set(corr.underlyings) <= used:
+        corr = None
+    und = {u: x for u, x in listed.items() if u in used}
+    sim = settings.sim.model_copy(update={"underlyings": und, "correlation": corr})
+    return settings.model_copy(update={"sim": sim})
 
 
 def with_model(settings: Settings, model: str) -> Settings:
