@@ -148,3 +148,25 @@ def test_asymmetric_band_trading_to_its_edges(tmp_path: Path) -> None:
         assert (s["band_lower"], s["band_upper"]) == (0.2, 0.6), s
         drift = s["delta"] - s["target"]
         assert s["inside_band"] == (-0.2 - s["lot"] <= drift <= 0.6 + s["lot"]), s
+
+
+def test_a_restart_without_the_sim_state_books_the_new_fills(tmp_path: Path) -> None:
+    """The paper exchange starts afresh on each run (no sim.state_file) while the journal stays.
+    Its trade ids used to restart at t-1, so the second run's fills read as replays of the
+    first run's, were not booked, and the hedger sent the same hedge again (the venue held
+    twice the hedge until reconciliation). Ids now carry the fresh start's time."""
+    cfg = tmp_path / "e2e.toml"
+    policy = 'kind = "band", band = 0.4'
+    cfg.write_text(CONFIG.format(seed=13, journal=tmp_path / "journal.sqlite", policy=policy))
+    argv = ["run", "--config", str(cfg), "--duration", "300", "--log-format", "json"]
+    for run in (1, 2):
+        code, events, stderr = run_bot(argv, timeout=180)
+        assert code == 0, stderr
+        done = [e for e in named(events, "order.done") if e["filled"] > 0]
+        assert done, f"run {run}: the starting delta is out of the band: something fills"
+        booked: dict[str, float] = {}
+        for f in named(events, "order.fill"):
+            booked[f["client_id"]] = booked.get(f["client_id"], 0.0) + f["amount"]
+        for d in done:
+            assert booked.get(d["client_id"], 0.0) == pytest.approx(d["filled"]), (run, d)
+        assert not named(events, "reconcile.position_diff"), run

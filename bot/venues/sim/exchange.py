@@ -50,6 +50,10 @@ class Saved:
     rng: tuple[dict[str, Any], dict[str, Any]] | None = None  # (market, orders)
     order_seq: int = 0
     trade_seq: int = 0
+    # Before every venue order and trade id: a fresh account's start (SimVenue), so a restart
+    # without the saved state never hands out an id of the run before (a journal that kept
+    # those trade ids would take the new fills as replays of the old ones).
+    id_prefix: str = ""
 
 
 class SimExchange:
@@ -93,6 +97,7 @@ class SimExchange:
         self.expired = set(saved.expired)
         self.order_seq = saved.order_seq
         self.trade_seq = saved.trade_seq
+        self.id_prefix = saved.id_prefix
         self.funding_paid_usd = 0.0  # funding paid (negative: received) since start, at the index
         corr = correlator_for(cfg.correlation, list(market.prices), start_ms)
         self._stepper: MarketModel = stepper_for(self.params, market.prices, corr)
@@ -113,13 +118,17 @@ class SimExchange:
     # -- construction ---------------------------------------------------------------------------
 
     @staticmethod
-    def create(cfg: SimConfig, positions: Iterable[PositionConfig], start_ms: int) -> SimExchange:
+    def create(
+        cfg: SimConfig, positions: Iterable[PositionConfig], start_ms: int, id_prefix: str = ""
+    ) -> SimExchange:
         """A fresh exchange at `start_ms`, with the starting positions opened at fair value and
-        no fee."""
+        no fee; `id_prefix` goes before its order and trade ids (Saved.id_prefix)."""
         positions = list(positions)
         listing = build_listing(cfg, positions, start_ms)
         prices = {u: x.price for u, x in cfg.underlyings.items()}
-        ex = SimExchange(cfg, listing, MarketState(ts_ms=start_ms, prices=prices), start_ms)
+        saved = Saved(Ledger(balances=dict(cfg.balances)), id_prefix=id_prefix)
+        market = MarketState(ts_ms=start_ms, prices=prices)
+        ex = SimExchange(cfg, listing, market, start_ms, saved)
         for pos in positions:
             inst = listing[symbol_for(pos, start_ms)]
             ex.ledger.trade(inst, pos.qty, ex.fair(inst.symbol).mark, 0.0)
@@ -280,7 +289,7 @@ class SimExchange:
         self.order_seq += 1
         order = SimOrder(
             request=request,
-            venue_order_id=f"sim-{self.order_seq}",
+            venue_order_id=f"sim-{self.id_prefix}{self.order_seq}",
             ts_ms=now_ms,
             status=OrderStatus.OPEN,
         )
@@ -348,7 +357,8 @@ class SimExchange:
     def _deliver(self, order: SimOrder, part: Part, now_ms: int) -> Changes:
         inst = self.instruments[order.request.symbol]
         index = self.quotes.index(inst.underlying)
-        changes = fl.deliver(self.ledger, inst, order, part, index, self.trade_seq, now_ms)
+        seq = (self.id_prefix, self.trade_seq)
+        changes = fl.deliver(self.ledger, inst, order, part, index, seq, now_ms)
         self.trade_seq += len(changes.fills)
         for fill in changes.fills:
             self._record_fill(fill)

@@ -45,6 +45,8 @@ def exchange_to_json(ex: SimExchange) -> dict[str, Any]:
         "positions": {s: [p.qty, p.cost] for s, p in ex.ledger.positions.items()},
         "balances": dict(ex.ledger.balances),
         "seq": {"order": ex.order_seq, "trade": ex.trade_seq},
+        # Only when set: a state of a bare SimExchange reads as before.
+        **({"id_prefix": ex.id_prefix} if ex.id_prefix else {}),
     }
 
 
@@ -76,6 +78,7 @@ def exchange_from_json(
         rng=(data["rng"]["market"], data["rng"]["orders"]),
         order_seq=int(data["seq"]["order"]),
         trade_seq=int(data["seq"]["trade"]),
+        id_prefix=str(data.get("id_prefix", "")),
     )
     return SimExchange(cfg, instruments, market, start_ms, saved)
 
