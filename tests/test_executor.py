@@ -15,7 +15,7 @@ import pytest
 from bot.clock import LiveClock
 from bot.config_execution import ExecutionConfig
 from bot.config_sim import SimConfig, SimUnderlying
-from bot.core.orders import OrderIntent, OrderRequest, OrderStatus, Side
+from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, Side
 from bot.events import EventBus
 from bot.execution import recovery
 from bot.execution.executor import TRANSITIONS, Executor, can_transition
@@ -488,3 +488,18 @@ async def test_recovery_keep_mode_works_the_order(make_rig: Any) -> None:
     await rig.idle()
     assert rig.ledger.orders["hbkeep"].status is OrderStatus.CANCELLED
     assert rig.ledger.in_flight() == {}
+
+
+async def test_a_reused_trade_id_is_booked_and_alerted(make_rig: Any) -> None:
+    """A venue that hands out a trade id again (a testnet after a reset) for another order:
+    the fill moves the position (taken for the old one it would not, and the hedger would send
+    the same hedge again) and an alert names it; a replay of either is not booked again."""
+    rig = await make_rig()
+    first = Fill("hbA", PERP, Side.SELL, 1.0, 60_000.0, 0.0, "USDT", 1, "t-7")
+    again = replace(first, client_id="hbB", amount=0.5)
+    assert rig.ex.on_fill("sim", first)
+    assert rig.ex.on_fill("sim", again)
+    assert not rig.ex.on_fill("sim", again) and not rig.ex.on_fill("sim", first)
+    assert rig.ledger.positions[("sim", PERP)] == pytest.approx(-1.5)
+    (alert,) = rig.sink.named("fill.trade_id_reused")
+    assert (alert["trade_id"], alert["client_id"]) == ("t-7", "hbB")

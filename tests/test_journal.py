@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from bot.clock import wall_ms
-from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
+from bot.core.orders import (
+    Fill,
+    FillRecord,
+    OrderIntent,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+)
 from bot.events import Event, EventBus
 from bot.io.journal import Journal, JournalError
 from bot.io.journal_cli import parse_time, register
@@ -186,6 +194,22 @@ def test_fill_dedupe_across_reopen(db: Path) -> None:
     assert j.record_fill(other, "sim")
     assert j.filled_amount("hb-1") == pytest.approx(1.5)
     assert len(j.fills_for("hb-1")) == 3
+    j.close()
+
+
+def test_a_trade_id_reused_for_another_order_is_a_new_fill(db: Path) -> None:
+    """A venue that reuses trade ids (a testnet after a reset, a paper account started afresh):
+    the same id for another order's fill is a new trade, kept under `<id>@<client id>`; its
+    replay is known, and a fill naming no order is taken for the one seen."""
+    j = Journal(db)
+    assert j.record_fill(fill("t-1"), "sim") is FillRecord.NEW
+    assert j.record_fill(fill("t-1", cid="hb-2"), "sim") is FillRecord.REUSED
+    j.close()
+    j = Journal(db)
+    assert j.record_fill(fill("t-1", cid="hb-2"), "sim") is FillRecord.KNOWN
+    assert j.record_fill(fill("t-1"), "sim") is FillRecord.KNOWN
+    assert j.record_fill(fill("t-1", cid=""), "sim") is FillRecord.KNOWN
+    assert [f.trade_id for f in j.fills_for("hb-2")] == ["t-1@hb-2"]
     j.close()
 
 

@@ -60,6 +60,19 @@ def test_fills_are_booked_once() -> None:
     assert led.positions[KEY] == -1.0 and led.fills_count == 1
 
 
+def test_a_trade_id_reused_for_another_order_books_again() -> None:
+    """Another order's fill under a trade id seen before is a new trade (core.orders.same_trade);
+    one that names no order is not."""
+    led = Ledger()
+    led.open("acc", intent(), None, 0)
+    led.open("acc", intent("c2"), None, 0)
+    assert led.book_fill("acc", fill("t1", 1.0))
+    assert led.book_fill("acc", fill("t1", 0.5, cid="c2"))
+    assert not led.book_fill("acc", fill("t1", 0.5, cid="c2"))
+    assert not led.book_fill("acc", fill("t1", 0.5, cid=""))
+    assert led.positions[KEY] == -1.5 and led.fills_count == 2
+
+
 def test_late_non_terminal_update_does_not_reopen_an_order() -> None:
     led = Ledger()
     led.open("acc", intent(), None, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 
 class Side(StrEnum):
@@ -91,6 +91,25 @@ class Fill:
         if not math.isfinite(self.fee):
             return f"fee is {self.fee}"
         return None
+
+
+def same_trade(client_a: str, client_b: str) -> bool:
+    """Two fills with one trade id (account and symbol alike) are the same trade unless both
+    name an order and the orders differ: a venue that reuses trade ids (a testnet after a
+    reset, a paper account started afresh) then hands out a new trade under an old id. A fill
+    that names no order is taken for the one seen, never booked twice."""
+    return not client_a or not client_b or client_a == client_b
+
+
+class FillRecord(Enum):
+    """What Journal.record_fill did with a fill: only KNOWN is false."""
+
+    NEW = "new"
+    REUSED = "reused"  # a trade id the venue had given to another order's fill
+    KNOWN = "known"
+
+    def __bool__(self) -> bool:
+        return self is not FillRecord.KNOWN
 
 
 @dataclass(frozen=True, slots=True)

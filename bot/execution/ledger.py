@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate
+from bot.core.orders import (
+    Fill,
+    OrderIntent,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    same_trade,
+)
 
 Key = tuple[str, str]  # (account, symbol)
 
@@ -56,7 +63,8 @@ class TrackedOrder:
 class Ledger:
     positions: dict[Key, float] = field(default_factory=dict)
     orders: dict[str, TrackedOrder] = field(default_factory=dict)
-    _trade_ids: set[tuple[str, str, str]] = field(default_factory=set)
+    # (account, symbol, trade id) -> the client ids booked under it (see same_trade)
+    _trade_ids: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     last_fill_ms: dict[Key, int] = field(default_factory=dict)
     fills_count: int = 0
     fees_paid: dict[str, float] = field(default_factory=dict)
@@ -121,9 +129,10 @@ class Ledger:
         the venue's position that reconciliation adopts, so only the order's progress is
         credited (it can settle) and the position is left alone; returns False."""
         tid = (account, fill.symbol, fill.trade_id)
-        if tid in self._trade_ids:
+        owners = self._trade_ids.setdefault(tid, set())
+        if any(same_trade(c, fill.client_id) for c in owners):
             return False
-        self._trade_ids.add(tid)
+        owners.add(fill.client_id)
         if known:
             order = self.orders.get(fill.client_id)
             if order is not None:

@@ -24,7 +24,15 @@ from typing import Any, Literal
 import structlog
 
 from bot.clock import wall_ms
-from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate
+from bot.core.orders import (
+    Fill,
+    FillRecord,
+    OrderIntent,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    same_trade,
+)
 from bot.events import Event
 from bot.io.journal_reads import JournalReads
 from bot.io.journal_rows import merge_order, safe_dumps, upsert_order
@@ -286,24 +294,29 @@ class Journal(JournalReads):
                 status=update.status.value,
             )
 
-    def record_fill(self, fill: Fill, account: str) -> bool:
-        """Book a fill once: False when (account, symbol, trade_id) is already journaled (or
-        the trade id on that symbol from before v3, whose rows name no account), across
-        restarts and whichever feed (websocket, REST) delivered it first."""
+    def record_fill(self, fill: Fill, account: str) -> FillRecord:
+        """Book a fill once: KNOWN (falsy) when (account, symbol, trade_id) is already journaled
+        for the same trade (or the trade id on that symbol from before v3, whose rows name no
+        account), across restarts and whichever feed (websocket, REST) delivered it first.
+        REUSED: the id is journaled for another order (core.orders.same_trade): a new trade,
+        kept under `<trade id>@<client id>`."""
+        reused_id = f"{fill.trade_id}@{fill.client_id}"
 
-        def tx(c: sqlite3.Connection) -> bool:
+        def tx(c: sqlite3.Connection) -> FillRecord:
             seen = c.execute(
-                "SELECT 1 FROM fills WHERE symbol = ? AND trade_id = ? AND account IN (?, '')",
-                (fill.symbol, fill.trade_id, account),
-            ).fetchone()
-            if seen is not None:
-                return False
+                "SELECT trade_id, client_id FROM fills WHERE symbol = ? AND trade_id IN (?, ?)"
+                " AND account IN (?, '')",
+                (fill.symbol, fill.trade_id, reused_id, account),
+            ).fetchall()
+            if any(same_trade(row[1], fill.client_id) for row in seen):
+                return FillRecord.KNOWN
+            trade_id = reused_id if seen else fill.trade_id
             cur = c.execute(
                 "INSERT OR IGNORE INTO fills (account, trade_id, client_id, symbol, side, amount,"
                 " price, fee, fee_currency, ts, wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     account,
-                    fill.trade_id,
+                    trade_id,
                     fill.client_id,
                     fill.symbol,
                     fill.side.value,
@@ -315,10 +328,12 @@ class Journal(JournalReads):
                     wall_ms(),
                 ),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return FillRecord.KNOWN
+            return FillRecord.REUSED if seen else FillRecord.NEW
 
-        booked: bool = self._write(True, tx)
-        return booked
+        record: FillRecord = self._write(True, tx)
+        return record
 
     def record_state(self, ts_ms: int, name: str, data: Mapping[str, Any] | None = None) -> None:
         """A state change worth keeping: trading state, breaker, halt, reconciliation result."""

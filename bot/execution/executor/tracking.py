@@ -14,7 +14,15 @@ from bot.clock import Clock
 from bot.config_execution import ExecutionConfig
 from bot.core.instruments import Instrument
 from bot.core.market import OrderBook, Ticker
-from bot.core.orders import Fill, OrderIntent, OrderRequest, OrderStatus, OrderUpdate, Side
+from bot.core.orders import (
+    Fill,
+    FillRecord,
+    OrderIntent,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+)
 from bot.events import Event, EventBus, EventKind
 from bot.execution.executor.commands import Command
 from bot.execution.executor.taker import TakerPlan, marketable_limit, plan_taker
@@ -41,7 +49,7 @@ class OrderJournal(Protocol):
 
     def record_order_update(self, update: OrderUpdate) -> None: ...
 
-    def record_fill(self, fill: Fill, account: str) -> bool: ...
+    def record_fill(self, fill: Fill, account: str) -> FillRecord: ...
 
 
 class OrderTracking:
@@ -130,7 +138,19 @@ class OrderTracking:
         """Book a fill once across restarts: with a journal, its answer (new trade id or not)
         decides, so a fill the venue re-sends after a restart (ccxt's trade caches do) does not
         move the position again. True when the position moved."""
-        known = self.journal is not None and not self.journal.record_fill(fill, account)
+        record = self.journal.record_fill(fill, account) if self.journal else FillRecord.NEW
+        known = record is FillRecord.KNOWN
+        if record is FillRecord.REUSED:
+            # Booked as the new trade it is: taken for the old one it would move no position,
+            # and the hedger would send the same hedge again.
+            self._emit(
+                "alert",
+                "fill.trade_id_reused",
+                account=account,
+                symbol=fill.symbol,
+                trade_id=fill.trade_id,
+                client_id=fill.client_id,
+            )
         booked = self.ledger.book_fill(account, fill, known=known)
         if known:
             log.debug(
