@@ -781,3 +781,30 @@ async def test_broker_restart_reconnects_republishes_and_counts_drops(tmp_path: 
     assert bridge.reconnects == 1
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert max(gaps) < 0.25, f"engine loop stalled {max(gaps):.3f}s"
+
+
+async def test_two_daemons_under_one_bot_id_both_alert(
+    mqtt_broker: Broker, start_bridge: Callable[..., Awaitable[Running]]
+) -> None:
+    """A second daemon with the same bot_id: both would obey every command. Each alerts once,
+    naming the other; a restart of one daemon (its previous marker retained) alerts nobody."""
+    async with Operator(mqtt_broker) as op:
+        first = await start_bridge()
+        await asyncio.sleep(0.3)
+        assert not [e for e in op.events if e["event"] == "mqtt.bot_id_in_use"]
+        await first.bridge.close()
+        await asyncio.wait_for(first.task, 5)
+        again = await start_bridge()  # a restart: the retained marker is the last run's
+        await asyncio.sleep(0.5)
+        assert not [e for e in op.events if e["event"] == "mqtt.bot_id_in_use"]
+        await start_bridge()  # a twin
+        await until(
+            lambda: len([e for e in op.events if e["event"] == "mqtt.bot_id_in_use"]) >= 2,
+            what="both daemons alert",
+        )
+        await asyncio.sleep(0.5)
+        alerts = [e for e in op.events if e["event"] == "mqtt.bot_id_in_use"]
+        assert len(alerts) == 2, alerts  # once each: the republished markers do not ping-pong
+        assert {a["kind"] for a in alerts} == {"alert"}
+        assert len({a["other_instance"] for a in alerts}) == 2
+        assert again.bridge.connected

@@ -123,7 +123,9 @@ class MqttBridge(CommandInbox):
             tasks: set[asyncio.Task[None]] = set()
             try:
                 await client.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
-                await client.subscribe([(self.topics.cmd, 1), (self.topics.positions, 1)])
+                topics = [self.topics.cmd, self.topics.positions, self.topics.instance]
+                await client.subscribe([(t, 1) for t in topics])
+                await client.publish(self.topics.instance, self._twins.marker(), qos=1, retain=True)
                 recv = asyncio.create_task(self._receiver(client), name="mqtt-recv")
                 send = asyncio.create_task(self._sender(client), name="mqtt-send")
                 stop = asyncio.create_task(self._wait_stop(), name="mqtt-stop")

@@ -112,6 +112,12 @@ class CommandInbox(Outbox):
                     self.handle_command(payload, retained=bool(message.retain))
                 elif message.topic.matches(self.topics.positions):
                     self.handle_position(payload, retained=bool(message.retain))
+                elif message.topic.matches(self.topics.instance):
+                    other = self._twins.other(payload, retained=bool(message.retain))
+                    if other is not None:
+                        self._emit(Event("alert", "mqtt.bot_id_in_use", self._now_ms(), other))
+                        marker = self._twins.marker()
+                        await client.publish(self.topics.instance, marker, qos=1, retain=True)
             except Exception as e:  # one bad message must never end the loop
                 log.error("mqtt.message_failed", topic=str(message.topic), error=repr(e))
             if self._inbox.dropped > self._inbox.reported:

@@ -20,6 +20,7 @@ from bot.events import Event, EventSink
 from bot.io import mqtt_inbox
 from bot.io.command_auth import ReplayCache
 from bot.io.mqtt_schema_in import ExternalPositionIn
+from bot.io.mqtt_twins import Twins
 from bot.io.mqtt_wire import Topics, dumps
 
 log = structlog.get_logger("hedgebot.mqtt")
@@ -65,6 +66,7 @@ class Outbox:
         # Signed commands are remembered by (id, sig); unsigned ones by id alone, which still
         # stops a QoS 1 redelivery from executing a command twice.
         self._seen = ReplayCache(config.command_max_age_s)
+        self._twins = Twins()  # another daemon under this bot_id (mqtt_twins.py)
 
         self._events: deque[bytes] = deque()
         self._replies: deque[bytes] = deque()

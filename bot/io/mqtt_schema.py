@@ -8,6 +8,7 @@ Topics (prefix `hedgebot` by default, one subtree per bot):
     <prefix>/<bot_id>/cmd            CommandIn (from the operator)
     <prefix>/<bot_id>/cmd/reply      CommandReply, exactly one per command that has an id
     <prefix>/<bot_id>/positions/in   ExternalPositionIn
+    <prefix>/<bot_id>/instance       retained {instance, host, pid} of the daemon (mqtt_twins.py)
 
 Commands (`{"id": ..., "cmd": ..., "args": {...}}`, plus `ts` and `sig` when a command secret is
 set): pause, resume, hedge-now {underlying?}, flatten {underlying?, confirm}, set {path, value},

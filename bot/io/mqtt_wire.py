@@ -41,6 +41,10 @@ class Topics:
     def positions(self) -> str:
         return self._t("positions/in")
 
+    @property
+    def instance(self) -> str:
+        return self._t("instance")
+
 
 def _finite(obj: Any) -> Any:
     """Replace NaN/Infinity (not JSON) by None, recursively."""
