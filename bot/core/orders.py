@@ -52,6 +52,16 @@ class OrderIntent:
     reason: str
     reduce_only: bool = False
 
+    def fields(self) -> dict[str, object]:
+        """What a refusal or rejection event says of the order."""
+        return {
+            "client_id": self.client_id,
+            "underlying": self.underlying,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "amount": self.amount,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:

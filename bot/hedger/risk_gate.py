@@ -84,15 +84,8 @@ class RiskGate:
         verdict = risk.check_order(check, self.limits, self._state, self._clock.now_ms())
         if verdict.approved:
             return check
-        order = {
-            "client_id": intent.client_id,
-            "underlying": intent.underlying,
-            "symbol": intent.symbol,
-            "side": intent.side.value,
-            "amount": intent.amount,
-        }
         # Merged, not passed side by side: a rule's numbers may name the amount too.
-        self._emit("reject", "risk.rejected", **(order | verdict.as_dict()))
+        self._emit("reject", "risk.rejected", **(intent.fields() | verdict.as_dict()))
         return None
 
     def sent(self, notional_usd: float) -> None:

@@ -273,16 +273,8 @@ class OrderTracking:
 
     def _refuse(self, intent: OrderIntent, rule: str, **numbers: object) -> None:
         self.orders_refused += 1
-        order = {
-            "client_id": intent.client_id,
-            "underlying": intent.underlying,
-            "symbol": intent.symbol,
-            "side": intent.side.value,
-            "amount": intent.amount,
-            "rule": rule,
-        }
         # Merged, the order's fields last: a rule's numbers naming one of them cannot clash.
-        self._emit("reject", "order.refused", **(numbers | order))
+        self._emit("reject", "order.refused", **(numbers | intent.fields() | {"rule": rule}))
 
     def _out(self, commands: list[Command]) -> None:
         """Carry out commands that no driver call waits for (from timers, wakes, submit,
