@@ -63,8 +63,9 @@ class Streams:
     def watch_ticker(self, key: LineKey) -> None:
         if key in self._watched or key[0] not in self.venues:
             return
-        self._watched.add(key)
+        self._watched.add(key)  # kept after an expiry ends the stream: never watched again
         venue = self.venues[key[0]]
+        ins = self.hedger.catalog.get(key)
         self.spawn(
             self._stream(
                 key[0],
@@ -73,6 +74,7 @@ class Streams:
                 self.hedger.on_ticker,
                 True,
                 stale_limit_s(self.hedger.settings.engine, "ticker"),
+                ends_ms=ins.expiry_ms if ins is not None else None,
             )
         )
 
@@ -120,23 +122,34 @@ class Streams:
         handle: Callable[[str, T], None],
         quiet_is_stale: bool,
         timeout_s: float | None = None,
+        ends_ms: int | None = None,
     ) -> None:
         """One supervised stream. `timeout_s` (clock seconds) bounds each await; by default
-        engine.stale_after_s."""
+        engine.stale_after_s. `ends_ms`: the instrument's expiry, when the stream ends (its
+        feed is dropped, so it neither goes stale nor halts the underlying)."""
         health = self.hedger.feeds
         feed = health.register((account, name), self.clock.now_ms())
         limit = timeout_s or self.hedger.settings.engine.stale_after_s
         backoff = 0.5
         while not self.closing:
+            now = self.clock.now_ms()
+            if ends_ms is not None and now >= ends_ms:
+                health.remove((account, name))
+                log.info("stream.ended", account=account, stream=name, reason="expired")
+                self.hedger.mark_all_dirty()
+                return
             # After an error a quiet stream is probed with a short bound: see below.
             probing = feed.error is not None and not quiet_is_stale
             if feed.watching_since_ms is None:
-                feed.watching_since_ms = self.clock.now_ms()
+                feed.watching_since_ms = now
+            bound = min(limit, RESUBSCRIBED_S) if probing else limit
+            if ends_ms is not None:
+                bound = min(bound, (ends_ms - now) / 1000.0)  # wake at the expiry
             try:
-                data = await self.clock.wait_for(
-                    watch(), min(limit, RESUBSCRIBED_S) if probing else limit
-                )
+                data = await self.clock.wait_for(watch(), bound)
             except TimeoutError:
+                if ends_ms is not None and self.clock.now_ms() >= ends_ms:
+                    continue  # the expiry, not a quiet stream
                 self._quiet(account, name, feed, quiet_is_stale, probing)
                 continue
             except VenueNotSupported:
@@ -148,6 +161,8 @@ class Streams:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if ends_ms is not None and self.clock.now_ms() >= ends_ms:
+                    continue  # expired: the venue refuses it now (ends above)
                 backoff = await self._failed(account, name, feed, e, backoff)
                 continue
             backoff = 0.5
