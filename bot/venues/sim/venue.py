@@ -56,8 +56,7 @@ class SimVenue:
         self._positions = list(positions)
         self._clock = clock
         self._run_market = run_market
-        start = clock.now_ms()
-        # Ids unique across restarts without the saved state: this start's time before each.
+        start = clock.now_ms()  # before every id: unique across restarts (Saved.id_prefix)
         self.exchange = SimExchange.create(cfg, self._positions, start, f"{start}-")
         self._faults = Faults(
             hide_new_ms=cfg.hide_new_orders_ms, unreachable_next=cfg.unreachable_orders
