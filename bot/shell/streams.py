@@ -143,13 +143,12 @@ class Streams:
             if feed.watching_since_ms is None:
                 feed.watching_since_ms = now
             bound = min(limit, RESUBSCRIBED_S) if probing else limit
-            if ends_ms is not None:
-                bound = min(bound, (ends_ms - now) / 1000.0)  # wake at the expiry
+            to_expiry = (ends_ms - now) / 1000.0 if ends_ms is not None else bound
             try:
-                data = await self.clock.wait_for(watch(), bound)
+                data = await self.clock.wait_for(watch(), min(bound, to_expiry))
             except TimeoutError:
-                if ends_ms is not None and self.clock.now_ms() >= ends_ms:
-                    continue  # the expiry, not a quiet stream
+                if to_expiry <= bound:
+                    continue  # woken for the expiry (ends above), not a quiet stream
                 self._quiet(account, name, feed, quiet_is_stale, probing)
                 continue
             except VenueNotSupported:
