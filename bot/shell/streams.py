@@ -10,6 +10,7 @@ silent position stream is caught). Venues without a position stream are polled i
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
@@ -143,7 +144,7 @@ class Streams:
             if feed.watching_since_ms is None:
                 feed.watching_since_ms = now
             bound = min(limit, RESUBSCRIBED_S) if probing else limit
-            to_expiry = (ends_ms - now) / 1000.0 if ends_ms is not None else bound
+            to_expiry = (ends_ms - now) / 1000.0 if ends_ms is not None else math.inf
             try:
                 data = await self.clock.wait_for(watch(), min(bound, to_expiry))
             except TimeoutError:
