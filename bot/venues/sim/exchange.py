@@ -357,8 +357,9 @@ class SimExchange:
     def _deliver(self, order: SimOrder, part: Part, now_ms: int) -> Changes:
         inst = self.instruments[order.request.symbol]
         index = self.quotes.index(inst.underlying)
-        seq = (self.id_prefix, self.trade_seq)
-        changes = fl.deliver(self.ledger, inst, order, part, index, seq, now_ms)
+        changes = fl.deliver(
+            self.ledger, inst, order, part, index, self.trade_seq, now_ms, self.id_prefix
+        )
         self.trade_seq += len(changes.fills)
         for fill in changes.fills:
             self._record_fill(fill)

@@ -65,16 +65,16 @@ def deliver(
     order: SimOrder,
     part: Part,
     index: float,
-    trade_seq: tuple[str, int],
+    trade_seq: int,
     now_ms: int,
+    id_prefix: str = "",
 ) -> Changes:
-    """Book one part: a fill a leg (trade ids: the prefix, numbered on from the count in
+    """Book one part: a fill a leg (trade ids `t-<id_prefix><n>`, numbered on from
     `trade_seq`), the order's new state and the position after them."""
     r = order.request
     changes = Changes()
-    prefix, last = trade_seq
-    for n, leg in enumerate(part.legs, start=last + 1):
-        fill = ledger.fill_leg(inst, order, leg, index, part.maker, f"t-{prefix}{n}", now_ms)
+    for n, leg in enumerate(part.legs, start=trade_seq + 1):
+        fill = ledger.fill_leg(inst, order, leg, index, part.maker, f"t-{id_prefix}{n}", now_ms)
         changes.fills.append(fill)
         log.debug(
             "sim.fill",
