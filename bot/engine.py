@@ -146,8 +146,10 @@ class Engine:
             await self.start()
         except BaseException as e:
             # Nothing traded yet: close the connections (no warnings about unclosed sessions)
-            # and let the caller report why; a supervisor restarts the daemon.
-            log.error("daemon.start_failed", error=str(e) or repr(e))
+            # and let the caller report why; a supervisor restarts the daemon. A Ctrl-C or a
+            # cancel during start closes them too, but is no failure.
+            if isinstance(e, Exception):
+                log.error("daemon.start_failed", error=str(e) or repr(e))
             await self._close_venues()
             raise
         try:
