@@ -131,3 +131,18 @@ async def test_a_starting_position_must_name_a_listed_symbol() -> None:
     )
     with pytest.raises(ConfigError):
         await v.connect()
+
+
+async def test_a_restarted_paper_account_never_reuses_a_trade_id() -> None:
+    """Each run of the paper venue is a fresh account: its ids carry the start time, so the
+    journal kept across a restart never takes a new fill for one of the run before."""
+    first, _ = await venue()
+    await first.create_order(OrderRequest("hb1", PERP.symbol, Side.BUY, 1.5, 60_020.0))
+    before = {f.trade_id for f in await first.fetch_fills("hb1", PERP.symbol)}
+    await first.close()
+    await asyncio.sleep(0.002)  # a later start, by the clock
+    again, _ = await venue()
+    await again.create_order(OrderRequest("hb2", PERP.symbol, Side.BUY, 1.5, 60_020.0))
+    after = {f.trade_id for f in await again.fetch_fills("hb2", PERP.symbol)}
+    await again.close()
+    assert len(before) == len(after) == 2 and not before & after

@@ -94,6 +94,9 @@ class PaperVenue:
         self._books: dict[str, tuple[OrderBook, int]] = {}
         self._index: dict[str, float] = {}  # underlying -> last index (or mid) seen
         self._ids = itertools.count(1)
+        # Before every order (and so trade) id: this start's time, so a restart never hands out
+        # an id of the run before (as the simulated exchange's, sim/exchange.py Saved.id_prefix).
+        self._id_prefix = f"{clock.now_ms()}-"
         self._orders_out: Updates[OrderUpdate] = Updates()
         self._fills_out: Updates[Fill] = Updates()
         self._positions_out: Updates[PositionReport] = Updates()
@@ -252,7 +255,7 @@ class PaperVenue:
         index = self._index.get(inst.underlying) or book.mid or request.price
         order = SimOrder(
             request=request,
-            venue_order_id=f"paper-{next(self._ids)}",
+            venue_order_id=f"paper-{self._id_prefix}{next(self._ids)}",
             ts_ms=now,
             status=OrderStatus.OPEN,
         )
